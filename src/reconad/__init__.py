@@ -1,0 +1,18 @@
+"""reconad: reconstruction-based anomaly detection and localization."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from reconad.errors import ConfigError, DataError, ModelFileError, ReconadError
+
+__all__ = ["Detector", "ReconadError", "DataError", "ConfigError", "ModelFileError", "__version__"]
+
+
+def __getattr__(name: str):
+    # Lazy: importing reconad must stay cheap (the CLI imports it for --help).
+    if name == "Detector":
+        from reconad.detector import Detector
+
+        return Detector
+    raise AttributeError(name)

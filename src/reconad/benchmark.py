@@ -1,0 +1,83 @@
+"""Benchmark protocols.  ``localization``: train + test one model per category."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reconad.runs import DataSpec, format_table, test_run, train_run
+
+KEYS = ["category", "image_auroc", "pixel_auroc", "pro", "image_f1_max", "train_seconds", "test_images_per_second"]
+
+
+def categories_of(dataset: str, root: str, requested: str | None) -> list[str | None]:
+    if requested:
+        return [c.strip() for c in requested.split(",") if c.strip()]
+    if dataset == "textures":
+        from reconad.data.textures import DEFAULT_CATEGORIES
+
+        return list(DEFAULT_CATEGORIES)
+    if dataset == "mvtec":
+        from reconad.data.mvtec import list_categories
+
+        return list(list_categories(root))
+    return [None]
+
+
+def localization(dataset: str, root: str, out: str | Path, model: str = "hfr", categories: str | None = None,
+                 image_size: int = 256, resize_mode: str = "resize", heatmaps: int = 0,
+                 options: dict[str, Any] | None = None, echo: bool = True) -> dict[str, Any]:
+    """Train and test ``model`` on every category; write ``results.json`` and ``results.md``."""
+    options = dict(options or {})
+    out = Path(out)
+    rows = []
+    for cat in categories_of(dataset, root, categories):
+        spec = DataSpec(dataset=dataset, root=root, category=cat, image_size=image_size, resize_mode=resize_mode)
+        run = out / (cat or dataset)
+        t0 = time.perf_counter()
+        train_run(spec, run, model=model, **options)
+        train_s = time.perf_counter() - t0
+        m = test_run(run, heatmaps=heatmaps)
+        row = {"category": cat or dataset, **m, "train_seconds": train_s,
+               "test_images_per_second": m["images_per_second"]}
+        rows.append(row)
+        if echo:
+            print(f"{row['category']}: image AUROC {m['image_auroc']:.4f}  pixel AUROC "
+                  f"{m.get('pixel_auroc', float('nan')):.4f}  PRO {m.get('pro', float('nan')):.4f}  "
+                  f"(train {train_s:.0f}s)", flush=True)
+    mean = {k: float(np.nanmean([r[k] for r in rows if k in r])) for k in KEYS[1:] if any(k in r for r in rows)}
+    mean["category"] = "mean"
+    table = format_table(rows + [mean], [k for k in KEYS if k in mean])
+    result = {
+        "protocol": "localization", "dataset": dataset, "root": root, "model": model,
+        "date": date.today().isoformat(), "image_size": image_size, "resize_mode": resize_mode,
+        "settings": options, "per_category": rows, "mean": mean,
+        "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    (out / "results.md").write_text(f"# {model} on {dataset} ({date.today().isoformat()})\n\n{table}\n")
+    if echo:
+        print(table)
+    return result
+
+
+def run_localization(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    root = args.root
+    if root is None:
+        if args.dataset != "textures":
+            from reconad.errors import ReconadError
+
+            raise ReconadError(f"--root is required for --dataset {args.dataset}")
+        root = "demo-data/textures"
+    root = str(Path(root).resolve())
+    return localization(args.dataset, root, args.out, model=args.model, categories=args.categories,
+                        image_size=args.image_size, resize_mode=args.resize_mode, options=options)

@@ -1,0 +1,105 @@
+"""Turn what a user hands the Detector (arrays, tensors, paths, datasets) into datasets."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from reconad.data.records import ImageItem
+from reconad.errors import DataError
+
+
+class ArrayImageDataset(Dataset):
+    """Images from an array: (N,H,W), (N,H,W,C) or (N,C,H,W); uint8 is scaled to [0,1]."""
+
+    def __init__(self, images: np.ndarray | torch.Tensor, image_size: int, labels: Sequence[int] | None = None) -> None:
+        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+        if x.ndim == 3:
+            x = x.unsqueeze(1)
+        if x.ndim != 4:
+            raise DataError(f"expected images shaped (N,H,W), (N,H,W,C) or (N,C,H,W), got {tuple(x.shape)}")
+        if x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3, 4):
+            x = x.permute(0, 3, 1, 2)
+        if x.shape[1] == 4:
+            x = x[:, :3]
+        if x.shape[1] not in (1, 3):
+            raise DataError(f"images must have 1 or 3 channels, got shape {tuple(x.shape)}")
+        if x.dtype == torch.uint8:
+            x = x.float() / 255.0
+        elif not x.is_floating_point():
+            x = x.float() / float(x.max().clamp_min(1))
+        self.images = x.float()
+        self.image_size = int(image_size)
+        self.labels = list(labels) if labels is not None else [0] * len(self.images)
+        if len(self.labels) != len(self.images):
+            raise DataError(f"{len(self.labels)} labels for {len(self.images)} images")
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> ImageItem:
+        img = self.images[i]
+        if img.shape[0] == 1:
+            img = img.expand(3, -1, -1)
+        if img.shape[-2:] != (self.image_size, self.image_size):
+            img = F.interpolate(img.unsqueeze(0), size=(self.image_size, self.image_size), mode="bilinear",
+                                align_corners=False, antialias=True).squeeze(0)
+        return ImageItem(image=img.clamp(0, 1).contiguous(), label=int(self.labels[i]), path=f"array[{i}]")
+
+
+class PathImageDataset(Dataset):
+    """Images read from a list of file paths (label 0, no masks)."""
+
+    def __init__(self, paths: Sequence[str | os.PathLike], image_size: int, resize_mode: str = "resize") -> None:
+        self.paths = [Path(p) for p in paths]
+        self.image_size = image_size
+        self.resize_mode = resize_mode
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> ImageItem:
+        from reconad.data.image_io import load_image
+
+        return ImageItem(image=load_image(self.paths[i], self.image_size, self.resize_mode), path=str(self.paths[i]))
+
+
+def expand_paths(items: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files as given; folders replaced by the images they hold (sorted)."""
+    from reconad.data.image_io import list_images
+
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(list_images(p))
+        elif p.exists():
+            out.append(p)
+        else:
+            raise DataError(f"no such file or folder: {p}")
+    if not out:
+        raise DataError("no images found in: " + ", ".join(str(i) for i in items))
+    return out
+
+
+def as_image_dataset(data: Any, image_size: int, resize_mode: str = "resize") -> Dataset:
+    """Accept a Dataset of ImageItem, an array/tensor batch, a folder, or a list of paths."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        return ArrayImageDataset(data, image_size)
+    if isinstance(data, (str, os.PathLike)):
+        return PathImageDataset(expand_paths([data]), image_size, resize_mode)
+    if isinstance(data, Sequence) and data and all(isinstance(d, (str, os.PathLike)) for d in data):
+        return PathImageDataset(expand_paths(list(data)), image_size, resize_mode)
+    raise DataError(
+        f"cannot use {type(data).__name__} as image data: pass a Dataset, an image array/tensor, "
+        "a folder or a list of image paths"
+    )

@@ -1,0 +1,39 @@
+"""Model registry: ``build_model("hfr", **config)``.
+
+Entries are imported on first use, so importing one model never pulls in another's
+dependencies (e.g. a pretrained backbone).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from reconad.errors import ConfigError
+from reconad.models.base import AnomalyModel
+
+#: name -> (module, model class, config dataclass)
+MODELS: dict[str, tuple[str, str, str]] = {
+    "hfr": ("reconad.models.hfr", "HFR", "HFRConfig"),
+}
+
+
+def model_entry(name: str) -> tuple[type[AnomalyModel], type]:
+    key = str(name).lower()
+    if key not in MODELS:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")
+    module, cls, cfg = MODELS[key]
+    mod = importlib.import_module(module)
+    return getattr(mod, cls), getattr(mod, cfg)
+
+
+def model_config_fields(name: str) -> set[str]:
+    return model_entry(name)[1].field_names()
+
+
+def build_model(name: str, **config: Any) -> AnomalyModel:
+    cls, cfg_cls = model_entry(name)
+    return cls(cfg_cls(**config))
+
+
+__all__ = ["MODELS", "AnomalyModel", "build_model", "model_entry", "model_config_fields"]

@@ -1,0 +1,4 @@
+from reconad.models.hfr.config import HFRConfig
+from reconad.models.hfr.model import HFR
+
+__all__ = ["HFR", "HFRConfig"]

@@ -1,0 +1,64 @@
+"""Settings of the hierarchical feature reconstruction model (HFR)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from reconad.errors import ConfigError
+
+RESIDUALS = ("cosine", "l2", "cosine+l2")
+SCORES = ("max", "topk", "mean", "deep-mean")
+
+
+@dataclass
+class HFRConfig:
+    """HFR settings.
+
+    backbone / layers / backbone_weights: the frozen encoder (see ``reconad.backbones``).
+    width / bottleneck: decoder widths; the bottleneck sits at the deepest level's
+    resolution with ``bottleneck`` channels, fewer than the encoder gives, so the
+    decoder must model normal features instead of copying them.
+    feature_noise: std of Gaussian noise (relative to each channel's std) added to the
+    encoder features during training only (a denoising objective).
+    residual: per-level residual; ``cosine`` = 1 - cos(f, f_hat) over channels.
+    level_weights: weights of the normalised per-level maps in the fused map.
+    blur_sigma: Gaussian smoothing of the fused map, in input pixels.
+    score: image score from the fused map: ``max``, ``topk`` (mean of the top
+    ``topk_ratio`` share of pixels), ``mean``; or ``deep-mean`` (mean residual of the
+    deepest level; suited to semantic, whole-image anomalies).
+    """
+
+    backbone: str = "efficientnet_lite0"
+    layers: list[int] | None = None
+    backbone_weights: str | None = None
+    width: int = 128
+    bottleneck: int = 64
+    feature_noise: float = 0.0
+    residual: str = "cosine"
+    level_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    blur_sigma: float = 4.0
+    score: str = "max"
+    topk_ratio: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.residual not in RESIDUALS:
+            raise ConfigError(f"unknown residual {self.residual!r}; choose one of {', '.join(RESIDUALS)}")
+        if self.score not in SCORES:
+            raise ConfigError(f"unknown score {self.score!r}; choose one of {', '.join(SCORES)}")
+        if self.width < 8 or self.bottleneck < 1:
+            raise ConfigError("width must be >= 8 and bottleneck >= 1")
+        if not 0 < self.topk_ratio <= 1:
+            raise ConfigError(f"topk_ratio must be in (0, 1], got {self.topk_ratio}")
+        if self.feature_noise < 0 or self.blur_sigma < 0:
+            raise ConfigError("feature_noise and blur_sigma must be >= 0")
+        if self.layers is not None:
+            self.layers = [int(x) for x in self.layers]
+        self.level_weights = [float(w) for w in self.level_weights]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}

@@ -1,0 +1,174 @@
+"""Train / test / predict on a run directory: what the CLI and the demo call.
+
+A run directory holds ``model/`` (safetensors + JSON), ``run.json`` (which data it was
+trained on, so ``test`` can find the test split again), ``checkpoints/`` (per epoch,
+for ``--resume``), and after testing ``metrics.json`` and ``scores.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from reconad.data.records import collate_images
+from reconad.detector import Detector
+from reconad.errors import DataError
+from reconad.metrics import evaluate
+from reconad.visualize import save_overlay
+
+RUN_FILE = "run.json"
+
+
+@dataclass
+class DataSpec:
+    dataset: str
+    root: str
+    category: str | None = None
+    image_size: int = 256
+    resize_mode: str = "resize"
+
+    def build(self, split: str):
+        from reconad.data import build_image_dataset
+
+        return build_image_dataset(self.dataset, self.root, category=self.category, split=split,
+                                   image_size=self.image_size, resize_mode=self.resize_mode)
+
+    def has_val_split(self) -> bool:
+        return self.dataset == "magnetic-tile"
+
+
+def train_run(spec: DataSpec, out: str | os.PathLike, model: str = "hfr", resume: bool = False,
+              **config: Any) -> Detector:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config.setdefault("image_size", spec.image_size)
+    config.setdefault("resize_mode", spec.resize_mode)
+    det = Detector(model, **config)
+    train = spec.build("train")
+    if len(train) == 0:
+        raise DataError(f"the training set is empty: {spec.root}")
+    val = spec.build("val") if spec.has_val_split() else None
+    (out / RUN_FILE).write_text(json.dumps({"data": spec.__dict__, "model": model}, indent=2))
+    t0 = time.perf_counter()
+    det.fit(train, val_data=val, checkpoint_dir=out / "checkpoints", resume=resume)
+    det.save(out / "model")
+    info = json.loads((out / RUN_FILE).read_text())
+    info["train_seconds"] = time.perf_counter() - t0
+    info["train_images"] = len(train)
+    (out / RUN_FILE).write_text(json.dumps(info, indent=2))
+    return det
+
+
+def load_run(run: str | os.PathLike) -> tuple[Detector, DataSpec | None]:
+    run = Path(run)
+    if not run.is_dir():
+        raise DataError(f"no such run directory: {run}")
+    det = Detector.load(run / "model")
+    spec = None
+    if (run / RUN_FILE).exists():
+        info = json.loads((run / RUN_FILE).read_text())
+        spec = DataSpec(**info["data"])
+    return det, spec
+
+
+def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int = 0) -> dict[str, Any]:
+    """Evaluate on the test split; write metrics.json and scores.csv (and heat maps)."""
+    run = Path(run)
+    det, saved = load_run(run)
+    spec = spec or saved
+    if spec is None:
+        raise DataError(f"{run} does not say what data it was trained on: give --dataset/--root/--category")
+    spec.image_size = int(det.settings["image_size"])
+    spec.resize_mode = str(det.settings["resize_mode"])
+    test = spec.build("test")
+    if len(test) == 0:
+        raise DataError(f"the test split is empty: {spec.root}")
+    t0 = time.perf_counter()
+    scores, maps = det.score_and_map(test)
+    seconds = time.perf_counter() - t0
+    labels, masks, paths, has_masks = [], [], [], False
+    for batch in DataLoader(test, batch_size=32, collate_fn=collate_images):
+        labels.append(batch.label.numpy())
+        masks.append(batch.mask[:, 0].numpy() > 0.5)
+        paths.extend(batch.path)
+        has_masks = has_masks or batch.has_mask
+    y = np.concatenate(labels)
+    gt = np.concatenate(masks)
+    metrics = evaluate(y, scores, masks=gt if has_masks else None, maps=maps if has_masks else None,
+                       has_masks=has_masks)
+    metrics = {k: float(v) for k, v in metrics.items()}
+    metrics.update({
+        "n_test": int(len(y)), "n_anomalous": int(y.sum()), "threshold": det.threshold,
+        "test_seconds": seconds, "images_per_second": len(y) / max(seconds, 1e-9),
+        "dataset": spec.dataset, "category": spec.category,
+    })
+    if det.threshold is not None:
+        pred = scores > det.threshold
+        metrics["false_alarm_rate"] = float(pred[y == 0].mean()) if (y == 0).any() else float("nan")
+        metrics["detection_rate"] = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
+    (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with open(run / "scores.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "score", "label", "predicted"])
+        for p, s, lab in zip(paths, scores, y):
+            w.writerow([p, f"{s:.6f}", int(lab), int(det.threshold is not None and s > det.threshold)])
+    if heatmaps:
+        vmin, vmax = map_range(det)
+        order = np.argsort(-scores)
+        picks = list(order[:heatmaps])
+        normals = [i for i in order if y[i] == 0][:2]
+        for i in picks + [i for i in normals if i not in picks]:
+            item = test[int(i)]
+            name = f"{'anomalous' if y[i] else 'normal'}_{Path(paths[i]).parent.name}_{Path(paths[i]).stem}.png"
+            save_overlay(run / "heatmaps" / name, item.image, maps[i], vmin, vmax,
+                         mask=gt[i] if has_masks else None)
+    return metrics
+
+
+def map_range(det: Detector) -> tuple[float, float]:
+    """Colour range of heat maps: 0 (a typical normal pixel) to the image threshold."""
+    vmax = det.threshold if det.threshold is not None and det.threshold > 0 else 1.0
+    return 0.0, float(vmax)
+
+
+def predict_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike, engine: str = "torch") -> Path:
+    from reconad.data.inputs import PathImageDataset, expand_paths
+
+    det, _ = load_run(run)
+    files = expand_paths(paths)
+    ds = PathImageDataset(files, int(det.settings["image_size"]), str(det.settings["resize_mode"]))
+    scores, maps = det.score_and_map(ds)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vmin, vmax = map_range(det)
+    with open(out / "scores.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "score", "label"])
+        for i, (p, s) in enumerate(zip(files, scores)):
+            label = int(det.threshold is not None and s > det.threshold)
+            w.writerow([str(p), f"{s:.6f}", label])
+            save_overlay(out / f"{i:04d}_{p.stem}.png", ds[i].image, maps[i], vmin, vmax)
+    return out / "scores.csv"
+
+
+def format_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
+    """A small Markdown table."""
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return "nan" if v != v else f"{v:.4f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    for r in rows:
+        lines.append("| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |")
+    return "\n".join(lines)
+

@@ -1,0 +1,68 @@
+"""Model files: ``model.safetensors`` (tensors) + ``config.json`` (everything else).
+
+safetensors holds raw tensors only, so loading one runs no code.  The JSON records a
+SHA-256 of the tensor file; a file that was changed after saving, or one that is not
+ours, is refused with a :class:`ModelFileError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from reconad.errors import ModelFileError
+
+FORMAT = "reconad-model"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_model_dir(directory: str | os.PathLike, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / WEIGHTS
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(weights),
+              metadata={"format": FORMAT})
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "weights_sha256": sha256_of(weights)}
+    (directory / CONFIG).write_text(json.dumps(doc, indent=2, sort_keys=False))
+    return directory
+
+
+def read_model_dir(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelFileError(f"not a model directory: {directory}")
+    cfg_path, weights = directory / CONFIG, directory / WEIGHTS
+    if not cfg_path.exists() or not weights.exists():
+        raise ModelFileError(f"{directory} holds no reconad model ({CONFIG} and {WEIGHTS} expected)")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{cfg_path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFileError(f"{cfg_path} is not a reconad model file")
+    if int(config.get("format_version", -1)) > FORMAT_VERSION:
+        raise ModelFileError(f"{cfg_path} was written by a newer reconad (format {config['format_version']})")
+    if config.get("weights_sha256") != sha256_of(weights):
+        raise ModelFileError(f"{weights} does not match its checksum in {CONFIG}: the file was modified or replaced")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{weights} is not a valid safetensors file: {exc}") from exc
+    return state, config
