@@ -1,0 +1,179 @@
+"""Image datasets: MVTec AD layout, plain folders, magnetic tile, generated textures.
+
+Every dataset yields ``ImageItem`` records (image (3, H, W) float in [0, 1], label,
+mask (1, H, W) {0, 1} or None, path, defect name); ``collate_images`` batches them.
+
+``build_image_dataset(name, root, ...)`` picks a dataset by name:
+
+* ``"mvtec"``: ``MVTecDataset(root, category, split)``; split "train" or "test".
+* ``"textures"``: the generated texture data (brick, grass, gravel) under ``root``,
+  generated on first use by ``ensure_textures``; then read like "mvtec".  Generator
+  options (``n_train``, ``n_test_good``, ``n_test_defect_per_type``, ``seed``,
+  ``texture_size``: the stored image size, default 256) go in ``kwargs``.
+* ``"magnetic-tile"``: ``MagneticTileDataset(root, split)``; split "train", "val" or
+  "test" (``seed`` in ``kwargs``).  ``category`` is ignored.
+* ``"folder"``: ``FolderDataset`` from ``normal_dir`` / ``abnormal_dir`` / ``mask_dir``
+  in ``kwargs``; or, without them, from sub-folders of ``root``: normal images in
+  ``good`` or ``normal``, anomalous ones in ``defect``, ``abnormal`` or ``anomaly``,
+  masks in ``mask``, ``masks`` or ``ground_truth``.  ``split="train"`` reads only the
+  normal folder; ``split="test"`` reads normal and anomalous folders, so give the test
+  call a normal folder that training did not use.  ``category`` is ignored.
+
+Only magnetic-tile has a "val" split; for the others hold out normals from the
+training set with ``split_holdout`` (``train_val_datasets`` does the right thing for
+every name).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from reconad.data.base import ImageListDataset, SampleRecord, split_holdout
+from reconad.data.folder import FolderDataset
+from reconad.data.image_io import IMAGE_EXTENSIONS, RESIZE_MODES, list_images, load_image, load_mask
+from reconad.data.magnetic_tile import MagneticTileDataset
+from reconad.data.mvtec import MVTecDataset, list_categories
+from reconad.data.records import ImageBatch, ImageItem, collate_images
+from reconad.data.textures import TEXTURE_CATEGORIES, ensure_textures, generate_textures
+from reconad.errors import ConfigError, DataError
+
+__all__ = [
+    "DATASETS",
+    "build_image_dataset",
+    "train_val_datasets",
+    "split_holdout",
+    "ImageListDataset",
+    "SampleRecord",
+    "MVTecDataset",
+    "FolderDataset",
+    "MagneticTileDataset",
+    "list_categories",
+    "generate_textures",
+    "ensure_textures",
+    "TEXTURE_CATEGORIES",
+    "IMAGE_EXTENSIONS",
+    "RESIZE_MODES",
+    "list_images",
+    "load_image",
+    "load_mask",
+    "ImageItem",
+    "ImageBatch",
+    "collate_images",
+]
+
+DATASETS: tuple[str, ...] = ("mvtec", "folder", "magnetic-tile", "textures")
+
+_TEXTURE_OPTIONS = ("n_train", "n_test_good", "n_test_defect_per_type", "seed")
+_FOLDER_NORMAL = ("good", "normal")
+_FOLDER_ABNORMAL = ("defect", "abnormal", "anomaly")
+_FOLDER_MASKS = ("mask", "masks", "ground_truth")
+
+
+def _no_extra(name: str, kwargs: dict[str, Any]) -> None:
+    if kwargs:
+        raise ConfigError(f"unknown option(s) for dataset {name!r}: {', '.join(sorted(kwargs))}")
+
+
+def _first_dir(root: Path, names: tuple[str, ...]) -> Path | None:
+    return next((root / n for n in names if (root / n).is_dir()), None)
+
+
+def _need_root(name: str, root: str | os.PathLike[str] | None) -> Path:
+    if root is None:
+        raise ConfigError(f"dataset {name!r} needs a root folder")
+    return Path(root)
+
+
+def _mvtec_split(name: str, split: str) -> None:
+    if split == "val":
+        raise ConfigError(
+            f"dataset {name!r} has no 'val' split; hold out normals with "
+            "split_holdout(train_dataset) or use train_val_datasets()"
+        )
+
+
+def build_image_dataset(
+    name: str,
+    root: str | os.PathLike[str] | None,
+    category: str | None = None,
+    split: str = "train",
+    image_size: int | tuple[int, int] = 256,
+    resize_mode: str = "resize",
+    **kwargs: Any,
+) -> ImageListDataset:
+    """Build the dataset ``name`` (one of ``DATASETS``); see the module docstring."""
+    kwargs = dict(kwargs)
+    cache = bool(kwargs.pop("cache", False))
+    if name == "mvtec":
+        _no_extra(name, kwargs)
+        _mvtec_split(name, split)
+        root = _need_root(name, root)
+        if category is None:
+            present = ", ".join(list_categories(root)) or "none"
+            raise ConfigError(f"dataset 'mvtec' needs a category; present in {root}: {present}")
+        return MVTecDataset(root, category, split, image_size, resize_mode, cache=cache)
+    if name == "textures":
+        opts = {k: kwargs.pop(k) for k in _TEXTURE_OPTIONS if k in kwargs}
+        texture_size = int(kwargs.pop("texture_size", 256))
+        _no_extra(name, kwargs)
+        _mvtec_split(name, split)
+        root = _need_root(name, root)
+        if category not in TEXTURE_CATEGORIES:
+            raise ConfigError(
+                f"dataset 'textures' needs a category, one of {', '.join(TEXTURE_CATEGORIES)}; got {category!r}"
+            )
+        ensure_textures(root, image_size=texture_size, **opts)
+        return MVTecDataset(root, category, split, image_size, resize_mode, cache=cache)
+    if name == "magnetic-tile":
+        seed = int(kwargs.pop("seed", 0))
+        _no_extra(name, kwargs)
+        return MagneticTileDataset(_need_root(name, root), split, image_size, seed, resize_mode, cache=cache)
+    if name == "folder":
+        dirs = {k: kwargs.pop(k, None) for k in ("normal_dir", "abnormal_dir", "mask_dir")}
+        _no_extra(name, kwargs)
+        _mvtec_split(name, split)
+        if split not in ("train", "test"):
+            raise ConfigError(f"unknown split {split!r} for dataset 'folder'; choose train or test")
+        if all(v is None for v in dirs.values()):
+            base = _need_root(name, root)
+            if not base.is_dir():
+                raise DataError(f"dataset root not found: {base}")
+            dirs = {
+                "normal_dir": _first_dir(base, _FOLDER_NORMAL),
+                "abnormal_dir": _first_dir(base, _FOLDER_ABNORMAL),
+                "mask_dir": _first_dir(base, _FOLDER_MASKS),
+            }
+            if dirs["normal_dir"] is None and dirs["abnormal_dir"] is None:
+                raise DataError(
+                    f"no image folders in {base}: expected one of "
+                    f"{', '.join(_FOLDER_NORMAL + _FOLDER_ABNORMAL)}"
+                )
+        if split == "train":
+            if dirs["normal_dir"] is None:
+                raise DataError(f"no normal-image folder for training (root: {root})")
+            dirs = {"normal_dir": dirs["normal_dir"], "abnormal_dir": None, "mask_dir": None}
+        return FolderDataset(image_size=image_size, resize_mode=resize_mode, cache=cache, **dirs)
+    raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def train_val_datasets(
+    name: str,
+    root: str | os.PathLike[str] | None,
+    category: str | None = None,
+    image_size: int | tuple[int, int] = 256,
+    resize_mode: str = "resize",
+    val_fraction: float = 0.1,
+    val_seed: int = 0,
+    **kwargs: Any,
+) -> tuple[Dataset, Dataset]:
+    """(train, val) normal data: magnetic-tile's own "val" split when the dataset has
+    one, otherwise ``split_holdout(train, val_fraction, val_seed)``."""
+    train = build_image_dataset(name, root, category, "train", image_size, resize_mode, **kwargs)
+    if name == "magnetic-tile":
+        val = build_image_dataset(name, root, category, "val", image_size, resize_mode, **kwargs)
+        return train, val
+    return split_holdout(train, val_fraction, val_seed)

@@ -1,0 +1,146 @@
+"""Shared machinery: a dataset defined by a list of (image, label, mask) records."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset
+
+from reconad.data.image_io import RESIZE_MODES, IMAGE_EXTENSIONS, Size, load_image, load_mask
+from reconad.data.records import ImageItem
+from reconad.errors import ConfigError, DataError
+
+__all__ = ["SampleRecord", "ImageListDataset", "split_holdout", "find_mask", "warn_missing_masks"]
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One sample on disk. ``mask_path`` None with ``label`` 1 means "mask missing"."""
+
+    path: Path
+    label: int
+    defect: str = "good"
+    mask_path: Path | None = None
+
+
+class ImageListDataset(Dataset[ImageItem]):
+    """A map-style dataset over ``SampleRecord`` s; images are decoded on access.
+
+    ``has_masks`` says whether the dataset carries pixel ground truth: when it does,
+    every item has a (1, H, W) mask (zeros for normal images and for anomalous images
+    whose mask file is missing); when it does not, ``item.mask`` is None.
+    With ``cache=True`` decoded items are kept in memory after their first access.
+    """
+
+    def __init__(
+        self,
+        records: list[SampleRecord],
+        image_size: Size = 256,
+        resize_mode: str = "resize",
+        has_masks: bool = False,
+        cache: bool = False,
+    ) -> None:
+        if resize_mode not in RESIZE_MODES:
+            raise ConfigError(
+                f"unknown resize_mode {resize_mode!r}; choose one of {', '.join(RESIZE_MODES)}"
+            )
+        self.records = list(records)
+        self.image_size = image_size
+        self.resize_mode = resize_mode
+        self._has_masks = bool(has_masks)
+        self._cache: dict[int, ImageItem] | None = {} if cache else None
+
+    @property
+    def has_masks(self) -> bool:
+        """True when items carry pixel ground-truth masks."""
+        return self._has_masks
+
+    @property
+    def labels(self) -> list[int]:
+        """Image labels (0 normal, 1 anomalous) without decoding any image."""
+        return [r.label for r in self.records]
+
+    @property
+    def paths(self) -> list[str]:
+        return [str(r.path) for r in self.records]
+
+    @property
+    def defects(self) -> list[str]:
+        return [r.defect for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> ImageItem:
+        if index < 0:
+            index += len(self.records)
+        if not 0 <= index < len(self.records):
+            raise IndexError(index)
+        if self._cache is not None and index in self._cache:
+            return self._cache[index]
+        rec = self.records[index]
+        image = load_image(rec.path, self.image_size, self.resize_mode)
+        mask: torch.Tensor | None = None
+        if self._has_masks:
+            if rec.label == 1 and rec.mask_path is not None:
+                mask = load_mask(rec.mask_path, self.image_size, self.resize_mode)
+            else:
+                mask = torch.zeros(1, *image.shape[-2:])
+        item = ImageItem(image=image, label=int(rec.label), mask=mask, path=str(rec.path), defect=rec.defect)
+        if self._cache is not None:
+            self._cache[index] = item
+        return item
+
+    def __repr__(self) -> str:
+        n_bad = sum(self.labels)
+        return (
+            f"{type(self).__name__}(n={len(self)}, normal={len(self) - n_bad}, "
+            f"anomalous={n_bad}, image_size={self.image_size}, resize_mode={self.resize_mode!r})"
+        )
+
+
+def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")) -> Path | None:
+    """The first existing ``<folder>/<stem><suffix><ext>`` over suffixes and image extensions."""
+    if not folder.is_dir():
+        return None
+    for suffix in suffixes:
+        for ext in IMAGE_EXTENSIONS:
+            for cand in (folder / f"{stem}{suffix}{ext}", folder / f"{stem}{suffix}{ext.upper()}"):
+                if cand.is_file():
+                    return cand
+    return None
+
+
+def warn_missing_masks(missing: list[Path], where: Path | str) -> None:
+    """One warning for all anomalous images whose mask file could not be found."""
+    if missing:
+        shown = ", ".join(str(p) for p in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        warnings.warn(
+            f"{len(missing)} anomalous image(s) under {where} have no mask file; "
+            f"using an all-zero mask for them: {shown}",
+            stacklevel=3,
+        )
+
+
+def split_holdout(
+    dataset: Dataset, fraction: float = 0.1, seed: int = 0
+) -> tuple[Subset, Subset]:
+    """Split ``dataset`` into (train, val) ``Subset`` s with a seeded permutation.
+
+    ``round(fraction * n)`` items (at least 1) go to val; both index lists are sorted so
+    the subsets keep the dataset's order.  Same seed, same split.
+    """
+    if not 0.0 < float(fraction) < 1.0:
+        raise ConfigError(f"holdout fraction must be in (0, 1), got {fraction!r}")
+    n = len(dataset)  # type: ignore[arg-type]
+    if n < 2:
+        raise DataError(f"cannot hold out a validation part of a dataset with {n} item(s)")
+    n_val = min(n - 1, max(1, int(np.floor(fraction * n + 0.5))))
+    perm = np.random.default_rng(seed).permutation(n)
+    val_idx = sorted(int(i) for i in perm[:n_val])
+    train_idx = sorted(int(i) for i in perm[n_val:])
+    return Subset(dataset, train_idx), Subset(dataset, val_idx)
