@@ -81,3 +81,62 @@ def run_localization(args: argparse.Namespace, options: dict[str, Any]) -> dict[
     root = str(Path(root).resolve())
     return localization(args.dataset, root, args.out, model=args.model, categories=args.categories,
                         image_size=args.image_size, resize_mode=args.resize_mode, options=options)
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def speed(model: str = "hfr", image_size: int = 256, n_train: int = 300, out: str | Path = "runs/speed",
+          options: dict[str, Any] | None = None, echo: bool = True) -> dict[str, Any]:
+    """Training time on ``n_train`` texture images and inference throughput at batch 1 and 16."""
+    import tempfile
+
+    from reconad.data import build_image_dataset, split_holdout
+    from reconad.data.textures import generate_textures
+    from reconad.detector import Detector
+
+    options = dict(options or {})
+    options.setdefault("progress", False)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = generate_textures(tmp, categories=("brick",), image_size=image_size, n_train=n_train,
+                                 n_test_good=8, n_test_defect_per_type=2)
+        train = build_image_dataset("mvtec", str(root), category="brick", split="train", image_size=image_size)
+        images = torch.stack([train[i].image for i in range(16)])
+        det = Detector(model, image_size=image_size, **options)
+        t0 = time.perf_counter()
+        det.fit(train)
+        train_s = time.perf_counter() - t0
+    rss_after_train = peak_rss_mib()
+    net = det.model
+    assert net is not None
+    rates = {}
+    with torch.inference_mode():
+        for bs in (1, 16):
+            x = images[:bs]
+            net(x)  # warm-up
+            reps = max(2, 32 // bs)
+            t = time.perf_counter()
+            for _ in range(reps):
+                net(x)
+            dt = time.perf_counter() - t
+            rates[bs] = reps * bs / dt
+    result = {
+        "protocol": "speed", "model": model, "image_size": image_size, "date": date.today().isoformat(),
+        "train_images": n_train, "train_seconds": train_s, "epochs_run": det.history.epochs_run if det.history else None,
+        "prepare_seconds": det.history.prepare_seconds if det.history else None,
+        "images_per_second_batch1": rates[1], "images_per_second_batch16": rates[16],
+        "ms_per_image_batch1": 1000.0 / rates[1], "ms_per_image_batch16": 1000.0 / rates[16],
+        "peak_rss_mib_after_training": rss_after_train, "peak_rss_mib": peak_rss_mib(), "torch_threads": threads,
+        "settings": options,
+    }
+    (out / "speed.json").write_text(json.dumps(result, indent=2, default=str))
+    if echo:
+        print(json.dumps(result, indent=2, default=str))
+    return result

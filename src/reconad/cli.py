@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--quiet", action="store_true")
 
     b = sub.add_parser("benchmark", help="train and test over categories; write results.md/json")
-    b.add_argument("--protocol", choices=("localization",), default="localization")
+    b.add_argument("--protocol", choices=("localization", "speed"), default="localization")
     b.add_argument("--model", default="hfr")
     b.add_argument("--dataset", choices=DATASET_CHOICES, default="textures")
     b.add_argument("--root", default=None)
@@ -131,9 +131,9 @@ METRIC_KEYS = ["image_auroc", "image_aupr", "image_f1_max", "pixel_auroc", "pro"
 def cmd_test(args: argparse.Namespace) -> int:
     from reconad.runs import format_table, test_run
 
-    spec = _spec(args) if args.dataset or args.root else None
-    if spec is not None and args.dataset is None:
+    if args.root is not None and args.dataset is None:
         raise ReconadError("give --dataset with --root")
+    spec = _spec(args) if args.dataset else None
     m = test_run(args.run, spec, heatmaps=args.heatmaps)
     print(format_table([m], ["category"] + [k for k in METRIC_KEYS if k in m]))
     print(f"metrics written to {Path(args.run) / 'metrics.json'}")
@@ -149,9 +149,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from reconad.benchmark import run_localization
+    from reconad.benchmark import run_localization, speed
 
-    run_localization(args, _options(args))
+    if args.protocol == "speed":
+        speed(args.model, image_size=args.image_size, out=args.out, options=_options(args))
+    else:
+        run_localization(args, _options(args))
     return 0
 
 

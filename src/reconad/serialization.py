@@ -57,7 +57,11 @@ def read_model_dir(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor
         raise ModelFileError(f"{cfg_path} is not valid JSON: {exc}") from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"{cfg_path} is not a reconad model file")
-    if int(config.get("format_version", -1)) > FORMAT_VERSION:
+    try:
+        version = int(config.get("format_version", -1))
+    except (TypeError, ValueError):
+        raise ModelFileError(f"{cfg_path} has an invalid format_version: {config.get('format_version')!r}") from None
+    if version > FORMAT_VERSION:
         raise ModelFileError(f"{cfg_path} was written by a newer reconad (format {config['format_version']})")
     if config.get("weights_sha256") != sha256_of(weights):
         raise ModelFileError(f"{weights} does not match its checksum in {CONFIG}: the file was modified or replaced")

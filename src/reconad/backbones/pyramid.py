@@ -74,6 +74,8 @@ class FeaturePyramid(nn.Module):
         self.register_buffer("mean", mean, persistent=False)
         self.register_buffer("std", std, persistent=False)
         self.requires_grad_(False)
+        # Depthwise convolutions run about twice as fast on CPU in channels-last layout.
+        self.backbone.to(memory_format=torch.channels_last)
         super().train(False)
 
     def train(self, mode: bool = True) -> FeaturePyramid:
@@ -85,7 +87,7 @@ class FeaturePyramid(nn.Module):
             raise ValueError(f"expected images of shape (B, 3, H, W), got {tuple(images.shape)}")
         if not images.is_floating_point():
             raise ValueError(f"expected float images in [0, 1], got dtype {images.dtype}")
-        x = (images - self.mean) / self.std
+        x = ((images - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
         return self.backbone.forward_stages(x, self.layers)
 
     def extra_repr(self) -> str:

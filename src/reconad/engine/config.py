@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from numbers import Integral, Real
 from typing import Any
 
 from reconad.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+
+
+def check_types(obj: Any, integers: tuple[str, ...] = (), numbers: tuple[str, ...] = (),
+                optional: tuple[str, ...] = ()) -> None:
+    """ConfigError naming the field when a value has the wrong type (e.g. ``--set epochs=abc``);
+    names in ``optional`` may also be None."""
+    for names, kind, what in ((integers, Integral, "an integer"), (numbers, Real, "a number")):
+        for name in names:
+            value = getattr(obj, name)
+            if not isinstance(value, kind) and not (value is None and name in optional):
+                raise ConfigError(f"{name} must be {what}, got {value!r}")
 
 
 @dataclass
@@ -33,6 +45,9 @@ class TrainConfig:
     grad_clip: float | None = None
 
     def __post_init__(self) -> None:
+        check_types(self, integers=("epochs", "batch_size", "seed", "num_workers"),
+                    numbers=("lr", "weight_decay", "min_delta", "patience", "grad_clip"),
+                    optional=("patience", "grad_clip"))
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from reconad.engine.config import check_types
 from reconad.errors import ConfigError
 
 RESIDUALS = ("cosine", "l2", "cosine+l2")
@@ -42,6 +43,7 @@ class HFRConfig:
     topk_ratio: float = 0.01
 
     def __post_init__(self) -> None:
+        check_types(self, integers=("width", "bottleneck"), numbers=("feature_noise", "blur_sigma", "topk_ratio"))
         if self.residual not in RESIDUALS:
             raise ConfigError(f"unknown residual {self.residual!r}; choose one of {', '.join(RESIDUALS)}")
         if self.score not in SCORES:
@@ -52,9 +54,13 @@ class HFRConfig:
             raise ConfigError(f"topk_ratio must be in (0, 1], got {self.topk_ratio}")
         if self.feature_noise < 0 or self.blur_sigma < 0:
             raise ConfigError("feature_noise and blur_sigma must be >= 0")
-        if self.layers is not None:
-            self.layers = [int(x) for x in self.layers]
-        self.level_weights = [float(w) for w in self.level_weights]
+        try:
+            if self.layers is not None:
+                self.layers = [int(x) for x in self.layers]
+            self.level_weights = [float(w) for w in self.level_weights]
+        except (TypeError, ValueError):
+            raise ConfigError(f"layers and level_weights must be lists of numbers, got "
+                              f"{self.layers!r} and {self.level_weights!r}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
