@@ -148,7 +148,7 @@ def test_pyramid_is_trimmed_and_matches_full_network(
     with torch.no_grad():
         ours = lite0_pyramid(x)
         full = lite0.forward_stages((x - 127 / 255) / (128 / 255), (2, 3, 5))
-    assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-4) for a, b in zip(ours, full))
+    assert all(_close(a, b) for a, b in zip(ours, full))
 
 
 def test_pyramid_custom_layers_and_lite2_channels() -> None:
@@ -246,7 +246,12 @@ def test_resnet_layout_and_checkpoint_round_trip(name: str, tmp_path: Path) -> N
         assert pyramid.channels == channels and pyramid.strides == [4, 8, 16]
         with torch.no_grad():
             got = pyramid(x)
-        assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-4) for a, b in zip(got, want)), fmt
+        assert all(_close(a, b) for a, b in zip(got, want)), fmt
+
+
+def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal up to float rounding (channels-last kernels sum in another order)."""
+    return bool((a - b).abs().max() <= 1e-5 * b.abs().max() + 1e-5)
 
 
 def test_resnet_checkpoint_wrappers_and_bad_files(tmp_path: Path) -> None:
