@@ -359,3 +359,29 @@ def test_bad_encoder_options_raise_config_error(bad):
 def test_unknown_option_name_is_refused():
     with pytest.raises(TypeError):
         HFRConfig(scroe="max")
+
+
+def test_position_normalisation_is_fitted_per_pixel_and_saved(trained, tmp_path):
+    from reconad.serialization import read_model_dir, write_model_dir
+
+    model = _with_config(trained, normalization="position")
+    device = torch.device("cpu")
+    val_feats = model.prepare_data(trained.val, device, progress=False)
+    model.on_fit_end(model.prepare_data(trained.train, device, progress=False), val_feats, device)
+    x = _images(trained.val)
+    with torch.no_grad():
+        feats = model.extract(x)
+        res = model.level_residuals(feats, model.decode(feats))
+    for i, r in enumerate(res):
+        mean, std = model._buffers[f"pos_mean_{i}"], model._buffers[f"pos_std_{i}"]
+        assert mean.shape == r.shape[-2:] and std.shape == r.shape[-2:]
+        assert float(std.min()) >= 0.1 * float(model.level_std[i]) - 1e-6
+        # Position statistics differ from the single level statistic somewhere.
+        assert float((mean - model.level_mean[i]).abs().max()) > 0
+    write_model_dir(tmp_path / "m", model.trainable_state_dict(), {"note": "test"})
+    state, _ = read_model_dir(tmp_path / "m")
+    loaded = HFR(HFRConfig(**SMALL, normalization="position"))
+    loaded.load_trainable_state_dict(state)
+    loaded.eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x)[1], model(x)[1], atol=1e-5)

@@ -10,6 +10,7 @@ from reconad.errors import ConfigError
 
 RESIDUALS = ("cosine", "l2", "cosine+l2")
 SCORES = ("max", "topk", "mean", "deep-mean")
+NORMALIZATIONS = ("level", "position")
 
 
 @dataclass
@@ -19,10 +20,14 @@ class HFRConfig:
     backbone / layers / backbone_weights: the frozen encoder (see ``reconad.backbones``).
     width / bottleneck: decoder widths; the bottleneck sits at the deepest level's
     resolution with ``bottleneck`` channels, fewer than the encoder gives, so the
-    decoder must model normal features instead of copying them.
+    decoder must model normal features instead of copying them; ``bottleneck_pool``
+    pools the bottleneck further (2 halves its resolution), for anomalies that only
+    show in a wider context.
     feature_noise: std of Gaussian noise (relative to each channel's std) added to the
     encoder features during training only (a denoising objective).
     residual: per-level residual; ``cosine`` = 1 - cos(f, f_hat) over channels.
+    normalization: ``level`` (one mean/std per level, from held-out normals) or
+    ``position`` (a mean/std map per level, for aligned objects).
     level_weights: weights of the normalised per-level maps in the fused map.
     blur_sigma: Gaussian smoothing of the fused map, in input pixels.
     score: image score from the fused map: ``max``, ``topk`` (mean of the top
@@ -35,17 +40,23 @@ class HFRConfig:
     backbone_weights: str | None = None
     width: int = 128
     bottleneck: int = 64
+    bottleneck_pool: int = 1
     feature_noise: float = 0.0
     residual: str = "cosine"
     level_weights: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
+    normalization: str = "level"
     blur_sigma: float = 4.0
     score: str = "max"
     topk_ratio: float = 0.01
 
     def __post_init__(self) -> None:
-        check_types(self, integers=("width", "bottleneck"), numbers=("feature_noise", "blur_sigma", "topk_ratio"))
+        check_types(self, integers=("width", "bottleneck", "bottleneck_pool"), numbers=("feature_noise", "blur_sigma", "topk_ratio"))
         if self.residual not in RESIDUALS:
             raise ConfigError(f"unknown residual {self.residual!r}; choose one of {', '.join(RESIDUALS)}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ConfigError(f"unknown normalization {self.normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+        if self.bottleneck_pool < 1:
+            raise ConfigError(f"bottleneck_pool must be >= 1, got {self.bottleneck_pool}")
         if self.score not in SCORES:
             raise ConfigError(f"unknown score {self.score!r}; choose one of {', '.join(SCORES)}")
         if self.width < 8 or self.bottleneck < 1:

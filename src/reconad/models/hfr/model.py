@@ -69,7 +69,8 @@ class HFR(AnomalyModel):
         self.config = config or HFRConfig(**kwargs)
         cfg = self.config
         self.encoder = build_backbone(cfg.backbone, layers=cfg.layers, weights=cfg.backbone_weights)
-        self.decoder = HFRDecoder(self.encoder.channels, self.encoder.strides, cfg.width, cfg.bottleneck)
+        self.decoder = HFRDecoder(self.encoder.channels, self.encoder.strides, cfg.width, cfg.bottleneck,
+                                  cfg.bottleneck_pool)
         # Channels-last runs the decoder's convolutions about 1.5x faster on CPU.
         self.decoder.to(memory_format=torch.channels_last)
         k = len(self.encoder.channels)
@@ -79,6 +80,9 @@ class HFR(AnomalyModel):
         self.register_buffer("level_mean", torch.zeros(k))
         self.register_buffer("level_std", torch.ones(k))
         self.register_buffer("level_weights", torch.tensor(cfg.level_weights, dtype=torch.float32))
+        for i in range(k):  # filled by on_fit_end when normalization == "position"
+            self.register_buffer(f"pos_mean_{i}", torch.zeros(1, 1))
+            self.register_buffer(f"pos_std_{i}", torch.ones(1, 1))
         self.register_buffer("blur", gaussian_kernel1d(max(cfg.blur_sigma / min(self.encoder.strides), 1e-3)),
                              persistent=False)
 
@@ -145,32 +149,68 @@ class HFR(AnomalyModel):
 
     @torch.no_grad()
     def on_fit_end(self, train_data: Dataset, val_data: Dataset | None, device: torch.device) -> None:
-        """Fit the per-level normalisation on held-out normals (training data if none)."""
+        """Fit the residual normalisation on held-out normals (training data if none).
+
+        ``level``: one mean/std per level.  ``position``: a mean/std map per level
+        (smoothed), for aligned objects whose normal residual depends on where in the
+        image a pixel is; its std never goes below a tenth of the level's std.
+        """
         data = val_data if val_data is not None and len(val_data) >= 2 else train_data
         loader = DataLoader(data, batch_size=32, shuffle=False, collate_fn=collate_features)
         k = len(self.encoder.channels)
-        sums = torch.zeros(k, dtype=torch.float64)
-        sq = torch.zeros(k, dtype=torch.float64)
-        n = torch.zeros(k, dtype=torch.float64)
+        sums: list[torch.Tensor] = [torch.zeros(()) for _ in range(k)]
+        sq: list[torch.Tensor] = [torch.zeros(()) for _ in range(k)]
+        n = 0
         self.eval()
         for batch in loader:
             feats = [f.to(device) for f in batch]
             res = self.level_residuals(feats, self.decode(feats))
             for i, r in enumerate(res):
                 r = r.double().cpu()
-                sums[i] += r.sum()
-                sq[i] += (r * r).sum()
-                n[i] += r.numel()
-        mean = sums / n
-        std = (sq / n - mean * mean).clamp_min(1e-12).sqrt()
-        self.level_mean.copy_(mean.float())
-        self.level_std.copy_(std.float())
+                sums[i] = sums[i] + r.sum(0)
+                sq[i] = sq[i] + (r * r).sum(0)
+            n += int(res[0].shape[0])
+        for i in range(k):
+            pos_mean = sums[i] / n
+            pos_var = (sq[i] / n - pos_mean * pos_mean).clamp_min(0)
+            mean = pos_mean.mean()
+            std = (pos_var.mean() + ((pos_mean - mean) ** 2).mean()).clamp_min(1e-12).sqrt()
+            self.level_mean[i] = mean.float()
+            self.level_std[i] = std.float()
+            if self.config.normalization == "position":
+                pm = self._smooth_level(pos_mean.float().unsqueeze(0), sigma=2.0)[0]
+                ps = self._smooth_level(pos_var.float().sqrt().unsqueeze(0), sigma=2.0)[0]
+                self._buffers[f"pos_mean_{i}"] = pm.to(self.level_mean.device)
+                self._buffers[f"pos_std_{i}"] = ps.clamp_min(0.1 * float(std)).to(self.level_mean.device)
+
+    def load_trainable_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        # Position maps are sized by the training images: take their shape from the file.
+        for key, value in state.items():
+            if key.startswith("pos_") and key in self._buffers:
+                self._buffers[key] = torch.empty_like(value, device=self.level_mean.device)
+        super().load_trainable_state_dict(state)
+
+    def _normalise(self, r: torch.Tensor, i: int) -> torch.Tensor:
+        if self.config.normalization == "position":
+            mean, std = self._buffers[f"pos_mean_{i}"], self._buffers[f"pos_std_{i}"]
+            if mean.shape != r.shape[-2:]:
+                mean = F.interpolate(mean[None, None], size=r.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+                std = F.interpolate(std[None, None], size=r.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
+            return (r - mean) / std
+        return (r - self.level_mean[i]) / self.level_std[i]
 
     # ------------------------------------------------------------------ scoring
+    def _smooth_level(self, m: torch.Tensor, sigma: float) -> torch.Tensor:
+        """Gaussian blur of (B, h, w) maps with ``sigma`` in map cells."""
+        return self._blur(m, gaussian_kernel1d(sigma).to(m.device, m.dtype))
+
     def _smooth(self, m: torch.Tensor) -> torch.Tensor:
         if self.config.blur_sigma <= 0:
             return m
-        k = self.blur.to(m.dtype)
+        return self._blur(m, self.blur.to(m.dtype))
+
+    @staticmethod
+    def _blur(m: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         r = k.numel() // 2
         x = m.unsqueeze(1)
         # Reflection needs a pad smaller than the map; a wider blur than that replicates the edge.
@@ -187,7 +227,7 @@ class HFR(AnomalyModel):
         w = self.level_weights / self.level_weights.sum()
         fused = torch.zeros(res[0].shape[0], *size, device=res[0].device, dtype=res[0].dtype)
         for i, r in enumerate(res):
-            z = (r - self.level_mean[i]) / self.level_std[i]
+            z = self._normalise(r, i)
             if z.shape[-2:] != size:
                 z = F.interpolate(z.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
             fused = fused + w[i] * z
@@ -204,7 +244,7 @@ class HFR(AnomalyModel):
             k = max(1, int(round(self.config.topk_ratio * flat.shape[1])))
             return flat.topk(k, dim=1).values.mean(dim=1)
         deepest = max(range(len(res)), key=lambda i: self.encoder.strides[i])
-        return ((res[deepest] - self.level_mean[deepest]) / self.level_std[deepest]).flatten(1).mean(dim=1)
+        return self._normalise(res[deepest], deepest).flatten(1).mean(dim=1)
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (B,3,H,W) in [0,1] -> (scores (B,), anomaly maps (B,H,W))."""
