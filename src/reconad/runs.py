@@ -43,7 +43,9 @@ class DataSpec:
                                    image_size=self.image_size, resize_mode=self.resize_mode)
 
     def has_val_split(self) -> bool:
-        return self.dataset == "magnetic-tile"
+        from reconad.data import WITH_VAL_SPLIT
+
+        return self.dataset in WITH_VAL_SPLIT
 
 
 def train_run(spec: DataSpec, out: str | os.PathLike, model: str = "hfr", resume: bool = False,
@@ -141,11 +143,11 @@ def map_range(det: Detector) -> tuple[float, float]:
 
 
 def predict_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike, engine: str = "torch") -> Path:
-    from reconad.data.inputs import PathImageDataset, expand_paths
+    from reconad.data.inputs import expand_paths, path_dataset
 
     det, _ = load_run(run)
     files = expand_paths(paths)
-    ds = PathImageDataset(files, int(det.settings["image_size"]), str(det.settings["resize_mode"]))
+    ds = path_dataset(files, int(det.settings["image_size"]), str(det.settings["resize_mode"]))
     scores, maps = det.score_and_map(ds)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

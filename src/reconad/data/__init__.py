@@ -43,6 +43,7 @@ from reconad.errors import ConfigError, DataError
 
 __all__ = [
     "DATASETS",
+    "WITH_VAL_SPLIT",
     "build_image_dataset",
     "train_val_datasets",
     "split_holdout",
@@ -66,6 +67,8 @@ __all__ = [
 ]
 
 DATASETS: tuple[str, ...] = ("mvtec", "folder", "magnetic-tile", "textures")
+#: datasets that define their own held-out normal ("val") split
+WITH_VAL_SPLIT: tuple[str, ...] = ("magnetic-tile",)
 
 _TEXTURE_OPTIONS = ("n_train", "n_test_good", "n_test_defect_per_type", "seed")
 _FOLDER_NORMAL = ("good", "normal")
@@ -173,7 +176,7 @@ def train_val_datasets(
     """(train, val) normal data: magnetic-tile's own "val" split when the dataset has
     one, otherwise ``split_holdout(train, val_fraction, val_seed)``."""
     train = build_image_dataset(name, root, category, "train", image_size, resize_mode, **kwargs)
-    if name == "magnetic-tile":
+    if name in WITH_VAL_SPLIT:
         val = build_image_dataset(name, root, category, "val", image_size, resize_mode, **kwargs)
         return train, val
     return split_holdout(train, val_fraction, val_seed)

@@ -54,21 +54,11 @@ class ArrayImageDataset(Dataset):
         return ImageItem(image=img.clamp(0, 1).contiguous(), label=int(self.labels[i]), path=f"array[{i}]")
 
 
-class PathImageDataset(Dataset):
+def path_dataset(paths: Sequence[str | os.PathLike], image_size: int, resize_mode: str = "resize") -> Dataset:
     """Images read from a list of file paths (label 0, no masks)."""
+    from reconad.data.base import ImageListDataset, SampleRecord
 
-    def __init__(self, paths: Sequence[str | os.PathLike], image_size: int, resize_mode: str = "resize") -> None:
-        self.paths = [Path(p) for p in paths]
-        self.image_size = image_size
-        self.resize_mode = resize_mode
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> ImageItem:
-        from reconad.data.image_io import load_image
-
-        return ImageItem(image=load_image(self.paths[i], self.image_size, self.resize_mode), path=str(self.paths[i]))
+    return ImageListDataset([SampleRecord(Path(p), 0) for p in paths], image_size, resize_mode)
 
 
 def expand_paths(items: Sequence[str | os.PathLike]) -> list[Path]:
@@ -96,9 +86,9 @@ def as_image_dataset(data: Any, image_size: int, resize_mode: str = "resize") ->
     if isinstance(data, (np.ndarray, torch.Tensor)):
         return ArrayImageDataset(data, image_size)
     if isinstance(data, (str, os.PathLike)):
-        return PathImageDataset(expand_paths([data]), image_size, resize_mode)
+        return path_dataset(expand_paths([data]), image_size, resize_mode)
     if isinstance(data, Sequence) and data and all(isinstance(d, (str, os.PathLike)) for d in data):
-        return PathImageDataset(expand_paths(list(data)), image_size, resize_mode)
+        return path_dataset(expand_paths(list(data)), image_size, resize_mode)
     raise DataError(
         f"cannot use {type(data).__name__} as image data: pass a Dataset, an image array/tensor, "
         "a folder or a list of image paths"
