@@ -26,8 +26,13 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# Heavy benchmarks (never part of `make test`).  Results are written under runs/bench-*;
+# nothing is copied into BENCHMARKS.md automatically.
+MT_ROOT ?= ../shared/data/magnetic-tile
 bench: setup
-	$(PY) -m reconad benchmark --protocol mvtec --dataset magnetic-tile --root ../shared/data/magnetic-tile --out runs/bench-magnetic-tile
+	$(PY) -m reconad benchmark --protocol localization --dataset textures --root $(DEMO_DATA) --out runs/bench-textures --quiet
+	$(PY) -m reconad benchmark --protocol localization --dataset magnetic-tile --root $(MT_ROOT) --out runs/bench-magnetic-tile --quiet
+	$(PY) -m reconad benchmark --protocol speed --model hfr --image-size 256 --out runs/bench-speed --quiet
 
 clean:
 	rm -rf $(VENV) runs demo-data

@@ -31,14 +31,8 @@ COFFEE_CLASSES = (967, 504)  # espresso, coffee mug
 LITE0_CHELSEA_TOP5 = [(285, 9.16), (282, 8.93), (281, 8.26), (287, 6.67), (728, 3.69)]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # One thread: the small models here gain little from more, and a shared machine
-    # makes extra OpenMP threads spin.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One thread: the small models here gain little from more on a small shared machine.
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
