@@ -102,9 +102,9 @@ def test_outputs_shapes_and_dtypes(det, test_ds):
     s2, m2 = det.score_and_map(test_ds)
     np.testing.assert_allclose(s2, scores, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m2, maps, rtol=1e-5, atol=1e-6)
-    # The "max" score is the peak of the fused map; the upsampled map never exceeds it.
-    peaks = maps.reshape(n, -1).max(axis=1)
-    assert (peaks <= scores + 1e-5).all() and np.corrcoef(peaks, scores)[0, 1] > 0.9
+    # The default score (mean of the top 1 % of the fused map) follows the map's hot spots.
+    top = np.sort(maps.reshape(n, -1), axis=1)[:, -max(1, maps[0].size // 100):].mean(axis=1)
+    assert np.corrcoef(top, scores)[0, 1] > 0.9
 
 
 def test_accepts_paths_folders_arrays_and_tensors(det, test_ds, tiny_mvtec):

@@ -301,7 +301,7 @@ def test_score_ordering_max_topk_mean(trained):
 
 @pytest.mark.parametrize("blur_sigma", [0.0, 100.0])
 def test_no_blur_and_a_blur_wider_than_the_map(trained, blur_sigma):
-    model = _with_config(trained, blur_sigma=blur_sigma)
+    model = _with_config(trained, blur_sigma=blur_sigma, score="max")
     x = _images(trained.val, 2)
     with torch.no_grad():
         s, m = model(x)
@@ -385,3 +385,12 @@ def test_position_normalisation_is_fitted_per_pixel_and_saved(trained, tmp_path)
     loaded.eval()
     with torch.no_grad():
         assert torch.allclose(loaded(x)[1], model(x)[1], atol=1e-5)
+
+
+def test_default_level_weights_double_per_level_and_bad_weights_are_refused():
+    assert HFR(HFRConfig(**SMALL)).level_weights.tolist() == [1.0, 2.0, 4.0]
+    assert HFR(HFRConfig(**SMALL, layers=[3, 5])).level_weights.tolist() == [1.0, 2.0]
+    with pytest.raises(ConfigError):
+        HFR(HFRConfig(**SMALL, level_weights=[1.0, 1.0]))
+    with pytest.raises(ConfigError):
+        HFRConfig(level_weights=[0.0, 0.0, 0.0])

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from reconad.backbones import build_backbone
 from reconad.data.records import ImageBatch, collate_images
 from reconad.engine.progress import progress as progress_iter
+from reconad.errors import ConfigError
 from reconad.models.base import AnomalyModel
 from reconad.models.hfr.config import HFRConfig
 from reconad.models.hfr.decoder import HFRDecoder
@@ -74,12 +75,16 @@ class HFR(AnomalyModel):
         # Channels-last runs the decoder's convolutions about 1.5x faster on CPU.
         self.decoder.to(memory_format=torch.channels_last)
         k = len(self.encoder.channels)
-        if len(cfg.level_weights) != k:
-            cfg.level_weights = [1.0] * k
+        if cfg.level_weights is None:
+            weights = [2.0**i for i in range(k)]
+        elif len(cfg.level_weights) == k:
+            weights = list(cfg.level_weights)
+        else:
+            raise ConfigError(f"level_weights has {len(cfg.level_weights)} entries for {k} feature levels")
         # Per-level residual statistics on held-out normal data (set by on_fit_end).
         self.register_buffer("level_mean", torch.zeros(k))
         self.register_buffer("level_std", torch.ones(k))
-        self.register_buffer("level_weights", torch.tensor(cfg.level_weights, dtype=torch.float32))
+        self.register_buffer("level_weights", torch.tensor(weights, dtype=torch.float32))
         for i in range(k):  # filled by on_fit_end when normalization == "position"
             self.register_buffer(f"pos_mean_{i}", torch.zeros(1, 1))
             self.register_buffer(f"pos_std_{i}", torch.ones(1, 1))
@@ -93,7 +98,7 @@ class HFR(AnomalyModel):
 
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
         """Run the frozen encoder once over ``dataset`` and keep the features."""
-        loader = DataLoader(dataset, batch_size=16, shuffle=False, collate_fn=collate_images)
+        loader = DataLoader(dataset, batch_size=4, shuffle=False, collate_fn=collate_images)
         chunks: list[list[torch.Tensor]] = []
         self.encoder.eval()
         for batch in progress_iter(loader, enabled=progress, desc="encoder features", unit="batch"):
