@@ -31,7 +31,8 @@ test: setup
 MT_ROOT ?= ../shared/data/magnetic-tile
 bench: setup
 	$(PY) -m reconad benchmark --protocol localization --dataset textures --root $(DEMO_DATA) --out runs/bench-textures --quiet
-	$(PY) -m reconad benchmark --protocol localization --dataset magnetic-tile --root $(MT_ROOT) --out runs/bench-magnetic-tile --quiet
+	$(PY) -m reconad benchmark --protocol localization --dataset magnetic-tile --root $(MT_ROOT) --out runs/bench-magnetic-tile --quiet \
+		--set 'layers=[3,4,5]' --set bottleneck_pool=2
 	$(PY) -m reconad benchmark --protocol speed --model hfr --image-size 256 --out runs/bench-speed --quiet
 
 clean:

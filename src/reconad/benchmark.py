@@ -46,7 +46,7 @@ def localization(dataset: str, root: str, out: str | Path, model: str = "hfr", c
         train_run(spec, run, model=model, **options)
         train_s = time.perf_counter() - t0
         m = test_run(run, heatmaps=heatmaps)
-        row = {"category": cat or dataset, **m, "train_seconds": train_s,
+        row = {**m, "category": cat or dataset, "train_seconds": train_s,
                "test_images_per_second": m["images_per_second"]}
         rows.append(row)
         if echo:
