@@ -131,8 +131,12 @@ class Detector:
         return self.model
 
     @torch.inference_mode()
-    def _run(self, data: Any, want_maps: bool, batch_size: int = 16) -> tuple[np.ndarray, np.ndarray | None]:
+    def _run(self, data: Any, want_maps: bool, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         model = self._require_model()
+        if batch_size is None:
+            # On CPU large batches run slower per image (activations fall out of cache;
+            # BENCHMARKS.md, speed): small batches there, larger ones on a GPU.
+            batch_size = 16 if self._device.type == "cuda" else 4
         model.eval()
         ds = self._dataset(data)
         if len(ds) == 0:
