@@ -3,7 +3,8 @@
 Usage (from the project root, in the project's venv):
 
     python benchmarks/hfr_ablation.py '{"dataset": "textures", "root": "demo-data/textures",
-        "category": "grass", "layers": null, "size": 256, "epochs": 30}' \
+        "category": "grass", "layers": null, "size": 256, "epochs": 30,
+        "backbone": "efficientnet_lite0"}' \
         '{"base": {}, "noise0.5": {"feature_noise": 0.5}, "ep80": {"epochs": 80, "patience": null}}'
 
 The first argument names the data (any ``reconad.data`` dataset) and the encoder
@@ -44,7 +45,7 @@ class CachedHFR(HFR):
 
 
 def run(dataset: str, root: str, category: str | None, size: int, layers: list[int] | None,
-        configs: dict[str, dict], epochs: int = 30) -> None:
+        configs: dict[str, dict], epochs: int = 30, backbone: str = "efficientnet_lite0") -> None:
     train = build_image_dataset(dataset, root, category, "train", size)
     if dataset in WITH_VAL_SPLIT:
         val = build_image_dataset(dataset, root, category, "val", size)
@@ -52,7 +53,7 @@ def run(dataset: str, root: str, category: str | None, size: int, layers: list[i
         train, val = split_holdout(train, 0.1, 0)
     test = build_image_dataset(dataset, root, category, "test", size)
     cpu = torch.device("cpu")
-    base = CachedHFR(HFRConfig(layers=layers))
+    base = CachedHFR(HFRConfig(backbone=backbone, layers=layers))
     t0 = time.time()
     ftr, fva, fte = (base.prepare_data(d, cpu, progress=False) for d in (train, val, test))
     labels, masks = [], []
@@ -61,13 +62,13 @@ def run(dataset: str, root: str, category: str | None, size: int, layers: list[i
         masks.append(b.mask[:, 0] > 0.5)
     y = np.concatenate(labels)
     gt = torch.cat(masks)
-    print(f"# {dataset}/{category} size {size} layers {layers}: features {time.time() - t0:.0f}s", flush=True)
+    print(f"# {dataset}/{category} {backbone} size {size} layers {layers}: features {time.time() - t0:.0f}s", flush=True)
     for name, cfg in configs.items():
         cfg = dict(cfg)
         train_opts = {k: cfg.pop(k) for k in TRAIN_KEYS if k in cfg}
         train_opts.setdefault("epochs", epochs)
         torch.manual_seed(0)
-        model = CachedHFR(HFRConfig(layers=layers, **cfg))
+        model = CachedHFR(HFRConfig(backbone=backbone, layers=layers, **cfg))
         t0 = time.time()
         hist = Trainer(TrainConfig(progress=False, device="cpu", **train_opts)).fit(model, ftr, fva)
         seconds = time.time() - t0
@@ -100,4 +101,4 @@ if __name__ == "__main__":
     torch.set_num_threads(2)
     spec = json.loads(sys.argv[1])
     run(spec["dataset"], spec["root"], spec.get("category"), spec.get("size", 256), spec.get("layers"),
-        json.loads(sys.argv[2]), spec.get("epochs", 30))
+        json.loads(sys.argv[2]), spec.get("epochs", 30), spec.get("backbone", "efficientnet_lite0"))
