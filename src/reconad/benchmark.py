@@ -95,7 +95,7 @@ def speed(model: str = "hfr", image_size: int = 256, n_train: int = 300, out: st
     """Training time on ``n_train`` texture images and inference throughput at batch 1 and 16."""
     import tempfile
 
-    from reconad.data import build_image_dataset, split_holdout
+    from reconad.data import build_image_dataset
     from reconad.data.textures import generate_textures
     from reconad.detector import Detector
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import reconad
 from reconad.data.inputs import as_image_dataset
-from reconad.data.records import collate_images
+from reconad.data.records import ImageBatch, collate_images
 from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
 from reconad.engine.progress import progress
@@ -131,7 +132,8 @@ class Detector:
         return self.model
 
     @torch.inference_mode()
-    def _run(self, data: Any, want_maps: bool, batch_size: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    def _run(self, data: Any, want_maps: bool, batch_size: int | None = None,
+             on_batch: Callable[[ImageBatch], None] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
         model = self._require_model()
         if batch_size is None:
             # On CPU large batches run slower per image (activations fall out of cache;
@@ -145,6 +147,8 @@ class Detector:
         scores, maps = [], []
         show = self.train_config.progress and len(ds) > 4 * batch_size
         for batch in progress(loader, enabled=show, desc="scoring", unit="batch"):
+            if on_batch is not None:
+                on_batch(batch)
             s, m = model(batch.image.to(self._device))
             scores.append(s.float().cpu().numpy())
             if want_maps:
@@ -159,8 +163,10 @@ class Detector:
         """Pixel anomaly maps (N, H, W) at ``image_size`` resolution."""
         return self._run(images, want_maps=True)[1]  # type: ignore[return-value]
 
-    def score_and_map(self, images: Any) -> tuple[np.ndarray, np.ndarray]:
-        s, m = self._run(images, want_maps=True)
+    def score_and_map(self, images: Any, on_batch: Callable[[ImageBatch], None] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and maps in one pass; ``on_batch`` sees each input batch (labels, masks)."""
+        s, m = self._run(images, want_maps=True, on_batch=on_batch)
         return s, m  # type: ignore[return-value]
 
     def predict(self, images: Any) -> np.ndarray:

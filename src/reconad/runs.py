@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch.utils.data import DataLoader
-
-from reconad.data.records import collate_images
+from reconad.data.records import ImageBatch
 from reconad.detector import Detector
 from reconad.errors import DataError
 from reconad.metrics import evaluate
@@ -95,14 +92,17 @@ def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int
     if len(test) == 0:
         raise DataError(f"the test split is empty: {spec.root}")
     t0 = time.perf_counter()
-    scores, maps = det.score_and_map(test)
-    seconds = time.perf_counter() - t0
-    labels, masks, paths, has_masks = [], [], [], False
-    for batch in DataLoader(test, batch_size=32, collate_fn=collate_images):
+    labels, masks, paths, with_masks = [], [], [], []
+
+    def collect(batch: ImageBatch) -> None:  # ground truth from the same pass that scores
         labels.append(batch.label.numpy())
         masks.append(batch.mask[:, 0].numpy() > 0.5)
         paths.extend(batch.path)
-        has_masks = has_masks or batch.has_mask
+        with_masks.append(batch.has_mask)
+
+    scores, maps = det.score_and_map(test, on_batch=collect)
+    seconds = time.perf_counter() - t0
+    has_masks = any(with_masks)
     y = np.concatenate(labels)
     gt = np.concatenate(masks)
     metrics = evaluate(y, scores, masks=gt if has_masks else None, maps=maps if has_masks else None,
