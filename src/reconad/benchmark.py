@@ -71,15 +71,9 @@ def localization(dataset: str, root: str, out: str | Path, model: str = "hfr", c
 
 
 def run_localization(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
-    root = args.root
-    if root is None:
-        if args.dataset != "textures":
-            from reconad.errors import ReconadError
+    from reconad.runs import resolve_root
 
-            raise ReconadError(f"--root is required for --dataset {args.dataset}")
-        root = "demo-data/textures"
-    root = str(Path(root).resolve())
-    return localization(args.dataset, root, args.out, model=args.model, categories=args.categories,
+    return localization(args.dataset, resolve_root(args.dataset, args.root), args.out, model=args.model, categories=args.categories,
                         image_size=args.image_size, resize_mode=args.resize_mode, options=options)
 
 

@@ -97,20 +97,12 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _spec(args: argparse.Namespace, default_dataset: str | None = None):
-    from reconad.runs import DataSpec
+    from reconad.runs import DataSpec, resolve_root
 
     dataset = args.dataset or default_dataset
     if dataset is None:
         return None
-    if args.root is None:
-        if dataset == "textures":
-            args.root = "demo-data/textures"
-        else:
-            raise ReconadError(f"--root is required for --dataset {dataset}")
-    root = Path(args.root)
-    if dataset != "textures" and not root.exists():
-        raise ReconadError(f"dataset root not found: {root}")
-    return DataSpec(dataset=dataset, root=str(root.resolve()), category=args.category,
+    return DataSpec(dataset=dataset, root=resolve_root(dataset, args.root), category=args.category,
                     image_size=getattr(args, "image_size", 256), resize_mode=getattr(args, "resize_mode", "resize"))
 
 

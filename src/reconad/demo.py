@@ -18,7 +18,9 @@ from reconad.errors import ReconadError
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reconad.demo")
-    p.add_argument("--data", default="demo-data/textures")
+    from reconad.runs import DEFAULT_TEXTURES_ROOT
+
+    p.add_argument("--data", default=DEFAULT_TEXTURES_ROOT)
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)

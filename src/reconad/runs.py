@@ -23,6 +23,20 @@ from reconad.metrics import evaluate
 from reconad.visualize import save_overlay
 
 RUN_FILE = "run.json"
+#: where the embedded texture data is generated when no --root is given
+DEFAULT_TEXTURES_ROOT = "demo-data/textures"
+
+
+def resolve_root(dataset: str, root: str | os.PathLike | None) -> str:
+    """Absolute dataset root; the texture data may be generated, every other root must exist."""
+    if root is None:
+        if dataset != "textures":
+            raise DataError(f"--root is required for --dataset {dataset}")
+        root = DEFAULT_TEXTURES_ROOT
+    path = Path(root)
+    if dataset != "textures" and not path.exists():
+        raise DataError(f"dataset root not found: {path}")
+    return str(path.resolve())
 
 
 @dataclass

@@ -146,12 +146,6 @@ class HFR(AnomalyModel):
         return sum(r.mean() for r in self.level_residuals(feats, recon)) / len(feats)
 
     @torch.no_grad()
-    def validation_loss(self, batch: FeatureBatch) -> float:
-        feats = list(batch)
-        recon = self.decode(feats)
-        return float(sum(r.mean() for r in self.level_residuals(feats, recon)) / len(feats))
-
-    @torch.no_grad()
     def on_fit_end(self, train_data: Dataset, val_data: Dataset | None, device: torch.device) -> None:
         """Fit the residual normalisation on held-out normals (training data if none).
 
