@@ -499,6 +499,4 @@ def ensure_textures(
             merged = dict(want, categories=sorted(set(have) | set(want["categories"])))
             _write(out, merged, missing)
             return out
-    _check_writable(out)
-    _write(out, want, want["categories"])
-    return out
+    return generate_textures(out, categories, image_size, n_train, n_test_good, n_test_defect_per_type, seed)
