@@ -12,6 +12,7 @@ from typing import Any
 from reconad.errors import ReconadError
 
 DATASET_CHOICES = ("mvtec", "folder", "magnetic-tile", "textures")
+PROTOCOLS = ("localization", "speed", "one-class", "tabular", "kddcup99")
 
 
 def _parse_value(text: str) -> Any:
@@ -67,9 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--quiet", action="store_true")
 
     b = sub.add_parser("benchmark", help="train and test over categories; write results.md/json")
-    b.add_argument("--protocol", choices=("localization", "speed"), default="localization")
+    b.add_argument("--protocol", choices=PROTOCOLS, default="localization",
+                   help="localization (MVTec-style), speed, one-class (class-vs-rest on image sets), "
+                        "tabular (ADBench sets vs PyOD), kddcup99 (MemAE/DAGMM protocol)")
     b.add_argument("--model", default="hfr")
-    b.add_argument("--dataset", choices=DATASET_CHOICES, default="textures")
+    b.add_argument("--dataset", default=None,
+                   help="localization: mvtec|folder|magnetic-tile|textures (default textures); "
+                        "one-class: fashion-mnist|mnist|mnist-10k|cifar10|digits")
     b.add_argument("--root", default=None)
     b.add_argument("--categories", default=None, help="comma-separated (default: all)")
     b.add_argument("--image-size", type=int, default=256)
@@ -145,7 +150,19 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     if args.protocol == "speed":
         speed(args.model, image_size=args.image_size, out=args.out, options=_options(args))
+    elif args.protocol == "one-class":
+        from reconad.protocols.oneclass import run_one_class
+
+        run_one_class(args, _options(args))
+    elif args.protocol in ("tabular", "kddcup99"):
+        from reconad.protocols.tabular import run_tabular
+
+        run_tabular(args, _options(args))
     else:
+        args.dataset = args.dataset or "textures"
+        if args.dataset not in DATASET_CHOICES:
+            raise ReconadError(f"--dataset {args.dataset!r} is not a localization dataset; choose one of "
+                               f"{', '.join(DATASET_CHOICES)}")
         run_localization(args, _options(args))
     return 0
 

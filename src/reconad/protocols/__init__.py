@@ -1,0 +1,1 @@
+"""Benchmark protocols beyond localization and speed (see reconad.benchmark)."""
