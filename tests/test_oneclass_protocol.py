@@ -1,0 +1,75 @@
+"""The one-class protocol runner, on scikit-learn's digits (fast, no external data)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from reconad.cli import main
+from reconad.data.oneclass import load_one_class_set
+from reconad.errors import ConfigError
+from reconad.protocols.oneclass import knn_scores, labelled_anomalies, one_class
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def digits_result(tmp_path_factory):
+    out = tmp_path_factory.mktemp("oc")
+    result = one_class("digits", classes=[0, 1], out=out,
+                       options={"epochs": 3, "progress": False}, echo=False)
+    return out, result
+
+
+def test_runner_writes_well_formed_tables(digits_result):
+    out, result = digits_result
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["dataset"] == "digits" and saved["model"] == "hfr"
+    assert set(saved["per_class"]) == {"0", "1"} and set(saved["seconds_per_class"]) == {"0", "1"}
+    assert saved["mean"] == pytest.approx(np.mean(list(saved["per_class"].values())))
+    assert set(saved["knn_per_class"]) == {"0", "1"}
+    assert "stratified 70/30" in saved["data"] and saved["settings"]["epochs"] == 3
+    md = (out / "results.md").read_text()
+    assert "| class | name | hfr AUROC | kNN AUROC | seconds |" in md
+    assert md.count("\n| 0 |") == 1 and "| mean |" in md
+
+
+def test_model_of_one_digit_scores_that_digit_lower(digits_result):
+    _, result = digits_result
+    for c, auroc in result["per_class"].items():
+        assert auroc > 0.8, (c, auroc)  # far above chance (0.5)
+
+
+def test_knn_scores_nearest_distance():
+    import torch
+
+    train = torch.tensor([[0.0, 0.0], [1.0, 0.0], [10.0, 0.0]])
+    test = torch.tensor([[0.0, 0.0], [5.0, 0.0]])
+    s = knn_scores(train, test, k=2)
+    assert s == pytest.approx([0.5, 4.5])
+
+
+def test_labelled_anomalies_ratio_and_source():
+    data = load_one_class_set("digits")
+    n = int((data.train_y == 3).sum())
+    idx = labelled_anomalies(data, 3, n, 0.05, seed=0)
+    assert len(idx) == round(0.05 * n / 0.95)
+    assert (data.train_y[idx] != 3).all() and len(set(idx)) == len(idx)
+    assert len(labelled_anomalies(data, 3, n, 0.0, seed=0)) == 0
+    with pytest.raises(ConfigError):
+        labelled_anomalies(data, 3, n, 1.0, seed=0)
+
+
+def test_cli_one_class_errors(capsys, tmp_path):
+    assert main(["benchmark", "--protocol", "one-class", "--out", str(tmp_path)]) == 2
+    assert "--dataset is required" in capsys.readouterr().err
+    assert main(["benchmark", "--protocol", "one-class", "--dataset", "digits", "--classes", "0,12",
+                 "--out", str(tmp_path)]) == 2
+    assert "unknown class" in capsys.readouterr().err
+    assert main(["benchmark", "--protocol", "one-class", "--dataset", "digits", "--labelled-ratio", "0.1",
+                 "--out", str(tmp_path)]) == 2
+    assert "normal data only" in capsys.readouterr().err
+    assert main(["benchmark", "--protocol", "one-class", "--dataset", "cifar10", "--out", str(tmp_path)]) == 2
+    assert "--root is required" in capsys.readouterr().err
