@@ -15,6 +15,10 @@ from reconad.models.base import AnomalyModel
 #: name -> (module, model class, config dataclass)
 MODELS: dict[str, tuple[str, str, str]] = {
     "hfr": ("reconad.models.hfr", "HFR", "HFRConfig"),
+    "ae": ("reconad.models.ae", "AE", "AEConfig"),
+    "vae": ("reconad.models.vae", "VAE", "VAEConfig"),
+    "memae": ("reconad.models.memae", "MemAE", "MemAEConfig"),
+    "esad": ("reconad.models.esad", "ESAD", "ESADConfig"),
 }
 
 

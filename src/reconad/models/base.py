@@ -37,6 +37,16 @@ class AnomalyModel(nn.Module):
     name: ClassVar[str] = "base"
     #: state-dict key prefixes that are not saved (frozen pretrained parts).
     frozen_prefixes: ClassVar[tuple[str, ...]] = ()
+    #: what the Detector may feed it: "image" batches and/or "table" rows.
+    input_kinds: ClassVar[tuple[str, ...]] = ("image",)
+    #: smallest ``image_size`` the model works at.
+    min_image_size: ClassVar[int] = 32
+    #: True when training uses the labels (1 = known anomaly); others refuse labelled anomalies.
+    uses_labels: ClassVar[bool] = False
+    #: engine settings (TrainConfig fields) this model suggests; the user's always win.
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    #: batch size the Detector scores with (None: its own device-dependent default).
+    inference_batch_size: ClassVar[int | None] = None
 
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
         return dataset

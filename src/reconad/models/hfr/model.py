@@ -96,7 +96,13 @@ class HFR(AnomalyModel):
         return self.encoder(images)
 
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
-        """Run the frozen encoder once over ``dataset`` and keep the features."""
+        """Run the frozen encoder once over ``dataset`` and keep the features.
+
+        A :class:`FeatureCache` is used as it is (features already computed by the same
+        encoder, e.g. shared by the one-class protocol across classes).
+        """
+        if isinstance(dataset, FeatureCache):
+            return dataset
         loader = DataLoader(dataset, batch_size=4, shuffle=False, collate_fn=collate_images)
         chunks: list[list[torch.Tensor]] = []
         self.encoder.eval()
@@ -221,15 +227,16 @@ class HFR(AnomalyModel):
     def fused_map(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Fused, smoothed map at the finest level's resolution, and the raw residuals."""
         res = self.level_residuals(feats, self.decode(feats))
-        size = max((r.shape[-2:] for r in res), key=lambda s: s[0] * s[1])
+        # Sizes as plain ints: the same code then traces (ONNX export) with a free batch axis.
+        size = max((tuple(int(v) for v in r.shape[-2:]) for r in res), key=lambda s: s[0] * s[1])
         w = self.level_weights / self.level_weights.sum()
-        fused = torch.zeros(res[0].shape[0], *size, device=res[0].device, dtype=res[0].dtype)
+        fused: torch.Tensor | None = None
         for i, r in enumerate(res):
             z = self._normalise(r, i)
-            if z.shape[-2:] != size:
+            if tuple(z.shape[-2:]) != size:
                 z = F.interpolate(z.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
-            fused = fused + w[i] * z
-        return self._smooth(fused), res
+            fused = w[i] * z if fused is None else fused + w[i] * z
+        return self._smooth(fused), res  # type: ignore[arg-type]
 
     def image_score(self, fused: torch.Tensor, res: list[torch.Tensor]) -> torch.Tensor:
         mode = self.config.score
@@ -239,18 +246,49 @@ class HFR(AnomalyModel):
         if mode == "mean":
             return flat.mean(dim=1)
         if mode == "topk":
-            k = max(1, int(round(self.config.topk_ratio * flat.shape[1])))
+            k = max(1, int(round(self.config.topk_ratio * int(flat.shape[1]))))
             return flat.topk(k, dim=1).values.mean(dim=1)
         deepest = max(range(len(res)), key=lambda i: self.encoder.strides[i])
         return self._normalise(res[deepest], deepest).flatten(1).mean(dim=1)
 
+    #: On CPU, inference runs in micro-batches of at most this many input pixels (one
+    #: 256 x 256 image; several smaller ones): the encoder's activations of a whole batch
+    #: of 16 at 256 px (~100 MB) fall out of the caches, which made batch 16 slower per
+    #: image than batch 1 (BENCHMARKS.md, speed).  Results are the same (eval mode, no
+    #: batch statistics).  None: never split.
+    cpu_micro_batch_pixels: int | None = 256 * 256
+
+    def micro_batch(self, images: torch.Tensor) -> int | None:
+        """Images per micro-batch for this input, or None to run it whole."""
+        budget = self.cpu_micro_batch_pixels
+        if not budget or images.device.type != "cpu" or self.training:
+            return None
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return None
+        chunk = max(1, budget // (int(images.shape[-2]) * int(images.shape[-1])))
+        return chunk if images.shape[0] > chunk else None
+
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """images (B,3,H,W) in [0,1] -> (scores (B,), anomaly maps (B,H,W))."""
+        chunk = self.micro_batch(images)
+        if chunk:
+            parts = [self._score_and_map(x) for x in images.split(chunk)]
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return self._score_and_map(images)
+
+    def _score_and_map(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.encoder(images)
         fused, res = self.fused_map(feats)
         scores = self.image_score(fused, res)
-        maps = F.interpolate(fused.unsqueeze(1), size=images.shape[-2:], mode="bilinear", align_corners=False)
+        size = tuple(int(v) for v in images.shape[-2:])
+        maps = F.interpolate(fused.unsqueeze(1), size=size, mode="bilinear", align_corners=False)
         return scores, maps.squeeze(1)
+
+    @torch.no_grad()
+    def score_features(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """Image scores from encoder features already computed (same as ``forward``'s scores)."""
+        fused, res = self.fused_map(feats)
+        return self.image_score(fused, res)
 
     def score_batch(self, batch: ImageBatch) -> tuple[torch.Tensor, torch.Tensor]:
         return self(batch.image)

@@ -1,0 +1,123 @@
+"""Table rows as a dataset: ``TabularDataset`` yields ``RowItem`` records, ``collate_rows`` batches them.
+
+The file *loaders* (CSV, ADBench ``.npz``, KDDCUP99, NSL-KDD) live in
+``reconad.data.tabular``; this module only turns an in-memory table (2-D array,
+tensor or pandas DataFrame) into float32 rows the models train on.  Scaling of the
+features is the model's business (fitted on training rows and saved with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Subset
+
+from reconad.errors import DataError
+
+__all__ = ["RowItem", "RowBatch", "TabularDataset", "collate_rows", "is_table", "as_table_dataset"]
+
+
+@dataclass
+class RowItem:
+    x: torch.Tensor  # (D,) float32
+    label: int = 0
+
+
+@dataclass
+class RowBatch:
+    x: torch.Tensor  # (B, D) float32
+    label: torch.Tensor  # (B,) long; 1 = labelled anomaly
+
+    def to(self, device: torch.device | str) -> "RowBatch":
+        return RowBatch(x=self.x.to(device), label=self.label.to(device))
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+
+def collate_rows(items: list[RowItem]) -> RowBatch:
+    return RowBatch(x=torch.stack([it.x for it in items]),
+                    label=torch.tensor([int(it.label) for it in items], dtype=torch.long))
+
+
+def _is_dataframe(data: Any) -> bool:
+    return hasattr(data, "columns") and hasattr(data, "to_numpy") and hasattr(data, "dtypes")
+
+
+def is_table(data: Any) -> bool:
+    """True for what the Detector treats as table rows: a 2-D array/tensor, a DataFrame
+    or a :class:`TabularDataset` (or a Subset of one); image arrays are 3-D or 4-D."""
+    if isinstance(data, TabularDataset):
+        return True
+    if isinstance(data, Subset):
+        return is_table(data.dataset)
+    if _is_dataframe(data):
+        return True
+    if isinstance(data, (np.ndarray, torch.Tensor)):
+        return data.ndim == 2
+    return False
+
+
+def _rows(data: Any) -> np.ndarray:
+    if _is_dataframe(data):
+        bad = [str(c) for c, t in zip(data.columns, data.dtypes) if not (np.issubdtype(t, np.number) or t == bool)]
+        if bad:
+            raise DataError(f"non-numeric column(s) {', '.join(bad[:5])}: encode them (e.g. one-hot) first")
+        arr = data.to_numpy(dtype=np.float32)
+    elif torch.is_tensor(data):
+        arr = data.detach().cpu().numpy()
+    else:
+        arr = np.asarray(data)
+    if arr.ndim != 2:
+        raise DataError(f"table rows must be 2-D (rows x features), got shape {arr.shape}")
+    try:
+        arr = arr.astype(np.float32)
+    except (TypeError, ValueError):
+        raise DataError("table holds non-numeric values: encode them (e.g. one-hot) first") from None
+    if arr.shape[1] == 0:
+        raise DataError("the table has no feature columns")
+    if not np.isfinite(arr).all():
+        rows = np.where(~np.isfinite(arr).all(axis=1))[0]
+        raise DataError(f"{len(rows)} row(s) hold NaN or infinite values (first: row {int(rows[0])})")
+    return arr
+
+
+class TabularDataset(Dataset):
+    """Float32 rows (N, D) with optional labels (1 = anomaly, 0 = normal/unlabelled)."""
+
+    def __init__(self, rows: Any, labels: Sequence[int] | np.ndarray | None = None) -> None:
+        self.x = torch.from_numpy(np.ascontiguousarray(_rows(rows)))
+        if labels is None:
+            self.labels = torch.zeros(len(self.x), dtype=torch.long)
+        else:
+            lab = np.asarray(labels).reshape(-1)
+            if len(lab) != len(self.x):
+                raise DataError(f"{len(lab)} labels for {len(self.x)} rows")
+            self.labels = torch.from_numpy(lab.astype(np.int64))
+
+    @property
+    def n_features(self) -> int:
+        return int(self.x.shape[1])
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, i: int) -> RowItem:
+        return RowItem(x=self.x[i], label=int(self.labels[i]))
+
+
+def as_table_dataset(data: Any, labels: Sequence[int] | np.ndarray | None = None) -> Dataset:
+    """A TabularDataset of ``data`` (a Subset of one is kept as it is when no labels are given)."""
+    if isinstance(data, Subset) and labels is None:
+        return data
+    if isinstance(data, Subset):
+        data = torch.stack([data[i].x for i in range(len(data))])
+    if isinstance(data, TabularDataset):
+        if labels is None:
+            return data
+        return TabularDataset(data.x.numpy(), labels)
+    return TabularDataset(data, labels)

@@ -1,0 +1,103 @@
+"""Memory-augmented autoencoder (MemAE; Gong et al., ICCV 2019).
+
+encoder -> z -> memory addressing -> z_hat = w·M -> decoder.  For a query z and
+the N memory slots m_i:
+
+    w_i   = softmax_i( cos(z, m_i) / temperature )            (paper eq. 4 has temperature 1;
+                                                                 default 0.01, see MemAEConfig)
+    w'_i  = max(w_i - lambda, 0) · w_i / (|w_i - lambda| + eps)  (hard shrinkage, ReLU form)
+    w''_i = w'_i / sum_j w'_j                                  (L1 re-normalisation)
+
+loss = mean squared reconstruction error + alpha · mean over queries of the
+entropy -sum_i w''_i log w''_i.  Score = mean squared reconstruction error.
+
+Images: like the official code, the memory addresses each spatial position of the
+encoder's conv map (a query per position, of the map's channel size).  Rows: one
+query per row, the MLP code.  The official code scores slots with a plain dot
+product; we follow the paper's cosine similarity.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reconad.models.memae.config import MemAEConfig
+from reconad.models.networks import ConvDecoder, ConvEncoder, mlp
+from reconad.models.reconstruction import ReconstructionModel, squared_error
+
+
+def hard_shrink(w: torch.Tensor, threshold: float, eps: float = 1e-12) -> torch.Tensor:
+    """ReLU form of hard shrinkage for non-negative weights: w where w > threshold, else 0."""
+    return F.relu(w - threshold) * w / ((w - threshold).abs() + eps)
+
+
+class Memory(nn.Module):
+    """N slots of ``dim`` numbers, addressed by softmax over cosine similarity."""
+
+    def __init__(self, n_slots: int, dim: int, threshold: float, temperature: float = 1.0) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.temperature = temperature
+        bound = 1.0 / math.sqrt(dim)
+        self.slots = nn.Parameter(torch.empty(n_slots, dim).uniform_(-bound, bound))
+
+    def address(self, z: torch.Tensor) -> torch.Tensor:
+        """Addressing weights (Q, N) of queries (Q, dim): sparse, rows sum to 1 (or all 0)."""
+        sim = F.normalize(z, dim=1) @ F.normalize(self.slots, dim=1).t()
+        w = torch.softmax(sim / self.temperature, dim=1)
+        if self.threshold > 0:
+            w = hard_shrink(w, self.threshold)
+            w = w / w.sum(dim=1, keepdim=True).clamp_min(1e-12)
+        return w
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.address(z)
+        return w @ self.slots, w
+
+
+def addressing_entropy(w: torch.Tensor) -> torch.Tensor:
+    return -(w * torch.log(w + 1e-12)).sum(dim=1).mean()
+
+
+class MemAE(ReconstructionModel):
+    name = "memae"
+
+    def __init__(self, config: MemAEConfig | None = None, **kwargs: Any) -> None:
+        super().__init__(config or MemAEConfig(**kwargs))
+        cfg = self.config
+        shape = cfg.input_shape
+        if self.is_table:
+            latent = cfg.resolved_latent()
+            self.encoder: nn.Module = mlp([shape[0], *cfg.resolved_hidden(), latent])
+            self.decoder: nn.Module = mlp([latent, *reversed(cfg.resolved_hidden()), shape[0]])
+            dim = latent
+        else:
+            conv = ConvEncoder(shape[0], (shape[1], shape[2]), cfg.width, cfg.min_size)
+            self.encoder = conv
+            self.decoder = ConvDecoder(conv)
+            dim = conv.out_channels
+        self.memory = Memory(cfg.resolved_memory_size(), dim, cfg.resolved_threshold(), cfg.temperature)
+
+    def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(reconstruction, addressing weights (queries, N))."""
+        z = self.encoder(x)
+        if self.is_table:
+            z_hat, w = self.memory(z)
+        else:
+            b, c, h, w_ = z.shape
+            q = z.permute(0, 2, 3, 1).reshape(-1, c)
+            q_hat, w = self.memory(q)
+            z_hat = q_hat.view(b, h, w_, c).permute(0, 3, 1, 2)
+        return self.decoder(z_hat), w
+
+    def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        x_hat, w = self.reconstruct(x)
+        return squared_error(x, x_hat)[0].mean() + self.config.entropy_weight * addressing_entropy(w)
+
+    def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return squared_error(x, self.reconstruct(x)[0])

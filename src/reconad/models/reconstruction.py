@@ -1,0 +1,105 @@
+"""What AE, VAE, MemAE and ESAD share: one model class for images and table rows.
+
+The input kind comes from ``config.input_shape`` (``[D]`` rows, ``[C, H, W]``
+images).  Batches are ``ImageBatch`` (``.image``) or ``RowBatch`` (``.x``); both
+carry ``.label`` (1 = labelled anomaly).  Table rows are scaled by a ``RowScaler``
+fitted on the unlabelled training rows the first time ``prepare_data`` sees them
+(the engine prepares the training set first) and saved with the weights.
+
+``forward(x)`` returns ``(scores (B,), maps)``: maps are per-pixel squared
+reconstruction errors (mean over channels, ``(B, H, W)``) for images and ``None``
+for rows.  Subclasses implement ``loss(x, labels)`` and ``score(x)``, which returns
+the scores and the element-wise squared error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from reconad.data.records import ImageBatch, collate_images
+from reconad.data.table import RowBatch, TabularDataset, collate_rows
+from reconad.errors import ConfigError, DataError
+from reconad.models.base import AnomalyModel
+from reconad.models.networks import NetConfig, RowScaler
+
+
+def _table_rows(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, labels) of a TabularDataset or a (nested) Subset of one."""
+    if isinstance(dataset, TabularDataset):
+        return dataset.x, dataset.labels
+    if isinstance(dataset, Subset):
+        x, y = _table_rows(dataset.dataset)
+        idx = torch.as_tensor(list(dataset.indices), dtype=torch.long)
+        return x[idx], y[idx]
+    items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+    return torch.stack([it.x for it in items]), torch.tensor([int(it.label) for it in items])
+
+
+class ReconstructionModel(AnomalyModel):
+    """Base of the autoencoder family; see the module docstring."""
+
+    input_kinds: ClassVar[tuple[str, ...]] = ("image", "table")
+    min_image_size: ClassVar[int] = 8
+    #: engine settings that suit these small networks (any the user passes win).
+    train_defaults: ClassVar[dict[str, Any]] = {"batch_size": 128, "epochs": 50, "lr": 1e-3, "patience": 10}
+    inference_batch_size: ClassVar[int] = 256
+
+    def __init__(self, config: NetConfig) -> None:
+        super().__init__()
+        if config.input_shape is None:
+            raise ConfigError(f"model {self.name} needs input_shape ([D] for rows, [C, H, W] for images); "
+                              "Detector.fit sets it from the training data")
+        self.config = config
+        self.is_table = config.is_table
+        if self.is_table:
+            self.scaler = RowScaler(config.input_shape[0], config.scaling)
+
+    # ------------------------------------------------------------------ data
+    def collate_fn(self) -> Callable[[list[Any]], Any]:
+        return collate_rows if self.is_table else collate_images
+
+    def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
+        if self.is_table and not bool(self.scaler.fitted):
+            rows, labels = _table_rows(dataset)
+            normal = rows[labels == 0]
+            self.scaler.fit(normal if len(normal) else rows)
+        return dataset
+
+    def _check(self, x: torch.Tensor) -> torch.Tensor:
+        expected = tuple(self.config.input_shape)  # type: ignore[arg-type]
+        if tuple(x.shape[1:]) != expected:
+            what = "features" if self.is_table else "image shape"
+            raise DataError(f"model {self.name} was trained on {what} {list(expected)}, got {list(x.shape[1:])}")
+        return self.scaler(x.float()) if self.is_table else x
+
+    def batch_inputs(self, batch: ImageBatch | RowBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch.image if isinstance(batch, ImageBatch) else batch.x
+        return self._check(x), batch.label
+
+    # -------------------------------------------------------------- training
+    def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def training_loss(self, batch: ImageBatch | RowBatch) -> torch.Tensor:
+        x, labels = self.batch_inputs(batch)
+        return self.loss(x, labels)
+
+    # --------------------------------------------------------------- scoring
+    def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(scores (B,), element-wise squared error shaped like x) of scaled inputs."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        scores, err = self.score(self._check(x))
+        maps = None if self.is_table else err.mean(dim=1)
+        return scores, maps
+
+
+def squared_error(x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-sample mean squared error (B,), element-wise squared error)."""
+    err = (x - x_hat) ** 2
+    return err.flatten(1).mean(dim=1), err

@@ -1,0 +1,38 @@
+"""Tiny separable problems for the reconstruction models (rows and images)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def plane_rows(n: int, rng: np.random.Generator, dim: int = 10) -> np.ndarray:
+    """Rows near a fixed 2-D plane in ``dim`` dimensions."""
+    basis = np.random.default_rng(123).normal(size=(2, dim))
+    return (rng.normal(size=(n, 2)) @ basis + 0.05 * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+def table_toy(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train normals, test rows, test labels): anomalies lie off the normal plane."""
+    rng = np.random.default_rng(seed)
+    train = plane_rows(300, rng)
+    test = np.vstack([plane_rows(100, rng), 1.5 * rng.normal(size=(40, 10)).astype(np.float32)])
+    return train, test, np.r_[np.zeros(100), np.ones(40)]
+
+
+def bar_images(n: int, rng: np.random.Generator, vertical: bool, size: int = 16) -> np.ndarray:
+    """(n, size, size) uint8: one bright bar, horizontal (normal) or vertical (anomaly)."""
+    out = np.zeros((n, size, size), dtype=np.uint8)
+    pos = rng.integers(2, size - 3, n)
+    for i, p in enumerate(pos):
+        if vertical:
+            out[i, 2:-2, p:p + 2] = 255
+        else:
+            out[i, p:p + 2, 2:-2] = 255
+    return out
+
+
+def image_toy(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    train = bar_images(160, rng, vertical=False)
+    test = np.concatenate([bar_images(30, rng, vertical=False), bar_images(30, rng, vertical=True)])
+    return train, test, np.r_[np.zeros(30), np.ones(30)]
