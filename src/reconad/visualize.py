@@ -53,3 +53,52 @@ def save_overlay(path: str | os.PathLike, image: np.ndarray | torch.Tensor, amap
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(row).save(path)
     return path
+
+
+def mask_outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """The boundary pixels (``width`` thick, inside the region) of a binary mask, as bool (H, W)."""
+    from scipy import ndimage
+
+    m = np.asarray(mask) > 0.5
+    if not m.any():
+        return np.zeros_like(m)
+    inner = ndimage.binary_erosion(m, iterations=max(int(width), 1), border_value=0)
+    return m & ~inner
+
+
+def draw_outline(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 255, 255),
+                 width: int = 1) -> np.ndarray:
+    """A copy of the uint8 (H, W, 3) ``rgb`` with the ground-truth region of ``mask`` outlined."""
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    out[mask_outline(np.asarray(mask).reshape(out.shape[:2]), width)] = color
+    return out
+
+
+def overlay_panel(image: np.ndarray | torch.Tensor, amap: np.ndarray, vmin: float, vmax: float,
+                  mask: np.ndarray | None = None, size: int | None = None, gap: int = 4) -> np.ndarray:
+    """The image beside its heat-map overlay, the ground-truth region outlined on the overlay.
+
+    ``size`` (optional) scales each panel to that many pixels on its longer side (for
+    thumbnails).  Returns (H, 2W + gap, 3) uint8 with a white gap.
+    """
+    img = image.detach().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
+    if img.ndim == 3 and img.shape[0] in (1, 3):
+        img = np.transpose(img, (1, 2, 0))
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
+    plain = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    heat = overlay(img, amap, vmin, vmax)
+    if size is not None and max(plain.shape[:2]) != size:
+        h, w = plain.shape[:2]
+        scale = size / max(h, w)
+        new = (max(1, round(w * scale)), max(1, round(h * scale)))
+        plain = np.asarray(Image.fromarray(plain).resize(new, Image.BILINEAR))
+        heat = np.asarray(Image.fromarray(heat).resize(new, Image.BILINEAR))
+        if mask is not None:
+            m = (np.asarray(mask).reshape(h, w) > 0.5).astype(np.uint8) * 255
+            mask = np.asarray(Image.fromarray(m).resize(new, Image.NEAREST)) > 127
+    if mask is not None:
+        width = max(1, round(max(plain.shape[:2]) / 128))
+        heat = draw_outline(heat, mask, (255, 255, 255), width)
+    spacer = np.full((plain.shape[0], gap, 3), 255, dtype=np.uint8)
+    return np.concatenate([plain, spacer, heat], axis=1)
