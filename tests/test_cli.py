@@ -78,12 +78,13 @@ def test_test_command_writes_metrics(run, tiny_mvtec, capsys):
     assert metrics["n_test"] == 8 and metrics["n_anomalous"] == 4
     assert metrics["dataset"] == "mvtec" and metrics["category"] == "brick"
     rows = _rows(run / "scores.csv")
-    assert rows[0] == ["path", "score", "label", "predicted"] and len(rows) == 9
+    assert rows[0] == ["path", "score", "p_value", "label", "predicted"] and len(rows) == 9
     # The scores are the saved model's scores of the test images.
     det = Detector.load(run / "model")
     expected = det.decision_function([r[0] for r in rows[1:]])
     np.testing.assert_allclose([float(r[1]) for r in rows[1:]], expected, atol=2e-6)
-    assert [int(r[2]) for r in rows[1:]] == [0] * 4 + [1] * 4
+    assert all(0.0 < float(r[2]) <= 1.0 for r in rows[1:])
+    assert [int(r[3]) for r in rows[1:]] == [0] * 4 + [1] * 4
     assert 2 <= len(list((run / "heatmaps").glob("*.png"))) <= 4
 
 
@@ -94,7 +95,7 @@ def test_predict_command_writes_scores_and_one_png_per_image(run, tiny_mvtec, tm
     assert main(["predict", str(run), str(good), str(hole), "--out", str(out), "--quiet"]) == 0
     assert "scores.csv" in capsys.readouterr().out
     rows = _rows(out / "scores.csv")
-    assert rows[0] == ["path", "score", "label"]
+    assert rows[0] == ["path", "score", "p_value", "label"]
     files = list_images(good) + [hole]
     assert [Path(r[0]) for r in rows[1:]] == files
     pngs = sorted(out.glob("*.png"))
@@ -102,7 +103,7 @@ def test_predict_command_writes_scores_and_one_png_per_image(run, tiny_mvtec, tm
     det = Detector.load(run / "model")
     scores = np.array([float(r[1]) for r in rows[1:]])
     np.testing.assert_allclose(scores, det.decision_function(files), atol=2e-6)
-    assert [int(r[2]) for r in rows[1:]] == [int(s > det.threshold) for s in scores]
+    assert [int(r[3]) for r in rows[1:]] == [int(s > det.threshold) for s in scores]
 
 
 def test_train_resume_continues_from_the_checkpoint(run, tiny_mvtec, tmp_path, capsys):

@@ -12,7 +12,7 @@ from typing import Any
 from reconad.errors import ReconadError
 
 DATASET_CHOICES = ("mvtec", "folder", "magnetic-tile", "textures")
-PROTOCOLS = ("localization", "speed", "one-class", "tabular", "kddcup99")
+PROTOCOLS = ("localization", "speed", "calibration", "one-class", "tabular", "kddcup99")
 
 
 def _parse_value(text: str) -> Any:
@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--backbone", default=None, help="efficientnet_lite0 (default), efficientnet_lite1/2, resnet18, resnet50, wide_resnet50_2")
     t.add_argument("--backbone-weights", default=None, help="checkpoint file for ResNet backbones")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--fpr", type=float, default=None,
+                   help="target false-alarm rate on normal images: the threshold is chosen from held-out "
+                        "normal scores so that about this share of normal images is flagged "
+                        "(default: the 0.99 quantile of those scores)")
     t.add_argument("--device", default="auto")
     t.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -58,18 +62,32 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run")
     _data_args(e, required=False)
     e.add_argument("--heatmaps", type=int, default=8, help="write this many most-anomalous overlays (0: none)")
+    e.add_argument("--no-report", dest="report", action="store_false",
+                   help="do not write the HTML report (RUN/report/report.html)")
     e.add_argument("--quiet", action="store_true")
+
+    rp = sub.add_parser("report", help="test a run and write its HTML report (RUN/report/report.html)")
+    rp.add_argument("run")
+    _data_args(rp, required=False)
+    rp.add_argument("--quiet", action="store_true")
 
     pr = sub.add_parser("predict", help="score images and write heat maps")
     pr.add_argument("run")
     pr.add_argument("paths", nargs="+", help="image files or folders")
     pr.add_argument("--out", required=True)
-    pr.add_argument("--engine", choices=("torch",), default="torch")
+    pr.add_argument("--engine", choices=("torch", "onnx"), default="torch",
+                    help="onnx: run RUN/export/model.onnx with onnxruntime (exported first if missing)")
     pr.add_argument("--quiet", action="store_true")
+
+    x = sub.add_parser("export", help="export a run's model (ONNX) with its pre-processing in JSON")
+    x.add_argument("run")
+    x.add_argument("--format", choices=("onnx",), default="onnx")
+    x.add_argument("--out", default=None, help="output file (default RUN/export/model.onnx)")
 
     b = sub.add_parser("benchmark", help="train and test over categories; write results.md/json")
     b.add_argument("--protocol", choices=PROTOCOLS, default="localization",
-                   help="localization (MVTec-style), speed, one-class (class-vs-rest on image sets), "
+                   help="localization (MVTec-style), speed, calibration (false alarms on fresh normal "
+                        "textures at --fpr), one-class (class-vs-rest on image sets), "
                         "tabular (ADBench sets vs PyOD), kddcup99 (MemAE/DAGMM protocol)")
     b.add_argument("--model", default="hfr")
     b.add_argument("--dataset", default=None,
@@ -77,19 +95,40 @@ def build_parser() -> argparse.ArgumentParser:
                         "one-class: fashion-mnist|mnist|mnist-10k|cifar10|digits")
     b.add_argument("--root", default=None)
     b.add_argument("--categories", default=None, help="comma-separated (default: all)")
-    b.add_argument("--image-size", type=int, default=256)
+    b.add_argument("--classes", default=None, help="one-class: comma-separated normal classes (default: all)")
+    b.add_argument("--labelled-ratio", type=float, default=0.0,
+                   help="one-class, semi-supervised models: labelled anomalies a/(n+a) added to training")
+    b.add_argument("--download", action="store_true",
+                   help="one-class: fetch the official Fashion-MNIST files into --root when missing")
+    b.add_argument("--image-size", type=int, default=None,
+                   help="default 256; one-class: 64 for hfr, the data's own size for other models")
     b.add_argument("--resize-mode", choices=("resize", "pad", "crop"), default="resize")
     b.add_argument("--epochs", type=int, default=None)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--out", default="runs/benchmark")
+    b.add_argument("--n-train", type=int, default=None,
+                   help="speed: training images (default 300; small for a quick check); "
+                        "calibration: training images per texture (default 120)")
+    b.add_argument("--fpr", type=float, default=None, help="calibration: target false-alarm rate (default 0.05)")
     b.add_argument("--quiet", action="store_true")
+    tab = b.add_argument_group("tabular / kddcup99")
+    tab.add_argument("--datasets", default=None,
+                     help="tabular: comma-separated ADBench names (default cardio,satellite,satimage-2,shuttle,thyroid,WBC)")
+    tab.add_argument("--data-root", default=None,
+                     help="tabular: folder of ADBench .npz files; kddcup99: folder holding kddcup.data_10_percent.gz (or the file)")
+    tab.add_argument("--models", default=None,
+                     help="comma-separated; tabular default ae,vae,memae,esad,pyod-ae,iforest; "
+                          "kddcup99 default ae,vae,memae,esad,iforest")
+    tab.add_argument("--seeds", type=int, default=None, help="number of seeds, --seed, --seed+1, ... (default 5)")
+    tab.add_argument("--label-fraction", type=float, default=None,
+                     help="share of the train part's anomalies given labelled to semi-supervised models (default 0.1)")
     return parser
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = {"seed": args.seed, "progress": not args.quiet}
-    for key in ("epochs", "batch_size", "lr", "backbone", "backbone_weights", "device"):
+    for key in ("epochs", "batch_size", "lr", "backbone", "backbone_weights", "device", "fpr"):
         val = getattr(args, key, None)
         if val is not None and not (key == "device" and val == "auto"):
             opts[key] = val
@@ -117,8 +156,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec = _spec(args, default_dataset="mvtec")
     det = train_run(spec, args.out, model=args.model, resume=args.resume, **_options(args))
     h = det.history
+    cal = det.calibration.describe() if det.calibration is not None else f"threshold {det.threshold:.4f}"
     print(f"trained {args.model} in {h.seconds:.1f}s ({h.epochs_run} epochs, best {h.best_epoch + 1}); "
-          f"threshold {det.threshold:.4f}; saved to {args.out}")
+          f"{cal}; saved to {args.out}")
     return 0
 
 
@@ -131,9 +171,17 @@ def cmd_test(args: argparse.Namespace) -> int:
     if args.root is not None and args.dataset is None:
         raise ReconadError("give --dataset with --root")
     spec = _spec(args) if args.dataset else None
-    m = test_run(args.run, spec, heatmaps=args.heatmaps)
+    report = getattr(args, "report", True)  # `reconad report` is `test` without heat maps
+    m = test_run(args.run, spec, heatmaps=getattr(args, "heatmaps", 0), report=report)
     print(format_table([m], ["category"] + [k for k in METRIC_KEYS if k in m]))
+    if m.get("threshold") is not None:
+        print(f"threshold {m['threshold']:.4g} ({m.get('threshold_basis')}): false-alarm rate "
+              f"{m.get('false_alarm_rate', float('nan')):.3f}, detection rate {m.get('detection_rate', float('nan')):.3f}")
     print(f"metrics written to {Path(args.run) / 'metrics.json'}")
+    if report:
+        from reconad.report import report_path
+
+        print(f"report written to {report_path(args.run)}")
     return 0
 
 
@@ -145,11 +193,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from reconad.runs import export_run
+
+    path = export_run(args.run, args.format, args.out)
+    print(f"exported to {path} (pre-processing and threshold in {path.with_suffix('.json')})")
+    return 0
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from reconad.benchmark import run_localization, speed
 
+    args.image_size_given = args.image_size is not None
+    if args.image_size is None and args.protocol != "one-class":
+        args.image_size = 256
     if args.protocol == "speed":
-        speed(args.model, image_size=args.image_size, out=args.out, options=_options(args))
+        speed(args.model, image_size=args.image_size, out=args.out, options=_options(args),
+              **({"n_train": args.n_train} if args.n_train else {}))
+    elif args.protocol == "calibration":
+        from reconad.benchmark import false_alarms
+
+        opts = _options(args)
+        false_alarms(args.categories, fpr=opts.pop("fpr", 0.05), image_size=args.image_size, out=args.out,
+                     options=opts, **({"n_train": args.n_train} if args.n_train else {}))
     elif args.protocol == "one-class":
         from reconad.protocols.oneclass import run_one_class
 
@@ -171,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    handlers = {"train": cmd_train, "test": cmd_test, "predict": cmd_predict, "benchmark": cmd_benchmark}
+    handlers = {"train": cmd_train, "test": cmd_test, "report": cmd_test, "predict": cmd_predict,
+                "export": cmd_export, "benchmark": cmd_benchmark}
     try:
         return handlers[args.command](args)
     except ReconadError as exc:

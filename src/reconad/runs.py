@@ -93,8 +93,10 @@ def load_run(run: str | os.PathLike) -> tuple[Detector, DataSpec | None]:
     return det, spec
 
 
-def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int = 0) -> dict[str, Any]:
-    """Evaluate on the test split; write metrics.json and scores.csv (and heat maps)."""
+def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int = 0,
+             report: bool = False) -> dict[str, Any]:
+    """Evaluate on the test split; write metrics.json and scores.csv (and heat maps, and with
+    ``report`` the HTML report of reconad.report, from this same pass: nothing is scored twice)."""
     run = Path(run)
     det, saved = load_run(run)
     spec = spec or saved
@@ -124,6 +126,8 @@ def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int
     metrics = {k: float(v) for k, v in metrics.items()}
     metrics.update({
         "n_test": int(len(y)), "n_anomalous": int(y.sum()), "threshold": det.threshold,
+        "threshold_basis": det.calibration.basis if det.calibration is not None else None,
+        "calibration": det.calibration.to_dict() if det.calibration is not None else None,
         "test_seconds": seconds, "images_per_second": len(y) / max(seconds, 1e-9),
         "dataset": spec.dataset, "category": spec.category,
     })
@@ -131,12 +135,18 @@ def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int
         pred = scores > det.threshold
         metrics["false_alarm_rate"] = float(pred[y == 0].mean()) if (y == 0).any() else float("nan")
         metrics["detection_rate"] = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
+    if (y == 0).any() and (y == 1).any():
+        from reconad.calibration import f1_optimal_threshold
+
+        # Chosen on the test labels themselves: a reference, never the model's threshold.
+        metrics["f1_threshold_on_test"], _ = f1_optimal_threshold(scores[y == 0], scores[y == 1])
+    p_values = det.calibration.p_values(scores) if det.calibration is not None else np.full(len(scores), np.nan)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(run / "scores.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["path", "score", "label", "predicted"])
-        for p, s, lab in zip(paths, scores, y):
-            w.writerow([p, f"{s:.6f}", int(lab), int(det.threshold is not None and s > det.threshold)])
+        w.writerow(["path", "score", "p_value", "label", "predicted"])
+        for p, s, pv, lab in zip(paths, scores, p_values, y):
+            w.writerow([p, f"{s:.6f}", f"{pv:.6f}", int(lab), int(det.threshold is not None and s > det.threshold)])
     if heatmaps:
         vmin, vmax = map_range(det)
         order = np.argsort(-scores)
@@ -147,6 +157,12 @@ def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int
             name = f"{'anomalous' if y[i] else 'normal'}_{Path(paths[i]).parent.name}_{Path(paths[i]).stem}.png"
             save_overlay(run / "heatmaps" / name, item.image, maps[i], vmin, vmax,
                          mask=gt[i] if has_masks else None)
+    if report:
+        from reconad.report import write_report
+
+        write_report(run, scores=scores, labels=y, paths=paths, maps=maps, images=lambda i: test[int(i)].image,
+                     masks=gt if has_masks else None, metrics=metrics, color_range=map_range(det),
+                     model=det.model_name)
     return metrics
 
 
@@ -156,22 +172,62 @@ def map_range(det: Detector) -> tuple[float, float]:
     return 0.0, float(vmax)
 
 
+ENGINES = ("torch", "onnx")
+#: where ``reconad export RUN`` writes the ONNX model (and where ``--engine onnx`` looks)
+EXPORT_FILE = Path("export") / "model.onnx"
+
+
+def export_run(run: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None) -> Path:
+    """Export a run's model (default ``RUN/export/model.onnx``, with ``model.json`` beside it)."""
+    from reconad.export import EXPORT_FORMATS, export_onnx
+
+    if fmt not in EXPORT_FORMATS:
+        raise DataError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    det, _ = load_run(run)
+    return export_onnx(det, Path(out) if out is not None else Path(run) / EXPORT_FILE)
+
+
+def _score_onnx(run: Path, det: Detector, ds, batch_size: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and maps from the run's exported ONNX model (exported first if missing)."""
+    from torch.utils.data import DataLoader
+
+    from reconad.data.records import collate_images
+    from reconad.export import OnnxDetector
+
+    path = run / EXPORT_FILE
+    weights = [p.stat().st_mtime for p in (run / "model").glob("*") if p.is_file()]
+    if not path.exists() or (weights and path.stat().st_mtime < max(weights)):  # missing or older than the model
+        export_run(run, "onnx", path)
+    session = OnnxDetector(path)
+    scores, maps = [], []
+    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_images):
+        s, m = session(batch.image)
+        scores.append(s)
+        maps.append(m)
+    return np.concatenate(scores), np.concatenate(maps)
+
+
 def predict_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike, engine: str = "torch") -> Path:
+    """Score images with the run's model (PyTorch, or its ONNX export with onnxruntime);
+    write ``scores.csv`` (score, p-value, label at the threshold) and heat-map overlays."""
     from reconad.data.inputs import expand_paths, path_dataset
 
+    if engine not in ENGINES:
+        raise DataError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     det, _ = load_run(run)
     files = expand_paths(paths)
     ds = path_dataset(files, int(det.settings["image_size"]), str(det.settings["resize_mode"]))
-    scores, maps = det.score_and_map(ds)
+    scores, maps = _score_onnx(Path(run), det, ds) if engine == "onnx" else det.score_and_map(ds)
+    p_values = det.calibration.p_values(scores) if det.calibration is not None else np.full(len(scores), np.nan)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     vmin, vmax = map_range(det)
     with open(out / "scores.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["path", "score", "label"])
-        for i, (p, s) in enumerate(zip(files, scores)):
+        w.writerow(["path", "score", "p_value", "label"])
+        for i, (p, s, pv) in enumerate(zip(files, scores, p_values)):
             label = int(det.threshold is not None and s > det.threshold)
-            w.writerow([str(p), f"{s:.6f}", label])
+            w.writerow([str(p), f"{s:.6f}", f"{pv:.6f}", label])
             save_overlay(out / f"{i:04d}_{p.stem}.png", ds[i].image, maps[i], vmin, vmax)
     return out / "scores.csv"
 

@@ -195,7 +195,8 @@ def _run_hfr(data: OneClassData, classes: list[int], image_size: int, options: d
 
 
 def _run_detector(data: OneClassData, model: str, classes: list[int], image_size: int,
-                  options: dict[str, Any], labelled_ratio: float, echo: bool) -> tuple[dict, dict, dict[str, Any]]:
+                  options: dict[str, Any], labelled_ratio: float, echo: bool,
+                  out: Path | None = None) -> tuple[dict, dict, dict[str, Any]]:
     from reconad.detector import Detector
 
     if labelled_ratio > 0 and not _model_uses_labels(model):
@@ -215,11 +216,16 @@ def _run_detector(data: OneClassData, model: str, classes: list[int], image_size
         aurocs[c] = image_auroc((data.test_y != c).astype(int), scores)
         secs[c] = time.perf_counter() - t
         n_labelled[c] = int(len(extra))
+        if out is not None:  # long runs: what is done so far survives an interruption
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "partial.json").write_text(json.dumps(
+                {"per_class": {str(k): v for k, v in aurocs.items()},
+                 "seconds_per_class": {str(k): v for k, v in secs.items()}}, indent=1))
         if echo:
             print(f"class {c} ({data.class_names[c]}): {model} AUROC {aurocs[c]:.4f}  ({secs[c]:.0f}s)", flush=True)
     info = {"labelled_ratio": labelled_ratio, "labelled_anomalies_per_class": n_labelled,
             "labelled_anomalies": "drawn uniformly at random (seeded) from the training images of all other "
-                                  "classes; ratio = a / (n + a)" if labelled_ratio > 0 else None}
+                                  "classes" if labelled_ratio > 0 else None}
     return aurocs, secs, info
 
 
@@ -237,14 +243,20 @@ def one_class(dataset: str, root: str | None = None, model: str = "hfr", classes
     if bad:
         raise ConfigError(f"unknown class(es) {bad} for {dataset}; classes are {all_classes}")
     if image_size is None:
-        image_size = HFR_ONE_CLASS_IMAGE_SIZE if model == "hfr" else max(32, int(data.train_x.shape[1]))
+        if model == "hfr":
+            image_size = HFR_ONE_CLASS_IMAGE_SIZE
+        else:  # the data's own size, as in the papers
+            from reconad.models import model_entry
+
+            image_size = max(int(getattr(model_entry(model)[0], "min_image_size", 32)), int(data.train_x.shape[1]))
     t0 = time.perf_counter()
     if model == "hfr":
         if labelled_ratio > 0:
             raise ConfigError("hfr trains on normal data only; drop --labelled-ratio")
         scores, knn, secs, info = _run_hfr(data, classes, image_size, options, val_fraction, echo)
     else:
-        scores, secs, info = _run_detector(data, model, classes, image_size, options, labelled_ratio, echo)
+        scores, secs, info = _run_detector(data, model, classes, image_size, options, labelled_ratio, echo,
+                                           Path(out))
         knn = {}
     total = time.perf_counter() - t0
     mean = float(np.mean(list(scores.values())))

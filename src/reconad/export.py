@@ -1,0 +1,137 @@
+"""Export a trained image detector to ONNX, and run the exported file with onnxruntime.
+
+The ONNX graph takes the *pre-processed* image batch ``images``: float32, (N, 3, H, W),
+RGB, values in [0, 1] (8-bit pixels divided by 255), already resized to the model's
+``image_size`` the way ``reconad.data.image_io.load_image`` does (bilinear,
+antialiased; ``resize_mode`` resize / pad / crop).  Everything after that, the
+backbone's own mean/std normalisation included, is inside the graph.  The batch axis
+is dynamic.  Outputs: ``scores`` (N,) and ``maps`` (N, H, W), the same as
+``Detector.decision_function`` / ``anomaly_map``.
+
+Beside ``model.onnx`` a ``model.json`` records that pre-processing, the output names,
+the threshold and the calibration (held-out normal scores, so a deployment can compute
+p-values without reconad).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from reconad.errors import ConfigError, DataError, ModelFileError
+
+__all__ = ["export_onnx", "OnnxDetector", "EXPORT_FORMATS", "INPUT_NAME", "OUTPUT_NAMES"]
+
+EXPORT_FORMATS = ("onnx",)
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("scores", "maps")
+OPSET = 17
+
+
+class _ScoreAndMap(nn.Module):
+    """The model's forward as a plain (scores, maps) function for the exporter."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        scores, maps = self.model(images)
+        return scores, maps
+
+
+def _preprocessing(det: Any) -> dict[str, Any]:
+    size = int(det.settings["image_size"])
+    encoder = getattr(det.model, "encoder", None)
+    mean = getattr(encoder, "mean", None)
+    std = getattr(encoder, "std", None)
+    return {
+        "input_name": INPUT_NAME,
+        "shape": ["batch", 3, size, size],
+        "dtype": "float32",
+        "layout": "NCHW",
+        "color": "RGB (grayscale replicated to 3 channels, alpha dropped)",
+        "value_range": [0.0, 1.0],
+        "scale": "pixel / 255 (8-bit), pixel / 65535 (16-bit)",
+        "image_size": size,
+        "resize_mode": str(det.settings["resize_mode"]),
+        "resize": "bilinear, antialiased (torch.nn.functional.interpolate(..., antialias=True)); "
+                  "see reconad.data.image_io",
+        "normalisation_in_graph": None if mean is None else {
+            "mean": [float(v) for v in mean.flatten()], "std": [float(v) for v in std.flatten()],
+            "note": "applied inside the graph: do not normalise the input yourself"},
+    }
+
+
+def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET) -> Path:
+    """Write ``det``'s model as ONNX to ``path`` and its pre-processing to ``path``.json."""
+    model = det._require_model()
+    if not hasattr(model, "encoder"):
+        raise ConfigError(f"export supports image models; {det.model_name} is not one")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = int(det.settings["image_size"])
+    wrapper = _ScoreAndMap(model).cpu().eval()
+    example = torch.rand(2, 3, size, size)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shapes fixed at export (H, W are)
+        torch.onnx.export(
+            wrapper, (example,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAMES[0]: {0: "batch"}, OUTPUT_NAMES[1]: {0: "batch"}},
+            opset_version=opset, dynamo=False,
+        )
+    model.to(det._device)
+    cal = det.calibration
+    meta = {
+        "format": "onnx", "opset": opset, "reconad_model": det.model_name,
+        "model_config": det.model.config.to_dict() if hasattr(det.model, "config") else None,
+        "preprocessing": _preprocessing(det),
+        "outputs": {
+            OUTPUT_NAMES[0]: {"shape": ["batch"], "meaning": "image anomaly score, higher = more anomalous"},
+            OUTPUT_NAMES[1]: {"shape": ["batch", size, size],
+                              "meaning": "pixel anomaly map at the input resolution"},
+        },
+        "threshold": det.threshold,
+        "threshold_basis": None if cal is None else cal.basis,
+        "calibration": None if cal is None else cal.to_dict(),
+        "p_value": "(1 + #{calibration.normal_scores >= score}) / (n_normal + 1)",
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    return path
+
+
+class OnnxDetector:
+    """Score pre-processed image batches with an exported file (onnxruntime, CPU)."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - a dependency
+            raise ConfigError("the onnx engine needs onnxruntime: pip install onnxruntime") from exc
+        self.path = Path(path)
+        if not self.path.exists():
+            raise ModelFileError(f"no exported model at {self.path}: run `reconad export RUN --format onnx`")
+        meta_path = self.path.with_suffix(".json")
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelFileError(f"{self.path}: not a readable ONNX model: {exc}") from exc
+
+    def __call__(self, images: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        x = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise DataError(f"expected pre-processed images (N, 3, H, W), got {x.shape}")
+        scores, maps = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})
+        return scores, maps

@@ -1,0 +1,218 @@
+"""Thresholds and p-values from normal data only (reconad.calibration and the Detector).
+
+The statistics are checked on synthetic scores (exact formulas, the false-alarm rate on
+fresh draws, uniform p-values); the Detector is checked end to end on a toy image
+problem (smooth random textures at 32 px) whose fresh normal images it never saw.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage, stats
+
+from reconad import Detector
+from reconad.calibration import Calibration, conformal_p_values, f1_optimal_threshold, threshold_for_fpr
+from reconad.errors import ConfigError, DataError
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+# ------------------------------------------------------------------ formulas
+
+
+def test_p_values_follow_the_conformal_formula():
+    normal = np.sort(np.array([1.0, 2.0, 2.0, 3.0, 5.0]))
+    p = conformal_p_values(normal, [0.0, 2.0, 2.5, 5.0, 9.0])
+    # (1 + #{normal >= s}) / (n + 1) with n = 5
+    np.testing.assert_allclose(p, [6 / 6, 5 / 6, 3 / 6, 2 / 6, 1 / 6])
+
+
+@pytest.mark.parametrize("n, fpr", [(99, 0.05), (200, 0.01), (37, 0.1), (1000, 0.2)])
+def test_flagging_above_the_fpr_threshold_is_the_same_as_p_at_most_fpr(n, fpr):
+    rng = np.random.default_rng(n)
+    normal = np.sort(rng.normal(size=n))
+    thr, expected = threshold_for_fpr(normal, fpr)
+    assert expected <= fpr + 1e-12 and expected > fpr - 1 / (n + 1)
+    s = np.concatenate([rng.normal(size=5000), normal])  # ties with the normal scores included
+    np.testing.assert_array_equal(s > thr, conformal_p_values(normal, s) <= fpr)
+
+
+def test_too_few_normals_for_the_target_fall_back_to_the_largest_score():
+    normal = np.arange(10.0)
+    thr, expected = threshold_for_fpr(normal, 0.05)  # needs 19 normals
+    assert thr == 9.0 and expected == pytest.approx(1 / 11)
+
+
+@pytest.mark.parametrize("fpr", [0.01, 0.05, 0.2])
+def test_realised_false_alarm_rate_on_fresh_normal_scores_is_near_the_target(fpr):
+    # Averaged over many calibration sets, the conformal rate is k/(n+1) <= fpr.
+    rng = np.random.default_rng(1)
+    n, rates = 199, []
+    for _ in range(200):
+        cal = Calibration.fit(rng.gamma(2.0, size=n), fpr=fpr)
+        rates.append(np.mean(cal.predict(rng.gamma(2.0, size=2000))))
+    k = np.floor(fpr * (n + 1))
+    assert np.mean(rates) == pytest.approx(k / (n + 1), abs=0.004)
+    assert abs(np.mean(rates) - fpr) <= 0.005
+
+
+def test_p_values_of_fresh_normals_are_uniform_and_of_anomalies_small():
+    rng = np.random.default_rng(2)
+    cal = Calibration.fit(rng.normal(size=999), fpr=0.05)
+    p = cal.p_values(rng.normal(size=3000))
+    assert p.min() > 0 and p.max() <= 1
+    assert stats.kstest(p, "uniform").pvalue > 0.001
+    assert np.median(cal.p_values(rng.normal(4.0, size=100))) < 0.01
+
+
+def test_f1_threshold_separates_separable_scores_and_is_optimal():
+    thr, f1 = f1_optimal_threshold([0.1, 0.2, 0.3, 0.4], [0.8, 0.9])
+    assert f1 == 1.0 and 0.4 < thr < 0.8
+    rng = np.random.default_rng(3)
+    neg, pos = rng.normal(size=300), rng.normal(1.5, size=60)
+    thr, f1 = f1_optimal_threshold(neg, pos)
+    s, y = np.concatenate([neg, pos]), np.r_[np.zeros(300), np.ones(60)]
+    from sklearn.metrics import f1_score
+
+    assert f1_score(y, s > thr) == pytest.approx(f1)
+    flags = s[None, :] > np.unique(s)[:, None]  # every cut between observed scores
+    tp = (flags & (y == 1)).sum(1)
+    best = (2 * tp / (flags.sum(1) + y.sum())).max()
+    assert f1 == pytest.approx(best)
+
+
+def test_fpr_wins_over_quantile_and_f1_needs_anomalies():
+    normal = np.linspace(0, 1, 101)
+    cal = Calibration.fit(normal, fpr=0.1, quantile=0.5)
+    assert cal.basis == "fpr=0.1" and cal.threshold > 0.85
+    assert Calibration.fit(normal, quantile=0.5).basis == "quantile=0.5"
+    with pytest.raises(DataError, match="labelled anomalies"):
+        Calibration.fit(normal, use_f1=True)
+    cal = Calibration.fit(normal, fpr=0.1, anomaly_scores=[2.0, 3.0], use_f1=True)
+    assert cal.basis == "f1" and 1.0 < cal.threshold < 2.0 and cal.f1 == 1.0
+
+
+def test_round_trip_and_bad_input():
+    cal = Calibration.fit([3.0, 1.0, 2.0], quantile=0.5, anomaly_scores=[5.0])
+    back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back.to_dict() == cal.to_dict() and list(back.normal_scores) == [1.0, 2.0, 3.0]
+    with pytest.raises(DataError):
+        Calibration.fit([1.0, float("nan")], fpr=0.1)
+    with pytest.raises(DataError):
+        Calibration.fit([], fpr=0.1)
+    with pytest.raises(ConfigError):
+        Calibration.fit([1.0, 2.0], fpr=1.5)
+    with pytest.raises(DataError):
+        Calibration.from_dict({"threshold": 1.0})
+
+
+# ----------------------------------------------------------- the Detector
+
+
+def _textures(n: int, seed: int, size: int = 32) -> np.ndarray:
+    """Smooth random grey textures (the normal class of the toy problem), uint8 RGB."""
+    rng = np.random.default_rng(seed)
+    x = ndimage.gaussian_filter(rng.normal(size=(n, size, size)), sigma=(0, 2, 2), mode="wrap")
+    x = 0.5 + 0.25 * x / x.std(axis=(1, 2), keepdims=True)
+    return np.repeat((np.clip(x, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+TOY = dict(image_size=32, epochs=2, batch_size=32, lr=1e-2, width=16, bottleneck=8, device="cpu",
+           progress=False, patience=None, val_fraction=0.5, fpr=0.1)
+
+
+@pytest.fixture(scope="module")
+def toy_det(single_thread):
+    return Detector("hfr", **TOY).fit(_textures(300, seed=0))
+
+
+@pytest.mark.slow
+def test_detector_false_alarm_rate_on_fresh_normal_images_is_near_the_target(toy_det):
+    cal = toy_det.calibration
+    assert cal is not None and cal.basis == "fpr=0.1" and cal.n == 150 and cal.source == "held-out normal"
+    fresh = _textures(600, seed=1)
+    rate = toy_det.predict(fresh).mean()
+    # 150 held-out normals: the rate a given calibration set gives has sd ~0.025.
+    assert abs(rate - 0.1) <= 0.06
+    p = toy_det.p_values(fresh)
+    assert p.min() > 0 and p.max() <= 1
+    assert np.array_equal(p <= 0.1, toy_det.predict(fresh) == 1)
+    hist = np.histogram(p, bins=5, range=(0, 1))[0] / len(p)
+    assert hist.min() > 0.1 and hist.max() < 0.3  # roughly uniform: 0.2 per bin
+
+
+def test_detector_flags_the_anomalous_toy_images(toy_det):
+    odd = _textures(40, seed=2)
+    odd[:, 8:24, 8:24] = 255  # a bright square on every image
+    assert toy_det.predict(odd).mean() > 0.5
+
+
+def test_threshold_basis_and_calibration_are_saved_and_loaded(toy_det, tmp_path):
+    toy_det.save(tmp_path / "m")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["threshold"] == toy_det.threshold and cfg["threshold_basis"] == "fpr=0.1"
+    assert cfg["calibration"]["n_normal"] == 150 and cfg["detector"]["fpr"] == 0.1
+    back = Detector.load(tmp_path / "m")
+    fresh = _textures(8, seed=3)
+    np.testing.assert_allclose(back.p_values(fresh), toy_det.p_values(fresh))
+    assert back.calibration.basis == "fpr=0.1"
+
+
+def test_calibrate_on_new_normals_and_with_labelled_anomalies(toy_det):
+    import copy
+
+    det = copy.deepcopy(toy_det)  # keep the module's detector untouched
+    cal = det.calibrate(_textures(99, seed=4), fpr=0.05)
+    assert cal.n == 99 and cal.basis == "fpr=0.05" and det.threshold == cal.threshold
+    odd = _textures(20, seed=5)
+    odd[:, 8:24, 8:24] = 255
+    cal = det.calibrate(_textures(99, seed=4), anomalous_data=odd, use_f1=True)
+    assert cal.basis == "f1" and cal.f1_threshold == det.threshold and cal.f1 is not None
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, "a", True])
+def test_bad_fpr_is_refused(bad):
+    with pytest.raises(ConfigError, match="fpr"):
+        Detector("hfr", fpr=bad)
+
+
+@pytest.mark.slow
+def test_cli_train_fpr_and_test_and_predict_write_threshold_and_p_values(tiny_mvtec, tmp_path, capsys):
+    from reconad.cli import main
+
+    run = tmp_path / "run"
+    rc = main(["train", "--dataset", "mvtec", "--root", str(tiny_mvtec), "--category", "brick", "--out", str(run),
+               "--image-size", "64", "--epochs", "1", "--fpr", "0.2", "--quiet",
+               "--set", "width=16", "--set", "bottleneck=8", "--set", "val_fraction=0.5", "--set", "patience=null"])
+    assert rc == 0 and "fpr=0.2" in capsys.readouterr().out
+    assert main(["test", str(run), "--heatmaps", "0", "--quiet"]) == 0
+    assert "fpr=0.2" in capsys.readouterr().out
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["threshold_basis"] == "fpr=0.2" and m["calibration"]["basis"] == "fpr=0.2"
+    assert m["calibration"]["threshold"] == m["threshold"] and m["calibration"]["n_normal"] == 8
+    with open(run / "scores.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    p = np.array([float(r["p_value"]) for r in rows])
+    assert len(rows) == m["n_test"] and ((p > 0) & (p <= 1)).all()
+    assert all((float(r["p_value"]) <= 0.2) == (r["predicted"] == "1") for r in rows)
+    out = tmp_path / "pred"
+    assert main(["predict", str(run), str(tiny_mvtec / "brick" / "test" / "hole"), "--out", str(out), "--quiet"]) == 0
+    with open(out / "scores.csv") as fh:
+        assert list(csv.DictReader(fh))[0].keys() >= {"score", "p_value", "label"}
+
+
+@pytest.mark.slow
+def test_calibration_protocol_reports_the_realised_false_alarm_rates(tmp_path):
+    from reconad.benchmark import false_alarms
+
+    r = false_alarms("brick", fpr=0.1, n_train=12, n_calibration=19, n_fresh=10, image_size=32, out=tmp_path,
+                     options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None), echo=False)
+    row = r["per_category"][0]
+    assert row["n_calibration"] == 19 and row["expected_fpr"] == pytest.approx(2 / 20)
+    for key in ("fpr_fresh_training_region", "fpr_fresh_held_out_quadrant"):
+        assert 0 <= row[key] <= 1 and row[key] * 10 == pytest.approx(round(row[key] * 10))
+    assert (tmp_path / "results.md").exists() and json.loads((tmp_path / "results.json").read_text())["n_fresh"] == 10
