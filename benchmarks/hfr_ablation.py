@@ -32,16 +32,8 @@ from reconad.data.records import collate_images
 from reconad.engine import TrainConfig, Trainer
 from reconad.metrics import image_auroc, pixel_auroc
 from reconad.models.hfr import HFR, HFRConfig
-from reconad.models.hfr.model import FeatureCache
 
 TRAIN_KEYS = ("epochs", "lr", "patience", "batch_size")
-
-
-class CachedHFR(HFR):
-    """HFR that accepts an already computed feature cache as training data."""
-
-    def prepare_data(self, dataset, device, progress=True):
-        return dataset if isinstance(dataset, FeatureCache) else super().prepare_data(dataset, device, progress)
 
 
 def run(dataset: str, root: str, category: str | None, size: int, layers: list[int] | None,
@@ -53,7 +45,7 @@ def run(dataset: str, root: str, category: str | None, size: int, layers: list[i
         train, val = split_holdout(train, 0.1, 0)
     test = build_image_dataset(dataset, root, category, "test", size)
     cpu = torch.device("cpu")
-    base = CachedHFR(HFRConfig(backbone=backbone, layers=layers))
+    base = HFR(HFRConfig(backbone=backbone, layers=layers))
     t0 = time.time()
     ftr, fva, fte = (base.prepare_data(d, cpu, progress=False) for d in (train, val, test))
     labels, masks = [], []
@@ -68,7 +60,7 @@ def run(dataset: str, root: str, category: str | None, size: int, layers: list[i
         train_opts = {k: cfg.pop(k) for k in TRAIN_KEYS if k in cfg}
         train_opts.setdefault("epochs", epochs)
         torch.manual_seed(0)
-        model = CachedHFR(HFRConfig(backbone=backbone, layers=layers, **cfg))
+        model = HFR(HFRConfig(backbone=backbone, layers=layers, **cfg))
         t0 = time.time()
         hist = Trainer(TrainConfig(progress=False, device="cpu", **train_opts)).fit(model, ftr, fva)
         seconds = time.time() - t0
