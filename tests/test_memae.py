@@ -70,3 +70,17 @@ def test_learns_image_toy():
     det = Detector("memae", image_size=16, **FAST).fit(train)
     assert roc_auc_score(labels, det.decision_function(test)) > 0.9
     assert det.anomaly_map(test[:3]).shape == (3, 16, 16)
+
+
+def test_dot_product_addressing_of_the_official_code():
+    torch.manual_seed(0)
+    mem = Memory(20, 8, threshold=1 / 20, temperature=1.0, similarity="dot")
+    z = torch.randn(32, 8) * 5
+    w = mem.address(z)
+    assert torch.allclose(w.sum(dim=1), torch.ones(32), atol=1e-5)
+    expected = torch.softmax(z @ mem.slots.t(), dim=1)  # before shrinkage: the plain dot product
+    assert torch.equal(w > 0, hard_shrink(expected, 1 / 20) > 0)
+    # the cosine version ignores the query's length; the dot version does not
+    assert not torch.allclose(mem.address(z), mem.address(z / 5))
+    with pytest.raises(ConfigError, match="similarity"):
+        build_model("memae", input_shape=[4], similarity="euclid")

@@ -397,14 +397,8 @@ def tabular(data_root: str | Path, out: str | Path, datasets: list[str] | None =
             info[data.name] = {"rows": len(data), "features": data.X.shape[1], "anomalies": data.n_anomalies,
                                **split.sizes()}
             for m in names:
-                run: dict[str, Any] = {"dataset": data.name, "model": m, "seed": seed}
-                try:
-                    scores, secs = _run_one(m, makers[m], split, seed, per_opts[m])
-                    run.update(auroc=image_auroc(split.y_test, scores), aupr=image_aupr(split.y_test, scores),
-                               seconds=secs)
-                except Exception as exc:  # one failing model must not lose a long benchmark
-                    run["error"] = f"{type(exc).__name__}: {exc}"
-                    print(f"{data.name} seed {seed} {m}: FAILED {run['error']}", file=sys.stderr, flush=True)
+                run = _attempt({"dataset": data.name, "model": m, "seed": seed},
+                               lambda: _run_one(m, makers[m], split, seed, per_opts[m]), split.y_test)
                 runs.append(run)
                 if echo and "error" not in run:
                     print(f"{data.name} seed {seed} {m}: AUROC {run['auroc']:.4f} AUPR {run['aupr']:.4f} "
@@ -414,6 +408,24 @@ def tabular(data_root: str | Path, out: str | Path, datasets: list[str] | None =
         print((out / "results.md").read_text())
     return result
 
+
+
+def _attempt(run: dict[str, Any], fit_and_score: Callable[[], tuple[np.ndarray, float]], y_test: np.ndarray,
+             with_prf: bool = False) -> dict[str, Any]:
+    """Fill ``run`` with the metrics of one model on one split, or with its error.
+
+    One failing model must not lose a long benchmark: the error is recorded (and
+    printed) and the benchmark goes on.
+    """
+    try:
+        scores, secs = fit_and_score()
+        if with_prf:
+            run.update(top_fraction_prf(y_test, scores))
+        run.update(auroc=image_auroc(y_test, scores), aupr=image_aupr(y_test, scores), seconds=secs)
+    except Exception as exc:
+        run["error"] = f"{type(exc).__name__}: {exc}"
+        print(f"{run['dataset']} seed {run['seed']} {run['model']}: FAILED {run['error']}", file=sys.stderr, flush=True)
+    return run
 
 def _write_tabular(out: Path, datasets: list[str], models: list[str], seeds: list[int], runs: list[dict[str, Any]],
                    info: dict[str, Any], skipped: dict[str, str], label_fraction: float,
@@ -488,14 +500,9 @@ def kddcup99(path: str | Path, out: str | Path, seeds: list[int] | None = None, 
         split = kdd_split(data, seed, label_fraction)
         sizes = split.sizes()
         for m in names:
-            run: dict[str, Any] = {"dataset": "kddcup99", "model": m, "seed": seed}
-            try:
-                scores, secs = _run_one(m, makers[m], split, seed, per_opts[m])
-                run.update(top_fraction_prf(split.y_test, scores), auroc=image_auroc(split.y_test, scores),
-                           aupr=image_aupr(split.y_test, scores), seconds=secs)
-            except Exception as exc:
-                run["error"] = f"{type(exc).__name__}: {exc}"
-                print(f"kddcup99 seed {seed} {m}: FAILED {run['error']}", file=sys.stderr, flush=True)
+            run = _attempt({"dataset": "kddcup99", "model": m, "seed": seed},
+                           lambda: _run_one(m, makers[m], split, seed, per_opts[m]), split.y_test,
+                           with_prf=True)
             runs.append(run)
             if echo and "error" not in run:
                 print(f"kddcup99 seed {seed} {m}: P {run['precision']:.4f} R {run['recall']:.4f} F1 {run['f1']:.4f} "

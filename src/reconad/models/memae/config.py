@@ -26,12 +26,15 @@ class MemAEConfig(NetConfig):
     classes 0/1/8: mean AUROC 0.51 at 1, 0.55 at 0.1, 0.93 at 0.02, 0.96 at 0.01).  The
     official code sharpens it by scoring with an unnormalised dot product instead;
     we keep the cosine and default to 0.01.
+    similarity: ``cosine`` (the paper) or ``dot`` (the official code's unnormalised
+    dot product; use with ``temperature=1``).
     """
 
     memory_size: int | None = None
     shrink_threshold: float | None = None
     entropy_weight: float = 0.0002
     temperature: float = 0.01
+    similarity: str = "cosine"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -41,6 +44,8 @@ class MemAEConfig(NetConfig):
             raise ConfigError(f"memory_size must be >= 2, got {self.memory_size}")
         if self.shrink_threshold is not None and not 0 <= self.shrink_threshold < 1:
             raise ConfigError(f"shrink_threshold must be in [0, 1), got {self.shrink_threshold}")
+        if self.similarity not in ("cosine", "dot"):
+            raise ConfigError(f"similarity must be 'cosine' or 'dot', got {self.similarity!r}")
         if self.entropy_weight < 0 or self.temperature <= 0:
             raise ConfigError("entropy_weight must be >= 0 and temperature > 0")
 

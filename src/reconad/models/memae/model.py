@@ -39,16 +39,21 @@ def hard_shrink(w: torch.Tensor, threshold: float, eps: float = 1e-12) -> torch.
 class Memory(nn.Module):
     """N slots of ``dim`` numbers, addressed by softmax over cosine similarity."""
 
-    def __init__(self, n_slots: int, dim: int, threshold: float, temperature: float = 1.0) -> None:
+    def __init__(self, n_slots: int, dim: int, threshold: float, temperature: float = 1.0,
+                 similarity: str = "cosine") -> None:
         super().__init__()
         self.threshold = threshold
         self.temperature = temperature
+        self.similarity = similarity
         bound = 1.0 / math.sqrt(dim)
         self.slots = nn.Parameter(torch.empty(n_slots, dim).uniform_(-bound, bound))
 
     def address(self, z: torch.Tensor) -> torch.Tensor:
         """Addressing weights (Q, N) of queries (Q, dim): sparse, rows sum to 1 (or all 0)."""
-        sim = F.normalize(z, dim=1) @ F.normalize(self.slots, dim=1).t()
+        if self.similarity == "dot":
+            sim = z @ self.slots.t()
+        else:
+            sim = F.normalize(z, dim=1) @ F.normalize(self.slots, dim=1).t()
         w = torch.softmax(sim / self.temperature, dim=1)
         if self.threshold > 0:
             w = hard_shrink(w, self.threshold)
@@ -81,7 +86,8 @@ class MemAE(ReconstructionModel):
             self.encoder = conv
             self.decoder = ConvDecoder(conv)
             dim = conv.out_channels
-        self.memory = Memory(cfg.resolved_memory_size(), dim, cfg.resolved_threshold(), cfg.temperature)
+        self.memory = Memory(cfg.resolved_memory_size(), dim, cfg.resolved_threshold(), cfg.temperature,
+                             cfg.similarity)
 
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(reconstruction, addressing weights (queries, N))."""
