@@ -73,3 +73,9 @@ def test_cli_one_class_errors(capsys, tmp_path):
     assert "normal data only" in capsys.readouterr().err
     assert main(["benchmark", "--protocol", "one-class", "--dataset", "cifar10", "--out", str(tmp_path)]) == 2
     assert "--root is required" in capsys.readouterr().err
+
+
+def test_small_images_warn_for_the_semantic_settings(tmp_path):
+    with pytest.warns(UserWarning, match="1x1 grid"):
+        one_class("digits", classes=[0], image_size=32, out=tmp_path, options={"epochs": 1, "progress": False},
+                  echo=False)

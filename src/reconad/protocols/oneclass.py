@@ -18,6 +18,7 @@ import json
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -158,6 +159,9 @@ def _run_hfr(data: OneClassData, classes: list[int], image_size: int, options: d
     device = select_device(cfg.device)
     torch.manual_seed(cfg.seed)
     encoder = build_model("hfr", **model_opts).encoder.to(device)
+    if image_size < 2 * max(encoder.strides):
+        warnings.warn(f"image size {image_size} leaves the stride-{max(encoder.strides)} level a 1x1 grid; the "
+                      f"one-class settings were measured at 64 px (BENCHMARKS.md, section 5)", stacklevel=2)
     t0 = time.perf_counter()
     needed = np.flatnonzero(np.isin(data.train_y, classes))
     train_enc = encode_images(encoder, data.train_x[needed], image_size, device, show=show, desc="encoding train")
