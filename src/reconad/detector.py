@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 import reconad
 from reconad.calibration import Calibration
-from reconad.data.inputs import ArrayImageDataset, as_image_dataset
+from reconad.data.inputs import as_image_dataset
 from reconad.data.labels import LabelledDataset
 from reconad.data.table import RowBatch, as_table_dataset, collate_rows, is_table
 from reconad.data.records import ImageBatch, collate_images
@@ -100,12 +100,8 @@ class Detector:
         anything else -> image dataset.  ``labels`` (1 = anomaly) replace the items' labels."""
         if is_table(data):
             return as_table_dataset(data, labels)
-        size = int(self.settings["image_size"])
-        if labels is None:
-            return as_image_dataset(data, size, str(self.settings["resize_mode"]))
-        if isinstance(data, (np.ndarray, torch.Tensor)):
-            return ArrayImageDataset(data, size, labels=[int(v) for v in labels])
-        return LabelledDataset(as_image_dataset(data, size, str(self.settings["resize_mode"])), labels)
+        ds = as_image_dataset(data, int(self.settings["image_size"]), str(self.settings["resize_mode"]))
+        return ds if labels is None else LabelledDataset(ds, labels)
 
     def _labels(self, y: Any, n: int) -> np.ndarray | None:
         """y as 0/1 ints; ConfigError when it marks anomalies for a model that cannot use them."""
@@ -179,7 +175,7 @@ class Detector:
         train = self._dataset(data)
         labels = self._labels(y, len(train))
         if labels is not None and labels.any():
-            train = self._dataset(data, labels)
+            train = self._dataset(train, labels)  # the same items, with their labels
         if len(train) == 0:
             raise DataError("the training set is empty")
         if val_data is not None:

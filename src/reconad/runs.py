@@ -140,7 +140,7 @@ def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int
 
         # Chosen on the test labels themselves: a reference, never the model's threshold.
         metrics["f1_threshold_on_test"], _ = f1_optimal_threshold(scores[y == 0], scores[y == 1])
-    p_values = det.calibration.p_values(scores) if det.calibration is not None else np.full(len(scores), np.nan)
+    p_values = _p_values(det, scores)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
     with open(run / "scores.csv", "w", newline="") as fh:
         w = csv.writer(fh)
@@ -164,6 +164,11 @@ def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int
                      masks=gt if has_masks else None, metrics=metrics, color_range=map_range(det),
                      model=det.model_name)
     return metrics
+
+
+def _p_values(det: Detector, scores: np.ndarray) -> np.ndarray:
+    """Conformal p-values of ``scores`` (nan for a model saved without a calibration)."""
+    return det.calibration.p_values(scores) if det.calibration is not None else np.full(len(scores), np.nan)
 
 
 def map_range(det: Detector) -> tuple[float, float]:
@@ -218,7 +223,7 @@ def predict_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike
     files = expand_paths(paths)
     ds = path_dataset(files, int(det.settings["image_size"]), str(det.settings["resize_mode"]))
     scores, maps = _score_onnx(Path(run), det, ds) if engine == "onnx" else det.score_and_map(ds)
-    p_values = det.calibration.p_values(scores) if det.calibration is not None else np.full(len(scores), np.nan)
+    p_values = _p_values(det, scores)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     vmin, vmax = map_range(det)
