@@ -26,14 +26,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from reconad.data.inputs import ArrayImageDataset
 from reconad.data.oneclass import OneClassData, load_one_class_set
-from reconad.data.records import collate_images
 from reconad.engine import TrainConfig, Trainer
 from reconad.engine.device import select_device
-from reconad.engine.progress import progress
 from reconad.errors import ConfigError
 from reconad.metrics import image_auroc
 from reconad.runs import format_table
@@ -79,15 +76,10 @@ class EncodedSet:
 def encode_images(encoder: torch.nn.Module, images: np.ndarray, image_size: int, device: torch.device,
                   batch_size: int = 64, show: bool = True, desc: str = "encoding") -> EncodedSet:
     """Run the frozen encoder over ``images`` (resized as the Detector would)."""
-    ds = ArrayImageDataset(images, image_size)
-    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_images)
-    chunks: list[list[torch.Tensor]] = []
-    encoder.eval()
-    with torch.inference_mode():
-        for batch in progress(loader, enabled=show, desc=desc, unit="batch"):
-            feats = encoder(batch.image.to(device))
-            chunks.append([f.float().cpu().contiguous() for f in feats])
-    levels = [torch.cat(parts) for parts in zip(*chunks)]
+    from reconad.models.hfr.model import encode_dataset
+
+    levels = encode_dataset(encoder, ArrayImageDataset(images, image_size), device, batch_size=batch_size,
+                            progress=show, desc=desc)
     pooled = torch.cat([lv.mean(dim=(2, 3)) for lv in levels], dim=1)
     pooled = torch.nn.functional.normalize(pooled, dim=1)
     return EncodedSet(levels, pooled)

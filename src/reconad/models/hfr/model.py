@@ -60,6 +60,21 @@ def gaussian_kernel1d(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
+@torch.no_grad()
+def encode_dataset(encoder: torch.nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 4,
+                   progress: bool = True, desc: str = "encoder features") -> list[torch.Tensor]:
+    """Frozen-encoder features of a whole dataset of ``ImageItem``: one (N, C, h, w) tensor per level.
+
+    Small batches suit large images on a CPU (BENCHMARKS.md, speed); small images take larger ones.
+    """
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_images)
+    chunks: list[list[torch.Tensor]] = []
+    encoder.eval()
+    for batch in progress_iter(loader, enabled=progress, desc=desc, unit="batch"):
+        chunks.append([f.cpu() for f in encoder(batch.image.to(device))])
+    return [torch.cat(parts) for parts in zip(*chunks)]
+
+
 class HFR(AnomalyModel):
     name = "hfr"
     frozen_prefixes = ("encoder.",)
@@ -103,14 +118,7 @@ class HFR(AnomalyModel):
         """
         if isinstance(dataset, FeatureCache):
             return dataset
-        loader = DataLoader(dataset, batch_size=4, shuffle=False, collate_fn=collate_images)
-        chunks: list[list[torch.Tensor]] = []
-        self.encoder.eval()
-        for batch in progress_iter(loader, enabled=progress, desc="encoder features", unit="batch"):
-            feats = self.extract(batch.image.to(device))
-            chunks.append([f.cpu() for f in feats])
-        levels = [torch.cat(parts) for parts in zip(*chunks)]
-        return FeatureCache(levels)
+        return FeatureCache(encode_dataset(self.encoder, dataset, device, batch_size=4, progress=progress))
 
     def collate_fn(self) -> Callable[[list[Any]], Any]:
         return collate_features
