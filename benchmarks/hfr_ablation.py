@@ -36,8 +36,16 @@ from reconad.models.hfr import HFR, HFRConfig
 TRAIN_KEYS = ("epochs", "lr", "patience", "batch_size")
 
 
-def run(dataset: str, root: str, category: str | None, size: int, layers: list[int] | None,
-        configs: dict[str, dict], epochs: int = 30, backbone: str = "efficientnet_lite0") -> None:
+def run(
+    dataset: str,
+    root: str,
+    category: str | None,
+    size: int,
+    layers: list[int] | None,
+    configs: dict[str, dict],
+    epochs: int = 30,
+    backbone: str = "efficientnet_lite0",
+) -> None:
     train = build_image_dataset(dataset, root, category, "train", size)
     if dataset in WITH_VAL_SPLIT:
         val = build_image_dataset(dataset, root, category, "val", size)
@@ -54,7 +62,9 @@ def run(dataset: str, root: str, category: str | None, size: int, layers: list[i
         masks.append(b.mask[:, 0] > 0.5)
     y = np.concatenate(labels)
     gt = torch.cat(masks)
-    print(f"# {dataset}/{category} {backbone} size {size} layers {layers}: features {time.time() - t0:.0f}s", flush=True)
+    print(
+        f"# {dataset}/{category} {backbone} size {size} layers {layers}: features {time.time() - t0:.0f}s", flush=True
+    )
     for name, cfg in configs.items():
         cfg = dict(cfg)
         train_opts = {k: cfg.pop(k) for k in TRAIN_KEYS if k in cfg}
@@ -72,18 +82,25 @@ def run(dataset: str, root: str, category: str | None, size: int, layers: list[i
                 per_level.append([model._normalise(r, i) for i, r in enumerate(res)])
         levels = [torch.cat([p[i] for p in per_level]) for i in range(len(per_level[0]))]
         grid = max((lv.shape[-2:] for lv in levels), key=lambda s: s[0] * s[1])
-        up = [F.interpolate(lv.unsqueeze(1), size=grid, mode="bilinear", align_corners=False).squeeze(1)
-              for lv in levels]
+        up = [
+            F.interpolate(lv.unsqueeze(1), size=grid, mode="bilinear", align_corners=False).squeeze(1) for lv in levels
+        ]
         gt_grid = F.interpolate(gt[:, None].float(), size=grid, mode="area").squeeze(1).numpy() > 0.25
         k = len(up)
         cells = []
-        for label, w in (("equal", [1] * k), ("deep2", [0] * (k - 2) + [1, 1]), ("deepest", [0] * (k - 1) + [1]),
-                         ("1/2/4", [2**i for i in range(k)])):
+        for label, w in (
+            ("equal", [1] * k),
+            ("deep2", [0] * (k - 2) + [1, 1]),
+            ("deepest", [0] * (k - 1) + [1]),
+            ("1/2/4", [2**i for i in range(k)]),
+        ):
             fused = model._smooth(sum(wi * u for wi, u in zip(w, up)) / sum(w))
             flat = fused.flatten(1)
             top = flat.topk(max(1, flat.shape[1] // 100), dim=1).values.mean(1)
-            cells.append(f"{label}: img {image_auroc(y, flat.amax(1).numpy()):.3f}/{image_auroc(y, top.numpy()):.3f}"
-                         f" pix {pixel_auroc(gt_grid, fused.numpy()):.3f}")
+            cells.append(
+                f"{label}: img {image_auroc(y, flat.amax(1).numpy()):.3f}/{image_auroc(y, top.numpy()):.3f}"
+                f" pix {pixel_auroc(gt_grid, fused.numpy()):.3f}"
+            )
         print(f"{name:14s} ep{hist.epochs_run} {seconds:.0f}s | " + " | ".join(cells), flush=True)
 
 
@@ -92,5 +109,13 @@ if __name__ == "__main__":
         sys.exit(__doc__)
     torch.set_num_threads(2)
     spec = json.loads(sys.argv[1])
-    run(spec["dataset"], spec["root"], spec.get("category"), spec.get("size", 256), spec.get("layers"),
-        json.loads(sys.argv[2]), spec.get("epochs", 30), spec.get("backbone", "efficientnet_lite0"))
+    run(
+        spec["dataset"],
+        spec["root"],
+        spec.get("category"),
+        spec.get("size", 256),
+        spec.get("layers"),
+        json.loads(sys.argv[2]),
+        spec.get("epochs", 30),
+        spec.get("backbone", "efficientnet_lite0"),
+    )

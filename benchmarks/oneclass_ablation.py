@@ -50,8 +50,9 @@ def main(spec: dict) -> dict:
         idx = np.flatnonzero(np.isin(data.train_y, classes))
         if max_train:
             rng = np.random.default_rng(0)
-            idx = np.sort(np.concatenate([rng.permutation(np.flatnonzero(data.train_y == c))[:max_train]
-                                          for c in classes]))
+            idx = np.sort(
+                np.concatenate([rng.permutation(np.flatnonzero(data.train_y == c))[:max_train] for c in classes])
+            )
         tr = encode_images(enc, data.train_x[idx], size, device, show=False, batch_size=256)
         te = encode_images(enc, data.test_x, size, device, show=False, batch_size=256)
         ty = data.train_y[idx]
@@ -82,9 +83,16 @@ def main(spec: dict) -> dict:
                 torch.manual_seed(0)
                 extra = {k: spec[k] for k in ("width", "bottleneck", "bottleneck_pool", "residual") if k in spec}
                 model = HFR(HFRConfig(layers=ls, **extra))
-                cfg = TrainConfig.from_dict({"epochs": spec.get("epochs", 20), "batch_size": spec.get("batch_size", 64),
-                                             "patience": spec.get("patience", 4), "progress": False,
-                                             "device": spec.get("device", "auto"), "lr": spec.get("lr", 1e-3)})
+                cfg = TrainConfig.from_dict(
+                    {
+                        "epochs": spec.get("epochs", 20),
+                        "batch_size": spec.get("batch_size", 64),
+                        "patience": spec.get("patience", 4),
+                        "progress": False,
+                        "device": spec.get("device", "auto"),
+                        "lr": spec.get("lr", 1e-3),
+                    }
+                )
                 val = FeatureCache(_select(lv_tr, own[b]))
                 Trainer(cfg).fit(model, FeatureCache(_select(lv_tr, own[a])), val)
                 y = (data.test_y != c).astype(int)
@@ -95,7 +103,7 @@ def main(spec: dict) -> dict:
                     outs = {m: [] for m in SCORES}
                     with torch.inference_mode():
                         for i in range(0, len(y), 512):
-                            feats = [lv[i:i + 512].to(device) for lv in lv_te]
+                            feats = [lv[i : i + 512].to(device) for lv in lv_te]
                             fused, r = model.fused_map(feats)
                             for m in SCORES:
                                 model.config.score = m
@@ -106,8 +114,10 @@ def main(spec: dict) -> dict:
                 res[f"layers{ls}/{k}"] = {"per_class": v, "mean": float(np.mean(list(v.values())))}
             print(f"size {size} layers {ls}: trained {len(classes)} decoders in {time.time() - t1:.0f}s", flush=True)
         for k, v in sorted(res.items(), key=lambda kv: -kv[1]["mean"]):
-            print(f"  {size:4d} {k:40s} mean {v['mean']:.4f}  " +
-                  " ".join(f"{v['per_class'][c]:.3f}" for c in classes), flush=True)
+            print(
+                f"  {size:4d} {k:40s} mean {v['mean']:.4f}  " + " ".join(f"{v['per_class'][c]:.3f}" for c in classes),
+                flush=True,
+            )
         results["runs"][str(size)] = {"encode_seconds": enc_s, "results": res}
         with open(out, "w") as f:
             json.dump(results, f, indent=1, default=str)

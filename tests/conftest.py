@@ -24,5 +24,11 @@ def tiny_mvtec(tmp_path_factory) -> Path:
     tests that need to change it copy it first."""
     from reconad.data.textures import generate_textures
 
-    return generate_textures(tmp_path_factory.mktemp("tiny_mvtec"), categories=("brick",), image_size=64,
-                             n_train=16, n_test_good=4, n_test_defect_per_type=1)
+    return generate_textures(
+        tmp_path_factory.mktemp("tiny_mvtec"),
+        categories=("brick",),
+        image_size=64,
+        n_train=16,
+        n_test_good=4,
+        n_test_defect_per_type=1,
+    )

@@ -131,9 +131,7 @@ def test_pyramid_is_frozen_and_stays_in_eval(lite0_pyramid: FeaturePyramid) -> N
     assert all(torch.equal(a, b) for a, b in zip(before, after))
 
 
-def test_pyramid_is_trimmed_and_matches_full_network(
-    lite0_pyramid: FeaturePyramid, lite0: EfficientNetLite
-) -> None:
+def test_pyramid_is_trimmed_and_matches_full_network(lite0_pyramid: FeaturePyramid, lite0: EfficientNetLite) -> None:
     keys = lite0_pyramid.state_dict().keys()
     head = ("backbone._fc", "backbone._conv_head", "backbone._bn1")
     assert not any(k.startswith(head) for k in keys)

@@ -121,8 +121,19 @@ def _textures(n: int, seed: int, size: int = 32) -> np.ndarray:
     return np.repeat((np.clip(x, 0, 1) * 255).astype(np.uint8)[..., None], 3, axis=-1)
 
 
-TOY = dict(image_size=32, epochs=2, batch_size=32, lr=1e-2, width=16, bottleneck=8, device="cpu",
-           progress=False, patience=None, val_fraction=0.5, fpr=0.1)
+TOY = dict(
+    image_size=32,
+    epochs=2,
+    batch_size=32,
+    lr=1e-2,
+    width=16,
+    bottleneck=8,
+    device="cpu",
+    progress=False,
+    patience=None,
+    val_fraction=0.5,
+    fpr=0.1,
+)
 
 
 @pytest.fixture(scope="module")
@@ -185,9 +196,34 @@ def test_cli_train_fpr_and_test_and_predict_write_threshold_and_p_values(tiny_mv
     from reconad.cli import main
 
     run = tmp_path / "run"
-    rc = main(["train", "--dataset", "mvtec", "--root", str(tiny_mvtec), "--category", "brick", "--out", str(run),
-               "--image-size", "64", "--epochs", "1", "--fpr", "0.2", "--quiet",
-               "--set", "width=16", "--set", "bottleneck=8", "--set", "val_fraction=0.5", "--set", "patience=null"])
+    rc = main(
+        [
+            "train",
+            "--dataset",
+            "mvtec",
+            "--root",
+            str(tiny_mvtec),
+            "--category",
+            "brick",
+            "--out",
+            str(run),
+            "--image-size",
+            "64",
+            "--epochs",
+            "1",
+            "--fpr",
+            "0.2",
+            "--quiet",
+            "--set",
+            "width=16",
+            "--set",
+            "bottleneck=8",
+            "--set",
+            "val_fraction=0.5",
+            "--set",
+            "patience=null",
+        ]
+    )
     assert rc == 0 and "fpr=0.2" in capsys.readouterr().out
     assert main(["test", str(run), "--heatmaps", "0", "--quiet"]) == 0
     assert "fpr=0.2" in capsys.readouterr().out
@@ -209,8 +245,17 @@ def test_cli_train_fpr_and_test_and_predict_write_threshold_and_p_values(tiny_mv
 def test_calibration_protocol_reports_the_realised_false_alarm_rates(tmp_path):
     from reconad.benchmark import false_alarms
 
-    r = false_alarms("brick", fpr=0.1, n_train=12, n_calibration=19, n_fresh=10, image_size=32, out=tmp_path,
-                     options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None), echo=False)
+    r = false_alarms(
+        "brick",
+        fpr=0.1,
+        n_train=12,
+        n_calibration=19,
+        n_fresh=10,
+        image_size=32,
+        out=tmp_path,
+        options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None),
+        echo=False,
+    )
     row = r["per_category"][0]
     assert row["n_calibration"] == 19 and row["expected_fpr"] == pytest.approx(2 / 20)
     for key in ("fpr_fresh_training_region", "fpr_fresh_held_out_quadrant"):

@@ -28,8 +28,23 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _train_args(root: Path, out: Path, *extra: str) -> list[str]:
-    return ["train", "--dataset", "mvtec", "--root", str(root), "--category", "brick", "--out", str(out),
-            "--image-size", "64", "--epochs", "2", "--quiet", *extra]
+    return [
+        "train",
+        "--dataset",
+        "mvtec",
+        "--root",
+        str(root),
+        "--category",
+        "brick",
+        "--out",
+        str(out),
+        "--image-size",
+        "64",
+        "--epochs",
+        "2",
+        "--quiet",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -194,8 +209,9 @@ def _env() -> dict[str, str]:
 
 
 def test_python_dash_m_help_and_console_script():
-    proc = subprocess.run([sys.executable, "-m", "reconad", "--help"], capture_output=True, text=True,
-                          timeout=120, env=_env())
+    proc = subprocess.run(
+        [sys.executable, "-m", "reconad", "--help"], capture_output=True, text=True, timeout=120, env=_env()
+    )
     assert proc.returncode == 0, proc.stderr
     for command in ("train", "test", "predict", "benchmark"):
         assert command in proc.stdout
@@ -206,8 +222,13 @@ def test_python_dash_m_help_and_console_script():
 
 
 def test_error_from_a_real_process_is_one_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "reconad", *_train_args(tmp_path / "nowhere", tmp_path / "run")],
-                          capture_output=True, text=True, timeout=120, env=_env())
+    proc = subprocess.run(
+        [sys.executable, "-m", "reconad", *_train_args(tmp_path / "nowhere", tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"reconad: error: dataset root not found: {tmp_path / 'nowhere'}"]
     assert proc.stdout == ""

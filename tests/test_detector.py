@@ -26,8 +26,19 @@ from reconad.serialization import sha256_of
 
 SIZE = 64
 QUANTILE = 0.75
-CONFIG = dict(image_size=SIZE, epochs=2, batch_size=8, lr=1e-2, width=64, bottleneck=32, device="cpu",
-              progress=False, patience=None, val_fraction=0.25, threshold_quantile=QUANTILE)
+CONFIG = dict(
+    image_size=SIZE,
+    epochs=2,
+    batch_size=8,
+    lr=1e-2,
+    width=64,
+    bottleneck=32,
+    device="cpu",
+    progress=False,
+    patience=None,
+    val_fraction=0.25,
+    threshold_quantile=QUANTILE,
+)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -103,7 +114,7 @@ def test_outputs_shapes_and_dtypes(det, test_ds):
     np.testing.assert_allclose(s2, scores, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m2, maps, rtol=1e-5, atol=1e-6)
     # The default score (mean of the top 1 % of the fused map) follows the map's hot spots.
-    top = np.sort(maps.reshape(n, -1), axis=1)[:, -max(1, maps[0].size // 100):].mean(axis=1)
+    top = np.sort(maps.reshape(n, -1), axis=1)[:, -max(1, maps[0].size // 100) :].mean(axis=1)
     assert np.corrcoef(top, scores)[0, 1] > 0.9
 
 
@@ -155,10 +166,24 @@ def test_unknown_option_and_model_are_refused():
         Detector("patchcore")
 
 
-@pytest.mark.parametrize("bad", [{"image_size": 16}, {"val_fraction": 1.0}, {"val_fraction": -0.1},
-                                 {"threshold_quantile": 0.0}, {"threshold_quantile": 1.5}, {"epochs": 0},
-                                 {"optimizer": "lbfgs"}, {"device": "tpu9"}, {"epochs": "abc"},
-                                 {"epochs": 2.5}, {"lr": "fast"}, {"batch_size": None}, {"patience": "x"}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"image_size": 16},
+        {"val_fraction": 1.0},
+        {"val_fraction": -0.1},
+        {"threshold_quantile": 0.0},
+        {"threshold_quantile": 1.5},
+        {"epochs": 0},
+        {"optimizer": "lbfgs"},
+        {"device": "tpu9"},
+        {"epochs": "abc"},
+        {"epochs": 2.5},
+        {"lr": "fast"},
+        {"batch_size": None},
+        {"patience": "x"},
+    ],
+)
 def test_bad_setting_values_are_refused(bad):
     with pytest.raises(ConfigError):
         Detector("hfr", **dict(CONFIG, **bad))
@@ -260,8 +285,7 @@ def test_missing_or_incomplete_directory_is_refused(saved, tmp_path):
         lambda c: c.pop("model"),
         lambda c: c.update(model_config=[1, 2]),
     ],
-    ids=["no-format", "other-format", "newer-version", "text-version", "null-version", "no-model",
-         "bad-model-config"],
+    ids=["no-format", "other-format", "newer-version", "text-version", "null-version", "no-model", "bad-model-config"],
 )
 def test_foreign_or_broken_config_is_refused(saved, edit):
     cfg = json.loads((saved / "config.json").read_text())
@@ -290,8 +314,10 @@ def test_valid_safetensors_of_another_model_are_refused(saved, det, which):
     if which == "other-tensors":
         state = {"weight": torch.zeros(3, 3)}
     else:  # same names, a different decoder width
-        state = {k: torch.zeros(*(2 * s for s in v.shape)) if v.ndim else v
-                 for k, v in det.model.trainable_state_dict().items()}
+        state = {
+            k: torch.zeros(*(2 * s for s in v.shape)) if v.ndim else v
+            for k, v in det.model.trainable_state_dict().items()
+        }
     save_file(state, str(saved / "model.safetensors"))
     _resign(saved)
     with pytest.raises(ModelFileError, match="does not match"):

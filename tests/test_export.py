@@ -26,8 +26,19 @@ SIZE = 64
 def run(single_thread, tiny_mvtec, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     spec = DataSpec("mvtec", str(tiny_mvtec), "brick", image_size=SIZE)
-    train_run(spec, out, epochs=1, batch_size=8, width=32, bottleneck=16, device="cpu", progress=False,
-              patience=None, val_fraction=0.25, fpr=0.25)
+    train_run(
+        spec,
+        out,
+        epochs=1,
+        batch_size=8,
+        width=32,
+        bottleneck=16,
+        device="cpu",
+        progress=False,
+        patience=None,
+        val_fraction=0.25,
+        fpr=0.25,
+    )
     return out
 
 
@@ -126,8 +137,7 @@ def test_bad_inputs_are_refused(run, exported, tmp_path):
     broken.write_bytes(b"not an onnx model")
     with pytest.raises(ModelFileError):
         OnnxDetector(broken)
-    assert main(["predict", str(run), str(tmp_path / "nothing"), "--out", str(tmp_path / "o"),
-                 "--engine", "onnx"]) == 2
+    assert main(["predict", str(run), str(tmp_path / "nothing"), "--out", str(tmp_path / "o"), "--engine", "onnx"]) == 2
 
 
 def test_cpu_micro_batches_give_the_same_scores_and_maps():
@@ -151,12 +161,22 @@ def test_cpu_micro_batches_give_the_same_scores_and_maps():
 def test_speed_protocol_reports_both_engines_and_the_flop_floor(tmp_path):
     from reconad.benchmark import speed
 
-    r = speed("hfr", image_size=32, n_train=12, out=tmp_path, echo=False, n_images=2, rounds=1,
-              options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None))
+    r = speed(
+        "hfr",
+        image_size=32,
+        n_train=12,
+        out=tmp_path,
+        echo=False,
+        n_images=2,
+        rounds=1,
+        options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None),
+    )
     for engine in ("torch", "onnx"):
         for b in (1, 16):
             assert r[f"images_per_second_{engine}_batch{b}"] > 0
-            assert r[f"ms_per_image_{engine}_batch{b}"] == pytest.approx(1000 / r[f"images_per_second_{engine}_batch{b}"])
+            assert r[f"ms_per_image_{engine}_batch{b}"] == pytest.approx(
+                1000 / r[f"images_per_second_{engine}_batch{b}"]
+            )
             assert 0 < r[f"fraction_of_flop_floor_{engine}_batch{b}"]
         assert 50 < r[f"peak_rss_mib_inference_{engine}"] < 4096
     assert r["gflop_per_image"] > 0 and r["matmul_gflops_per_second"] > 0

@@ -43,8 +43,14 @@ def trained(single_thread, tiny_mvtec):
     config = TrainConfig(epochs=5, batch_size=8, lr=1e-2, patience=None, progress=False, device="cpu")
     history = Trainer(config).fit(model, train, val)
     model.eval()
-    return SimpleNamespace(model=model, history=history, train=train, val=val,
-                           test=MVTecDataset(tiny_mvtec, "brick", "test", SIZE), encoder_before=encoder_before)
+    return SimpleNamespace(
+        model=model,
+        history=history,
+        train=train,
+        val=val,
+        test=MVTecDataset(tiny_mvtec, "brick", "test", SIZE),
+        encoder_before=encoder_before,
+    )
 
 
 def _with_config(trained, **overrides) -> HFR:

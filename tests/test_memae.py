@@ -31,8 +31,12 @@ def test_addressing_is_sparse_and_sums_to_one(temperature):
     torch.testing.assert_close(w.sum(1), torch.ones(64))
     assert (w >= 0).all()
     assert ((w == 0).float().mean(1) > 0.3).all()  # shrinkage removed a good share of the slots
-    dense = torch.softmax(torch.nn.functional.normalize(torch.randn(64, 16), dim=1)
-                          @ torch.nn.functional.normalize(mem.slots, dim=1).t() / temperature, dim=1)
+    dense = torch.softmax(
+        torch.nn.functional.normalize(torch.randn(64, 16), dim=1)
+        @ torch.nn.functional.normalize(mem.slots, dim=1).t()
+        / temperature,
+        dim=1,
+    )
     assert addressing_entropy(w) < addressing_entropy(dense)
 
 

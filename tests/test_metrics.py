@@ -85,12 +85,8 @@ def test_f1_max_hand_case_and_threshold_reaches_it():
 def test_image_metrics_accept_numpy_and_torch():
     expected = image_auroc(LABELS, SCORES)
     assert image_auroc(np.array(LABELS), np.array(SCORES, dtype=np.float32)) == expected
-    assert image_auroc(torch.tensor(LABELS), torch.tensor(SCORES, dtype=torch.float16)) == (
-        pytest.approx(expected)
-    )
-    assert f1_max(torch.tensor(LABELS, dtype=torch.bool), torch.tensor(SCORES)) == pytest.approx(
-        (0.8, 0.35)
-    )
+    assert image_auroc(torch.tensor(LABELS), torch.tensor(SCORES, dtype=torch.float16)) == (pytest.approx(expected))
+    assert f1_max(torch.tensor(LABELS, dtype=torch.bool), torch.tensor(SCORES)) == pytest.approx((0.8, 0.35))
 
 
 @pytest.mark.parametrize("labels", [[0, 0, 0], [1, 1, 1], []])
@@ -130,9 +126,7 @@ def test_pixel_auroc_hand_case():
     expected = (28.5 + 28) / 87
     assert pixel_auroc(masks, maps) == pytest.approx(expected)
     # (N, 1, H, W) torch input gives the same.
-    assert pixel_auroc(torch.tensor(masks)[:, None], torch.tensor(maps)[:, None]) == (
-        pytest.approx(expected)
-    )
+    assert pixel_auroc(torch.tensor(masks)[:, None], torch.tensor(maps)[:, None]) == (pytest.approx(expected))
 
 
 def test_pixel_auroc_subsample_is_close_and_seeded():
@@ -164,9 +158,7 @@ EXACT_AND_GRID = pytest.mark.parametrize("num_thresholds", [None, 200])
 @EXACT_AND_GRID
 def test_pro_perfect_map_is_one(num_thresholds):
     masks = _blob_masks(np.random.default_rng(2), 6, 32)
-    assert pro_score(masks, masks.astype(np.float32), num_thresholds=num_thresholds) == (
-        pytest.approx(1.0)
-    )
+    assert pro_score(masks, masks.astype(np.float32), num_thresholds=num_thresholds) == (pytest.approx(1.0))
 
 
 @EXACT_AND_GRID
@@ -252,15 +244,11 @@ def test_pro_matches_brute_force_reference():
     rng = np.random.default_rng(5)
     masks = _blob_masks(rng, 6, 24)
     masks[0, 5, 5] = True  # at least one region
-    maps = ndimage.gaussian_filter(masks.astype(float), (0, 1.5, 1.5)) + rng.normal(
-        0, 0.15, masks.shape
-    )
+    maps = ndimage.gaussian_filter(masks.astype(float), (0, 1.5, 1.5)) + rng.normal(0, 0.15, masks.shape)
     maps = np.round(maps, 2)  # plenty of ties
     for limit in (0.05, 0.3, 1.0):
         expected = _reference_pro(masks, maps, limit)
-        assert pro_score(masks, maps, fpr_limit=limit, num_thresholds=None) == (
-            pytest.approx(expected, abs=1e-12)
-        )
+        assert pro_score(masks, maps, fpr_limit=limit, num_thresholds=None) == (pytest.approx(expected, abs=1e-12))
         assert pro_score(masks, maps, fpr_limit=limit) == pytest.approx(expected, abs=5e-3)
 
 

@@ -49,6 +49,7 @@ def _mnist_fixture(root, n_train=5, n_test=3, gz=True):
 
 # --- IDX -----------------------------------------------------------------------------------------
 
+
 def test_read_idx_magic_numbers_match_official_files(tmp_path):
     x = np.zeros((2, 28, 28), np.uint8)
     y = np.zeros(2, np.uint8)
@@ -103,6 +104,7 @@ def test_read_idx_missing_file(tmp_path):
 
 # --- MNIST-like folders --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("gz", [True, False])
 def test_load_mnist_like(tmp_path, gz):
     ref = _mnist_fixture(tmp_path, gz=gz)
@@ -136,6 +138,7 @@ def test_load_mnist_like_bad_split(tmp_path):
 
 
 # --- CIFAR-10 binary -----------------------------------------------------------------------------
+
 
 def _cifar_record(label: int, r: int, g: int, b: int) -> bytes:
     return bytes([label]) + bytes([r]) * 1024 + bytes([g]) * 1024 + bytes([b]) * 1024
@@ -184,6 +187,7 @@ def test_load_cifar10_binary_corrupt_names_file(tmp_path, data):
 
 # --- scikit-learn digits -------------------------------------------------------------------------
 
+
 def test_sklearn_digits_split():
     xtr, ytr = load_sklearn_digits("train")
     xte, yte = load_sklearn_digits("test")
@@ -214,6 +218,7 @@ def test_sklearn_digits_split():
 
 
 # --- one-class protocol --------------------------------------------------------------------------
+
 
 def test_one_class_split():
     train_x = np.arange(10 * 4, dtype=np.uint8).reshape(10, 2, 2)
@@ -341,8 +346,10 @@ def test_download_fashion_mnist_fetches_and_verifies(tmp_path, monkeypatch):
         return _Resp(src / url.rsplit("/", 1)[1])
 
     monkeypatch.setattr(oneclass.urllib.request, "urlopen", fake_urlopen)
-    digests = {n: oneclass.hashlib.sha256(oneclass._read_bytes(src / f"{n}.gz")).hexdigest()
-               for n in oneclass.FASHION_MNIST_SHA256}
+    digests = {
+        n: oneclass.hashlib.sha256(oneclass._read_bytes(src / f"{n}.gz")).hexdigest()
+        for n in oneclass.FASHION_MNIST_SHA256
+    }
     monkeypatch.setattr(oneclass, "FASHION_MNIST_SHA256", digests)
     dest = oneclass.download_fashion_mnist(tmp_path / "fm", base_url="http://example.invalid/")
     assert len(fetched) == 4 and (dest / "t10k-labels-idx1-ubyte.gz").is_file()

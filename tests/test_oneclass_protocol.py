@@ -18,8 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def digits_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("oc")
-    result = one_class("digits", classes=[0, 1], out=out,
-                       options={"epochs": 3, "progress": False}, echo=False)
+    result = one_class("digits", classes=[0, 1], out=out, options={"epochs": 3, "progress": False}, echo=False)
     return out, result
 
 
@@ -65,11 +64,29 @@ def test_labelled_anomalies_ratio_and_source():
 def test_cli_one_class_errors(capsys, tmp_path):
     assert main(["benchmark", "--protocol", "one-class", "--out", str(tmp_path)]) == 2
     assert "--dataset is required" in capsys.readouterr().err
-    assert main(["benchmark", "--protocol", "one-class", "--dataset", "digits", "--classes", "0,12",
-                 "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            ["benchmark", "--protocol", "one-class", "--dataset", "digits", "--classes", "0,12", "--out", str(tmp_path)]
+        )
+        == 2
+    )
     assert "unknown class" in capsys.readouterr().err
-    assert main(["benchmark", "--protocol", "one-class", "--dataset", "digits", "--labelled-ratio", "0.1",
-                 "--out", str(tmp_path)]) == 2
+    assert (
+        main(
+            [
+                "benchmark",
+                "--protocol",
+                "one-class",
+                "--dataset",
+                "digits",
+                "--labelled-ratio",
+                "0.1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "normal data only" in capsys.readouterr().err
     assert main(["benchmark", "--protocol", "one-class", "--dataset", "cifar10", "--out", str(tmp_path)]) == 2
     assert "--root is required" in capsys.readouterr().err
@@ -77,5 +94,6 @@ def test_cli_one_class_errors(capsys, tmp_path):
 
 def test_small_images_warn_for_the_semantic_settings(tmp_path):
     with pytest.warns(UserWarning, match="1x1 grid"):
-        one_class("digits", classes=[0], image_size=32, out=tmp_path, options={"epochs": 1, "progress": False},
-                  echo=False)
+        one_class(
+            "digits", classes=[0], image_size=32, out=tmp_path, options={"epochs": 1, "progress": False}, echo=False
+        )

@@ -85,8 +85,8 @@ def _synthetic(n_normal: int, n_anom: int, size: int = 48, seed: int = 0, noise:
     maps = np.abs(0.1 * rng.standard_normal((n, size, size))).astype(np.float32)
     for i in range(n_normal, n):
         r, c = rng.integers(4, size - 16, size=2)
-        masks[i, r:r + 10, c:c + 10] = True
-        images[i, :, r:r + 10, c:c + 10] = 0.95
+        masks[i, r : r + 10, c : c + 10] = True
+        images[i, :, r : r + 10, c : c + 10] = 0.95
         maps[i][masks[i]] += 1.0
     scores = maps.reshape(n, -1).max(axis=1).astype(np.float64)
     paths = [f"/data/test/{'good' if y == 0 else 'hole'}/{i:03d}.png" for i, y in enumerate(labels)]
@@ -95,10 +95,19 @@ def _synthetic(n_normal: int, n_anom: int, size: int = 48, seed: int = 0, noise:
 
 def _write_run_files(run: Path, scores, labels, paths, threshold, basis=None, p_values=None) -> dict:
     run.mkdir(parents=True, exist_ok=True)
-    (run / "run.json").write_text(json.dumps({"model": "hfr", "data": {"dataset": "mvtec", "category": "brick"},
-                                              "train_images": 16}))
-    metrics = {"image_auroc": 0.9, "image_aupr": 0.8, "image_f1_max": 0.7, "pixel_auroc": 0.95, "pro": 0.6,
-               "n_test": len(labels), "n_anomalous": int(np.sum(labels)), "threshold": threshold}
+    (run / "run.json").write_text(
+        json.dumps({"model": "hfr", "data": {"dataset": "mvtec", "category": "brick"}, "train_images": 16})
+    )
+    metrics = {
+        "image_auroc": 0.9,
+        "image_aupr": 0.8,
+        "image_f1_max": 0.7,
+        "pixel_auroc": 0.95,
+        "pro": 0.6,
+        "n_test": len(labels),
+        "n_anomalous": int(np.sum(labels)),
+        "threshold": threshold,
+    }
     if basis is not None:
         metrics["threshold_basis"] = basis
     (run / "metrics.json").write_text(json.dumps(metrics))
@@ -112,8 +121,17 @@ def _write_run_files(run: Path, scores, labels, paths, threshold, basis=None, p_
 
 
 def _report(run: Path, scores, labels, images, maps, masks, paths, **kw) -> Path:
-    return write_report(run, scores=scores, labels=labels, paths=paths, maps=maps, images=lambda i: images[i],
-                        masks=masks, color_range=(0.0, 1.0), **kw)
+    return write_report(
+        run,
+        scores=scores,
+        labels=labels,
+        paths=paths,
+        maps=maps,
+        images=lambda i: images[i],
+        masks=masks,
+        color_range=(0.0, 1.0),
+        **kw,
+    )
 
 
 # ------------------------------------------------------------------ the page
@@ -128,8 +146,9 @@ def test_report_is_self_contained_with_every_section(tmp_path):
     threshold = 0.9
     p_values = np.linspace(0.01, 1.0, len(scores))
     run = tmp_path / "run"
-    _write_run_files(run, scores, labels, paths, threshold, basis="fpr=0.05 on 76 held-out normal images",
-                     p_values=p_values)
+    _write_run_files(
+        run, scores, labels, paths, threshold, basis="fpr=0.05 on 76 held-out normal images", p_values=p_values
+    )
     path = _report(run, scores, labels, images, maps, masks, paths, max_top=5)
     assert path == report_path(run) == run / "report" / "report.html"
     html = path.read_text(encoding="utf-8")
@@ -138,8 +157,17 @@ def test_report_is_self_contained_with_every_section(tmp_path):
     for section in ("metrics", "curves", "top", "false-alarms", "misses"):
         assert section in page.ids, section
     text = page.all_text
-    for words in ("Image AUROC", "Pixel AUROC", "PRO", "fpr=0.05 on 76 held-out normal images",
-                  "20.0% (2 of 10)", "87.5% (7 of 8)", "p-value", "hfr", "mvtec / brick"):
+    for words in (
+        "Image AUROC",
+        "Pixel AUROC",
+        "PRO",
+        "fpr=0.05 on 76 held-out normal images",
+        "20.0% (2 of 10)",
+        "87.5% (7 of 8)",
+        "p-value",
+        "hfr",
+        "mvtec / brick",
+    ):
         assert words in text, words
     # 3 figures + colour legends; 5 top + 2 false alarms + 1 miss cards, figures written beside the page.
     assert page.captions == 5 + 2 + 1
@@ -148,9 +176,9 @@ def test_report_is_self_contained_with_every_section(tmp_path):
     # The two false alarms (the top two scores) are also in the top 5: one PNG file each.
     assert len(list((run / REPORT_DIR / "images").glob("*.png"))) == 5 + 1
     # False alarms are the normal images 0 and 1, highest first; the miss is image 17.
-    fa = html[html.index("id='false-alarms'"):html.index("id='misses'")]
+    fa = html[html.index("id='false-alarms'") : html.index("id='misses'")]
     assert fa.index("good/000.png") < fa.index("good/001.png")
-    misses = html[html.index("id='misses'"):]
+    misses = html[html.index("id='misses'") :]
     assert "hole/017.png" in misses and f"{p_values[17]:.3g}" in misses
 
 
@@ -200,8 +228,9 @@ def test_report_of_a_big_test_split_is_capped(tmp_path):
 
     run = tmp_path / "run"
     run.mkdir()
-    path = write_report(run, scores=scores, labels=labels, paths=paths, maps=maps, images=image,
-                        metrics={"threshold": 0.8})
+    path = write_report(
+        run, scores=scores, labels=labels, paths=paths, maps=maps, images=image, metrics={"threshold": 0.8}
+    )
     assert path.stat().st_size < 5_000_000
     page = _parse(path)
     _assert_self_contained(page, path.read_text())
@@ -251,8 +280,27 @@ def tiny_run(single_thread, tiny_mvtec, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("report") / "run"
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["train", "--dataset", "mvtec", "--root", str(tiny_mvtec), "--category", "brick",
-                     "--out", str(out), "--image-size", "64", "--epochs", "1", "--quiet"]) == 0
+        assert (
+            main(
+                [
+                    "train",
+                    "--dataset",
+                    "mvtec",
+                    "--root",
+                    str(tiny_mvtec),
+                    "--category",
+                    "brick",
+                    "--out",
+                    str(out),
+                    "--image-size",
+                    "64",
+                    "--epochs",
+                    "1",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     return out
 
 

@@ -111,8 +111,9 @@ def test_npz_refuses_wrong_contents(tmp_path):
 # ------------------------------------------------------------------ KDD 99 / NSL-KDD
 
 
-def kdd_line(proto: str, service: str, flag: str, src_bytes: float, label: str, count: float = 1,
-             difficulty: int | None = None) -> str:
+def kdd_line(
+    proto: str, service: str, flag: str, src_bytes: float, label: str, count: float = 1, difficulty: int | None = None
+) -> str:
     """One line in the KDD format: 41 features (num_outbound_cmds always 0) + label."""
     fields = ["0"] * 41
     fields[1], fields[2], fields[3] = proto, service, flag
@@ -181,8 +182,12 @@ def nsl_lines(rows: list[tuple]) -> str:
 
 
 def test_nsl_kdd_attacks_are_the_anomaly_with_or_without_header(tmp_path):
-    rows = [("tcp", "ftp_data", "SF", 491, "normal", 20), ("udp", "other", "SF", 146, "normal", 15),
-            ("tcp", "private", "S0", 0, "neptune", 19), ("tcp", "http", "SF", 232, "normal", 21)]
+    rows = [
+        ("tcp", "ftp_data", "SF", 491, "normal", 20),
+        ("udp", "other", "SF", 146, "normal", 15),
+        ("tcp", "private", "S0", 0, "neptune", 19),
+        ("tcp", "http", "SF", 232, "normal", 21),
+    ]
     plain = write(tmp_path / "KDDTrain+.txt", nsl_lines(rows))
     headed = write(tmp_path / "KDDTrain+_20Percent.txt", NSL_HEADER + "\n" + nsl_lines(rows))
     a, b = load_nsl_kdd(plain), load_nsl_kdd(headed)
@@ -194,10 +199,16 @@ def test_nsl_kdd_attacks_are_the_anomaly_with_or_without_header(tmp_path):
 
 
 def test_nsl_kdd_test_file_is_encoded_with_the_train_file(tmp_path):
-    train = write(tmp_path / "train.txt", nsl_lines([("tcp", "http", "SF", 100, "normal", 21),
-                                                    ("udp", "private", "SF", 200, "satan", 18)]))
-    test = write(tmp_path / "test.txt", NSL_HEADER + "\n" + nsl_lines([("tcp", "http", "SF", 300, "normal", 21),
-                                                                        ("icmp", "eco_i", "REJ", 150, "ipsweep", 9)]))
+    train = write(
+        tmp_path / "train.txt",
+        nsl_lines([("tcp", "http", "SF", 100, "normal", 21), ("udp", "private", "SF", 200, "satan", 18)]),
+    )
+    test = write(
+        tmp_path / "test.txt",
+        NSL_HEADER
+        + "\n"
+        + nsl_lines([("tcp", "http", "SF", 300, "normal", 21), ("icmp", "eco_i", "REJ", 150, "ipsweep", 9)]),
+    )
     tr, te = nsl_kdd_train_test(train, test)
     assert tr.feature_names == te.feature_names
     names = te.feature_names

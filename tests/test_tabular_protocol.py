@@ -76,15 +76,15 @@ def test_tabular_split_is_stratified_clean_and_standardised():
     X, y = blob(0, n=300, n_anom=30)
     data = TabularData(X, y, [f"x{i}" for i in range(4)], name="b")
     s = tab.tabular_split(data, seed=3, label_fraction=0.1)
-    assert len(s.test) == 90 and int(s.y_test.sum()) == 9          # 30% test, anomalies stratified
-    assert len(s.train_normal) == 189 and len(s.labelled) == 2     # 210 train: 189 normal, 21 anomalies -> 2
+    assert len(s.test) == 90 and int(s.y_test.sum()) == 9  # 30% test, anomalies stratified
+    assert len(s.train_normal) == 189 and len(s.labelled) == 2  # 210 train: 189 normal, 21 anomalies -> 2
     np.testing.assert_allclose(s.train_normal.mean(axis=0), 0, atol=1e-9)
     np.testing.assert_allclose(s.train_normal.std(axis=0), 1, atol=1e-9)
     Xu, yu = s.training(semi_supervised=False)
     assert yu is None and len(Xu) == 189
     Xs, ys = s.training(semi_supervised=True)
     assert len(Xs) == 191 and ys.tolist() == [0] * 189 + [1, 1]
-    assert (s.labelled.mean(axis=0) > 1).all()                   # they really are the shifted anomalies
+    assert (s.labelled.mean(axis=0) > 1).all()  # they really are the shifted anomalies
     same = tab.tabular_split(data, seed=3, label_fraction=0.1)
     other = tab.tabular_split(data, seed=4, label_fraction=0.1)
     np.testing.assert_array_equal(same.test, s.test)
@@ -103,7 +103,7 @@ def test_kdd_split_halves_and_trains_on_non_anomalous_rows_only():
 
 def test_top_fraction_prf_by_hand():
     labels = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1])
-    scores = np.array([9, 8, 1, 0, 0, 0, 0, 0, 0, 7.0])   # top 2 of 10 flagged: rows 0 and 1
+    scores = np.array([9, 8, 1, 0, 0, 0, 0, 0, 0, 7.0])  # top 2 of 10 flagged: rows 0 and 1
     r = tab.top_fraction_prf(labels, scores, fraction=0.2)
     assert r["precision"] == pytest.approx(0.5)
     assert r["recall"] == pytest.approx(1 / 3)
@@ -116,10 +116,19 @@ def test_top_fraction_prf_by_hand():
 
 def test_tabular_runner_writes_results_on_the_same_splits(fakes, adbench_root, tmp_path):
     out = tmp_path / "out"
-    res = tab.tabular(adbench_root, out, datasets=["toya", "TOYB"], seeds=[0, 1], models="fake,fake2,fakesemi",
-                      label_fraction=0.2, options={"epochs": 3, "fake2.k": 7}, echo=False)
+    res = tab.tabular(
+        adbench_root,
+        out,
+        datasets=["toya", "TOYB"],
+        seeds=[0, 1],
+        models="fake,fake2,fakesemi",
+        label_fraction=0.2,
+        options={"epochs": 3, "fake2.k": 7},
+        echo=False,
+    )
     assert {(s["dataset"], s["model"]) for s in res["summary"]} == {
-        (d, m) for d in ("toya", "toyb") for m in ("fake", "fake2", "fakesemi")}
+        (d, m) for d in ("toya", "toyb") for m in ("fake", "fake2", "fakesemi")
+    }
     for s in res["summary"]:
         assert s["seeds"] == 2 and s["failed"] == 0
         assert s["auroc_mean"] > 0.9 and 0 <= s["auroc_std"] < 0.1 and s["aupr_mean"] > 0.5
@@ -131,7 +140,7 @@ def test_tabular_runner_writes_results_on_the_same_splits(fakes, adbench_root, t
         for (xa, ya, _), (xb, yb, _), (xs, ys, _) in zip(by[seed]["fake"], by[seed]["fake2"], by[seed]["fakesemi"]):
             np.testing.assert_array_equal(xa, xb)
             assert ya is None and yb is None
-            assert ys is not None and ys.sum() == 3 and len(xs) == len(xa) + 3   # 14 train anomalies x 0.2
+            assert ys is not None and ys.sum() == 3 and len(xs) == len(xa) + 3  # 14 train anomalies x 0.2
             np.testing.assert_array_equal(xs[: len(xa)], xa)
     assert not np.array_equal(by[0]["fake"][0][0], by[1]["fake"][0][0])
     # options: common keys for all, "model.key" for that model only
@@ -150,8 +159,9 @@ def test_tabular_runner_writes_results_on_the_same_splits(fakes, adbench_root, t
 def test_failures_are_recorded_not_fatal_and_missing_models_skipped(fakes, adbench_root, tmp_path, monkeypatch):
     monkeypatch.delitem(reconad.models.MODELS, "ae", raising=False)
     monkeypatch.setattr(tab, "pyod_available", lambda: False)
-    res = tab.tabular(adbench_root, tmp_path / "o", datasets=["toya"], seeds=[0], models="fake,broken,ae,iforest",
-                      echo=False)
+    res = tab.tabular(
+        adbench_root, tmp_path / "o", datasets=["toya"], seeds=[0], models="fake,broken,ae,iforest", echo=False
+    )
     assert "not registered" in res["skipped"]["ae"]
     assert "PyOD is not installed" in res["skipped"]["iforest"]
     broken = [r for r in res["runs"] if r["model"] == "broken"]
@@ -176,7 +186,7 @@ def test_kddcup99_runner_on_a_fixture_file(fakes, tmp_path):
     rng = np.random.default_rng(0)
     lines = []
     for i in range(200):
-        if i % 5 == 0:   # 20% "normal." rows: the anomaly class, large src_bytes
+        if i % 5 == 0:  # 20% "normal." rows: the anomaly class, large src_bytes
             lines.append(kdd_line("tcp", "http", "SF", 5000 + int(rng.integers(0, 100)), "normal."))
         else:
             lines.append(kdd_line("icmp", "ecr_i", "SF", int(rng.integers(0, 100)), "smurf.", count=511))
@@ -185,9 +195,9 @@ def test_kddcup99_runner_on_a_fixture_file(fakes, tmp_path):
         fh.write("\n".join(lines) + "\n")
     res = tab.kddcup99(tmp_path, tmp_path / "o", seeds=[0, 1], models="fake", echo=False)
     assert res["rows"] == 200 and res["anomalies"] == 40 and res["split"]["test"] == 100
-    for r in res["runs"]:   # a perfect ranking: 20 flagged of ~20 anomalies in the test half
+    for r in res["runs"]:  # a perfect ranking: 20 flagged of ~20 anomalies in the test half
         assert r["auroc"] == 1.0 and max(r["precision"], r["recall"]) == 1.0 and r["f1"] > 0.8
-    assert fakes.seen[0][4] == {"batch_size": 1024}   # DAGMM's batch size unless one is given
+    assert fakes.seen[0][4] == {"batch_size": 1024}  # DAGMM's batch size unless one is given
     s = res["summary"][0]
     md = (tmp_path / "o" / "results.md").read_text()
     assert f"| fake | {s['precision_mean']:.3f} ± {s['precision_std']:.3f} |" in md
@@ -202,11 +212,32 @@ def test_cli_tabular_end_to_end(fakes, adbench_root, tmp_path, capsys):
     import torch
 
     before = torch.get_num_threads()
-    rc = main(["benchmark", "--protocol", "tabular", "--data-root", str(adbench_root), "--datasets", "toya,toyb",
-               "--models", "fake,fakesemi", "--seeds", "2", "--seed", "5", "--label-fraction", "0.5",
-               "--set", "fake.alpha=0.1", "--out", str(out), "--quiet"])
+    rc = main(
+        [
+            "benchmark",
+            "--protocol",
+            "tabular",
+            "--data-root",
+            str(adbench_root),
+            "--datasets",
+            "toya,toyb",
+            "--models",
+            "fake,fakesemi",
+            "--seeds",
+            "2",
+            "--seed",
+            "5",
+            "--label-fraction",
+            "0.5",
+            "--set",
+            "fake.alpha=0.1",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert rc == 0
-    assert torch.get_num_threads() == before   # one thread during the run, restored after
+    assert torch.get_num_threads() == before  # one thread during the run, restored after
     res = json.loads((out / "results.json").read_text())
     assert res["machine"]["torch_threads"] == 1
     assert res["seeds"] == [5, 6] and res["label_fraction"] == 0.5 and len(res["summary"]) == 4
@@ -217,16 +248,31 @@ def test_cli_tabular_end_to_end(fakes, adbench_root, tmp_path, capsys):
     assert opts["fake"] == {"progress": False, "alpha": 0.1} and opts["fakesemi"] == {"progress": False}
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--datasets", "toya,nope"], "unknown dataset 'nope'"),
-    (["--models", "fake,zzz"], "unknown model(s) 'zzz'"),
-    (["--seeds", "0"], "--seeds must be >= 1"),
-    (["--label-fraction", "1.5"], "--label-fraction must be in [0, 1]"),
-    (["--set", "threads=0"], "--set threads=N needs a whole number >= 1"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--datasets", "toya,nope"], "unknown dataset 'nope'"),
+        (["--models", "fake,zzz"], "unknown model(s) 'zzz'"),
+        (["--seeds", "0"], "--seeds must be >= 1"),
+        (["--label-fraction", "1.5"], "--label-fraction must be in [0, 1]"),
+        (["--set", "threads=0"], "--set threads=N needs a whole number >= 1"),
+    ],
+)
 def test_cli_errors_are_one_line(fakes, adbench_root, tmp_path, capsys, extra, message):
-    argv = ["benchmark", "--protocol", "tabular", "--data-root", str(adbench_root), "--models", "fake",
-            "--datasets", "toya", "--out", str(tmp_path / "o"), "--quiet"]
+    argv = [
+        "benchmark",
+        "--protocol",
+        "tabular",
+        "--data-root",
+        str(adbench_root),
+        "--models",
+        "fake",
+        "--datasets",
+        "toya",
+        "--out",
+        str(tmp_path / "o"),
+        "--quiet",
+    ]
     rc = main(argv + extra)
     err = capsys.readouterr().err.strip()
     assert rc == 2 and err.startswith("reconad: error:") and message in err and "\n" not in err
@@ -249,8 +295,15 @@ def test_our_registered_models_run_through_the_detector(adbench_root, tmp_path):
     runnable, skipped = tab.resolve_models("ae,esad")
     if skipped:
         pytest.skip(f"not in this build: {skipped}")
-    res = tab.tabular(adbench_root, tmp_path / "o", datasets=["toya"], seeds=[0], models="ae,esad",
-                      options={"epochs": 2, "progress": False}, echo=False)
+    res = tab.tabular(
+        adbench_root,
+        tmp_path / "o",
+        datasets=["toya"],
+        seeds=[0],
+        models="ae,esad",
+        options={"epochs": 2, "progress": False},
+        echo=False,
+    )
     assert not [r for r in res["runs"] if "error" in r], res["runs"]
     for s in res["summary"]:
         assert 0.0 <= s["auroc_mean"] <= 1.0 and s["seconds_mean"] > 0

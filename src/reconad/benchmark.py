@@ -32,9 +32,18 @@ def categories_of(dataset: str, root: str, requested: str | None) -> list[str | 
     return [None]
 
 
-def localization(dataset: str, root: str, out: str | Path, model: str = "hfr", categories: str | None = None,
-                 image_size: int = 256, resize_mode: str = "resize", heatmaps: int = 0,
-                 options: dict[str, Any] | None = None, echo: bool = True) -> dict[str, Any]:
+def localization(
+    dataset: str,
+    root: str,
+    out: str | Path,
+    model: str = "hfr",
+    categories: str | None = None,
+    image_size: int = 256,
+    resize_mode: str = "resize",
+    heatmaps: int = 0,
+    options: dict[str, Any] | None = None,
+    echo: bool = True,
+) -> dict[str, Any]:
     """Train and test ``model`` on every category; write ``results.json`` and ``results.md``."""
     options = dict(options or {})
     out = Path(out)
@@ -46,20 +55,34 @@ def localization(dataset: str, root: str, out: str | Path, model: str = "hfr", c
         train_run(spec, run, model=model, **options)
         train_s = time.perf_counter() - t0
         m = test_run(run, heatmaps=heatmaps)
-        row = {**m, "category": cat or dataset, "train_seconds": train_s,
-               "test_images_per_second": m["images_per_second"]}
+        row = {
+            **m,
+            "category": cat or dataset,
+            "train_seconds": train_s,
+            "test_images_per_second": m["images_per_second"],
+        }
         rows.append(row)
         if echo:
-            print(f"{row['category']}: image AUROC {m['image_auroc']:.4f}  pixel AUROC "
-                  f"{m.get('pixel_auroc', float('nan')):.4f}  PRO {m.get('pro', float('nan')):.4f}  "
-                  f"(train {train_s:.0f}s)", flush=True)
+            print(
+                f"{row['category']}: image AUROC {m['image_auroc']:.4f}  pixel AUROC "
+                f"{m.get('pixel_auroc', float('nan')):.4f}  PRO {m.get('pro', float('nan')):.4f}  "
+                f"(train {train_s:.0f}s)",
+                flush=True,
+            )
     mean = {k: float(np.nanmean([r[k] for r in rows if k in r])) for k in KEYS[1:] if any(k in r for r in rows)}
     mean["category"] = "mean"
     table = format_table(rows + [mean], [k for k in KEYS if k in mean])
     result = {
-        "protocol": "localization", "dataset": dataset, "root": root, "model": model,
-        "date": date.today().isoformat(), "image_size": image_size, "resize_mode": resize_mode,
-        "settings": options, "per_category": rows, "mean": mean,
+        "protocol": "localization",
+        "dataset": dataset,
+        "root": root,
+        "model": model,
+        "date": date.today().isoformat(),
+        "image_size": image_size,
+        "resize_mode": resize_mode,
+        "settings": options,
+        "per_category": rows,
+        "mean": mean,
         "machine": {"cpus": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__},
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -73,8 +96,16 @@ def localization(dataset: str, root: str, out: str | Path, model: str = "hfr", c
 def run_localization(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
     from reconad.runs import resolve_root
 
-    return localization(args.dataset, resolve_root(args.dataset, args.root), args.out, model=args.model, categories=args.categories,
-                        image_size=args.image_size, resize_mode=args.resize_mode, options=options)
+    return localization(
+        args.dataset,
+        resolve_root(args.dataset, args.root),
+        args.out,
+        model=args.model,
+        categories=args.categories,
+        image_size=args.image_size,
+        resize_mode=args.resize_mode,
+        options=options,
+    )
 
 
 def peak_rss_mib() -> float:
@@ -123,8 +154,17 @@ def _rate(fn, images: torch.Tensor, batch: int, n_images: int, rounds: int) -> f
     return float(np.median(rates))
 
 
-def _inference_worker(model_dir: str, onnx_path: str | None, engine: str, image_size: int, threads: int,
-                      batches: tuple[int, ...], n_images: int, rounds: int, queue) -> None:
+def _inference_worker(
+    model_dir: str,
+    onnx_path: str | None,
+    engine: str,
+    image_size: int,
+    threads: int,
+    batches: tuple[int, ...],
+    n_images: int,
+    rounds: int,
+    queue,
+) -> None:
     """Run in a fresh process so that its peak RSS is inference's alone."""
     torch.set_num_threads(threads)
     from reconad.detector import Detector
@@ -187,8 +227,14 @@ def profile_inference(net: torch.nn.Module, image_size: int, batch: int, out: Pa
     (out / f"profile_batch{batch}.txt").write_text(table)
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events) or 1.0
-    top = [{"op": e.key, "share": e.self_cpu_time_total / total,
-            "ms_per_image": e.self_cpu_time_total / 1000.0 / (reps * batch)} for e in events[:8]]
+    top = [
+        {
+            "op": e.key,
+            "share": e.self_cpu_time_total / total,
+            "ms_per_image": e.self_cpu_time_total / 1000.0 / (reps * batch),
+        }
+        for e in events[:8]
+    ]
     split: dict[str, float] = {}
     encoder, decode = getattr(net, "encoder", None), getattr(net, "decode", None)
     if encoder is not None and decode is not None:
@@ -211,9 +257,17 @@ def profile_inference(net: torch.nn.Module, image_size: int, batch: int, out: Pa
     return {"top_ops": top, "ms_per_image": split}
 
 
-def speed(model: str = "hfr", image_size: int = 256, n_train: int = 300, out: str | Path = "runs/speed",
-          options: dict[str, Any] | None = None, echo: bool = True, n_images: int = 64, rounds: int = 3,
-          onnx: bool = True) -> dict[str, Any]:
+def speed(
+    model: str = "hfr",
+    image_size: int = 256,
+    n_train: int = 300,
+    out: str | Path = "runs/speed",
+    options: dict[str, Any] | None = None,
+    echo: bool = True,
+    n_images: int = 64,
+    rounds: int = 3,
+    onnx: bool = True,
+) -> dict[str, Any]:
     """Training time on ``n_train`` texture images; inference speed and memory.
 
     Inference (each engine in a fresh process, so its peak RSS is its own): images/s
@@ -236,8 +290,9 @@ def speed(model: str = "hfr", image_size: int = 256, n_train: int = 300, out: st
     out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
-        root = generate_textures(tmp, categories=("brick",), image_size=image_size, n_train=n_train,
-                                 n_test_good=0, n_test_defect_per_type=0)
+        root = generate_textures(
+            tmp, categories=("brick",), image_size=image_size, n_train=n_train, n_test_good=0, n_test_defect_per_type=0
+        )
         train = build_image_dataset("mvtec", str(root), category="brick", split="train", image_size=image_size)
         det = Detector(model, image_size=image_size, **options)
         t0 = time.perf_counter()
@@ -252,8 +307,9 @@ def speed(model: str = "hfr", image_size: int = 256, n_train: int = 300, out: st
     batches = (1, 4, 16)
     engines: dict[str, Any] = {}
     for engine in ("torch", "onnx") if onnx else ("torch",):
-        engines[engine] = _in_subprocess(str(out / "model"), str(onnx_path), engine, image_size, threads,
-                                         batches, n_images, rounds)
+        engines[engine] = _in_subprocess(
+            str(out / "model"), str(onnx_path), engine, image_size, threads, batches, n_images, rounds
+        )
     # Batch 16 as one block (no CPU micro-batches), to show what the micro-batching buys.
     images = torch.rand(16, 3, image_size, image_size)
     budget = getattr(net, "cpu_micro_batch_pixels", None)
@@ -267,12 +323,19 @@ def speed(model: str = "hfr", image_size: int = 256, n_train: int = 300, out: st
     peak = matmul_gflops()
     profiles = {str(b): profile_inference(net, image_size, b, out) for b in (1, 16)}
     result: dict[str, Any] = {
-        "protocol": "speed", "model": model, "image_size": image_size, "date": date.today().isoformat(),
-        "train_images": n_train, "train_seconds": train_s,
+        "protocol": "speed",
+        "model": model,
+        "image_size": image_size,
+        "date": date.today().isoformat(),
+        "train_images": n_train,
+        "train_seconds": train_s,
         "epochs_run": det.history.epochs_run if det.history else None,
         "prepare_seconds": det.history.prepare_seconds if det.history else None,
-        "peak_rss_mib_training": rss_after_train, "torch_threads": threads,
-        "cpu_micro_batch_at_16": chunk, "gflop_per_image": gflop, "matmul_gflops_per_second": peak,
+        "peak_rss_mib_training": rss_after_train,
+        "torch_threads": threads,
+        "cpu_micro_batch_at_16": chunk,
+        "gflop_per_image": gflop,
+        "matmul_gflops_per_second": peak,
         "floor_images_per_second": peak / gflop if gflop else None,
     }
     for engine, r in engines.items():
@@ -291,26 +354,46 @@ def speed(model: str = "hfr", image_size: int = 256, n_train: int = 300, out: st
     result["profile"] = profiles
     result["settings"] = options
     (out / "speed.json").write_text(json.dumps(result, indent=2, default=str))
-    rows = [{"engine": e, "batch": b, "images/s": rate, "ms/image": 1000.0 / rate,
-             "fraction of FLOP floor": rate * gflop / peak if gflop else float("nan"),
-             "peak RSS MiB": r["peak_rss_mib"]} for e, r in engines.items() for b, rate in r["images_per_second"].items()]
+    rows = [
+        {
+            "engine": e,
+            "batch": b,
+            "images/s": rate,
+            "ms/image": 1000.0 / rate,
+            "fraction of FLOP floor": rate * gflop / peak if gflop else float("nan"),
+            "peak RSS MiB": r["peak_rss_mib"],
+        }
+        for e, r in engines.items()
+        for b, rate in r["images_per_second"].items()
+    ]
     table = format_table(rows, ["engine", "batch", "images/s", "ms/image", "fraction of FLOP floor", "peak RSS MiB"])
     (out / "results.md").write_text(
         f"# speed: {model} at {image_size} px, {threads} threads ({date.today().isoformat()})\n\n{table}\n\n"
         f"{gflop:.3f} GFLOP/image (conv + matmul), matmul rate {peak:.1f} GFLOP/s: floor "
-        f"{peak / gflop:.1f} images/s\n")
+        f"{peak / gflop:.1f} images/s\n"
+    )
     if echo:
         print(table)
-        print(f"training {train_s:.1f}s on {n_train} images; {gflop:.3f} GFLOP/image; matmul {peak:.1f} GFLOP/s; "
-              f"results in {out}")
+        print(
+            f"training {train_s:.1f}s on {n_train} images; {gflop:.3f} GFLOP/image; matmul {peak:.1f} GFLOP/s; "
+            f"results in {out}"
+        )
         for b, p in profiles.items():
             print(f"batch {b}: ms/image " + ", ".join(f"{k} {v:.2f}" for k, v in p["ms_per_image"].items()))
     return result
 
 
-def false_alarms(categories: str | None = None, fpr: float = 0.05, n_train: int = 120, n_calibration: int = 120,
-                 n_fresh: int = 500, image_size: int = 256, out: str | Path = "runs/bench-calibration",
-                 options: dict[str, Any] | None = None, echo: bool = True) -> dict[str, Any]:
+def false_alarms(
+    categories: str | None = None,
+    fpr: float = 0.05,
+    n_train: int = 120,
+    n_calibration: int = 120,
+    n_fresh: int = 500,
+    image_size: int = 256,
+    out: str | Path = "runs/bench-calibration",
+    options: dict[str, Any] | None = None,
+    echo: bool = True,
+) -> dict[str, Any]:
     """Realised false-alarm rate on fresh normal texture images at a target ``fpr``.
 
     Per texture: ``n_train + n_calibration`` normal crops (seed 0) are handed to
@@ -333,39 +416,82 @@ def false_alarms(categories: str | None = None, fpr: float = 0.05, n_train: int 
     rows = []
     for cat in cats:
         with tempfile.TemporaryDirectory() as tmp:
-            data = generate_textures(Path(tmp) / "fit", categories=(cat,), image_size=image_size,
-                                     n_train=n_train + n_calibration, n_test_good=0, n_test_defect_per_type=0, seed=0)
-            fresh = generate_textures(Path(tmp) / "fresh", categories=(cat,), image_size=image_size, n_train=n_fresh,
-                                      n_test_good=n_fresh, n_test_defect_per_type=0, seed=1)
+            data = generate_textures(
+                Path(tmp) / "fit",
+                categories=(cat,),
+                image_size=image_size,
+                n_train=n_train + n_calibration,
+                n_test_good=0,
+                n_test_defect_per_type=0,
+                seed=0,
+            )
+            fresh = generate_textures(
+                Path(tmp) / "fresh",
+                categories=(cat,),
+                image_size=image_size,
+                n_train=n_fresh,
+                n_test_good=n_fresh,
+                n_test_defect_per_type=0,
+                seed=1,
+            )
             t0 = time.perf_counter()
             det = Detector("hfr", image_size=image_size, **options).fit(
-                build_image_dataset("mvtec", str(data), category=cat, split="train", image_size=image_size))
+                build_image_dataset("mvtec", str(data), category=cat, split="train", image_size=image_size)
+            )
             train_s = time.perf_counter() - t0
-            same = det.predict(build_image_dataset("mvtec", str(fresh), category=cat, split="train",
-                                                   image_size=image_size))
-            shifted = det.predict(build_image_dataset("mvtec", str(fresh), category=cat, split="test",
-                                                      image_size=image_size))
+            same = det.predict(
+                build_image_dataset("mvtec", str(fresh), category=cat, split="train", image_size=image_size)
+            )
+            shifted = det.predict(
+                build_image_dataset("mvtec", str(fresh), category=cat, split="test", image_size=image_size)
+            )
         cal = det.calibration
         assert cal is not None
-        row = {"category": cat, "target_fpr": options["fpr"], "n_calibration": cal.n,
-               "expected_fpr": cal.expected_fpr, "fpr_fresh_training_region": float(same.mean()),
-               "fpr_fresh_held_out_quadrant": float(shifted.mean()), "n_fresh": n_fresh,
-               "threshold": cal.threshold, "train_seconds": train_s}
+        row = {
+            "category": cat,
+            "target_fpr": options["fpr"],
+            "n_calibration": cal.n,
+            "expected_fpr": cal.expected_fpr,
+            "fpr_fresh_training_region": float(same.mean()),
+            "fpr_fresh_held_out_quadrant": float(shifted.mean()),
+            "n_fresh": n_fresh,
+            "threshold": cal.threshold,
+            "train_seconds": train_s,
+        }
         rows.append(row)
         if echo:
-            print(f"{cat}: target {row['target_fpr']:.3f}, realised {row['fpr_fresh_training_region']:.3f} "
-                  f"(fresh training-region crops) / {row['fpr_fresh_held_out_quadrant']:.3f} (held-out quadrant), "
-                  f"{n_fresh} each; {cal.n} calibration normals", flush=True)
-    keys = ["category", "target_fpr", "n_calibration", "expected_fpr", "fpr_fresh_training_region",
-            "fpr_fresh_held_out_quadrant", "train_seconds"]
-    result = {"protocol": "calibration", "date": date.today().isoformat(), "image_size": image_size,
-              "n_train": n_train, "n_calibration": n_calibration, "n_fresh": n_fresh, "settings": options,
-              "per_category": rows, "machine": {"cpus": torch.get_num_threads(), "torch": torch.__version__}}
+            print(
+                f"{cat}: target {row['target_fpr']:.3f}, realised {row['fpr_fresh_training_region']:.3f} "
+                f"(fresh training-region crops) / {row['fpr_fresh_held_out_quadrant']:.3f} (held-out quadrant), "
+                f"{n_fresh} each; {cal.n} calibration normals",
+                flush=True,
+            )
+    keys = [
+        "category",
+        "target_fpr",
+        "n_calibration",
+        "expected_fpr",
+        "fpr_fresh_training_region",
+        "fpr_fresh_held_out_quadrant",
+        "train_seconds",
+    ]
+    result = {
+        "protocol": "calibration",
+        "date": date.today().isoformat(),
+        "image_size": image_size,
+        "n_train": n_train,
+        "n_calibration": n_calibration,
+        "n_fresh": n_fresh,
+        "settings": options,
+        "per_category": rows,
+        "machine": {"cpus": torch.get_num_threads(), "torch": torch.__version__},
+    }
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
-    (out / "results.md").write_text(f"# false alarms at a target rate ({date.today().isoformat()})\n\n"
-                                    f"{format_table(rows, keys)}\n")
+    (out / "results.md").write_text(
+        f"# false alarms at a target rate ({date.today().isoformat()})\n\n{format_table(rows, keys)}\n"
+    )
     if echo:
         print(format_table(rows, keys))
     return result

@@ -108,8 +108,15 @@ class Calibration:
     source: str = "held-out normal"
 
     @classmethod
-    def fit(cls, normal_scores: Any, fpr: float | None = None, quantile: float | None = None,
-            anomaly_scores: Any = None, use_f1: bool = False, source: str = "held-out normal") -> "Calibration":
+    def fit(
+        cls,
+        normal_scores: Any,
+        fpr: float | None = None,
+        quantile: float | None = None,
+        anomaly_scores: Any = None,
+        use_f1: bool = False,
+        source: str = "held-out normal",
+    ) -> "Calibration":
         """Calibrate on normal scores; ``fpr`` wins over ``quantile``; ``use_f1`` picks the F1 threshold."""
         normal = np.sort(_scores(normal_scores, "normal"))
         f1_thr = f1 = None
@@ -132,9 +139,17 @@ class Calibration:
         if use_f1:
             thr, basis = f1_thr, "f1"  # type: ignore[assignment]
             expected = float(np.mean(normal > thr)) * normal.size / (normal.size + 1.0)
-        return cls(normal_scores=normal, threshold=float(thr), basis=basis,
-                   fpr=None if fpr is None else float(fpr), quantile=None if quantile is None else float(quantile),
-                   expected_fpr=expected, f1_threshold=f1_thr, f1=f1, source=source)
+        return cls(
+            normal_scores=normal,
+            threshold=float(thr),
+            basis=basis,
+            fpr=None if fpr is None else float(fpr),
+            quantile=None if quantile is None else float(quantile),
+            expected_fpr=expected,
+            f1_threshold=f1_thr,
+            f1=f1,
+            source=source,
+        )
 
     @property
     def n(self) -> int:
@@ -160,18 +175,32 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "threshold": self.threshold, "basis": self.basis, "fpr": self.fpr, "quantile": self.quantile,
-            "expected_fpr": self.expected_fpr, "f1_threshold": self.f1_threshold, "f1": self.f1,
-            "source": self.source, "n_normal": self.n, "normal_scores": [float(s) for s in self.normal_scores],
+            "threshold": self.threshold,
+            "basis": self.basis,
+            "fpr": self.fpr,
+            "quantile": self.quantile,
+            "expected_fpr": self.expected_fpr,
+            "f1_threshold": self.f1_threshold,
+            "f1": self.f1,
+            "source": self.source,
+            "n_normal": self.n,
+            "normal_scores": [float(s) for s in self.normal_scores],
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Calibration":
         try:
             normal = np.sort(_scores(d["normal_scores"], "normal"))
-            return cls(normal_scores=normal, threshold=float(d["threshold"]), basis=str(d["basis"]),
-                       fpr=d.get("fpr"), quantile=d.get("quantile"), expected_fpr=d.get("expected_fpr"),
-                       f1_threshold=d.get("f1_threshold"), f1=d.get("f1"),
-                       source=str(d.get("source", "held-out normal")))
+            return cls(
+                normal_scores=normal,
+                threshold=float(d["threshold"]),
+                basis=str(d["basis"]),
+                fpr=d.get("fpr"),
+                quantile=d.get("quantile"),
+                expected_fpr=d.get("expected_fpr"),
+                f1_threshold=d.get("f1_threshold"),
+                f1=d.get("f1"),
+                source=str(d.get("source", "held-out normal")),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"bad calibration record: {exc}") from exc

@@ -23,8 +23,13 @@ def _parse_value(text: str) -> Any:
 
 
 def _data_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument("--dataset", choices=DATASET_CHOICES, required=required and False, default=None,
-                   help="dataset layout (default: mvtec for train)")
+    p.add_argument(
+        "--dataset",
+        choices=DATASET_CHOICES,
+        required=required and False,
+        default=None,
+        help="dataset layout (default: mvtec for train)",
+    )
     p.add_argument("--root", default=None, help="dataset root folder")
     p.add_argument("--category", default=None, help="category (MVTec / textures)")
 
@@ -45,25 +50,39 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--lr", type=float, default=None)
-    t.add_argument("--backbone", default=None, help="efficientnet_lite0 (default), efficientnet_lite1/2, resnet18, resnet50, wide_resnet50_2")
+    t.add_argument(
+        "--backbone",
+        default=None,
+        help="efficientnet_lite0 (default), efficientnet_lite1/2, resnet18, resnet50, wide_resnet50_2",
+    )
     t.add_argument("--backbone-weights", default=None, help="checkpoint file for ResNet backbones")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--fpr", type=float, default=None,
-                   help="target false-alarm rate on normal images: the threshold is chosen from held-out "
-                        "normal scores so that about this share of normal images is flagged "
-                        "(default: the 0.99 quantile of those scores)")
+    t.add_argument(
+        "--fpr",
+        type=float,
+        default=None,
+        help="target false-alarm rate on normal images: the threshold is chosen from held-out "
+        "normal scores so that about this share of normal images is flagged "
+        "(default: the 0.99 quantile of those scores)",
+    )
     t.add_argument("--device", default="auto")
     t.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints")
-    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="any model/engine option, e.g. --set score=topk --set feature_noise=0.1")
+    t.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any model/engine option, e.g. --set score=topk --set feature_noise=0.1",
+    )
     t.add_argument("--quiet", action="store_true")
 
     e = sub.add_parser("test", help="evaluate a run on its test split")
     e.add_argument("run")
     _data_args(e, required=False)
     e.add_argument("--heatmaps", type=int, default=8, help="write this many most-anomalous overlays (0: none)")
-    e.add_argument("--no-report", dest="report", action="store_false",
-                   help="do not write the HTML report (RUN/report/report.html)")
+    e.add_argument(
+        "--no-report", dest="report", action="store_false", help="do not write the HTML report (RUN/report/report.html)"
+    )
     e.add_argument("--quiet", action="store_true")
 
     rp = sub.add_parser("report", help="test a run and write its HTML report (RUN/report/report.html)")
@@ -75,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("run")
     pr.add_argument("paths", nargs="+", help="image files or folders")
     pr.add_argument("--out", required=True)
-    pr.add_argument("--engine", choices=("torch", "onnx"), default="torch",
-                    help="onnx: run RUN/export/model.onnx with onnxruntime (exported first if missing)")
+    pr.add_argument(
+        "--engine",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="onnx: run RUN/export/model.onnx with onnxruntime (exported first if missing)",
+    )
     pr.add_argument("--quiet", action="store_true")
 
     x = sub.add_parser("export", help="export a run's model (ONNX) with its pre-processing in JSON")
@@ -85,44 +108,79 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default=None, help="output file (default RUN/export/model.onnx)")
 
     b = sub.add_parser("benchmark", help="train and test over categories; write results.md/json")
-    b.add_argument("--protocol", choices=PROTOCOLS, default="localization",
-                   help="localization (MVTec-style), speed, calibration (false alarms on fresh normal "
-                        "textures at --fpr), one-class (class-vs-rest on image sets), "
-                        "tabular (ADBench sets vs PyOD), kddcup99 (MemAE/DAGMM protocol)")
+    b.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="localization",
+        help="localization (MVTec-style), speed, calibration (false alarms on fresh normal "
+        "textures at --fpr), one-class (class-vs-rest on image sets), "
+        "tabular (ADBench sets vs PyOD), kddcup99 (MemAE/DAGMM protocol)",
+    )
     b.add_argument("--model", default="hfr")
-    b.add_argument("--dataset", default=None,
-                   help="localization: mvtec|folder|magnetic-tile|textures (default textures); "
-                        "one-class: fashion-mnist|mnist|mnist-10k|cifar10|digits")
+    b.add_argument(
+        "--dataset",
+        default=None,
+        help="localization: mvtec|folder|magnetic-tile|textures (default textures); "
+        "one-class: fashion-mnist|mnist|mnist-10k|cifar10|digits",
+    )
     b.add_argument("--root", default=None)
     b.add_argument("--categories", default=None, help="comma-separated (default: all)")
     b.add_argument("--classes", default=None, help="one-class: comma-separated normal classes (default: all)")
-    b.add_argument("--labelled-ratio", type=float, default=0.0,
-                   help="one-class, semi-supervised models: labelled anomalies a/(n+a) added to training")
-    b.add_argument("--download", action="store_true",
-                   help="one-class: fetch the official Fashion-MNIST files into --root when missing")
-    b.add_argument("--image-size", type=int, default=None,
-                   help="default 256; one-class: 64 for hfr, the data's own size for other models")
+    b.add_argument(
+        "--labelled-ratio",
+        type=float,
+        default=0.0,
+        help="one-class, semi-supervised models: labelled anomalies a/(n+a) added to training",
+    )
+    b.add_argument(
+        "--download",
+        action="store_true",
+        help="one-class: fetch the official Fashion-MNIST files into --root when missing",
+    )
+    b.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="default 256; one-class: 64 for hfr, the data's own size for other models",
+    )
     b.add_argument("--resize-mode", choices=("resize", "pad", "crop"), default="resize")
     b.add_argument("--epochs", type=int, default=None)
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     b.add_argument("--out", default="runs/benchmark")
-    b.add_argument("--n-train", type=int, default=None,
-                   help="speed: training images (default 300; small for a quick check); "
-                        "calibration: training images per texture (default 120)")
+    b.add_argument(
+        "--n-train",
+        type=int,
+        default=None,
+        help="speed: training images (default 300; small for a quick check); "
+        "calibration: training images per texture (default 120)",
+    )
     b.add_argument("--fpr", type=float, default=None, help="calibration: target false-alarm rate (default 0.05)")
     b.add_argument("--quiet", action="store_true")
     tab = b.add_argument_group("tabular / kddcup99")
-    tab.add_argument("--datasets", default=None,
-                     help="tabular: comma-separated ADBench names (default cardio,satellite,satimage-2,shuttle,thyroid,WBC)")
-    tab.add_argument("--data-root", default=None,
-                     help="tabular: folder of ADBench .npz files; kddcup99: folder holding kddcup.data_10_percent.gz (or the file)")
-    tab.add_argument("--models", default=None,
-                     help="comma-separated; tabular default ae,vae,memae,esad,pyod-ae,iforest; "
-                          "kddcup99 default ae,vae,memae,esad,iforest")
+    tab.add_argument(
+        "--datasets",
+        default=None,
+        help="tabular: comma-separated ADBench names (default cardio,satellite,satimage-2,shuttle,thyroid,WBC)",
+    )
+    tab.add_argument(
+        "--data-root",
+        default=None,
+        help="tabular: folder of ADBench .npz files; kddcup99: folder holding kddcup.data_10_percent.gz (or the file)",
+    )
+    tab.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated; tabular default ae,vae,memae,esad,pyod-ae,iforest; "
+        "kddcup99 default ae,vae,memae,esad,iforest",
+    )
     tab.add_argument("--seeds", type=int, default=None, help="number of seeds, --seed, --seed+1, ... (default 5)")
-    tab.add_argument("--label-fraction", type=float, default=None,
-                     help="share of the train part's anomalies given labelled to semi-supervised models (default 0.1)")
+    tab.add_argument(
+        "--label-fraction",
+        type=float,
+        default=None,
+        help="share of the train part's anomalies given labelled to semi-supervised models (default 0.1)",
+    )
     return parser
 
 
@@ -146,8 +204,13 @@ def _spec(args: argparse.Namespace, default_dataset: str | None = None):
     dataset = args.dataset or default_dataset
     if dataset is None:
         return None
-    return DataSpec(dataset=dataset, root=resolve_root(dataset, args.root), category=args.category,
-                    image_size=getattr(args, "image_size", 256), resize_mode=getattr(args, "resize_mode", "resize"))
+    return DataSpec(
+        dataset=dataset,
+        root=resolve_root(dataset, args.root),
+        category=args.category,
+        image_size=getattr(args, "image_size", 256),
+        resize_mode=getattr(args, "resize_mode", "resize"),
+    )
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -157,8 +220,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     det = train_run(spec, args.out, model=args.model, resume=args.resume, **_options(args))
     h = det.history
     cal = det.calibration.describe() if det.calibration is not None else f"threshold {det.threshold:.4f}"
-    print(f"trained {args.model} in {h.seconds:.1f}s ({h.epochs_run} epochs, best {h.best_epoch + 1}); "
-          f"{cal}; saved to {args.out}")
+    print(
+        f"trained {args.model} in {h.seconds:.1f}s ({h.epochs_run} epochs, best {h.best_epoch + 1}); "
+        f"{cal}; saved to {args.out}"
+    )
     return 0
 
 
@@ -175,8 +240,10 @@ def cmd_test(args: argparse.Namespace) -> int:
     m = test_run(args.run, spec, heatmaps=getattr(args, "heatmaps", 0), report=report)
     print(format_table([m], ["category"] + [k for k in METRIC_KEYS if k in m]))
     if m.get("threshold") is not None:
-        print(f"threshold {m['threshold']:.4g} ({m.get('threshold_basis')}): false-alarm rate "
-              f"{m.get('false_alarm_rate', float('nan')):.3f}, detection rate {m.get('detection_rate', float('nan')):.3f}")
+        print(
+            f"threshold {m['threshold']:.4g} ({m.get('threshold_basis')}): false-alarm rate "
+            f"{m.get('false_alarm_rate', float('nan')):.3f}, detection rate {m.get('detection_rate', float('nan')):.3f}"
+        )
     print(f"metrics written to {Path(args.run) / 'metrics.json'}")
     if report:
         from reconad.report import report_path
@@ -208,14 +275,25 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.image_size is None and args.protocol != "one-class":
         args.image_size = 256
     if args.protocol == "speed":
-        speed(args.model, image_size=args.image_size, out=args.out, options=_options(args),
-              **({"n_train": args.n_train} if args.n_train else {}))
+        speed(
+            args.model,
+            image_size=args.image_size,
+            out=args.out,
+            options=_options(args),
+            **({"n_train": args.n_train} if args.n_train else {}),
+        )
     elif args.protocol == "calibration":
         from reconad.benchmark import false_alarms
 
         opts = _options(args)
-        false_alarms(args.categories, fpr=opts.pop("fpr", 0.05), image_size=args.image_size, out=args.out,
-                     options=opts, **({"n_train": args.n_train} if args.n_train else {}))
+        false_alarms(
+            args.categories,
+            fpr=opts.pop("fpr", 0.05),
+            image_size=args.image_size,
+            out=args.out,
+            options=opts,
+            **({"n_train": args.n_train} if args.n_train else {}),
+        )
     elif args.protocol == "one-class":
         from reconad.protocols.oneclass import run_one_class
 
@@ -227,8 +305,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     else:
         args.dataset = args.dataset or "textures"
         if args.dataset not in DATASET_CHOICES:
-            raise ReconadError(f"--dataset {args.dataset!r} is not a localization dataset; choose one of "
-                               f"{', '.join(DATASET_CHOICES)}")
+            raise ReconadError(
+                f"--dataset {args.dataset!r} is not a localization dataset; choose one of {', '.join(DATASET_CHOICES)}"
+            )
         run_localization(args, _options(args))
     return 0
 
@@ -237,8 +316,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    handlers = {"train": cmd_train, "test": cmd_test, "report": cmd_test, "predict": cmd_predict,
-                "export": cmd_export, "benchmark": cmd_benchmark}
+    handlers = {
+        "train": cmd_train,
+        "test": cmd_test,
+        "report": cmd_test,
+        "predict": cmd_predict,
+        "export": cmd_export,
+        "benchmark": cmd_benchmark,
+    }
     try:
         return handlers[args.command](args)
     except ReconadError as exc:

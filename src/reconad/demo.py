@@ -31,8 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         root = ensure_textures(args.data)
         print(f"texture data ready at {root} ({time.perf_counter() - t0:.0f}s)", flush=True)
-        result = localization("textures", str(Path(root).resolve()), args.out, model="hfr", heatmaps=8,
-                              options={"progress": not args.quiet})
+        result = localization(
+            "textures",
+            str(Path(root).resolve()),
+            args.out,
+            model="hfr",
+            heatmaps=8,
+            options={"progress": not args.quiet},
+        )
     except ReconadError as exc:
         print(f"reconad: error: {exc}", file=sys.stderr)
         return 2

@@ -67,19 +67,20 @@ class Detector:
         train_keys = TrainConfig.field_names()
         unknown = set(config) - model_keys - train_keys - set(DETECTOR_DEFAULTS)
         if unknown:
-            raise ConfigError(
-                f"unknown option(s) for {self.model_name}: {', '.join(sorted(unknown))}"
-            )
+            raise ConfigError(f"unknown option(s) for {self.model_name}: {', '.join(sorted(unknown))}")
         self.model_config = {k: v for k, v in config.items() if k in model_keys}
         model_cls = model_entry(self.model_name)[0]
         # The model's suggested engine settings (e.g. a larger batch for small nets); the user's win.
         self.train_config = TrainConfig.from_dict(
-            {**model_cls.train_defaults, **{k: v for k, v in config.items() if k in train_keys}})
+            {**model_cls.train_defaults, **{k: v for k, v in config.items() if k in train_keys}}
+        )
         self.settings = dict(DETECTOR_DEFAULTS)
         self.settings.update({k: v for k, v in config.items() if k in DETECTOR_DEFAULTS})
         if int(self.settings["image_size"]) < model_cls.min_image_size:
-            raise ConfigError(f"image_size must be >= {model_cls.min_image_size} for {self.model_name}, "
-                              f"got {self.settings['image_size']}")
+            raise ConfigError(
+                f"image_size must be >= {model_cls.min_image_size} for {self.model_name}, "
+                f"got {self.settings['image_size']}"
+            )
         if not 0 <= float(self.settings["val_fraction"]) < 1:
             raise ConfigError("val_fraction must be in [0, 1)")
         if not 0 < float(self.settings["threshold_quantile"]) <= 1:
@@ -129,8 +130,10 @@ class Detector:
             return split_holdout(train, frac, seed)
         normal = np.flatnonzero(labels == 0)
         if len(normal) < 2:
-            raise DataError(f"y marks {int(labels.sum())} of {len(labels)} samples as anomalies: "
-                            "at least 2 unlabelled/normal samples are needed")
+            raise DataError(
+                f"y marks {int(labels.sum())} of {len(labels)} samples as anomalies: "
+                "at least 2 unlabelled/normal samples are needed"
+            )
         n_val = min(len(normal) - 1, max(1, int(np.floor(frac * len(normal) + 0.5))))
         val_idx = np.sort(np.random.default_rng(seed).permutation(normal)[:n_val])
         train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
@@ -140,8 +143,10 @@ class Detector:
         """ConfigError when the data kind (table rows / images) does not suit the model."""
         cls = model_entry(self.model_name)[0]
         if table and "table" not in cls.input_kinds:
-            raise ConfigError(f"model {self.model_name} takes images only, got a table (rows x features); "
-                              "for tables use ae, vae, memae or esad")
+            raise ConfigError(
+                f"model {self.model_name} takes images only, got a table (rows x features); "
+                "for tables use ae, vae, memae or esad"
+            )
         shape = getattr(getattr(model, "config", None), "input_shape", None)
         if model is not None and shape is not None and (len(shape) == 1) != table:
             trained, given = ("table rows", "images") if len(shape) == 1 else ("images", "table rows")
@@ -195,25 +200,32 @@ class Detector:
         self._device = trainer.device
         calib = val if val is not None and len(val) else train
         if calib is train:
-            warnings.warn("no held-out normal data: the threshold comes from training scores and will be optimistic",
-                          stacklevel=2)
+            warnings.warn(
+                "no held-out normal data: the threshold comes from training scores and will be optimistic", stacklevel=2
+            )
         self._calibrate_on(self.decision_function(calib), "held-out normal" if calib is not train else "training")
         return self
 
     # ------------------------------------------------------------- calibration
-    def _calibrate_on(self, normal_scores: np.ndarray, source: str, anomaly_scores: np.ndarray | None = None,
-                      use_f1: bool = False) -> Calibration:
+    def _calibrate_on(
+        self, normal_scores: np.ndarray, source: str, anomaly_scores: np.ndarray | None = None, use_f1: bool = False
+    ) -> Calibration:
         fpr = self.settings["fpr"]
         self.calibration = Calibration.fit(
-            normal_scores, fpr=None if fpr is None else float(fpr),
+            normal_scores,
+            fpr=None if fpr is None else float(fpr),
             quantile=None if fpr is not None else float(self.settings["threshold_quantile"]),
-            anomaly_scores=anomaly_scores, use_f1=use_f1, source=source)
+            anomaly_scores=anomaly_scores,
+            use_f1=use_f1,
+            source=source,
+        )
         self.val_scores = np.asarray(normal_scores, dtype=np.float64)
         self.threshold = self.calibration.threshold
         return self.calibration
 
-    def calibrate(self, normal_data: Any, anomalous_data: Any = None, fpr: float | None = None,
-                  use_f1: bool = False) -> Calibration:
+    def calibrate(
+        self, normal_data: Any, anomalous_data: Any = None, fpr: float | None = None, use_f1: bool = False
+    ) -> Calibration:
         """Re-choose the threshold from new normal data the model never trained on.
 
         ``fpr`` (if given) replaces the detector's target false-alarm rate;
@@ -246,8 +258,13 @@ class Detector:
         return self.model
 
     @torch.inference_mode()
-    def _run(self, data: Any, want_maps: bool, batch_size: int | None = None,
-             on_batch: Callable[[ImageBatch], None] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    def _run(
+        self,
+        data: Any,
+        want_maps: bool,
+        batch_size: int | None = None,
+        on_batch: Callable[[ImageBatch], None] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         model = self._require_model()
         if batch_size is None:
             # On CPU large batches run slower per image (activations fall out of cache;
@@ -263,7 +280,9 @@ class Detector:
             raise ConfigError("anomaly maps exist for images only; use decision_function for table rows")
         if len(ds) == 0:
             raise DataError("no rows to score" if table else "no images to score")
-        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_rows if table else collate_images)
+        loader = DataLoader(
+            ds, batch_size=batch_size, shuffle=False, collate_fn=collate_rows if table else collate_images
+        )
         scores, maps = [], []
         show = self.train_config.progress and len(ds) > 4 * batch_size
         for batch in progress(loader, enabled=show, desc="scoring", unit="batch"):
@@ -284,8 +303,9 @@ class Detector:
         """Pixel anomaly maps (N, H, W) at ``image_size`` resolution."""
         return self._run(images, want_maps=True)[1]  # type: ignore[return-value]
 
-    def score_and_map(self, images: Any, on_batch: Callable[[ImageBatch], None] | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
+    def score_and_map(
+        self, images: Any, on_batch: Callable[[ImageBatch], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Scores and maps in one pass; ``on_batch`` sees each input batch (labels, masks)."""
         s, m = self._run(images, want_maps=True, on_batch=on_batch)
         return s, m  # type: ignore[return-value]
@@ -341,8 +361,9 @@ class Detector:
             elif det.threshold is not None and det.val_scores is not None and det.val_scores.size:
                 # A model saved before calibration records: p-values from its held-out scores.
                 q = float(det.settings["threshold_quantile"])
-                det.calibration = Calibration(np.sort(det.val_scores), float(det.threshold), f"quantile={q:g}",
-                                              quantile=q)
+                det.calibration = Calibration(
+                    np.sort(det.val_scores), float(det.threshold), f"quantile={q:g}", quantile=q
+                )
         except DataError as exc:
             raise ModelFileError(f"{directory}: {exc}") from exc
         hist = cfg.get("history")

@@ -63,10 +63,14 @@ def _preprocessing(det: Any) -> dict[str, Any]:
         "image_size": size,
         "resize_mode": str(det.settings["resize_mode"]),
         "resize": "bilinear, antialiased (torch.nn.functional.interpolate(..., antialias=True)); "
-                  "see reconad.data.image_io",
-        "normalisation_in_graph": None if mean is None else {
-            "mean": [float(v) for v in mean.flatten()], "std": [float(v) for v in std.flatten()],
-            "note": "applied inside the graph: do not normalise the input yourself"},
+        "see reconad.data.image_io",
+        "normalisation_in_graph": None
+        if mean is None
+        else {
+            "mean": [float(v) for v in mean.flatten()],
+            "std": [float(v) for v in std.flatten()],
+            "note": "applied inside the graph: do not normalise the input yourself",
+        },
     }
 
 
@@ -83,20 +87,26 @@ def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about shapes fixed at export (H, W are)
         torch.onnx.export(
-            wrapper, (example,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+            wrapper,
+            (example,),
+            str(path),
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAMES[0]: {0: "batch"}, OUTPUT_NAMES[1]: {0: "batch"}},
-            opset_version=opset, dynamo=False,
+            opset_version=opset,
+            dynamo=False,
         )
     model.to(det._device)
     cal = det.calibration
     meta = {
-        "format": "onnx", "opset": opset, "reconad_model": det.model_name,
+        "format": "onnx",
+        "opset": opset,
+        "reconad_model": det.model_name,
         "model_config": det.model.config.to_dict() if hasattr(det.model, "config") else None,
         "preprocessing": _preprocessing(det),
         "outputs": {
             OUTPUT_NAMES[0]: {"shape": ["batch"], "meaning": "image anomaly score, higher = more anomalous"},
-            OUTPUT_NAMES[1]: {"shape": ["batch", size, size],
-                              "meaning": "pixel anomaly map at the input resolution"},
+            OUTPUT_NAMES[1]: {"shape": ["batch", size, size], "meaning": "pixel anomaly map at the input resolution"},
         },
         "threshold": det.threshold,
         "threshold_basis": None if cal is None else cal.basis,

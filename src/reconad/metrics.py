@@ -122,9 +122,7 @@ def f1_max(labels: Any, scores: Any) -> tuple[float, float]:
 # --------------------------------------------------------------------------- pixel level
 
 
-def pixel_auroc(
-    masks: Any, maps: Any, max_pixels: int | None = 4_000_000, seed: int = 0
-) -> float:
+def pixel_auroc(masks: Any, maps: Any, max_pixels: int | None = 4_000_000, seed: int = 0) -> float:
     """ROC AUC over all pixels of all images (anomalous pixel = positive).
 
     When there are more than ``max_pixels`` pixels, the AUROC is computed on ``max_pixels``
@@ -148,9 +146,7 @@ def pixel_auroc(
     return float(roc_auc_score(y, s))
 
 
-def pro_score(
-    masks: Any, maps: Any, fpr_limit: float = 0.3, num_thresholds: int | None = 200
-) -> float:
+def pro_score(masks: Any, maps: Any, fpr_limit: float = 0.3, num_thresholds: int | None = 200) -> float:
     """Normalised area under the per-region-overlap (PRO) curve up to ``fpr_limit``.
 
     Following Bergmann et al. (MVTec AD): every 8-connected component of every ground-truth
@@ -193,9 +189,7 @@ def pro_score(
     return _area_up_to(fpr, pro, fpr_limit) / fpr_limit
 
 
-def _pro_grid(
-    gt: np.ndarray, amap: np.ndarray, fpr_limit: float, num_thresholds: int
-) -> np.ndarray:
+def _pro_grid(gt: np.ndarray, amap: np.ndarray, fpr_limit: float, num_thresholds: int) -> np.ndarray:
     """Ascending thresholds spreading the FPR evenly over [0, fpr_limit] (see pro_score)."""
     dtype = amap.dtype.type
     n_normal = gt.size - int(np.count_nonzero(gt))
@@ -220,9 +214,7 @@ def _pro_grid(
     return np.unique(np.concatenate([quantiles.astype(dtype), [top, bottom]]).astype(dtype))
 
 
-def _pro_curve(
-    gt: np.ndarray, amap: np.ndarray, thresholds: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _pro_curve(gt: np.ndarray, amap: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(FPR, PRO) at each threshold, ordered by increasing FPR and starting at (0, 0)."""
     n_bins = thresholds.size + 1
     normal_hist = np.zeros(n_bins, dtype=np.int64)

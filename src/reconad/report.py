@@ -135,8 +135,9 @@ def _roc_figure(y: np.ndarray, s: np.ndarray, threshold: float | None, path: Pat
     ax.plot([0, 1], [0, 1], color="#999999", lw=1, ls="--", label="chance")
     if threshold is not None:
         pred = s > threshold
-        ax.plot([pred[y == 0].mean()], [pred[y == 1].mean()], "o", color=THRESHOLD_COLOR, ms=7,
-                label="at the threshold")
+        ax.plot(
+            [pred[y == 0].mean()], [pred[y == 1].mean()], "o", color=THRESHOLD_COLOR, ms=7, label="at the threshold"
+        )
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_xlabel("false-alarm rate (normal images flagged)")
@@ -151,14 +152,19 @@ def _pr_figure(y: np.ndarray, s: np.ndarray, threshold: float | None, path: Path
 
     precision, recall, _ = precision_recall_curve(y, s)
     fig, ax = _figure()
-    ax.plot(recall, precision, color=ANOMALY_COLOR, lw=2, drawstyle="steps-post",
-            label=f"AUPR {average_precision_score(y, s):.3f}")
+    ax.plot(
+        recall,
+        precision,
+        color=ANOMALY_COLOR,
+        lw=2,
+        drawstyle="steps-post",
+        label=f"AUPR {average_precision_score(y, s):.3f}",
+    )
     ax.axhline(y.mean(), color="#999999", lw=1, ls="--", label=f"chance ({y.mean():.2f})")
     if threshold is not None:
         pred = s > threshold
         if pred.any():
-            ax.plot([pred[y == 1].mean()], [y[pred].mean()], "o", color=THRESHOLD_COLOR, ms=7,
-                    label="at the threshold")
+            ax.plot([pred[y == 1].mean()], [y[pred].mean()], "o", color=THRESHOLD_COLOR, ms=7, label="at the threshold")
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)
     ax.set_xlabel("recall (detection rate)")
@@ -178,8 +184,9 @@ def _histogram_figure(y: np.ndarray, s: np.ndarray, threshold: float | None, pat
     for label, name, color in ((0, "normal", NORMAL_COLOR), (1, "anomalous", ANOMALY_COLOR)):
         part = s[y == label]
         if part.size:
-            ax.hist(part, bins=bins, color=color, alpha=0.6, label=f"{name} ({part.size})", edgecolor="white",
-                    linewidth=0.5)
+            ax.hist(
+                part, bins=bins, color=color, alpha=0.6, label=f"{name} ({part.size})", edgecolor="white", linewidth=0.5
+            )
     if threshold is not None:
         ax.axvline(threshold, color=THRESHOLD_COLOR, lw=1.8, ls="--", label=f"threshold {threshold:.4g}")
     from matplotlib.ticker import MaxNLocator
@@ -225,14 +232,14 @@ def _rate(k: int, n: int) -> str:
     return "—" if n == 0 else f"{100.0 * k / n:.1f}% <span class='muted'>({k} of {n})</span>"
 
 
-def _fit_budget(galleries: list[Gallery], panels: dict[int, np.ndarray], pngs: dict[int, bytes],
-                budget: int) -> int:
+def _fit_budget(galleries: list[Gallery], panels: dict[int, np.ndarray], pngs: dict[int, bytes], budget: int) -> int:
     """Shrink the embedded thumbnails to ``budget`` bytes; return how many were dropped.
 
     First every thumbnail becomes a 256-colour palette PNG (about half the size, hardly
     visible on heat maps), then the last thumbnail of the longest gallery is dropped
     until the rest fits.
     """
+
     def total() -> int:
         shown = {i for g in galleries for i in g.indices}
         return sum(len(pngs[i]) for i in shown)
@@ -255,9 +262,15 @@ def _fit_budget(galleries: list[Gallery], panels: dict[int, np.ndarray], pngs: d
 
 def _galleries(y: np.ndarray, s: np.ndarray, threshold: float | None, top: int, errors: int) -> list[Gallery]:
     order = np.argsort(-s, kind="stable")
-    out = [Gallery("top", "Most anomalous test images",
-                   "The highest-scoring test images, whatever their label.",
-                   [int(i) for i in order[:top]], len(order))]
+    out = [
+        Gallery(
+            "top",
+            "Most anomalous test images",
+            "The highest-scoring test images, whatever their label.",
+            [int(i) for i in order[:top]],
+            len(order),
+        )
+    ]
     if threshold is None:
         note = "The run has no threshold, so there are no false alarms or misses to show."
         out.append(Gallery("false-alarms", "False alarms", "", [], 0, note))
@@ -265,14 +278,28 @@ def _galleries(y: np.ndarray, s: np.ndarray, threshold: float | None, top: int, 
         return out
     fa = [int(i) for i in order if y[i] == 0 and s[i] > threshold]
     miss = [int(i) for i in order[::-1] if y[i] == 1 and s[i] <= threshold]
-    out.append(Gallery("false-alarms", "False alarms at the threshold",
-                       "Normal images scored above the threshold, highest score first.",
-                       fa[:errors], len(fa), "No normal test image is above the threshold."))
-    out.append(Gallery("misses", "Misses at the threshold",
-                       "Anomalous images scored at or below the threshold, lowest score first.",
-                       miss[:errors], len(miss),
-                       "No anomalous test image is below the threshold." if (y == 1).any()
-                       else "The test split has no anomalous images."))
+    out.append(
+        Gallery(
+            "false-alarms",
+            "False alarms at the threshold",
+            "Normal images scored above the threshold, highest score first.",
+            fa[:errors],
+            len(fa),
+            "No normal test image is above the threshold.",
+        )
+    )
+    out.append(
+        Gallery(
+            "misses",
+            "Misses at the threshold",
+            "Anomalous images scored at or below the threshold, lowest score first.",
+            miss[:errors],
+            len(miss),
+            "No anomalous test image is below the threshold."
+            if (y == 1).any()
+            else "The test split has no anomalous images.",
+        )
+    )
     return out
 
 
@@ -331,8 +358,9 @@ footer { color:var(--muted); font-size:12px; text-align:center; padding:0 0 30px
 """
 
 
-def _metrics_rows(m: dict[str, Any], y: np.ndarray, s: np.ndarray, threshold: float | None, basis: str,
-                  has_masks: bool) -> tuple[str, str]:
+def _metrics_rows(
+    m: dict[str, Any], y: np.ndarray, s: np.ndarray, threshold: float | None, basis: str, has_masks: bool
+) -> tuple[str, str]:
     """Two HTML tables: quality metrics, and the operating point."""
     n_normal, n_anom = int((y == 0).sum()), int((y == 1).sum())
 
@@ -342,10 +370,12 @@ def _metrics_rows(m: dict[str, Any], y: np.ndarray, s: np.ndarray, threshold: fl
     def group(title: str) -> str:
         return f"<tr class='group'><th colspan='2'>{html.escape(title)}</th></tr>"
 
-    left = [group("Detection (image level)"),
-            row("Image AUROC", _fmt(m.get("image_auroc"))),
-            row("Image AUPR", _fmt(m.get("image_aupr"))),
-            row("Image F1-max", _fmt(m.get("image_f1_max")))]
+    left = [
+        group("Detection (image level)"),
+        row("Image AUROC", _fmt(m.get("image_auroc"))),
+        row("Image AUPR", _fmt(m.get("image_aupr"))),
+        row("Image F1-max", _fmt(m.get("image_f1_max"))),
+    ]
     if _as_float(m.get("image_f1_threshold")) is not None:
         left.append(row("Score at F1-max", _fmt(m.get("image_f1_threshold"))))
     left.append(group("Localization (pixel level)"))
@@ -355,8 +385,12 @@ def _metrics_rows(m: dict[str, Any], y: np.ndarray, s: np.ndarray, threshold: fl
             left.append(row("PRO (FPR ≤ 0.3)", _fmt(m.get("pro"))))
     else:
         left.append(row("Pixel metrics", "<span class='muted'>not available: the test split has no masks</span>"))
-    left += [group("Test split"), row("Images", str(len(y))), row("Normal", str(n_normal)),
-             row("Anomalous", str(n_anom))]
+    left += [
+        group("Test split"),
+        row("Images", str(len(y))),
+        row("Normal", str(n_normal)),
+        row("Anomalous", str(n_anom)),
+    ]
 
     right = [group("Operating point")]
     if threshold is None:
@@ -364,23 +398,43 @@ def _metrics_rows(m: dict[str, Any], y: np.ndarray, s: np.ndarray, threshold: fl
     else:
         pred = s > threshold
         fa, det = int(pred[y == 0].sum()), int(pred[y == 1].sum())
-        right += [row("Threshold", f"{threshold:.6g}"),
-                  row("Basis", html.escape(basis)),
-                  row("Realised false-alarm rate", _rate(fa, n_normal)),
-                  row("Realised detection rate", _rate(det, n_anom)),
-                  row("Flagged / passed", f"{int(pred.sum())} / {int((~pred).sum())}"),
-                  row("False alarms / misses", f"{fa} / {n_anom - det}")]
+        right += [
+            row("Threshold", f"{threshold:.6g}"),
+            row("Basis", html.escape(basis)),
+            row("Realised false-alarm rate", _rate(fa, n_normal)),
+            row("Realised detection rate", _rate(det, n_anom)),
+            row("Flagged / passed", f"{int(pred.sum())} / {int((~pred).sum())}"),
+            row("False alarms / misses", f"{fa} / {n_anom - det}"),
+        ]
     right.append(group("Speed"))
     ips = _as_float(m.get("images_per_second"))
-    right.append(row("Test throughput", "—" if ips is None else f"{ips:.1f} images/s"
-                     + (f" <span class='muted'>({_fmt(m.get('test_seconds'), 1)} s in all)</span>"
-                        if _as_float(m.get("test_seconds")) is not None else "")))
+    right.append(
+        row(
+            "Test throughput",
+            "—"
+            if ips is None
+            else f"{ips:.1f} images/s"
+            + (
+                f" <span class='muted'>({_fmt(m.get('test_seconds'), 1)} s in all)</span>"
+                if _as_float(m.get("test_seconds")) is not None
+                else ""
+            ),
+        )
+    )
     table = "<table class='metrics'>{}</table>"
     return table.format("".join(left)), table.format("".join(right))
 
 
-def _card(i: int, rank: int | None, png: bytes, path: str, label: int, score: float, p_value: float | None,
-          threshold: float | None) -> str:
+def _card(
+    i: int,
+    rank: int | None,
+    png: bytes,
+    path: str,
+    label: int,
+    score: float,
+    p_value: float | None,
+    threshold: float | None,
+) -> str:
     name = f"{Path(path).parent.name}/{Path(path).name}" if path else f"#{i}"
     kind = "anomalous" if label else "normal"
     bits = [f"<span class='tag {kind}'>{kind}</span>"]
@@ -391,10 +445,12 @@ def _card(i: int, rank: int | None, png: bytes, path: str, label: int, score: fl
     if p_value is not None:
         line += f" &nbsp;·&nbsp; p-value <b>{p_value:.3g}</b>"
     rank_html = f"<span class='rank'>rank {rank}</span>" if rank is not None else ""
-    return (f"<figure class='card'><img alt='{html.escape(name)}' src='{_data_uri(png)}'>"
-            f"<figcaption><div class='row'><span>{' '.join(bits)}</span>{rank_html}</div>"
-            f"<div class='row'><span>{line}</span><span class='name'>{html.escape(name)}</span></div>"
-            f"</figcaption></figure>")
+    return (
+        f"<figure class='card'><img alt='{html.escape(name)}' src='{_data_uri(png)}'>"
+        f"<figcaption><div class='row'><span>{' '.join(bits)}</span>{rank_html}</div>"
+        f"<div class='row'><span>{line}</span><span class='name'>{html.escape(name)}</span></div>"
+        f"</figcaption></figure>"
+    )
 
 
 # -------------------------------------------------------------------------- API
@@ -431,8 +487,9 @@ def write_report(
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     y = np.asarray(labels).reshape(-1).astype(int)
     if not (len(s) == len(y) == len(paths) == len(maps)):
-        raise DataError(f"report: scores, labels, paths and maps differ in length "
-                        f"({len(s)}, {len(y)}, {len(paths)}, {len(maps)})")
+        raise DataError(
+            f"report: scores, labels, paths and maps differ in length ({len(s)}, {len(y)}, {len(paths)}, {len(maps)})"
+        )
     if len(s) == 0:
         raise DataError("report: the test split is empty")
     if masks is not None and len(masks) != len(s):
@@ -444,8 +501,9 @@ def write_report(
     basis = str(m.get("threshold_basis") or "")
     if threshold is not None and not basis:
         q = (config.get("detector") or {}).get("threshold_quantile")
-        basis = (f"quantile {q} of the held-out normal scores at training time" if q is not None
-                 else "not stated by the run")
+        basis = (
+            f"quantile {q} of the held-out normal scores at training time" if q is not None else "not stated by the run"
+        )
     p_values = _read_p_values(run, paths)
 
     out = run / REPORT_DIR
@@ -464,8 +522,10 @@ def write_report(
         for stale in ("roc.png", "pr.png"):
             (out / stale).unlink(missing_ok=True)
         only = "normal" if int(y.sum()) == 0 else "anomalous"
-        notes.append(f"The test split holds only {only} images, so ROC and precision-recall curves (and the "
-                     "image AUROC / AUPR) are undefined and are not drawn.")
+        notes.append(
+            f"The test split holds only {only} images, so ROC and precision-recall curves (and the "
+            "image AUROC / AUPR) are undefined and are not drawn."
+        )
     hist = ("Score histogram", _histogram_figure(y, s, threshold, out / "scores.png"))
     nav = [("metrics", "Metrics"), ("curves", "Curves")]
 
@@ -488,15 +548,24 @@ def write_report(
             continue
         stem = f"{rank[i]:04d}_{'anomalous' if y[i] else 'normal'}_{Path(paths[i]).parent.name}_{Path(paths[i]).stem}"
         (out / "images" / f"{stem}.png").write_bytes(png)
-        cards[i] = _card(i, rank[i], png, str(paths[i]), int(y[i]), float(s[i]),
-                         None if p_values is None else float(p_values[i]), threshold)
+        cards[i] = _card(
+            i,
+            rank[i],
+            png,
+            str(paths[i]),
+            int(y[i]),
+            float(s[i]),
+            None if p_values is None else float(p_values[i]),
+            threshold,
+        )
 
     # page
     has_masks = masks is not None
     data = info.get("data") or {}
     model_name = model or info.get("model") or config.get("model") or "?"
-    dataset = " / ".join(str(x) for x in (data.get("dataset") or m.get("dataset"),
-                                            data.get("category") or m.get("category")) if x)
+    dataset = " / ".join(
+        str(x) for x in (data.get("dataset") or m.get("dataset"), data.get("category") or m.get("category")) if x
+    )
     title = f"{model_name} on {dataset}" if dataset else str(model_name)
     when = datetime.now().strftime("%Y-%m-%d %H:%M")
     mc = config.get("model_config") or {}
@@ -522,32 +591,46 @@ def write_report(
         kpis.append(("False-alarm rate", "—" if not n_normal else f"{100 * pred[y == 0].mean():.1f}%"))
         kpis.append(("Detection rate", "—" if not n_anom else f"{100 * pred[y == 1].mean():.1f}%"))
     kpis.append(("Test images", f"{len(y)}"))
-    kpi_html = "".join(f"<div class='kpi'><div class='v'>{v}</div><div class='k'>{html.escape(k)}</div></div>"
-                       for k, v in kpis)
+    kpi_html = "".join(
+        f"<div class='kpi'><div class='v'>{v}</div><div class='k'>{html.escape(k)}</div></div>" for k, v in kpis
+    )
 
     figures.append(hist)
     fig_html = "".join(f"<img alt='{html.escape(t)}' src='{_data_uri(p.read_bytes())}'>" for t, p in figures)
     note_html = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
-    curves = (f"<section id='curves'><h2>Curves and scores</h2><p class='intro'>Image-level ranking of the test "
-              f"split. The dot marks the saved threshold on the curves; the dashed line marks it among the "
-              f"scores.</p><div class='figs{'' if two_classes else ' one'}'>{fig_html}</div>{note_html}</section>")
+    curves = (
+        f"<section id='curves'><h2>Curves and scores</h2><p class='intro'>Image-level ranking of the test "
+        f"split. The dot marks the saved threshold on the curves; the dashed line marks it among the "
+        f"scores.</p><div class='figs{'' if two_classes else ' one'}'>{fig_html}</div>{note_html}</section>"
+    )
 
-    legend = (f"<div class='legend'>heat map <span>{vmin:.3g}</span><img alt='colour scale' "
-              f"src='{_data_uri(_colorbar_png())}'><span>{vmax:.3g} and above</span>"
-              + (" · white outline: ground-truth defect" if has_masks else "") + "</div>")
+    legend = (
+        f"<div class='legend'>heat map <span>{vmin:.3g}</span><img alt='colour scale' "
+        f"src='{_data_uri(_colorbar_png())}'><span>{vmax:.3g} and above</span>"
+        + (" · white outline: ground-truth defect" if has_masks else "")
+        + "</div>"
+    )
     pv_note = "" if p_values is not None else " P-values are not shown: this run's scores.csv has none."
     if omitted:
         pv_note += f" {omitted} thumbnail(s) were left out to keep this file small."
     gallery_html = []
     for g in galleries:
-        shown = (f" Showing {len(g.indices)} of {g.total}." if g.total > len(g.indices) else
-                 (f" {g.total} in all." if g.key != "top" else ""))
-        body = ("<div class='grid'>" + "".join(cards[i] for i in g.indices) + "</div>") if g.indices else \
-            f"<p class='note'>{html.escape(g.empty_note)}</p>"
+        shown = (
+            f" Showing {len(g.indices)} of {g.total}."
+            if g.total > len(g.indices)
+            else (f" {g.total} in all." if g.key != "top" else "")
+        )
+        body = (
+            ("<div class='grid'>" + "".join(cards[i] for i in g.indices) + "</div>")
+            if g.indices
+            else f"<p class='note'>{html.escape(g.empty_note)}</p>"
+        )
         intro = html.escape(g.intro + shown) + (html.escape(pv_note) if g.key == "top" else "")
         nav.append((g.key, f"{g.title.replace(' at the threshold', '')} ({g.total})"))
-        gallery_html.append(f"<section id='{g.key}'><h2>{html.escape(g.title)}</h2>"
-                            f"<p class='intro'>{intro}</p>{legend if g.indices else ''}{body}</section>")
+        gallery_html.append(
+            f"<section id='{g.key}'><h2>{html.escape(g.title)}</h2>"
+            f"<p class='intro'>{intro}</p>{legend if g.indices else ''}{body}</section>"
+        )
 
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -556,18 +639,18 @@ def write_report(
 <style>{CSS}</style></head>
 <body>
 <header><h1>Anomaly detection report: {html.escape(title)}</h1>
-<div class="sub">{' &nbsp;·&nbsp; '.join(sub)}</div>
+<div class="sub">{" &nbsp;·&nbsp; ".join(sub)}</div>
 <div class="sub">run <b>{html.escape(str(run.resolve()))}</b></div>
-<nav>{''.join(f"<a href='#{k}'>{html.escape(t)}</a>" for k, t in nav)}</nav></header>
+<nav>{"".join(f"<a href='#{k}'>{html.escape(t)}</a>" for k, t in nav)}</nav></header>
 <main>
 <div class="kpis">{kpi_html}</div>
 <section id="metrics"><h2>Metrics</h2><p class="intro">Test split: {n_normal} normal and {n_anom} anomalous
 images. Rates at the threshold count an image as flagged when its score is above the threshold.</p>
 <div class="cols"><div>{left}</div><div>{right}</div></div></section>
 {curves}
-{''.join(gallery_html)}
+{"".join(gallery_html)}
 </main>
-<footer>reconad {html.escape(str(config.get('reconad_version', '')))} · generated {when}</footer>
+<footer>reconad {html.escape(str(config.get("reconad_version", "")))} · generated {when}</footer>
 </body></html>
 """
     path = out / REPORT_FILE

@@ -50,8 +50,14 @@ class DataSpec:
     def build(self, split: str):
         from reconad.data import build_image_dataset
 
-        return build_image_dataset(self.dataset, self.root, category=self.category, split=split,
-                                   image_size=self.image_size, resize_mode=self.resize_mode)
+        return build_image_dataset(
+            self.dataset,
+            self.root,
+            category=self.category,
+            split=split,
+            image_size=self.image_size,
+            resize_mode=self.resize_mode,
+        )
 
     def has_val_split(self) -> bool:
         from reconad.data import WITH_VAL_SPLIT
@@ -59,8 +65,9 @@ class DataSpec:
         return self.dataset in WITH_VAL_SPLIT
 
 
-def train_run(spec: DataSpec, out: str | os.PathLike, model: str = "hfr", resume: bool = False,
-              **config: Any) -> Detector:
+def train_run(
+    spec: DataSpec, out: str | os.PathLike, model: str = "hfr", resume: bool = False, **config: Any
+) -> Detector:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config.setdefault("image_size", spec.image_size)
@@ -93,8 +100,9 @@ def load_run(run: str | os.PathLike) -> tuple[Detector, DataSpec | None]:
     return det, spec
 
 
-def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int = 0,
-             report: bool = False) -> dict[str, Any]:
+def test_run(
+    run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int = 0, report: bool = False
+) -> dict[str, Any]:
     """Evaluate on the test split; write metrics.json and scores.csv (and heat maps, and with
     ``report`` the HTML report of reconad.report, from this same pass: nothing is scored twice)."""
     run = Path(run)
@@ -121,16 +129,23 @@ def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int
     has_masks = any(with_masks)
     y = np.concatenate(labels)
     gt = np.concatenate(masks)
-    metrics = evaluate(y, scores, masks=gt if has_masks else None, maps=maps if has_masks else None,
-                       has_masks=has_masks)
+    metrics = evaluate(
+        y, scores, masks=gt if has_masks else None, maps=maps if has_masks else None, has_masks=has_masks
+    )
     metrics = {k: float(v) for k, v in metrics.items()}
-    metrics.update({
-        "n_test": int(len(y)), "n_anomalous": int(y.sum()), "threshold": det.threshold,
-        "threshold_basis": det.calibration.basis if det.calibration is not None else None,
-        "calibration": det.calibration.to_dict() if det.calibration is not None else None,
-        "test_seconds": seconds, "images_per_second": len(y) / max(seconds, 1e-9),
-        "dataset": spec.dataset, "category": spec.category,
-    })
+    metrics.update(
+        {
+            "n_test": int(len(y)),
+            "n_anomalous": int(y.sum()),
+            "threshold": det.threshold,
+            "threshold_basis": det.calibration.basis if det.calibration is not None else None,
+            "calibration": det.calibration.to_dict() if det.calibration is not None else None,
+            "test_seconds": seconds,
+            "images_per_second": len(y) / max(seconds, 1e-9),
+            "dataset": spec.dataset,
+            "category": spec.category,
+        }
+    )
     if det.threshold is not None:
         pred = scores > det.threshold
         metrics["false_alarm_rate"] = float(pred[y == 0].mean()) if (y == 0).any() else float("nan")
@@ -155,14 +170,22 @@ def test_run(run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int
         for i in picks + [i for i in normals if i not in picks]:
             item = test[int(i)]
             name = f"{'anomalous' if y[i] else 'normal'}_{Path(paths[i]).parent.name}_{Path(paths[i]).stem}.png"
-            save_overlay(run / "heatmaps" / name, item.image, maps[i], vmin, vmax,
-                         mask=gt[i] if has_masks else None)
+            save_overlay(run / "heatmaps" / name, item.image, maps[i], vmin, vmax, mask=gt[i] if has_masks else None)
     if report:
         from reconad.report import write_report
 
-        write_report(run, scores=scores, labels=y, paths=paths, maps=maps, images=lambda i: test[int(i)].image,
-                     masks=gt if has_masks else None, metrics=metrics, color_range=map_range(det),
-                     model=det.model_name)
+        write_report(
+            run,
+            scores=scores,
+            labels=y,
+            paths=paths,
+            maps=maps,
+            images=lambda i: test[int(i)].image,
+            masks=gt if has_masks else None,
+            metrics=metrics,
+            color_range=map_range(det),
+            model=det.model_name,
+        )
     return metrics
 
 
@@ -239,6 +262,7 @@ def predict_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike
 
 def format_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     """A small Markdown table."""
+
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             return "nan" if v != v else f"{v:.4f}"
@@ -248,4 +272,3 @@ def format_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     for r in rows:
         lines.append("| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |")
     return "\n".join(lines)
-

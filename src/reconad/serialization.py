@@ -37,8 +37,7 @@ def write_model_dir(directory: str | os.PathLike, state: dict[str, torch.Tensor]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(weights),
-              metadata={"format": FORMAT})
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(weights), metadata={"format": FORMAT})
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "weights_sha256": sha256_of(weights)}
     (directory / CONFIG).write_text(json.dumps(doc, indent=2, sort_keys=False))
     return directory

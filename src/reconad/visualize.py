@@ -16,7 +16,9 @@ def _colormap(values: np.ndarray) -> np.ndarray:
     return colormaps["jet"](values)[..., :3]
 
 
-def overlay(image: np.ndarray | torch.Tensor, amap: np.ndarray, vmin: float, vmax: float, alpha: float = 0.45) -> np.ndarray:
+def overlay(
+    image: np.ndarray | torch.Tensor, amap: np.ndarray, vmin: float, vmax: float, alpha: float = 0.45
+) -> np.ndarray:
     """Blend a colour-mapped anomaly map over an image.
 
     ``image``: (3,H,W) or (H,W,3) float in [0,1]; ``amap``: (H,W).  The map is scaled
@@ -35,8 +37,14 @@ def overlay(image: np.ndarray | torch.Tensor, amap: np.ndarray, vmin: float, vma
     return (np.clip(out, 0, 1) * 255).astype(np.uint8)
 
 
-def save_overlay(path: str | os.PathLike, image: np.ndarray | torch.Tensor, amap: np.ndarray, vmin: float,
-                 vmax: float, mask: np.ndarray | None = None) -> Path:
+def save_overlay(
+    path: str | os.PathLike,
+    image: np.ndarray | torch.Tensor,
+    amap: np.ndarray,
+    vmin: float,
+    vmax: float,
+    mask: np.ndarray | None = None,
+) -> Path:
     """Write the image and its overlay side by side (plus the ground-truth mask if given)."""
     img = image.detach().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
     if img.ndim == 3 and img.shape[0] in (1, 3):
@@ -66,16 +74,24 @@ def mask_outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
     return m & ~inner
 
 
-def draw_outline(rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 255, 255),
-                 width: int = 1) -> np.ndarray:
+def draw_outline(
+    rgb: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 255, 255), width: int = 1
+) -> np.ndarray:
     """A copy of the uint8 (H, W, 3) ``rgb`` with the ground-truth region of ``mask`` outlined."""
     out = np.array(rgb, dtype=np.uint8, copy=True)
     out[mask_outline(np.asarray(mask).reshape(out.shape[:2]), width)] = color
     return out
 
 
-def overlay_panel(image: np.ndarray | torch.Tensor, amap: np.ndarray, vmin: float, vmax: float,
-                  mask: np.ndarray | None = None, size: int | None = None, gap: int = 4) -> np.ndarray:
+def overlay_panel(
+    image: np.ndarray | torch.Tensor,
+    amap: np.ndarray,
+    vmin: float,
+    vmax: float,
+    mask: np.ndarray | None = None,
+    size: int | None = None,
+    gap: int = 4,
+) -> np.ndarray:
     """The image beside its heat-map overlay, the ground-truth region outlined on the overlay.
 
     ``size`` (optional) scales each panel to that many pixels on its longer side (for

@@ -25,9 +25,9 @@ def bar_images(n: int, rng: np.random.Generator, vertical: bool, size: int = 16)
     pos = rng.integers(2, size - 3, n)
     for i, p in enumerate(pos):
         if vertical:
-            out[i, 2:-2, p:p + 2] = 255
+            out[i, 2:-2, p : p + 2] = 255
         else:
-            out[i, p:p + 2, 2:-2] = 255
+            out[i, p : p + 2, 2:-2] = 255
     return out
 
 

@@ -28,8 +28,15 @@ class ToyAE(AnomalyModel):
 
     def __init__(self, dim: int = 8) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(dim, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Linear(16, 2),
-                                 nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, dim))
+        self.net = nn.Sequential(
+            nn.Linear(dim, 16),
+            nn.BatchNorm1d(16),
+            nn.ReLU(),
+            nn.Linear(16, 2),
+            nn.Linear(2, 16),
+            nn.ReLU(),
+            nn.Linear(16, dim),
+        )
 
     def collate_fn(self):
         return lambda items: torch.stack(items)

@@ -75,9 +75,7 @@ def _new_model(name: str) -> EfficientNetLite | ResNet:
     return EfficientNetLite(name) if name in LITE_VARIANTS else ResNet(name)
 
 
-def _weights_source(
-    name: str, weights: str | os.PathLike | None, pretrained: bool
-) -> str | os.PathLike | None:
+def _weights_source(name: str, weights: str | os.PathLike | None, pretrained: bool) -> str | os.PathLike | None:
     """The file to load (given path, else the packaged Lite file), or None: random init."""
     if weights is not None:
         return weights
@@ -91,9 +89,7 @@ def _weights_source(
     return packaged_lite_weights(int(name[-1]))
 
 
-def _load(
-    model: EfficientNetLite | ResNet, source: str | os.PathLike | None, need_classifier: bool
-) -> None:
+def _load(model: EfficientNetLite | ResNet, source: str | os.PathLike | None, need_classifier: bool) -> None:
     if source is None:
         return
     # Feature extraction drops the classifier, so a checkpoint may lack it or differ there.
@@ -150,9 +146,7 @@ def efficientnet_lite_classifier(
     return model
 
 
-def imagenet_preprocess(
-    image: np.ndarray | torch.Tensor, size: int, crop_fraction: float = 0.875
-) -> torch.Tensor:
+def imagenet_preprocess(image: np.ndarray | torch.Tensor, size: int, crop_fraction: float = 0.875) -> torch.Tensor:
     """HxW[x3|4] image (uint8, or float in [0, 1]) -> (1, 3, size, size) float in [0, 1].
 
     Standard evaluation crop: the central ``crop_fraction`` of the shorter side,
@@ -177,9 +171,7 @@ def imagenet_preprocess(
 
 
 @torch.no_grad()
-def imagenet_logits(
-    model: EfficientNetLite | ResNet, image: np.ndarray | torch.Tensor
-) -> torch.Tensor:
+def imagenet_logits(model: EfficientNetLite | ResNet, image: np.ndarray | torch.Tensor) -> torch.Tensor:
     """The 1000 ImageNet logits of ``model`` for one image (see ``imagenet_preprocess``)."""
     device = next(model.parameters()).device
     x = imagenet_preprocess(image, model.image_size).to(device)

@@ -84,11 +84,7 @@ def load_into(
         else:
             usable[key] = value
     missing = [
-        k
-        for k in own
-        if k not in usable
-        and not k.endswith("num_batches_tracked")
-        and not k.startswith(prefixes)
+        k for k in own if k not in usable and not k.endswith("num_batches_tracked") and not k.startswith(prefixes)
     ]
     problems = []
     if missing:
@@ -98,9 +94,7 @@ def load_into(
     if mismatched:
         problems.append(f"{len(mismatched)} of another shape (e.g. {mismatched[0]})")
     if problems:
-        raise ModelFileError(
-            f"weights {source} do not fit {type(model).__name__}: " + "; ".join(problems)
-        )
+        raise ModelFileError(f"weights {source} do not fit {type(model).__name__}: " + "; ".join(problems))
     model.load_state_dict(usable, strict=False)
 
 

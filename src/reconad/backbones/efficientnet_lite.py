@@ -121,9 +121,7 @@ class Conv2dTFSame(nn.Conv2d):
         return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
 
 
-def _conv(
-    cin: int, cout: int, kernel: int, stride: int, groups: int, tf_padding: bool
-) -> nn.Conv2d:
+def _conv(cin: int, cout: int, kernel: int, stride: int, groups: int, tf_padding: bool) -> nn.Conv2d:
     if stride > 1 and tf_padding:
         return Conv2dTFSame(cin, cout, kernel, stride, groups)
     return nn.Conv2d(cin, cout, kernel, stride, padding=kernel // 2, groups=groups, bias=False)
@@ -132,9 +130,7 @@ def _conv(
 class MBConv(nn.Module):
     """Inverted residual block: [1x1 expand] -> kxk depthwise -> 1x1 project (+ skip)."""
 
-    def __init__(
-        self, cin: int, cout: int, kernel: int, stride: int, expand: int, tf_padding: bool = True
-    ) -> None:
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, expand: int, tf_padding: bool = True) -> None:
         super().__init__()
         mid = cin * expand
         self.has_expand = expand != 1
@@ -167,9 +163,7 @@ class EfficientNetLite(nn.Module):
     padding (features shift by about one input pixel; classification is the same).
     """
 
-    def __init__(
-        self, name: str = "efficientnet_lite0", num_classes: int = 1000, tf_padding: bool = True
-    ) -> None:
+    def __init__(self, name: str = "efficientnet_lite0", num_classes: int = 1000, tf_padding: bool = True) -> None:
         super().__init__()
         if name not in LITE_VARIANTS:
             choices = ", ".join(LITE_VARIANTS)

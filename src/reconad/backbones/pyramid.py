@@ -28,9 +28,7 @@ class StagedBackbone(Protocol):
 def check_layers(name: str, backbone: nn.Module, layers: Sequence[int]) -> tuple[int, ...]:
     """Validate 1-based, strictly increasing stage indices; ConfigError lists the choices."""
     strides, channels = backbone.stage_strides, backbone.stage_channels
-    choices = ", ".join(
-        f"{i} (stride {s}, {c} ch)" for i, (s, c) in enumerate(zip(strides, channels), start=1)
-    )
+    choices = ", ".join(f"{i} (stride {s}, {c} ch)" for i, (s, c) in enumerate(zip(strides, channels), start=1))
     hint = f"bad layers {layers!r} for {name}: give increasing stage indices, from {choices}"
     try:
         values = tuple(layers)
@@ -91,7 +89,4 @@ class FeaturePyramid(nn.Module):
         return self.backbone.forward_stages(x, self.layers)
 
     def extra_repr(self) -> str:
-        return (
-            f"name={self.name!r}, layers={self.layers}, "
-            f"channels={self.channels}, strides={self.strides}"
-        )
+        return f"name={self.name!r}, layers={self.layers}, channels={self.channels}, strides={self.strides}"

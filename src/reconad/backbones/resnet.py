@@ -34,9 +34,7 @@ def _conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
 class BasicBlock(nn.Module):
     expansion = 1
 
-    def __init__(
-        self, cin: int, planes: int, stride: int, downsample: nn.Module | None, width: int
-    ) -> None:
+    def __init__(self, cin: int, planes: int, stride: int, downsample: nn.Module | None, width: int) -> None:
         super().__init__()
         del width  # basic blocks have no bottleneck width
         self.conv1 = _conv3x3(cin, planes, stride)
@@ -56,9 +54,7 @@ class BasicBlock(nn.Module):
 class Bottleneck(nn.Module):
     expansion = 4
 
-    def __init__(
-        self, cin: int, planes: int, stride: int, downsample: nn.Module | None, width: int
-    ) -> None:
+    def __init__(self, cin: int, planes: int, stride: int, downsample: nn.Module | None, width: int) -> None:
         super().__init__()
         self.conv1 = _conv1x1(cin, width)
         self.bn1 = nn.BatchNorm2d(width)

@@ -152,8 +152,7 @@ def build_image_dataset(
             }
             if dirs["normal_dir"] is None and dirs["abnormal_dir"] is None:
                 raise DataError(
-                    f"no image folders in {base}: expected one of "
-                    f"{', '.join(_FOLDER_NORMAL + _FOLDER_ABNORMAL)}"
+                    f"no image folders in {base}: expected one of {', '.join(_FOLDER_NORMAL + _FOLDER_ABNORMAL)}"
                 )
         if split == "train":
             if dirs["normal_dir"] is None:

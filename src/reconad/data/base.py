@@ -45,9 +45,7 @@ class ImageListDataset(Dataset[ImageItem]):
         cache: bool = False,
     ) -> None:
         if resize_mode not in RESIZE_MODES:
-            raise ConfigError(
-                f"unknown resize_mode {resize_mode!r}; choose one of {', '.join(RESIZE_MODES)}"
-            )
+            raise ConfigError(f"unknown resize_mode {resize_mode!r}; choose one of {', '.join(RESIZE_MODES)}")
         self.records = list(records)
         self.image_size = image_size
         self.resize_mode = resize_mode
@@ -126,9 +124,7 @@ def warn_missing_masks(missing: list[Path], where: Path | str) -> None:
         )
 
 
-def split_holdout(
-    dataset: Dataset, fraction: float = 0.1, seed: int = 0
-) -> tuple[Subset, Subset]:
+def split_holdout(dataset: Dataset, fraction: float = 0.1, seed: int = 0) -> tuple[Subset, Subset]:
     """Split ``dataset`` into (train, val) ``Subset`` s with a seeded permutation.
 
     ``round(fraction * n)`` items (at least 1) go to val; both index lists are sorted so

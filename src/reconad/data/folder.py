@@ -53,6 +53,4 @@ class FolderDataset(ImageListDataset):
             raise DataError(f"no images found in {where or 'any folder (none given)'}")
         if self.mask_dir is not None:
             warn_missing_masks(missing, self.mask_dir)
-        super().__init__(
-            records, image_size, resize_mode, has_masks=self.mask_dir is not None, cache=cache
-        )
+        super().__init__(records, image_size, resize_mode, has_masks=self.mask_dir is not None, cache=cache)

@@ -82,9 +82,7 @@ def _target_hw(image_size: Size) -> tuple[int, int]:
 
 def _check_mode(resize_mode: str) -> None:
     if resize_mode not in RESIZE_MODES:
-        raise ConfigError(
-            f"unknown resize_mode {resize_mode!r}; choose one of {', '.join(RESIZE_MODES)}"
-        )
+        raise ConfigError(f"unknown resize_mode {resize_mode!r}; choose one of {', '.join(RESIZE_MODES)}")
 
 
 def _resize(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -168,9 +166,7 @@ def load_image(path: PathLike, image_size: Size, resize_mode: str = "resize") ->
     return x.expand(3, -1, -1).contiguous()  # grayscale: replicate after resizing (cheaper)
 
 
-def load_mask(
-    path: PathLike, image_size: Size, resize_mode: str = "resize", threshold: int = 128
-) -> torch.Tensor:
+def load_mask(path: PathLike, image_size: Size, resize_mode: str = "resize", threshold: int = 128) -> torch.Tensor:
     """Read a mask as a (1, H, W) float tensor of {0, 1}.
 
     The mask is reduced to one channel (colour masks: the maximum over channels), brought

@@ -49,8 +49,13 @@ class ArrayImageDataset(Dataset):
         if img.shape[0] == 1:
             img = img.expand(3, -1, -1)
         if img.shape[-2:] != (self.image_size, self.image_size):
-            img = F.interpolate(img.unsqueeze(0), size=(self.image_size, self.image_size), mode="bilinear",
-                                align_corners=False, antialias=True).squeeze(0)
+            img = F.interpolate(
+                img.unsqueeze(0),
+                size=(self.image_size, self.image_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            ).squeeze(0)
         return ImageItem(image=img.clamp(0, 1).contiguous(), label=int(self.labels[i]), path=f"array[{i}]")
 
 

@@ -26,4 +26,3 @@ class LabelledDataset(Dataset):
 
     def __getitem__(self, i: int):
         return dataclasses.replace(self.dataset[i], label=int(self.labels[i]))
-

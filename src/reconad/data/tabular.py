@@ -66,15 +66,47 @@ ADBENCH_DEFAULT = ("cardio", "satellite", "satimage-2", "shuttle", "thyroid", "W
 
 #: The 41 KDD Cup 1999 feature names, in file order (NSL-KDD uses the same).
 KDD_FEATURES = (
-    "duration", "protocol_type", "service", "flag", "src_bytes", "dst_bytes", "land",
-    "wrong_fragment", "urgent", "hot", "num_failed_logins", "logged_in", "num_compromised",
-    "root_shell", "su_attempted", "num_root", "num_file_creations", "num_shells",
-    "num_access_files", "num_outbound_cmds", "is_host_login", "is_guest_login", "count",
-    "srv_count", "serror_rate", "srv_serror_rate", "rerror_rate", "srv_rerror_rate",
-    "same_srv_rate", "diff_srv_rate", "srv_diff_host_rate", "dst_host_count",
-    "dst_host_srv_count", "dst_host_same_srv_rate", "dst_host_diff_srv_rate",
-    "dst_host_same_src_port_rate", "dst_host_srv_diff_host_rate", "dst_host_serror_rate",
-    "dst_host_srv_serror_rate", "dst_host_rerror_rate", "dst_host_srv_rerror_rate",
+    "duration",
+    "protocol_type",
+    "service",
+    "flag",
+    "src_bytes",
+    "dst_bytes",
+    "land",
+    "wrong_fragment",
+    "urgent",
+    "hot",
+    "num_failed_logins",
+    "logged_in",
+    "num_compromised",
+    "root_shell",
+    "su_attempted",
+    "num_root",
+    "num_file_creations",
+    "num_shells",
+    "num_access_files",
+    "num_outbound_cmds",
+    "is_host_login",
+    "is_guest_login",
+    "count",
+    "srv_count",
+    "serror_rate",
+    "srv_serror_rate",
+    "rerror_rate",
+    "srv_rerror_rate",
+    "same_srv_rate",
+    "diff_srv_rate",
+    "srv_diff_host_rate",
+    "dst_host_count",
+    "dst_host_srv_count",
+    "dst_host_same_srv_rate",
+    "dst_host_diff_srv_rate",
+    "dst_host_same_src_port_rate",
+    "dst_host_srv_diff_host_rate",
+    "dst_host_serror_rate",
+    "dst_host_srv_serror_rate",
+    "dst_host_rerror_rate",
+    "dst_host_srv_rerror_rate",
 )
 KDD_CATEGORICAL = ("protocol_type", "service", "flag")
 
@@ -124,8 +156,9 @@ def _as_float(value: str) -> float | None:
         return None
 
 
-def _binary_labels(raw: Sequence[str], anomaly_values: Iterable[str] | None,
-                   normal_values: Iterable[str] | None, where: str) -> np.ndarray:
+def _binary_labels(
+    raw: Sequence[str], anomaly_values: Iterable[str] | None, normal_values: Iterable[str] | None, where: str
+) -> np.ndarray:
     if anomaly_values is not None and normal_values is not None:
         raise ConfigError("give anomaly_values or normal_values, not both")
     if anomaly_values is not None:
@@ -137,8 +170,10 @@ def _binary_labels(raw: Sequence[str], anomaly_values: Iterable[str] | None,
     vals = [_as_float(v) for v in raw]
     if any(v not in (0.0, 1.0) for v in vals):
         seen = sorted({v.strip() for v in raw})[:5]
-        raise DataError(f"{where}: label values must be 0/1 (1 = anomaly), found {seen}; "
-                        "say which values are anomalies (anomaly_values) or normal (normal_values)")
+        raise DataError(
+            f"{where}: label values must be 0/1 (1 = anomaly), found {seen}; "
+            "say which values are anomalies (anomaly_values) or normal (normal_values)"
+        )
     return np.array(vals, dtype=np.int64)
 
 
@@ -161,8 +196,10 @@ def _encode_columns(columns: dict[str, list[str]], categorical: str, where: str)
             continue
         if categorical == "error":
             bad = next(v for v, n in zip(values, nums) if n is None)
-            raise DataError(f"{where}: column {name!r} is not numeric (e.g. {bad!r}); "
-                            "one-hot encode it (categorical='onehot') or leave it out")
+            raise DataError(
+                f"{where}: column {name!r} is not numeric (e.g. {bad!r}); "
+                "one-hot encode it (categorical='onehot') or leave it out"
+            )
         levels = sorted(set(values))
         index = {lvl: i for i, lvl in enumerate(levels)}
         onehot = np.zeros((len(values), len(levels)), dtype=np.float64)
@@ -177,10 +214,15 @@ def _encode_columns(columns: dict[str, list[str]], categorical: str, where: str)
 # ----------------------------------------------------------------------------- CSV
 
 
-def load_csv(path: str | os.PathLike, label_column: str | None = None,
-             feature_columns: Sequence[str] | None = None, anomaly_values: Iterable[str] | None = None,
-             normal_values: Iterable[str] | None = None, categorical: str = "onehot",
-             delimiter: str = ",") -> TabularData:
+def load_csv(
+    path: str | os.PathLike,
+    label_column: str | None = None,
+    feature_columns: Sequence[str] | None = None,
+    anomaly_values: Iterable[str] | None = None,
+    normal_values: Iterable[str] | None = None,
+    categorical: str = "onehot",
+    delimiter: str = ",",
+) -> TabularData:
     """Read a CSV with a header row.
 
     ``feature_columns``: the columns to use (default: every column but the label).
@@ -284,9 +326,9 @@ def load_adbench(name: str, root: str | os.PathLike) -> TabularData:
 class KddTable:
     """A KDD99/NSL-KDD file as read: numeric columns, the three symbolic ones, labels."""
 
-    numeric: np.ndarray                 # (n, 38) float64, KDD_NUMERIC order
-    symbolic: dict[str, np.ndarray]     # protocol_type / service / flag -> (n,) str
-    labels: np.ndarray                  # (n,) str, e.g. "normal." or "neptune"
+    numeric: np.ndarray  # (n, 38) float64, KDD_NUMERIC order
+    symbolic: dict[str, np.ndarray]  # protocol_type / service / flag -> (n,) str
+    labels: np.ndarray  # (n,) str, e.g. "normal." or "neptune"
 
     def __len__(self) -> int:
         return int(self.numeric.shape[0])
@@ -331,8 +373,10 @@ def read_kdd_rows(path: str | os.PathLike, chunk: int = 50_000) -> KddTable:
             if lineno == 1 and parts[0].strip().lower() == "duration":
                 continue
             if len(parts) not in (42, 43):
-                raise DataError(f"{path}: line {lineno} has {len(parts)} fields; a KDD row has 41 features "
-                                "and a label (NSL-KDD: and a difficulty level)")
+                raise DataError(
+                    f"{path}: line {lineno} has {len(parts)} fields; a KDD row has 41 features "
+                    "and a label (NSL-KDD: and a difficulty level)"
+                )
             buf.append([p.strip() for p in parts[:42]])
             if len(buf) >= chunk:
                 flush()
@@ -413,8 +457,9 @@ def load_kddcup99(path: str | os.PathLike) -> TabularData:
     enc = KddEncoder().fit(table)
     X = enc.transform(table)
     y = _is_normal(table.labels).astype(np.int64)
-    return TabularData(X, y, list(enc.feature_names), name="kddcup99",
-                       info={"anomaly_class": "normal", "labels": table.labels})
+    return TabularData(
+        X, y, list(enc.feature_names), name="kddcup99", info={"anomaly_class": "normal", "labels": table.labels}
+    )
 
 
 def find_kddcup99_file(root: str | os.PathLike) -> Path:
@@ -422,8 +467,12 @@ def find_kddcup99_file(root: str | os.PathLike) -> Path:
     r = Path(root)
     if r.is_file():
         return r
-    for name in ("kddcup.data_10_percent.gz", "kddcup.data_10_percent", "kddcup.data_10_percent_corrected",
-                 "kddcup.data_10_percent_corrected.gz"):
+    for name in (
+        "kddcup.data_10_percent.gz",
+        "kddcup.data_10_percent",
+        "kddcup.data_10_percent_corrected",
+        "kddcup.data_10_percent_corrected.gz",
+    ):
         if (r / name).is_file():
             return r / name
     raise DataError(f"no KDD Cup 1999 10% file (kddcup.data_10_percent[.gz]) in {r}")
@@ -436,12 +485,12 @@ def load_nsl_kdd(path: str | os.PathLike, encoder: KddEncoder | None = None) -> 
     enc = encoder if encoder is not None else KddEncoder().fit(table)
     X = enc.transform(table)
     y = (~_is_normal(table.labels)).astype(np.int64)
-    return TabularData(X, y, list(enc.feature_names), name=Path(path).stem,
-                       info={"anomaly_class": "attack", "labels": table.labels})
+    return TabularData(
+        X, y, list(enc.feature_names), name=Path(path).stem, info={"anomaly_class": "attack", "labels": table.labels}
+    )
 
 
-def nsl_kdd_train_test(train_path: str | os.PathLike, test_path: str | os.PathLike
-                       ) -> tuple[TabularData, TabularData]:
+def nsl_kdd_train_test(train_path: str | os.PathLike, test_path: str | os.PathLike) -> tuple[TabularData, TabularData]:
     """Train and test files encoded alike (categories and ranges from the train file)."""
     enc = KddEncoder().fit(read_kdd_rows(train_path))
     return load_nsl_kdd(train_path, enc), load_nsl_kdd(test_path, enc)

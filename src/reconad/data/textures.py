@@ -105,9 +105,7 @@ def _resize(arr: np.ndarray, size: int) -> np.ndarray:
     if arr.shape == (size, size):
         return arr.astype(np.float32)
     resample = Image.Resampling.BICUBIC if size > arr.shape[0] else Image.Resampling.BILINEAR
-    out = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32), mode="F").resize(
-        (size, size), resample=resample
-    )
+    out = Image.fromarray(np.ascontiguousarray(arr, dtype=np.float32), mode="F").resize((size, size), resample=resample)
     return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
 
 
@@ -144,9 +142,7 @@ def _smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarr
     return (n - n.mean()) / (n.std() + 1e-8)
 
 
-def _ellipse_distance(
-    rng: np.random.Generator, size: int, radius: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _ellipse_distance(rng: np.random.Generator, size: int, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Normalised elliptic radius (1 on the border) of a random ellipse of mean radius
     ``radius``; also returns the rotated coordinates (u, v) in units of the semi-axes."""
     margin = min(1.3 * radius, 0.4 * size)  # keep most of the defect inside the image
@@ -161,9 +157,7 @@ def _ellipse_distance(
     return np.sqrt(u * u + v * v), u, v
 
 
-def _blob_alpha(
-    rng: np.random.Generator, size: int, area_frac: float, roughness: float, edge_px: float
-) -> np.ndarray:
+def _blob_alpha(rng: np.random.Generator, size: int, area_frac: float, roughness: float, edge_px: float) -> np.ndarray:
     """A soft irregular blob whose alpha > 0.5 covers ``area_frac`` of the image."""
     radius = math.sqrt(area_frac * size * size / math.pi)
     d, _, _ = _ellipse_distance(rng, size, radius)

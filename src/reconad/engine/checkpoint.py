@@ -33,7 +33,7 @@ def _unflatten_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict
     for flat, value in items:
         if not flat.startswith(prefix):
             continue
-        idx, key = flat[len(prefix):].split(".", 1)
+        idx, key = flat[len(prefix) :].split(".", 1)
         state.setdefault(int(idx), {})[key] = value
     return {"state": state, "param_groups": meta["param_groups"]}
 
@@ -63,7 +63,9 @@ def save_checkpoint(
     return directory / "last.safetensors"
 
 
-def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]], dict[str, Any]] | None:
+def load_checkpoint(
+    directory: str | os.PathLike,
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]], dict[str, Any]] | None:
     """Return (model_state, optimizer_states, info) or None when there is no checkpoint."""
     directory = Path(directory)
     st, js = directory / "last.safetensors", directory / "last.json"
@@ -71,7 +73,7 @@ def load_checkpoint(directory: str | os.PathLike) -> tuple[dict[str, torch.Tenso
         return None
     tensors = load_file(str(st))
     info = json.loads(js.read_text())
-    model_state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     optim_states = {
         name: _unflatten_optimizer(name, tensors, meta) for name, meta in info.pop("optimizers", {}).items()
     }

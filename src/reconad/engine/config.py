@@ -11,8 +11,9 @@ from reconad.errors import ConfigError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
-def check_types(obj: Any, integers: tuple[str, ...] = (), numbers: tuple[str, ...] = (),
-                optional: tuple[str, ...] = ()) -> None:
+def check_types(
+    obj: Any, integers: tuple[str, ...] = (), numbers: tuple[str, ...] = (), optional: tuple[str, ...] = ()
+) -> None:
     """ConfigError naming the field when a value has the wrong type (e.g. ``--set epochs=abc``);
     names in ``optional`` may also be None."""
     for names, kind, what in ((integers, Integral, "an integer"), (numbers, Real, "a number")):
@@ -45,9 +46,12 @@ class TrainConfig:
     grad_clip: float | None = None
 
     def __post_init__(self) -> None:
-        check_types(self, integers=("epochs", "batch_size", "seed", "num_workers"),
-                    numbers=("lr", "weight_decay", "min_delta", "patience", "grad_clip"),
-                    optional=("patience", "grad_clip"))
+        check_types(
+            self,
+            integers=("epochs", "batch_size", "seed", "num_workers"),
+            numbers=("lr", "weight_decay", "min_delta", "patience", "grad_clip"),
+            optional=("patience", "grad_clip"),
+        )
         if self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1:

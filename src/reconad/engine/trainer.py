@@ -108,7 +108,9 @@ class Trainer:
 
         t0 = time.perf_counter()
         train_ds = model.prepare_data(train_data, self.device, progress=show)
-        val_ds = model.prepare_data(val_data, self.device, progress=show) if val_data is not None and len(val_data) else None
+        val_ds = (
+            model.prepare_data(val_data, self.device, progress=show) if val_data is not None and len(val_data) else None
+        )
         history = TrainHistory(prepare_seconds=time.perf_counter() - t0)
 
         optimizers = model.configure_optimizers(cfg)
@@ -140,8 +142,14 @@ class Trainer:
         if history.best_epoch >= 0:
             stale = len(history.train_loss) - 1 - history.best_epoch
         t_train = time.perf_counter()
-        epochs = progress(range(start_epoch, cfg.epochs), enabled=show, desc=f"train {model.name}", unit="epoch",
-                          initial=start_epoch, total=cfg.epochs)
+        epochs = progress(
+            range(start_epoch, cfg.epochs),
+            enabled=show,
+            desc=f"train {model.name}",
+            unit="epoch",
+            initial=start_epoch,
+            total=cfg.epochs,
+        )
         for epoch in epochs:
             if isinstance(train_loader.sampler, DistributedSampler):
                 train_loader.sampler.set_epoch(epoch)
@@ -173,7 +181,10 @@ class Trainer:
                 monitored = dist_utils.mean_across_ranks(vt / max(vc, 1), self.device)
                 history.val_loss.append(monitored)
             history.epochs_run = epoch + 1
-            if monitored < history.best_val - cfg.min_delta * max(abs(history.best_val), 1e-12) or history.best_epoch < 0:
+            if (
+                monitored < history.best_val - cfg.min_delta * max(abs(history.best_val), 1e-12)
+                or history.best_epoch < 0
+            ):
                 history.best_val = monitored
                 history.best_epoch = epoch
                 best_state = {k: v.clone() for k, v in model.trainable_state_dict().items()}

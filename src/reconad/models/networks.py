@@ -108,8 +108,9 @@ def _act() -> nn.Module:
 class ConvEncoder(nn.Module):
     """(B, C, H, W) -> (B, channels[-1], h, w); records each stage's size for the decoder."""
 
-    def __init__(self, in_channels: int, size: tuple[int, int], width: int, min_size: int,
-                 batchnorm: bool = True) -> None:
+    def __init__(
+        self, in_channels: int, size: tuple[int, int], width: int, min_size: int, batchnorm: bool = True
+    ) -> None:
         super().__init__()
         self.batchnorm = batchnorm
         h, w = size
@@ -120,8 +121,11 @@ class ConvEncoder(nn.Module):
         i = 0
         while max(h, w) > min_size and min(h, w) >= 4:
             c_out = width * min(2**i, 8)
-            layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=not batchnorm),
-                       nn.BatchNorm2d(c_out) if batchnorm else nn.Identity(), _act()]
+            layers += [
+                nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=not batchnorm),
+                nn.BatchNorm2d(c_out) if batchnorm else nn.Identity(),
+                _act(),
+            ]
             h, w = (h + 2 - 4) // 2 + 1, (w + 2 - 4) // 2 + 1
             self.sizes.append((h, w))
             self.channels.append(c_out)
@@ -155,8 +159,9 @@ class ConvDecoder(nn.Module):
             last = k == len(chans) - 2
             bn = encoder.batchnorm and not last
             self.ups.append(nn.ConvTranspose2d(chans[k], chans[k + 1], 4, stride=2, padding=1, bias=not bn))
-            self.posts.append(nn.Sigmoid() if last else nn.Sequential(
-                nn.BatchNorm2d(chans[k + 1]) if bn else nn.Identity(), _act()))
+            self.posts.append(
+                nn.Sigmoid() if last else nn.Sequential(nn.BatchNorm2d(chans[k + 1]) if bn else nn.Identity(), _act())
+            )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = z
@@ -204,8 +209,12 @@ class VectorDecoder(nn.Module):
         else:
             conv = ConvEncoder(shape[0], (shape[1], shape[2]), cfg.width, cfg.min_size, batchnorm)  # sizes only
             h, w = conv.out_size
-            self.net = nn.Sequential(nn.Linear(latent_dim, conv.out_channels * h * w), _act(),
-                                     nn.Unflatten(1, (conv.out_channels, h, w)), ConvDecoder(conv))
+            self.net = nn.Sequential(
+                nn.Linear(latent_dim, conv.out_channels * h * w),
+                _act(),
+                nn.Unflatten(1, (conv.out_channels, h, w)),
+                ConvDecoder(conv),
+            )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)

@@ -51,8 +51,10 @@ class ReconstructionModel(AnomalyModel):
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
         if config.input_shape is None:
-            raise ConfigError(f"model {self.name} needs input_shape ([D] for rows, [C, H, W] for images); "
-                              "Detector.fit sets it from the training data")
+            raise ConfigError(
+                f"model {self.name} needs input_shape ([D] for rows, [C, H, W] for images); "
+                "Detector.fit sets it from the training data"
+            )
         self.config = config
         self.is_table = config.is_table
         if self.is_table:

@@ -73,7 +73,7 @@ PUBLISHED_TABULAR = {
 PUBLISHED_KDD = {
     "rows": [{"model": "DAGMM", "source": "Zong et al., ICLR 2018", "f1": 0.9369}],
     "note": "MemAE's own KDDCUP99 figure (Gong et al., ICCV 2019) could not be confirmed with the sources "
-            "at hand, so it is not listed.",
+    "at hand, so it is not listed.",
 }
 
 
@@ -145,8 +145,10 @@ def resolve_models(requested: str | None) -> tuple[dict[str, Maker], dict[str, s
     known = set(DEFAULT_MODELS) | set(EXTRA_MODELS)
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ConfigError(f"unknown model(s) {', '.join(map(repr, unknown))} for the tabular protocols; "
-                          f"choose from {', '.join(sorted(known))}")
+        raise ConfigError(
+            f"unknown model(s) {', '.join(map(repr, unknown))} for the tabular protocols; "
+            f"choose from {', '.join(sorted(known))}"
+        )
     run: dict[str, Maker] = {}
     skipped: dict[str, str] = {}
     have_pyod = pyod_available()
@@ -211,7 +213,7 @@ class Split:
     """Scaled arrays for one dataset and seed."""
 
     train_normal: np.ndarray
-    labelled: np.ndarray        # labelled anomalies (semi-supervised models only)
+    labelled: np.ndarray  # labelled anomalies (semi-supervised models only)
     test: np.ndarray
     y_test: np.ndarray
 
@@ -223,8 +225,12 @@ class Split:
         return X, y
 
     def sizes(self) -> dict[str, int]:
-        return {"train_normal": len(self.train_normal), "labelled_anomalies": len(self.labelled),
-                "test": len(self.test), "test_anomalies": int(self.y_test.sum())}
+        return {
+            "train_normal": len(self.train_normal),
+            "labelled_anomalies": len(self.labelled),
+            "test": len(self.test),
+            "test_anomalies": int(self.y_test.sum()),
+        }
 
 
 def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
@@ -240,8 +246,9 @@ def _labelled_count(n_anomalies: int, fraction: float) -> int:
     return min(n_anomalies, max(1, int(round(fraction * n_anomalies))))
 
 
-def tabular_split(data: TabularData, seed: int, label_fraction: float = DEFAULT_LABEL_FRACTION,
-                  test_fraction: float = TEST_FRACTION) -> Split:
+def tabular_split(
+    data: TabularData, seed: int, label_fraction: float = DEFAULT_LABEL_FRACTION, test_fraction: float = TEST_FRACTION
+) -> Split:
     """Stratified split; normal train rows + labelled share of train anomalies; standardised."""
     from sklearn.model_selection import train_test_split
 
@@ -251,7 +258,7 @@ def tabular_split(data: TabularData, seed: int, label_fraction: float = DEFAULT_
     tr, te = train_test_split(idx, test_size=test_fraction, stratify=data.y, random_state=seed)
     rng = np.random.default_rng(seed)
     tr_anom = tr[data.y[tr] == 1]
-    lab = rng.permutation(tr_anom)[:_labelled_count(len(tr_anom), label_fraction)]
+    lab = rng.permutation(tr_anom)[: _labelled_count(len(tr_anom), label_fraction)]
     normal = tr[data.y[tr] == 0]
     train_n, labelled, test = _standardise(data.X[normal], data.X[lab], data.X[te])
     return Split(train_n, labelled, test, data.y[te].astype(np.int64))
@@ -268,14 +275,17 @@ def kdd_split(data: TabularData, seed: int, label_fraction: float = DEFAULT_LABE
     half = len(data) // 2
     tr, te = perm[:half], perm[half:]
     tr_anom = tr[data.y[tr] == 1]
-    lab = rng.permutation(tr_anom)[:_labelled_count(len(tr_anom), label_fraction)]
+    lab = rng.permutation(tr_anom)[: _labelled_count(len(tr_anom), label_fraction)]
     f32 = np.float32  # the file is 494k x 118: halve the copies' memory
-    return Split(data.X[tr[data.y[tr] == 0]].astype(f32), data.X[lab].astype(f32), data.X[te].astype(f32),
-                 data.y[te].astype(np.int64))
+    return Split(
+        data.X[tr[data.y[tr] == 0]].astype(f32),
+        data.X[lab].astype(f32),
+        data.X[te].astype(f32),
+        data.y[te].astype(np.int64),
+    )
 
 
-def top_fraction_prf(labels: np.ndarray, scores: np.ndarray, fraction: float = KDD_FLAG_FRACTION
-                     ) -> dict[str, float]:
+def top_fraction_prf(labels: np.ndarray, scores: np.ndarray, fraction: float = KDD_FLAG_FRACTION) -> dict[str, float]:
     """Flag the ``fraction`` highest scores as anomalous; precision, recall, F1 (anomaly = positive)."""
     labels = np.asarray(labels).astype(np.int64)
     scores = np.asarray(scores, dtype=np.float64)
@@ -323,16 +333,21 @@ def _cell(mean: float, std: float) -> str:
     return "—" if mean != mean else f"{mean:.3f} ± {std:.3f}"
 
 
-def _summary(runs: list[dict[str, Any]], datasets: list[str], models: list[str], metrics: list[str]
-             ) -> list[dict[str, Any]]:
+def _summary(
+    runs: list[dict[str, Any]], datasets: list[str], models: list[str], metrics: list[str]
+) -> list[dict[str, Any]]:
     out = []
     for d in datasets:
         for m in models:
             rs = [r for r in runs if r["dataset"] == d and r["model"] == m]
             if not rs:
                 continue
-            row: dict[str, Any] = {"dataset": d, "model": m, "seeds": len(rs),
-                                   "failed": sum(1 for r in rs if "error" in r)}
+            row: dict[str, Any] = {
+                "dataset": d,
+                "model": m,
+                "seeds": len(rs),
+                "failed": sum(1 for r in rs if "error" in r),
+            }
             for k in metrics + ["seconds"]:
                 row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([r.get(k, float("nan")) for r in rs])
             out.append(row)
@@ -358,8 +373,12 @@ def _metric_table(summary: list[dict[str, Any]], datasets: list[str], models: li
 def _machine() -> dict[str, Any]:
     import torch
 
-    return {"torch_threads": torch.get_num_threads(), "platform": platform.platform(), "torch": torch.__version__,
-            "cuda": torch.cuda.is_available()}
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
 
 
 def _parse_datasets(text: str | None) -> list[str]:
@@ -371,9 +390,16 @@ def _parse_datasets(text: str | None) -> list[str]:
     return names
 
 
-def tabular(data_root: str | Path, out: str | Path, datasets: list[str] | None = None, seeds: list[int] | None = None,
-            models: str | None = None, label_fraction: float = DEFAULT_LABEL_FRACTION,
-            options: dict[str, Any] | None = None, echo: bool = True) -> dict[str, Any]:
+def tabular(
+    data_root: str | Path,
+    out: str | Path,
+    datasets: list[str] | None = None,
+    seeds: list[int] | None = None,
+    models: str | None = None,
+    label_fraction: float = DEFAULT_LABEL_FRACTION,
+    options: dict[str, Any] | None = None,
+    echo: bool = True,
+) -> dict[str, Any]:
     """ADBench sets: every model on the same stratified splits; writes results.md/json in ``out``."""
     if not 0 <= label_fraction <= 1:
         raise ConfigError(f"--label-fraction must be in [0, 1], got {label_fraction}")
@@ -394,24 +420,37 @@ def tabular(data_root: str | Path, out: str | Path, datasets: list[str] | None =
     for data in loaded.values():
         for seed in seeds:
             split = tabular_split(data, seed, label_fraction)
-            info[data.name] = {"rows": len(data), "features": data.X.shape[1], "anomalies": data.n_anomalies,
-                               **split.sizes()}
+            info[data.name] = {
+                "rows": len(data),
+                "features": data.X.shape[1],
+                "anomalies": data.n_anomalies,
+                **split.sizes(),
+            }
             for m in names:
-                run = _attempt({"dataset": data.name, "model": m, "seed": seed},
-                               lambda: _run_one(m, makers[m], split, seed, per_opts[m]), split.y_test)
+                run = _attempt(
+                    {"dataset": data.name, "model": m, "seed": seed},
+                    lambda: _run_one(m, makers[m], split, seed, per_opts[m]),
+                    split.y_test,
+                )
                 runs.append(run)
                 if echo and "error" not in run:
-                    print(f"{data.name} seed {seed} {m}: AUROC {run['auroc']:.4f} AUPR {run['aupr']:.4f} "
-                          f"({run['seconds']:.1f}s)", flush=True)
+                    print(
+                        f"{data.name} seed {seed} {m}: AUROC {run['auroc']:.4f} AUPR {run['aupr']:.4f} "
+                        f"({run['seconds']:.1f}s)",
+                        flush=True,
+                    )
         result = _write_tabular(out, datasets, names, seeds, runs, info, skipped, label_fraction, options)
     if echo:
         print((out / "results.md").read_text())
     return result
 
 
-
-def _attempt(run: dict[str, Any], fit_and_score: Callable[[], tuple[np.ndarray, float]], y_test: np.ndarray,
-             with_prf: bool = False) -> dict[str, Any]:
+def _attempt(
+    run: dict[str, Any],
+    fit_and_score: Callable[[], tuple[np.ndarray, float]],
+    y_test: np.ndarray,
+    with_prf: bool = False,
+) -> dict[str, Any]:
     """Fill ``run`` with the metrics of one model on one split, or with its error.
 
     One failing model must not lose a long benchmark: the error is recorded (and
@@ -427,37 +466,75 @@ def _attempt(run: dict[str, Any], fit_and_score: Callable[[], tuple[np.ndarray, 
         print(f"{run['dataset']} seed {run['seed']} {run['model']}: FAILED {run['error']}", file=sys.stderr, flush=True)
     return run
 
-def _write_tabular(out: Path, datasets: list[str], models: list[str], seeds: list[int], runs: list[dict[str, Any]],
-                   info: dict[str, Any], skipped: dict[str, str], label_fraction: float,
-                   options: dict[str, Any] | None) -> dict[str, Any]:
+
+def _write_tabular(
+    out: Path,
+    datasets: list[str],
+    models: list[str],
+    seeds: list[int],
+    runs: list[dict[str, Any]],
+    info: dict[str, Any],
+    skipped: dict[str, str],
+    label_fraction: float,
+    options: dict[str, Any] | None,
+) -> dict[str, Any]:
     done = [d for d in datasets if any(r["dataset"] == d for r in runs)]
     summary = _summary(runs, done, models, ["auroc", "aupr"])
     today = date.today().isoformat()
-    protocol = (f"stratified {int((1 - TEST_FRACTION) * 100)}/{int(TEST_FRACTION * 100)} train/test split per seed; "
-                "unsupervised models train on the normal rows of the train part; semi-supervised models "
-                f"({', '.join(sorted(SEMI_SUPERVISED))}) also get {label_fraction:g} of the train part's anomalies, "
-                "labelled; features standardised with the normal train rows' mean/std; scores on the test part")
+    protocol = (
+        f"stratified {int((1 - TEST_FRACTION) * 100)}/{int(TEST_FRACTION * 100)} train/test split per seed; "
+        "unsupervised models train on the normal rows of the train part; semi-supervised models "
+        f"({', '.join(sorted(SEMI_SUPERVISED))}) also get {label_fraction:g} of the train part's anomalies, "
+        "labelled; features standardised with the normal train rows' mean/std; scores on the test part"
+    )
     result = {
-        "protocol": "tabular", "date": today, "description": protocol, "datasets": info, "models": models,
-        "seeds": seeds, "label_fraction": label_fraction, "test_fraction": TEST_FRACTION,
-        "settings": dict(options or {}), "skipped": skipped, "runs": runs, "summary": summary,
-        "published": PUBLISHED_TABULAR, "machine": _machine(),
+        "protocol": "tabular",
+        "date": today,
+        "description": protocol,
+        "datasets": info,
+        "models": models,
+        "seeds": seeds,
+        "label_fraction": label_fraction,
+        "test_fraction": TEST_FRACTION,
+        "settings": dict(options or {}),
+        "skipped": skipped,
+        "runs": runs,
+        "summary": summary,
+        "published": PUBLISHED_TABULAR,
+        "machine": _machine(),
     }
-    lines = [f"# Tabular benchmark ({today})", "", f"Protocol: {protocol}.", "",
-             f"Seeds: {', '.join(map(str, seeds))}; mean ± std (ddof=0) over seeds.", ""]
+    lines = [
+        f"# Tabular benchmark ({today})",
+        "",
+        f"Protocol: {protocol}.",
+        "",
+        f"Seeds: {', '.join(map(str, seeds))}; mean ± std (ddof=0) over seeds.",
+        "",
+    ]
     if skipped:
         lines += ["Skipped: " + "; ".join(f"{m} ({why})" for m, why in skipped.items()), ""]
     for title, metric in (("AUROC", "auroc"), ("AUPR", "aupr"), ("Seconds (fit + score, mean per seed)", "seconds")):
         lines += [f"## {title}", "", _metric_table(summary, done, models, metric), ""]
-    lines += ["## Data", "", "| dataset | rows | features | anomalies | train normal | labelled anomalies | test |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Data",
+        "",
+        "| dataset | rows | features | anomalies | train normal | labelled anomalies | test |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for d in done:
         i = info[d]
-        lines.append(f"| {d} | {i['rows']} | {i['features']} | {i['anomalies']} | {i['train_normal']} | "
-                     f"{i['labelled_anomalies']} | {i['test']} ({i['test_anomalies']} anomalies) |")
+        lines.append(
+            f"| {d} | {i['rows']} | {i['features']} | {i['anomalies']} | {i['train_normal']} | "
+            f"{i['labelled_anomalies']} | {i['test']} ({i['test_anomalies']} anomalies) |"
+        )
     pub = PUBLISHED_TABULAR
-    lines += ["", f"## Published (not reproduced here): {pub['source']}", "",
-              "| dataset | published ESAD AUROC | our esad AUROC |", "|---|---|---|"]
+    lines += [
+        "",
+        f"## Published (not reproduced here): {pub['source']}",
+        "",
+        "| dataset | published ESAD AUROC | our esad AUROC |",
+        "|---|---|---|",
+    ]
     for d, v in pub["auroc"].items():
         row = next((s for s in summary if s["dataset"].lower() == d and s["model"] == "esad"), None)
         ours = _cell(row["auroc_mean"], row["auroc_std"]) if row else "not run"
@@ -465,17 +542,27 @@ def _write_tabular(out: Path, datasets: list[str], models: list[str], seeds: lis
     lines += ["", "Published figures come from the paper's own protocol and are shown for orientation only.", ""]
     failed = [r for r in runs if "error" in r]
     if failed:
-        lines += ["## Failures", ""] + [f"- {r['dataset']} seed {r['seed']} {r['model']}: {r['error']}"
-                                        for r in failed] + [""]
+        lines += (
+            ["## Failures", ""]
+            + [f"- {r['dataset']} seed {r['seed']} {r['model']}: {r['error']}" for r in failed]
+            + [""]
+        )
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
     (out / "results.md").write_text("\n".join(lines))
     return result
 
 
-def kddcup99(path: str | Path, out: str | Path, seeds: list[int] | None = None, models: str | None = None,
-             label_fraction: float = DEFAULT_LABEL_FRACTION, options: dict[str, Any] | None = None,
-             echo: bool = True, data: TabularData | None = None) -> dict[str, Any]:
+def kddcup99(
+    path: str | Path,
+    out: str | Path,
+    seeds: list[int] | None = None,
+    models: str | None = None,
+    label_fraction: float = DEFAULT_LABEL_FRACTION,
+    options: dict[str, Any] | None = None,
+    echo: bool = True,
+    data: TabularData | None = None,
+) -> dict[str, Any]:
     """KDDCUP99 10% file, DAGMM/MemAE protocol; precision/recall/F1 at the top 20% of test scores."""
     if not 0 <= label_fraction <= 1:
         raise ConfigError(f"--label-fraction must be in [0, 1], got {label_fraction}")
@@ -490,8 +577,11 @@ def kddcup99(path: str | Path, out: str | Path, seeds: list[int] | None = None, 
         t0 = time.perf_counter()
         data = load_kddcup99(file)
         if echo:
-            print(f"read {file}: {len(data)} rows, {data.X.shape[1]} features, {data.n_anomalies} 'normal.' rows "
-                  f"(the anomaly class) in {time.perf_counter() - t0:.0f}s", flush=True)
+            print(
+                f"read {file}: {len(data)} rows, {data.X.shape[1]} features, {data.n_anomalies} 'normal.' rows "
+                f"(the anomaly class) in {time.perf_counter() - t0:.0f}s",
+                flush=True,
+            )
     _warm_up()
     out = Path(out)
     runs: list[dict[str, Any]] = []
@@ -500,51 +590,97 @@ def kddcup99(path: str | Path, out: str | Path, seeds: list[int] | None = None, 
         split = kdd_split(data, seed, label_fraction)
         sizes = split.sizes()
         for m in names:
-            run = _attempt({"dataset": "kddcup99", "model": m, "seed": seed},
-                           lambda: _run_one(m, makers[m], split, seed, per_opts[m]), split.y_test,
-                           with_prf=True)
+            run = _attempt(
+                {"dataset": "kddcup99", "model": m, "seed": seed},
+                lambda: _run_one(m, makers[m], split, seed, per_opts[m]),
+                split.y_test,
+                with_prf=True,
+            )
             runs.append(run)
             if echo and "error" not in run:
-                print(f"kddcup99 seed {seed} {m}: P {run['precision']:.4f} R {run['recall']:.4f} F1 {run['f1']:.4f} "
-                      f"AUROC {run['auroc']:.4f} ({run['seconds']:.1f}s)", flush=True)
+                print(
+                    f"kddcup99 seed {seed} {m}: P {run['precision']:.4f} R {run['recall']:.4f} F1 {run['f1']:.4f} "
+                    f"AUROC {run['auroc']:.4f} ({run['seconds']:.1f}s)",
+                    flush=True,
+                )
         result = _write_kdd(out, names, seeds, runs, sizes, skipped, label_fraction, options, data)
     if echo:
         print((out / "results.md").read_text())
     return result
 
 
-def _write_kdd(out: Path, models: list[str], seeds: list[int], runs: list[dict[str, Any]], sizes: dict[str, int],
-               skipped: dict[str, str], label_fraction: float, options: dict[str, Any] | None,
-               data: TabularData) -> dict[str, Any]:
+def _write_kdd(
+    out: Path,
+    models: list[str],
+    seeds: list[int],
+    runs: list[dict[str, Any]],
+    sizes: dict[str, int],
+    skipped: dict[str, str],
+    label_fraction: float,
+    options: dict[str, Any] | None,
+    data: TabularData,
+) -> dict[str, Any]:
     metrics = ["precision", "recall", "f1", "auroc", "aupr"]
     summary = _summary(runs, ["kddcup99"], models, metrics)
     today = date.today().isoformat()
-    protocol = ("KDDCUP99 10% file; one-hot protocol_type/service/flag, min-max scaling over the file; "
-                "'normal.' traffic is the anomaly class; random 50/50 split per seed; models train on the "
-                "non-anomalous (attack) rows of the train half"
-                + (f" (semi-supervised models also get {label_fraction:g} of the train half's anomalies, labelled)"
-                   if any(m in SEMI_SUPERVISED for m in models) else "")
-                + f"; the top {KDD_FLAG_FRACTION:.0%} of test scores are flagged anomalous; our models train "
-                f"with batch size {(options or {}).get('batch_size', KDD_BATCH_SIZE)}")
+    protocol = (
+        "KDDCUP99 10% file; one-hot protocol_type/service/flag, min-max scaling over the file; "
+        "'normal.' traffic is the anomaly class; random 50/50 split per seed; models train on the "
+        "non-anomalous (attack) rows of the train half"
+        + (
+            f" (semi-supervised models also get {label_fraction:g} of the train half's anomalies, labelled)"
+            if any(m in SEMI_SUPERVISED for m in models)
+            else ""
+        )
+        + f"; the top {KDD_FLAG_FRACTION:.0%} of test scores are flagged anomalous; our models train "
+        f"with batch size {(options or {}).get('batch_size', KDD_BATCH_SIZE)}"
+    )
     result = {
-        "protocol": "kddcup99", "date": today, "description": protocol, "rows": len(data),
-        "features": int(data.X.shape[1]), "anomalies": data.n_anomalies, "split": sizes, "models": models,
-        "seeds": seeds, "label_fraction": label_fraction, "flag_fraction": KDD_FLAG_FRACTION,
-        "settings": dict(options or {}), "skipped": skipped, "runs": runs, "summary": summary,
-        "published": PUBLISHED_KDD, "machine": _machine(),
+        "protocol": "kddcup99",
+        "date": today,
+        "description": protocol,
+        "rows": len(data),
+        "features": int(data.X.shape[1]),
+        "anomalies": data.n_anomalies,
+        "split": sizes,
+        "models": models,
+        "seeds": seeds,
+        "label_fraction": label_fraction,
+        "flag_fraction": KDD_FLAG_FRACTION,
+        "settings": dict(options or {}),
+        "skipped": skipped,
+        "runs": runs,
+        "summary": summary,
+        "published": PUBLISHED_KDD,
+        "machine": _machine(),
     }
-    lines = [f"# KDDCUP99 benchmark ({today})", "", f"Protocol: {protocol}.", "",
-             f"Data: {len(data)} rows, {data.X.shape[1]} features, {data.n_anomalies} anomalies; per seed "
-             f"{sizes.get('train_normal', 0)} training rows, {sizes.get('test', 0)} test rows.", "",
-             f"Seeds: {', '.join(map(str, seeds))}; mean ± std (ddof=0) over seeds.", ""]
+    lines = [
+        f"# KDDCUP99 benchmark ({today})",
+        "",
+        f"Protocol: {protocol}.",
+        "",
+        f"Data: {len(data)} rows, {data.X.shape[1]} features, {data.n_anomalies} anomalies; per seed "
+        f"{sizes.get('train_normal', 0)} training rows, {sizes.get('test', 0)} test rows.",
+        "",
+        f"Seeds: {', '.join(map(str, seeds))}; mean ± std (ddof=0) over seeds.",
+        "",
+    ]
     if skipped:
         lines += ["Skipped: " + "; ".join(f"{m} ({why})" for m, why in skipped.items()), ""]
     lines += ["| model | precision | recall | F1 | AUROC | AUPR | seconds |", "|---|---|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['model']} | " + " | ".join(_cell(s[f'{k}_mean'], s[f'{k}_std']) for k in metrics)
-                     + f" | {s['seconds_mean']:.1f} |")
-    lines += ["", "## Published (not reproduced here)", "", "| model | source | precision | recall | F1 |",
-              "|---|---|---|---|---|"]
+        lines.append(
+            f"| {s['model']} | "
+            + " | ".join(_cell(s[f"{k}_mean"], s[f"{k}_std"]) for k in metrics)
+            + f" | {s['seconds_mean']:.1f} |"
+        )
+    lines += [
+        "",
+        "## Published (not reproduced here)",
+        "",
+        "| model | source | precision | recall | F1 |",
+        "|---|---|---|---|---|",
+    ]
     for r in PUBLISHED_KDD["rows"]:
         cells = [f"{r[k]:.4f}" if k in r else "—" for k in ("precision", "recall", "f1")]
         lines.append(f"| {r['model']} | {r['source']} | " + " | ".join(cells) + " |")
@@ -579,10 +715,25 @@ def run_tabular(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, 
     models = getattr(args, "models", None)
     with torch_threads(threads):
         if args.protocol == "kddcup99":
-            return kddcup99(root, args.out, seeds=seeds, models=models, label_fraction=label_fraction,
-                            options=options, echo=not args.quiet)
-        return tabular(root, args.out, datasets=_parse_datasets(getattr(args, "datasets", None)), seeds=seeds,
-                       models=models, label_fraction=label_fraction, options=options, echo=not args.quiet)
+            return kddcup99(
+                root,
+                args.out,
+                seeds=seeds,
+                models=models,
+                label_fraction=label_fraction,
+                options=options,
+                echo=not args.quiet,
+            )
+        return tabular(
+            root,
+            args.out,
+            datasets=_parse_datasets(getattr(args, "datasets", None)),
+            seeds=seeds,
+            models=models,
+            label_fraction=label_fraction,
+            options=options,
+            echo=not args.quiet,
+        )
 
 
 @contextmanager

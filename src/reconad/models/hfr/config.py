@@ -55,11 +55,17 @@ class HFRConfig:
     topk_ratio: float = 0.01
 
     def __post_init__(self) -> None:
-        check_types(self, integers=("width", "bottleneck", "bottleneck_pool"), numbers=("feature_noise", "blur_sigma", "topk_ratio"))
+        check_types(
+            self,
+            integers=("width", "bottleneck", "bottleneck_pool"),
+            numbers=("feature_noise", "blur_sigma", "topk_ratio"),
+        )
         if self.residual not in RESIDUALS:
             raise ConfigError(f"unknown residual {self.residual!r}; choose one of {', '.join(RESIDUALS)}")
         if self.normalization not in NORMALIZATIONS:
-            raise ConfigError(f"unknown normalization {self.normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+            raise ConfigError(
+                f"unknown normalization {self.normalization!r}; choose one of {', '.join(NORMALIZATIONS)}"
+            )
         if self.bottleneck_pool < 1:
             raise ConfigError(f"bottleneck_pool must be >= 1, got {self.bottleneck_pool}")
         if self.score not in SCORES:
@@ -76,10 +82,12 @@ class HFRConfig:
             if self.level_weights is not None:
                 self.level_weights = [float(w) for w in self.level_weights]
         except (TypeError, ValueError):
-            raise ConfigError(f"layers and level_weights must be lists of numbers, got "
-                              f"{self.layers!r} and {self.level_weights!r}") from None
-        if self.level_weights is not None and (not self.level_weights or min(self.level_weights) < 0
-                                               or sum(self.level_weights) <= 0):
+            raise ConfigError(
+                f"layers and level_weights must be lists of numbers, got {self.layers!r} and {self.level_weights!r}"
+            ) from None
+        if self.level_weights is not None and (
+            not self.level_weights or min(self.level_weights) < 0 or sum(self.level_weights) <= 0
+        ):
             raise ConfigError(f"level_weights must be >= 0 with a positive sum, got {self.level_weights}")
 
     def to_dict(self) -> dict[str, Any]:

@@ -25,8 +25,9 @@ class HFRDecoder(nn.Module):
     fine detail has to pass through the bottleneck.
     """
 
-    def __init__(self, channels: list[int], strides: list[int], width: int = 128, bottleneck: int = 64,
-                 bottleneck_pool: int = 1) -> None:
+    def __init__(
+        self, channels: list[int], strides: list[int], width: int = 128, bottleneck: int = 64, bottleneck_pool: int = 1
+    ) -> None:
         super().__init__()
         self.bottleneck_pool = int(bottleneck_pool)
         if len(channels) != len(strides):
@@ -62,8 +63,10 @@ class HFRDecoder(nn.Module):
                 x = F.avg_pool2d(x, kernel_size=k, stride=k, ceil_mode=True)
             pooled.append(x)
         size = pooled[self.order[0]].shape[-2:]
-        pooled = [p if p.shape[-2:] == size else F.interpolate(p, size=size, mode="bilinear", align_corners=False)
-                  for p in pooled]
+        pooled = [
+            p if p.shape[-2:] == size else F.interpolate(p, size=size, mode="bilinear", align_corners=False)
+            for p in pooled
+        ]
         z = self.squeeze(torch.cat(pooled, dim=1))
         if self.bottleneck_pool > 1:
             z = F.avg_pool2d(z, kernel_size=self.bottleneck_pool, stride=self.bottleneck_pool, ceil_mode=True)

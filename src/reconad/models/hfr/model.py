@@ -61,8 +61,14 @@ def gaussian_kernel1d(sigma: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_dataset(encoder: torch.nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 4,
-                   progress: bool = True, desc: str = "encoder features") -> list[torch.Tensor]:
+def encode_dataset(
+    encoder: torch.nn.Module,
+    dataset: Dataset,
+    device: torch.device,
+    batch_size: int = 4,
+    progress: bool = True,
+    desc: str = "encoder features",
+) -> list[torch.Tensor]:
     """Frozen-encoder features of a whole dataset of ``ImageItem``: one (N, C, h, w) tensor per level.
 
     Small batches suit large images on a CPU (BENCHMARKS.md, speed); small images take larger ones.
@@ -84,8 +90,9 @@ class HFR(AnomalyModel):
         self.config = config or HFRConfig(**kwargs)
         cfg = self.config
         self.encoder = build_backbone(cfg.backbone, layers=cfg.layers, weights=cfg.backbone_weights)
-        self.decoder = HFRDecoder(self.encoder.channels, self.encoder.strides, cfg.width, cfg.bottleneck,
-                                  cfg.bottleneck_pool)
+        self.decoder = HFRDecoder(
+            self.encoder.channels, self.encoder.strides, cfg.width, cfg.bottleneck, cfg.bottleneck_pool
+        )
         # Channels-last runs the decoder's convolutions about 1.5x faster on CPU.
         self.decoder.to(memory_format=torch.channels_last)
         k = len(self.encoder.channels)
@@ -102,8 +109,9 @@ class HFR(AnomalyModel):
         for i in range(k):  # filled by on_fit_end when normalization == "position"
             self.register_buffer(f"pos_mean_{i}", torch.zeros(1, 1))
             self.register_buffer(f"pos_std_{i}", torch.ones(1, 1))
-        self.register_buffer("blur", gaussian_kernel1d(max(cfg.blur_sigma / min(self.encoder.strides), 1e-3)),
-                             persistent=False)
+        self.register_buffer(
+            "blur", gaussian_kernel1d(max(cfg.blur_sigma / min(self.encoder.strides), 1e-3)), persistent=False
+        )
 
     # ------------------------------------------------------------------ training
     @torch.no_grad()

@@ -38,8 +38,12 @@ class MemAEConfig(NetConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_types(self, integers=("memory_size",), numbers=("shrink_threshold", "entropy_weight", "temperature"),
-                    optional=("memory_size", "shrink_threshold"))
+        check_types(
+            self,
+            integers=("memory_size",),
+            numbers=("shrink_threshold", "entropy_weight", "temperature"),
+            optional=("memory_size", "shrink_threshold"),
+        )
         if self.memory_size is not None and self.memory_size < 2:
             raise ConfigError(f"memory_size must be >= 2, got {self.memory_size}")
         if self.shrink_threshold is not None and not 0 <= self.shrink_threshold < 1:

@@ -39,8 +39,9 @@ def hard_shrink(w: torch.Tensor, threshold: float, eps: float = 1e-12) -> torch.
 class Memory(nn.Module):
     """N slots of ``dim`` numbers, addressed by softmax over cosine similarity."""
 
-    def __init__(self, n_slots: int, dim: int, threshold: float, temperature: float = 1.0,
-                 similarity: str = "cosine") -> None:
+    def __init__(
+        self, n_slots: int, dim: int, threshold: float, temperature: float = 1.0, similarity: str = "cosine"
+    ) -> None:
         super().__init__()
         self.threshold = threshold
         self.temperature = temperature
@@ -86,8 +87,7 @@ class MemAE(ReconstructionModel):
             self.encoder = conv
             self.decoder = ConvDecoder(conv)
             dim = conv.out_channels
-        self.memory = Memory(cfg.resolved_memory_size(), dim, cfg.resolved_threshold(), cfg.temperature,
-                             cfg.similarity)
+        self.memory = Memory(cfg.resolved_memory_size(), dim, cfg.resolved_threshold(), cfg.temperature, cfg.similarity)
 
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(reconstruction, addressing weights (queries, N))."""
