@@ -77,9 +77,9 @@ def run(
         per_level: list[list[torch.Tensor]] = []
         with torch.inference_mode():
             for b in DataLoader(fte, batch_size=16, collate_fn=model.collate_fn()):
-                feats = list(b)
+                feats = b.levels
                 res = model.level_residuals(feats, model.decode(feats))
-                per_level.append([model._normalise(r, i) for i, r in enumerate(res)])
+                per_level.append([model.normalise(r, i) for i, r in enumerate(res)])
         levels = [torch.cat([p[i] for p in per_level]) for i in range(len(per_level[0]))]
         grid = max((lv.shape[-2:] for lv in levels), key=lambda s: s[0] * s[1])
         up = [
@@ -94,7 +94,7 @@ def run(
             ("deepest", [0] * (k - 1) + [1]),
             ("1/2/4", [2**i for i in range(k)]),
         ):
-            fused = model._smooth(sum(wi * u for wi, u in zip(w, up)) / sum(w))
+            fused = model.smooth(sum(wi * u for wi, u in zip(w, up)) / sum(w))
             flat = fused.flatten(1)
             top = flat.topk(max(1, flat.shape[1] // 100), dim=1).values.mean(1)
             cells.append(

@@ -24,13 +24,13 @@ import numpy as np
 import torch
 
 from reconad.backbones import build_backbone
-from reconad.data.oneclass import load_one_class_set
+from reconad.data.class_datasets import load_one_class_set
 from reconad.engine import TrainConfig, Trainer
 from reconad.engine.device import select_device
 from reconad.metrics import image_auroc
+from reconad.models.encoder_features import FeatureCache
 from reconad.models.hfr import HFR, HFRConfig
-from reconad.models.hfr.model import FeatureCache
-from reconad.protocols.oneclass import _select, _split_val, encode_images, knn_scores
+from reconad.protocols.one_class import encode_images, knn_scores, split_validation
 
 SCORES = ("topk", "mean", "max", "deep-mean")
 
@@ -60,7 +60,7 @@ def main(spec: dict) -> dict:
         print(f"size {size}: encoded in {enc_s:.0f}s", flush=True)
         # kNN baselines: pooled over all levels, and per level
         knn: dict[str, dict[int, float]] = {"knn-all": {}}
-        for j, s in enumerate(union):
+        for s in union:
             knn[f"knn-stage{s}"] = {}
         for c in classes:
             own = np.flatnonzero(ty == c)
@@ -79,7 +79,7 @@ def main(spec: dict) -> dict:
             t1 = time.time()
             for c in classes:
                 own = np.flatnonzero(ty == c)
-                a, b = _split_val(len(own), 0.1, 0)
+                a, b = split_validation(len(own), 0.1, 0)
                 torch.manual_seed(0)
                 extra = {k: spec[k] for k in ("width", "bottleneck", "bottleneck_pool", "residual") if k in spec}
                 model = HFR(HFRConfig(layers=ls, **extra))
@@ -93,8 +93,8 @@ def main(spec: dict) -> dict:
                         "lr": spec.get("lr", 1e-3),
                     }
                 )
-                val = FeatureCache(_select(lv_tr, own[b]))
-                Trainer(cfg).fit(model, FeatureCache(_select(lv_tr, own[a])), val)
+                val = FeatureCache(lv_tr).select(own[b].tolist())
+                Trainer(cfg).fit(model, FeatureCache(lv_tr).select(own[a].tolist()), val)
                 y = (data.test_y != c).astype(int)
                 for norm in ("level", "position"):
                     model.config.normalization = norm

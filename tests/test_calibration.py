@@ -143,7 +143,7 @@ def toy_det(single_thread):
 
 @pytest.mark.slow
 def test_detector_false_alarm_rate_on_fresh_normal_images_is_near_the_target(toy_det):
-    cal = toy_det.calibration
+    cal = toy_det.calibration_
     assert cal is not None and cal.basis == "fpr=0.1" and cal.n == 150 and cal.source == "held-out normal"
     fresh = _textures(600, seed=1)
     rate = toy_det.predict(fresh).mean()
@@ -165,12 +165,12 @@ def test_detector_flags_the_anomalous_toy_images(toy_det):
 def test_threshold_basis_and_calibration_are_saved_and_loaded(toy_det, tmp_path):
     toy_det.save(tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert cfg["threshold"] == toy_det.threshold and cfg["threshold_basis"] == "fpr=0.1"
+    assert cfg["threshold"] == toy_det.threshold_ and cfg["threshold_basis"] == "fpr=0.1"
     assert cfg["calibration"]["n_normal"] == 150 and cfg["detector"]["fpr"] == 0.1
     back = Detector.load(tmp_path / "m")
     fresh = _textures(8, seed=3)
     np.testing.assert_allclose(back.p_values(fresh), toy_det.p_values(fresh))
-    assert back.calibration.basis == "fpr=0.1"
+    assert back.calibration_.basis == "fpr=0.1"
 
 
 def test_calibrate_on_new_normals_and_with_labelled_anomalies(toy_det):
@@ -178,11 +178,11 @@ def test_calibrate_on_new_normals_and_with_labelled_anomalies(toy_det):
 
     det = copy.deepcopy(toy_det)  # keep the module's detector untouched
     cal = det.calibrate(_textures(99, seed=4), fpr=0.05)
-    assert cal.n == 99 and cal.basis == "fpr=0.05" and det.threshold == cal.threshold
+    assert cal.n == 99 and cal.basis == "fpr=0.05" and det.threshold_ == cal.threshold
     odd = _textures(20, seed=5)
     odd[:, 8:24, 8:24] = 255
     cal = det.calibrate(_textures(99, seed=4), anomalous_data=odd, use_f1=True)
-    assert cal.basis == "f1" and cal.f1_threshold == det.threshold and cal.f1 is not None
+    assert cal.basis == "f1" and cal.f1_threshold == det.threshold_ and cal.f1 is not None
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, "a", True])
@@ -238,24 +238,25 @@ def test_cli_train_fpr_and_test_and_predict_write_threshold_and_p_values(tiny_mv
     out = tmp_path / "pred"
     assert main(["predict", str(run), str(tiny_mvtec / "brick" / "test" / "hole"), "--out", str(out), "--quiet"]) == 0
     with open(out / "scores.csv") as fh:
-        assert list(csv.DictReader(fh))[0].keys() >= {"score", "p_value", "label"}
+        assert next(iter(csv.DictReader(fh))).keys() >= {"score", "p_value", "label"}
 
 
 @pytest.mark.slow
 def test_calibration_protocol_reports_the_realised_false_alarm_rates(tmp_path):
-    from reconad.benchmark import false_alarms
+    from reconad.protocols import CalibrationSettings, run_protocol
 
-    r = false_alarms(
-        "brick",
+    settings = CalibrationSettings(
+        categories=["brick"],
         fpr=0.1,
         n_train=12,
         n_calibration=19,
         n_fresh=10,
         image_size=32,
-        out=tmp_path,
+        out=str(tmp_path),
         options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None),
         echo=False,
     )
+    r = run_protocol("calibration", settings)
     row = r["per_category"][0]
     assert row["n_calibration"] == 19 and row["expected_fpr"] == pytest.approx(2 / 20)
     for key in ("fpr_fresh_training_region", "fpr_fresh_held_out_quadrant"):

@@ -118,7 +118,7 @@ def test_predict_command_writes_scores_and_one_png_per_image(run, tiny_mvtec, tm
     det = Detector.load(run / "model")
     scores = np.array([float(r[1]) for r in rows[1:]])
     np.testing.assert_allclose(scores, det.decision_function(files), atol=2e-6)
-    assert [int(r[3]) for r in rows[1:]] == [int(s > det.threshold) for s in scores]
+    assert [int(r[3]) for r in rows[1:]] == [int(s > det.threshold_) for s in scores]
 
 
 def test_train_resume_continues_from_the_checkpoint(run, tiny_mvtec, tmp_path, capsys):

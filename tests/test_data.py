@@ -297,7 +297,7 @@ def test_magnetic_tile_splits(mt_root: Path) -> None:
     other = [MagneticTileDataset(mt_root, "train", image_size=16, seed=s).paths for s in range(1, 6)]
     assert any(p != train.paths for p in other)
 
-    c0, c1, uneven = test[2], test[3], test[4]
+    c0, _c1, uneven = test[2], test[3], test[4]
     assert c0.image.shape == (3, 16, 16) and c0.mask.shape == (1, 16, 16)
     assert set(c0.mask.unique().tolist()) == {0.0, 1.0}
     native = MagneticTileDataset(mt_root, "test", image_size=(30, 20))  # crack's own size

@@ -66,19 +66,19 @@ def _read_uint8(paths) -> np.ndarray:
 
 
 def test_fit_on_dataset(det, train_ds):
-    assert det.model is not None and repr(det) == "Detector('hfr', fitted)"
-    assert det.history.epochs_run == 2 and len(det.history.val_loss) == 2
+    assert det.model_ is not None and repr(det) == "Detector('hfr', fitted)"
+    assert det.history_.epochs_run == 2 and len(det.history_.val_loss) == 2
     n_val = round(0.25 * len(train_ds))
-    assert det.val_scores.shape == (n_val,)
-    assert det.model.config.width == 64 and det.train_config.epochs == 2 and det.settings["image_size"] == SIZE
+    assert det.val_scores_.shape == (n_val,)
+    assert det.model_.config.width == 64 and det.train_config.epochs == 2 and det.settings["image_size"] == SIZE
 
 
 def test_fit_on_a_folder_gives_the_same_model(det, tiny_mvtec):
     folder = tiny_mvtec / "brick" / "train" / "good"
     other = Detector("hfr", **CONFIG).fit(str(folder), y=np.zeros(16))  # all-normal y is fine
-    np.testing.assert_allclose(other.val_scores, det.val_scores, rtol=1e-5, atol=1e-6)
-    assert other.threshold == pytest.approx(det.threshold, rel=1e-5)
-    assert other.history.train_loss == pytest.approx(det.history.train_loss, rel=1e-5)
+    np.testing.assert_allclose(other.val_scores_, det.val_scores_, rtol=1e-5, atol=1e-6)
+    assert other.threshold_ == pytest.approx(det.threshold_, rel=1e-5)
+    assert other.history_.train_loss == pytest.approx(det.history_.train_loss, rel=1e-5)
 
 
 def test_fit_on_a_uint8_array_with_val_data_gives_the_same_model(det, train_ds, tiny_mvtec):
@@ -86,8 +86,8 @@ def test_fit_on_a_uint8_array_with_val_data_gives_the_same_model(det, train_ds, 
     assert images.dtype == np.uint8 and images.shape == (16, SIZE, SIZE, 3)
     train_part, val_part = split_holdout(train_ds, 0.25, seed=0)
     other = Detector("hfr", **CONFIG).fit(images[train_part.indices], val_data=images[val_part.indices])
-    np.testing.assert_allclose(other.val_scores, det.val_scores, rtol=1e-4, atol=1e-5)
-    assert other.threshold == pytest.approx(det.threshold, rel=1e-4)
+    np.testing.assert_allclose(other.val_scores_, det.val_scores_, rtol=1e-4, atol=1e-5)
+    assert other.threshold_ == pytest.approx(det.threshold_, rel=1e-4)
 
 
 def test_fit_without_held_out_data_warns(train_ds):
@@ -95,7 +95,7 @@ def test_fit_without_held_out_data_warns(train_ds):
     cfg = dict(CONFIG, epochs=1, val_fraction=0.0)
     with pytest.warns(UserWarning, match="held-out"):
         d = Detector("hfr", **cfg).fit(images)
-    assert d.val_scores.shape == (4,)  # the threshold comes from the training images
+    assert d.val_scores_.shape == (4,)  # the threshold comes from the training images
 
 
 # ------------------------------------------------------------------- outputs
@@ -109,7 +109,7 @@ def test_outputs_shapes_and_dtypes(det, test_ds):
     assert scores.shape == (n,) and scores.dtype == np.float32 and np.isfinite(scores).all()
     assert maps.shape == (n, SIZE, SIZE) and maps.dtype == np.float32 and np.isfinite(maps).all()
     assert flags.shape == (n,) and np.issubdtype(flags.dtype, np.integer) and set(flags) <= {0, 1}
-    np.testing.assert_array_equal(flags, (scores > det.threshold).astype(int))
+    np.testing.assert_array_equal(flags, (scores > det.threshold_).astype(int))
     s2, m2 = det.score_and_map(test_ds)
     np.testing.assert_allclose(s2, scores, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m2, maps, rtol=1e-5, atol=1e-6)
@@ -148,8 +148,8 @@ def test_bad_inputs_to_score(det, tmp_path):
 def test_threshold_is_a_quantile_of_held_out_normal_scores(det, train_ds):
     _, val = split_holdout(train_ds, CONFIG["val_fraction"], seed=0)
     held_out = det.decision_function(val)
-    np.testing.assert_allclose(det.val_scores, held_out, rtol=1e-5, atol=1e-6)
-    assert det.threshold == pytest.approx(float(np.quantile(det.val_scores, QUANTILE)), rel=1e-6)
+    np.testing.assert_allclose(det.val_scores_, held_out, rtol=1e-5, atol=1e-6)
+    assert det.threshold_ == pytest.approx(float(np.quantile(det.val_scores_, QUANTILE)), rel=1e-6)
     # 4 held-out normals, q = 0.75: exactly (1 - q) * 4 = 1 of them is flagged.
     assert int(det.predict(val).sum()) == round((1 - QUANTILE) * len(val))
 
@@ -208,11 +208,15 @@ def test_empty_training_data_is_refused():
 def test_use_before_fit_is_refused(tmp_path):
     d = Detector("hfr", **CONFIG)
     assert repr(d) == "Detector('hfr', not fitted)"
+    from sklearn.exceptions import NotFittedError
+
+    from reconad.errors import ReconadError
+
     x = np.zeros((1, SIZE, SIZE, 3), dtype=np.uint8)
-    for call in (d.predict, d.decision_function, d.anomaly_map):
-        with pytest.raises(ConfigError):
+    for call in (d.predict, d.decision_function, d.anomaly_map, d.score_samples, d.p_values):
+        with pytest.raises(NotFittedError, match=rf"before {call.__name__}\(\)"):
             call(x)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ReconadError, match=r"not fitted yet: call fit\(\) or Detector.load\(\) before save\(\)"):
         d.save(tmp_path / "m")
 
 
@@ -236,11 +240,11 @@ def test_save_load_round_trip_gives_identical_results(det, saved, test_ds):
     cfg = json.loads((saved / "config.json").read_text())
     assert cfg["format"] == "reconad-model" and cfg["model"] == "hfr"
     loaded = Detector.load(saved)
-    assert loaded.threshold == det.threshold
-    np.testing.assert_array_equal(loaded.val_scores, det.val_scores)
-    assert loaded.model.config.to_dict() == det.model.config.to_dict()
+    assert loaded.threshold_ == det.threshold_
+    np.testing.assert_array_equal(loaded.val_scores_, det.val_scores_)
+    assert loaded.model_.config.to_dict() == det.model_.config.to_dict()
     assert loaded.settings == det.settings
-    assert loaded.history.train_loss == det.history.train_loss
+    assert loaded.history_.train_loss == det.history_.train_loss
     s1, m1 = det.score_and_map(test_ds)
     s2, m2 = loaded.score_and_map(test_ds)
     np.testing.assert_array_equal(s2, s1)
@@ -251,7 +255,7 @@ def test_save_load_round_trip_gives_identical_results(det, saved, test_ds):
 
 def test_saved_file_holds_no_encoder_weights(det, saved):
     size = (saved / "model.safetensors").stat().st_size
-    encoder_bytes = sum(p.numel() * p.element_size() for p in det.model.encoder.parameters())
+    encoder_bytes = sum(p.numel() * p.element_size() for p in det.model_.encoder.parameters())
     assert size < encoder_bytes
 
 
@@ -316,7 +320,7 @@ def test_valid_safetensors_of_another_model_are_refused(saved, det, which):
     else:  # same names, a different decoder width
         state = {
             k: torch.zeros(*(2 * s for s in v.shape)) if v.ndim else v
-            for k, v in det.model.trainable_state_dict().items()
+            for k, v in det.model_.trainable_state_dict().items()
         }
     save_file(state, str(saved / "model.safetensors"))
     _resign(saved)

@@ -5,7 +5,7 @@ import pytest
 
 from helpers.recon_toys import image_toy, table_toy
 from reconad import Detector
-from reconad.data.table import TabularDataset, is_table
+from reconad.data.rows import TabularDataset, is_table
 from reconad.errors import ConfigError, DataError
 
 pytestmark = pytest.mark.usefixtures("single_thread")

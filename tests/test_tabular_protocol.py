@@ -11,10 +11,10 @@ import pytest
 
 import reconad.models
 from reconad.cli import main
-from reconad.data.tabular import TabularData, load_adbench
+from reconad.data.table_files import TabularData, load_adbench
 from reconad.errors import ConfigError
+from reconad.protocols import TabularSettings, run_protocol
 from reconad.protocols import tabular as tab
-
 from test_tabular_data import kdd_line
 
 
@@ -48,6 +48,13 @@ def fakes(monkeypatch):
     monkeypatch.setitem(tab.EXTRA_MODELS, "broken", Broken)
     monkeypatch.setattr(tab, "SEMI_SUPERVISED", frozenset({"esad", "fakesemi"}))
     return MeanDistance
+
+
+def run_tab(data_root, out, protocol: str = "tabular", models: str | None = None, **kw):
+    settings = TabularSettings(
+        data_root=str(data_root), out=str(out), models=models.split(",") if models else None, echo=False, **kw
+    )
+    return run_protocol(protocol, settings)
 
 
 def blob(seed: int, n: int = 200, n_anom: int = 20, d: int = 4, shift: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
@@ -116,7 +123,7 @@ def test_top_fraction_prf_by_hand():
 
 def test_tabular_runner_writes_results_on_the_same_splits(fakes, adbench_root, tmp_path):
     out = tmp_path / "out"
-    res = tab.tabular(
+    res = run_tab(
         adbench_root,
         out,
         datasets=["toya", "TOYB"],
@@ -124,7 +131,6 @@ def test_tabular_runner_writes_results_on_the_same_splits(fakes, adbench_root, t
         models="fake,fake2,fakesemi",
         label_fraction=0.2,
         options={"epochs": 3, "fake2.k": 7},
-        echo=False,
     )
     assert {(s["dataset"], s["model"]) for s in res["summary"]} == {
         (d, m) for d in ("toya", "toyb") for m in ("fake", "fake2", "fakesemi")
@@ -153,15 +159,13 @@ def test_tabular_runner_writes_results_on_the_same_splits(fakes, adbench_root, t
     md = (out / "results.md").read_text()
     assert "## AUROC" in md and "## AUPR" in md and "## Seconds" in md and " ± " in md
     assert "| toya |" in md and "| fake | fake2 | fakesemi |" in md
-    assert "Published (not reproduced here)" in md and "| satellite | 0.925 | not run |" in md
+    assert "Published, not reproduced here" in md and "| satellite | 0.925 | not run |" in md
 
 
 def test_failures_are_recorded_not_fatal_and_missing_models_skipped(fakes, adbench_root, tmp_path, monkeypatch):
     monkeypatch.delitem(reconad.models.MODELS, "ae", raising=False)
     monkeypatch.setattr(tab, "pyod_available", lambda: False)
-    res = tab.tabular(
-        adbench_root, tmp_path / "o", datasets=["toya"], seeds=[0], models="fake,broken,ae,iforest", echo=False
-    )
+    res = run_tab(adbench_root, tmp_path / "o", datasets=["toya"], seeds=[0], models="fake,broken,ae,iforest")
     assert "not registered" in res["skipped"]["ae"]
     assert "PyOD is not installed" in res["skipped"]["iforest"]
     broken = [r for r in res["runs"] if r["model"] == "broken"]
@@ -169,7 +173,7 @@ def test_failures_are_recorded_not_fatal_and_missing_models_skipped(fakes, adben
     md = (tmp_path / "o" / "results.md").read_text()
     assert "## Failures" in md and "boom" in md and "Skipped: ae" in md
     with pytest.raises(ConfigError, match="no model to run"):
-        tab.tabular(adbench_root, tmp_path / "p", datasets=["toya"], seeds=[0], models="iforest", echo=False)
+        run_tab(adbench_root, tmp_path / "p", datasets=["toya"], seeds=[0], models="iforest")
     with pytest.raises(ConfigError, match="unknown model"):
         tab.resolve_models("fake,nonsense")
     with pytest.raises(ConfigError, match="not one of the models run"):
@@ -178,7 +182,7 @@ def test_failures_are_recorded_not_fatal_and_missing_models_skipped(fakes, adben
 
 def test_pyod_models_run_on_the_same_split(adbench_root, tmp_path):
     pytest.importorskip("pyod")
-    res = tab.tabular(adbench_root, tmp_path / "o", datasets=["toya"], seeds=[0], models="iforest", echo=False)
+    res = run_tab(adbench_root, tmp_path / "o", datasets=["toya"], seeds=[0], models="iforest")
     assert res["summary"][0]["model"] == "iforest" and res["summary"][0]["auroc_mean"] > 0.8
 
 
@@ -193,14 +197,14 @@ def test_kddcup99_runner_on_a_fixture_file(fakes, tmp_path):
     path = tmp_path / "kddcup.data_10_percent.gz"
     with gzip.open(path, "wt") as fh:
         fh.write("\n".join(lines) + "\n")
-    res = tab.kddcup99(tmp_path, tmp_path / "o", seeds=[0, 1], models="fake", echo=False)
+    res = run_tab(tmp_path, tmp_path / "o", "kddcup99", seeds=[0, 1], models="fake")
     assert res["rows"] == 200 and res["anomalies"] == 40 and res["split"]["test"] == 100
     for r in res["runs"]:  # a perfect ranking: 20 flagged of ~20 anomalies in the test half
         assert r["auroc"] == 1.0 and max(r["precision"], r["recall"]) == 1.0 and r["f1"] > 0.8
     assert fakes.seen[0][4] == {"batch_size": 1024}  # DAGMM's batch size unless one is given
     s = res["summary"][0]
     md = (tmp_path / "o" / "results.md").read_text()
-    assert f"| fake | {s['precision_mean']:.3f} ± {s['precision_std']:.3f} |" in md
+    assert f"| kddcup99 | {s['precision_mean']:.3f} ± {s['precision_std']:.3f} |" in md and "## F1" in md
     assert "DAGMM" in md and "0.9369" in md and "not reproduced here" in md
 
 
@@ -295,14 +299,13 @@ def test_our_registered_models_run_through_the_detector(adbench_root, tmp_path):
     runnable, skipped = tab.resolve_models("ae,esad")
     if skipped:
         pytest.skip(f"not in this build: {skipped}")
-    res = tab.tabular(
+    res = run_tab(
         adbench_root,
         tmp_path / "o",
         datasets=["toya"],
         seeds=[0],
         models="ae,esad",
         options={"epochs": 2, "progress": False},
-        echo=False,
     )
     assert not [r for r in res["runs"] if "error" in r], res["runs"]
     for s in res["summary"]:

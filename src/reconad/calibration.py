@@ -116,7 +116,7 @@ class Calibration:
         anomaly_scores: Any = None,
         use_f1: bool = False,
         source: str = "held-out normal",
-    ) -> "Calibration":
+    ) -> Calibration:
         """Calibrate on normal scores; ``fpr`` wins over ``quantile``; ``use_f1`` picks the F1 threshold."""
         normal = np.sort(_scores(normal_scores, "normal"))
         f1_thr = f1 = None
@@ -188,7 +188,7 @@ class Calibration:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Calibration":
+    def from_dict(cls, d: dict[str, Any]) -> Calibration:
         try:
             normal = np.sort(_scores(d["normal_scores"], "normal"))
             return cls(

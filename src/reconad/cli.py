@@ -1,4 +1,4 @@
-"""Command line: thin wrappers over reconad.runs and the Detector."""
+"""Command line: parses arguments and calls the Python API; nothing below this module sees argparse."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconad.errors import ReconadError
 
+if TYPE_CHECKING:
+    from reconad.protocols.settings import ProtocolSettings
+    from reconad.runs import DataSpec
+
 DATASET_CHOICES = ("mvtec", "folder", "magnetic-tile", "textures")
-PROTOCOLS = ("localization", "speed", "calibration", "one-class", "tabular", "kddcup99")
+PROTOCOL_NAMES = ("localization", "speed", "calibration", "one-class", "tabular", "kddcup99")
+#: where benchmark results go when --out is not given
+DEFAULT_BENCH_OUT = "runs/benchmark"
 
 
 def _parse_value(text: str) -> Any:
@@ -22,28 +28,29 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def _data_args(p: argparse.ArgumentParser, required: bool) -> None:
-    p.add_argument(
-        "--dataset",
-        choices=DATASET_CHOICES,
-        required=required and False,
-        default=None,
-        help="dataset layout (default: mvtec for train)",
-    )
+# ------------------------------------------------------------------ parsers
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", choices=DATASET_CHOICES, default=None, help="dataset layout (default: mvtec for train)")
     p.add_argument("--root", default=None, help="dataset root folder")
     p.add_argument("--category", default=None, help="category (MVTec / textures)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from reconad import __version__
+def _set_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any model/engine option, values read as JSON, e.g. --set score=topk --set 'layers=[3,4,5]'",
+    )
 
-    parser = argparse.ArgumentParser(prog="reconad", description="Reconstruction-based anomaly detection.")
-    parser.add_argument("--version", action="version", version=f"reconad {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
 
+def _train_parser(sub: Any) -> None:
     t = sub.add_parser("train", help="train a model on normal images")
     t.add_argument("--model", default="hfr")
-    _data_args(t, required=True)
+    _data_args(t)
     t.add_argument("--out", required=True, help="run directory to create")
     t.add_argument("--image-size", type=int, default=256)
     t.add_argument("--resize-mode", choices=("resize", "pad", "crop"), default="resize")
@@ -67,29 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--device", default="auto")
     t.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints")
-    t.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any model/engine option, e.g. --set score=topk --set feature_noise=0.1",
-    )
+    _set_arg(t)
     t.add_argument("--quiet", action="store_true")
 
+
+def _test_parsers(sub: Any) -> None:
     e = sub.add_parser("test", help="evaluate a run on its test split")
     e.add_argument("run")
-    _data_args(e, required=False)
+    _data_args(e)
     e.add_argument("--heatmaps", type=int, default=8, help="write this many most-anomalous overlays (0: none)")
     e.add_argument(
         "--no-report", dest="report", action="store_false", help="do not write the HTML report (RUN/report/report.html)"
     )
     e.add_argument("--quiet", action="store_true")
-
     rp = sub.add_parser("report", help="test a run and write its HTML report (RUN/report/report.html)")
     rp.add_argument("run")
-    _data_args(rp, required=False)
+    _data_args(rp)
     rp.add_argument("--quiet", action="store_true")
 
+
+def _predict_export_parsers(sub: Any) -> None:
     pr = sub.add_parser("predict", help="score images and write heat maps")
     pr.add_argument("run")
     pr.add_argument("paths", nargs="+", help="image files or folders")
@@ -101,16 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="onnx: run RUN/export/model.onnx with onnxruntime (exported first if missing)",
     )
     pr.add_argument("--quiet", action="store_true")
-
     x = sub.add_parser("export", help="export a run's model (ONNX) with its pre-processing in JSON")
     x.add_argument("run")
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.add_argument("--out", default=None, help="output file (default RUN/export/model.onnx)")
 
-    b = sub.add_parser("benchmark", help="train and test over categories; write results.md/json")
+
+def _benchmark_parser(sub: Any) -> None:
+    b = sub.add_parser("benchmark", help="run a benchmark protocol; write results.md/json")
     b.add_argument(
         "--protocol",
-        choices=PROTOCOLS,
+        choices=PROTOCOL_NAMES,
         default="localization",
         help="localization (MVTec-style), speed, calibration (false alarms on fresh normal "
         "textures at --fpr), one-class (class-vs-rest on image sets), "
@@ -141,13 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--image-size",
         type=int,
         default=None,
-        help="default 256; one-class: 64 for hfr, the data's own size for other models",
+        help="default 256; one-class: 64 for hfr, the data's own size for others",
     )
     b.add_argument("--resize-mode", choices=("resize", "pad", "crop"), default="resize")
     b.add_argument("--epochs", type=int, default=None)
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    b.add_argument("--out", default="runs/benchmark")
+    _set_arg(b)
+    b.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_BENCH_OUT}; one-class: a named one)")
     b.add_argument(
         "--n-train",
         type=int,
@@ -157,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--fpr", type=float, default=None, help="calibration: target false-alarm rate (default 0.05)")
     b.add_argument("--quiet", action="store_true")
-    tab = b.add_argument_group("tabular / kddcup99")
+    _tabular_args(b.add_argument_group("tabular / kddcup99"))
+
+
+def _tabular_args(tab: Any) -> None:
     tab.add_argument(
         "--datasets",
         default=None,
@@ -171,8 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     tab.add_argument(
         "--models",
         default=None,
-        help="comma-separated; tabular default ae,vae,memae,esad,pyod-ae,iforest; "
-        "kddcup99 default ae,vae,memae,esad,iforest",
+        help="comma-separated; tabular default ae,vae,memae,esad,pyod-ae,iforest; kddcup99 default ae,vae,memae,esad,iforest",
     )
     tab.add_argument("--seeds", type=int, default=None, help="number of seeds, --seed, --seed+1, ... (default 5)")
     tab.add_argument(
@@ -181,10 +188,26 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="share of the train part's anomalies given labelled to semi-supervised models (default 0.1)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from reconad import __version__
+
+    parser = argparse.ArgumentParser(prog="reconad", description="Reconstruction-based anomaly detection.")
+    parser.add_argument("--version", action="version", version=f"reconad {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _test_parsers(sub)
+    _predict_export_parsers(sub)
+    _benchmark_parser(sub)
     return parser
 
 
+# ------------------------------------------------------------------ options
+
+
 def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Model and engine options from the named flags and every ``--set key=value``."""
     opts: dict[str, Any] = {"seed": args.seed, "progress": not args.quiet}
     for key in ("epochs", "batch_size", "lr", "backbone", "backbone_weights", "device", "fpr"):
         val = getattr(args, key, None)
@@ -198,7 +221,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
     return opts
 
 
-def _spec(args: argparse.Namespace, default_dataset: str | None = None):
+def _spec(args: argparse.Namespace, default_dataset: str | None = None) -> DataSpec | None:
     from reconad.runs import DataSpec, resolve_root
 
     dataset = args.dataset or default_dataset
@@ -213,13 +236,118 @@ def _spec(args: argparse.Namespace, default_dataset: str | None = None):
     )
 
 
+def _split_list(text: str | None) -> list[str] | None:
+    if not text:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    return items or None
+
+
+def _command_line() -> str:
+    return "reconad " + " ".join(sys.argv[1:]) if sys.argv[1:] else "reconad"
+
+
+def _common(args: argparse.Namespace, out: str | None = None) -> dict[str, Any]:
+    return {
+        "out": out or args.out or DEFAULT_BENCH_OUT,
+        "model": args.model,
+        "options": _options(args),
+        "echo": not args.quiet,
+        "command": _command_line(),
+    }
+
+
+def _localization_settings(args: argparse.Namespace) -> ProtocolSettings:
+    from reconad.protocols import LocalizationSettings
+
+    dataset = args.dataset or "textures"
+    if dataset not in DATASET_CHOICES:
+        raise ReconadError(
+            f"--dataset {dataset!r} is not a localization dataset; choose one of {', '.join(DATASET_CHOICES)}"
+        )
+    return LocalizationSettings(
+        **_common(args), dataset=dataset, root=args.root, categories=_split_list(args.categories),
+        image_size=args.image_size or 256, resize_mode=args.resize_mode,
+    )  # fmt: skip
+
+
+def _speed_settings(args: argparse.Namespace) -> ProtocolSettings:
+    from reconad.protocols import SpeedSettings
+
+    extra = {"n_train": args.n_train} if args.n_train else {}
+    return SpeedSettings(**_common(args), image_size=args.image_size or 256, **extra)
+
+
+def _calibration_settings(args: argparse.Namespace) -> ProtocolSettings:
+    from reconad.protocols import CalibrationSettings
+
+    common = _common(args)
+    fpr = common["options"].pop("fpr", None)
+    extra = {"n_train": args.n_train} if args.n_train else {}
+    return CalibrationSettings(
+        **common, categories=_split_list(args.categories), fpr=0.05 if fpr is None else float(fpr),
+        image_size=args.image_size or 256, **extra,
+    )  # fmt: skip
+
+
+def _one_class_settings(args: argparse.Namespace) -> ProtocolSettings:
+    from reconad.errors import ConfigError
+    from reconad.protocols import OneClassSettings
+    from reconad.protocols.one_class import parse_classes
+
+    if not args.dataset:
+        raise ConfigError(
+            "--dataset is required for the one-class protocol (fashion-mnist, mnist, mnist-10k, cifar10, digits)"
+        )
+    out = args.out or f"runs/one-class-{args.dataset}-{args.model}"
+    return OneClassSettings(
+        **_common(args, out), dataset=args.dataset, root=args.root, classes=parse_classes(args.classes),
+        image_size=args.image_size, labelled_ratio=float(args.labelled_ratio or 0.0), download=args.download,
+    )  # fmt: skip
+
+
+def _tabular_settings(args: argparse.Namespace) -> ProtocolSettings:
+    from reconad.errors import ConfigError
+    from reconad.protocols import TabularSettings
+    from reconad.protocols.tabular import DEFAULT_LABEL_FRACTION, DEFAULT_SEEDS, DEFAULT_THREADS
+
+    common = _common(args)
+    options = {k: v for k, v in common.pop("options").items() if k != "seed"}
+    options["progress"] = False  # one bar per fit would bury the per-run lines
+    threads = options.pop("threads", DEFAULT_THREADS)
+    n_seeds = DEFAULT_SEEDS if args.seeds is None else int(args.seeds)
+    if n_seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
+    label_fraction = DEFAULT_LABEL_FRACTION if args.label_fraction is None else float(args.label_fraction)
+    return TabularSettings(
+        **common, options=options, protocol=args.protocol, data_root=args.data_root or args.root,
+        datasets=_split_list(args.datasets), seeds=[int(args.seed) + i for i in range(n_seeds)],
+        models=_split_list(args.models), label_fraction=label_fraction, threads=threads,
+    )  # fmt: skip
+
+
+BENCHMARK_SETTINGS = {
+    "localization": _localization_settings,
+    "speed": _speed_settings,
+    "calibration": _calibration_settings,
+    "one-class": _one_class_settings,
+    "tabular": _tabular_settings,
+    "kddcup99": _tabular_settings,
+}
+
+
+# ----------------------------------------------------------------- commands
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from reconad.runs import train_run
 
     spec = _spec(args, default_dataset="mvtec")
+    assert spec is not None
     det = train_run(spec, args.out, model=args.model, resume=args.resume, **_options(args))
-    h = det.history
-    cal = det.calibration.describe() if det.calibration is not None else f"threshold {det.threshold:.4f}"
+    h = det.history_
+    assert h is not None
+    cal = det.calibration_.describe() if det.calibration_ is not None else f"threshold {det.threshold_:.4f}"
     print(
         f"trained {args.model} in {h.seconds:.1f}s ({h.epochs_run} epochs, best {h.best_epoch + 1}); "
         f"{cal}; saved to {args.out}"
@@ -231,14 +359,15 @@ METRIC_KEYS = ["image_auroc", "image_aupr", "image_f1_max", "pixel_auroc", "pro"
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from reconad.runs import format_table, test_run
+    from reconad.protocols.results import markdown_table
+    from reconad.runs import evaluate_run
 
     if args.root is not None and args.dataset is None:
         raise ReconadError("give --dataset with --root")
     spec = _spec(args) if args.dataset else None
     report = getattr(args, "report", True)  # `reconad report` is `test` without heat maps
-    m = test_run(args.run, spec, heatmaps=getattr(args, "heatmaps", 0), report=report)
-    print(format_table([m], ["category"] + [k for k in METRIC_KEYS if k in m]))
+    m = evaluate_run(args.run, spec, heatmaps=getattr(args, "heatmaps", 0), report=report)
+    print(markdown_table([m], ["category"] + [k for k in METRIC_KEYS if k in m]))
     if m.get("threshold") is not None:
         print(
             f"threshold {m['threshold']:.4g} ({m.get('threshold_basis')}): false-alarm rate "
@@ -269,63 +398,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from reconad.benchmark import run_localization, speed
+    from reconad.protocols import run_protocol
 
-    args.image_size_given = args.image_size is not None
-    if args.image_size is None and args.protocol != "one-class":
-        args.image_size = 256
-    if args.protocol == "speed":
-        speed(
-            args.model,
-            image_size=args.image_size,
-            out=args.out,
-            options=_options(args),
-            **({"n_train": args.n_train} if args.n_train else {}),
-        )
-    elif args.protocol == "calibration":
-        from reconad.benchmark import false_alarms
-
-        opts = _options(args)
-        false_alarms(
-            args.categories,
-            fpr=opts.pop("fpr", 0.05),
-            image_size=args.image_size,
-            out=args.out,
-            options=opts,
-            **({"n_train": args.n_train} if args.n_train else {}),
-        )
-    elif args.protocol == "one-class":
-        from reconad.protocols.oneclass import run_one_class
-
-        run_one_class(args, _options(args))
-    elif args.protocol in ("tabular", "kddcup99"):
-        from reconad.protocols.tabular import run_tabular
-
-        run_tabular(args, _options(args))
-    else:
-        args.dataset = args.dataset or "textures"
-        if args.dataset not in DATASET_CHOICES:
-            raise ReconadError(
-                f"--dataset {args.dataset!r} is not a localization dataset; choose one of {', '.join(DATASET_CHOICES)}"
-            )
-        run_localization(args, _options(args))
+    run_protocol(args.protocol, BENCHMARK_SETTINGS[args.protocol](args))
     return 0
+
+
+HANDLERS = {
+    "train": cmd_train,
+    "test": cmd_test,
+    "report": cmd_test,
+    "predict": cmd_predict,
+    "export": cmd_export,
+    "benchmark": cmd_benchmark,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    handlers = {
-        "train": cmd_train,
-        "test": cmd_test,
-        "report": cmd_test,
-        "predict": cmd_predict,
-        "export": cmd_export,
-        "benchmark": cmd_benchmark,
-    }
     try:
-        return handlers[args.command](args)
+        return HANDLERS[args.command](args)
     except ReconadError as exc:
         print(f"reconad: error: {exc}", file=sys.stderr)
         return 2

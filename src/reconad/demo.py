@@ -24,21 +24,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
-    from reconad.benchmark import localization
     from reconad.data.textures import ensure_textures
+    from reconad.protocols import LocalizationSettings, run_protocol
 
     t0 = time.perf_counter()
     try:
         root = ensure_textures(args.data)
         print(f"texture data ready at {root} ({time.perf_counter() - t0:.0f}s)", flush=True)
-        result = localization(
-            "textures",
-            str(Path(root).resolve()),
-            args.out,
+        settings = LocalizationSettings(
+            out=args.out,
             model="hfr",
-            heatmaps=8,
             options={"progress": not args.quiet},
+            command="make demo",
+            dataset="textures",
+            root=str(Path(root).resolve()),
+            heatmaps=8,
         )
+        result = run_protocol("localization", settings)
     except ReconadError as exc:
         print(f"reconad: error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The one facade: ``Detector("hfr", **config)`` with a scikit-learn-like API."""
+"""The one facade: ``Detector("hfr", **options)`` with scikit-learn's conventions."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ import reconad
 from reconad.calibration import Calibration
 from reconad.data.inputs import as_image_dataset
 from reconad.data.labels import LabelledDataset
-from reconad.data.table import RowBatch, as_table_dataset, collate_rows, is_table
-from reconad.data.records import ImageBatch, collate_images
+from reconad.data.records import Batch, collate_images, collate_rows
+from reconad.data.rows import as_table_dataset, is_table
 from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
 from reconad.engine.progress import progress
-from reconad.errors import ConfigError, DataError, ModelFileError
+from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
 from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry
 from reconad.serialization import read_model_dir, write_model_dir
 
@@ -39,6 +39,18 @@ DETECTOR_DEFAULTS: dict[str, Any] = {
 }
 
 
+def _alias(old: str, new: str) -> property:
+    def get(self: Detector) -> Any:
+        warnings.warn(
+            f"Detector.{old} is deprecated and will be removed in the next release; use Detector.{new}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.__dict__.get(new)
+
+    return property(get, doc=f"Deprecated read-only alias of ``{new}``.")
+
+
 class Detector:
     """Train an anomaly model on normal data, then score, map and flag new data.
 
@@ -50,9 +62,22 @@ class Detector:
 
     Keyword arguments are split three ways: the model's own settings (e.g.
     ``backbone``, ``score``), the engine's (``epochs``, ``batch_size``, ``lr``,
-    ``seed``, ``device``, ``patience``…) and the detector's (``image_size``,
-    ``resize_mode``, ``val_fraction``, ``threshold_quantile``, ``fpr``).  An unknown name is an
-    error, so a typo never goes unnoticed.
+    ``seed``, ``device``, ``patience``, ``monitor``…) and the detector's
+    (``image_size``, ``resize_mode``, ``val_fraction``, ``threshold_quantile``,
+    ``fpr``).  An unknown name is an error, so a typo never goes unnoticed.
+
+    scikit-learn conventions: parameters are stored as given and returned by
+    ``get_params`` (every model, engine and detector option, defaults included) and
+    changed by ``set_params``, so ``sklearn.base.clone`` and ``GridSearchCV`` work.
+    What ``fit`` learns lives in attributes with a trailing underscore: ``model_``,
+    ``threshold_``, ``calibration_``, ``val_scores_``, ``history_`` (the old names
+    without it are read-only aliases for one release).  Methods that need a fitted
+    detector raise scikit-learn's ``NotFittedError`` before ``fit``.
+
+    Scores: ``decision_function`` is higher for more anomalous samples (PyOD's sign);
+    ``score_samples`` is its negative, higher for more normal ones (scikit-learn's
+    sign, as ``IsolationForest.score_samples``).  ``predict`` gives 1 = anomalous,
+    0 = normal (PyOD's labels).
 
     Table rows (2-D array, tensor, DataFrame) train a model's MLP variant, images its
     convolutional one (models that take tables: ae, vae, memae, esad).  ``fit(data, y)``:
@@ -60,40 +85,104 @@ class Detector:
     the others refuse a y with anomalies (ConfigError) instead of silently dropping them.
     """
 
-    def __init__(self, model: str = "hfr", **config: Any) -> None:
-        model_entry(model)  # validates the name
-        self.model_name = model.lower()
+    model_: AnomalyModel
+    threshold_: float | None
+    calibration_: Calibration | None
+    val_scores_: np.ndarray | None
+    history_: TrainHistory | None
+
+    model = _alias("model", "model_")
+    threshold = _alias("threshold", "threshold_")
+    calibration = _alias("calibration", "calibration_")
+    val_scores = _alias("val_scores", "val_scores_")
+    history = _alias("history", "history_")
+
+    def __init__(self, model: str = "hfr", **options: Any) -> None:
+        self._model_param = model
+        self._options = dict(options)
+        self._resolve()
+
+    # --------------------------------------------------------------- parameters
+    def _resolve(self) -> None:
+        """Check the parameters and derive the model / engine / detector settings from them."""
+        model_entry(self._model_param)  # validates the name
+        self.model_name = str(self._model_param).lower()
         model_keys = model_config_fields(self.model_name)
         train_keys = TrainConfig.field_names()
-        unknown = set(config) - model_keys - train_keys - set(DETECTOR_DEFAULTS)
+        given = self._options
+        unknown = set(given) - model_keys - train_keys - set(DETECTOR_DEFAULTS)
         if unknown:
             raise ConfigError(f"unknown option(s) for {self.model_name}: {', '.join(sorted(unknown))}")
-        self.model_config = {k: v for k, v in config.items() if k in model_keys}
+        self.model_config = {k: v for k, v in given.items() if k in model_keys}
         model_cls = model_entry(self.model_name)[0]
         # The model's suggested engine settings (e.g. a larger batch for small nets); the user's win.
         self.train_config = TrainConfig.from_dict(
-            {**model_cls.train_defaults, **{k: v for k, v in config.items() if k in train_keys}}
+            {**model_cls.train_defaults, **{k: v for k, v in given.items() if k in train_keys}}
         )
-        self.settings = dict(DETECTOR_DEFAULTS)
-        self.settings.update({k: v for k, v in config.items() if k in DETECTOR_DEFAULTS})
-        if int(self.settings["image_size"]) < model_cls.min_image_size:
-            raise ConfigError(
-                f"image_size must be >= {model_cls.min_image_size} for {self.model_name}, "
-                f"got {self.settings['image_size']}"
-            )
-        if not 0 <= float(self.settings["val_fraction"]) < 1:
+        self.settings = {**DETECTOR_DEFAULTS, **{k: v for k, v in given.items() if k in DETECTOR_DEFAULTS}}
+        self._check_settings(model_cls.min_image_size)
+        self._device = select_device(self.train_config.device)
+
+    def _check_settings(self, min_image_size: int) -> None:
+        s = self.settings
+        size = s["image_size"]
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+            raise ConfigError(f"image_size must be an integer (square images), got {size!r}")
+        if int(size) < min_image_size:
+            raise ConfigError(f"image_size must be >= {min_image_size} for {self.model_name}, got {size}")
+        if not 0 <= float(s["val_fraction"]) < 1:
             raise ConfigError("val_fraction must be in [0, 1)")
-        if not 0 < float(self.settings["threshold_quantile"]) <= 1:
+        if not 0 < float(s["threshold_quantile"]) <= 1:
             raise ConfigError("threshold_quantile must be in (0, 1]")
-        fpr = self.settings["fpr"]
+        fpr = s["fpr"]
         if fpr is not None and (isinstance(fpr, (bool, str)) or not 0 < float(fpr) < 1):
             raise ConfigError(f"fpr must be a number in (0, 1), got {fpr!r}")
-        self.model: AnomalyModel | None = None
-        self.threshold: float | None = None
-        self.val_scores: np.ndarray | None = None
-        self.calibration: Calibration | None = None
-        self.history: TrainHistory | None = None
-        self._device = select_device(self.train_config.device)
+
+    def _default_params(self) -> dict[str, Any]:
+        model_cls, cfg_cls = model_entry(self.model_name)
+        defaults = cfg_cls().to_dict()
+        defaults.update(TrainConfig.from_dict(dict(model_cls.train_defaults)).to_dict())
+        defaults.update(DETECTOR_DEFAULTS)
+        return defaults
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Every model, engine and detector option (defaults included), and ``model``."""
+        return {"model": self._model_param, **self._default_params(), **self._options}
+
+    def set_params(self, **params: Any) -> Detector:
+        """Change options (checked at once); ``model`` switches the model."""
+        before = (self._model_param, dict(self._options))
+        self._model_param = params.pop("model", self._model_param)
+        self._options.update(params)
+        try:
+            self._resolve()
+        except Exception:
+            self._model_param, self._options = before
+            self._resolve()
+            raise
+        return self
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's estimator tags (scikit-learn 1.6+ asks for them in ``clone`` and the
+        model-selection tools).  Imported here, not at module level: scikit-learn costs about a
+        second to import.  No ``estimator_type``: scikit-learn's outlier detectors predict
+        -1 / +1, ours 1 = anomalous / 0 = normal (PyOD's labels)."""
+        from sklearn.utils import InputTags, Tags, TargetTags
+
+        return Tags(
+            estimator_type=None,
+            target_tags=TargetTags(required=False),
+            input_tags=InputTags(two_d_array=True, three_d_array=True),
+        )
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return "model_" in self.__dict__
+
+    def _require_model(self, method: str) -> AnomalyModel:
+        model = self.__dict__.get("model_")
+        if model is None:
+            raise not_fitted("Detector", method)
+        return model
 
     # ----------------------------------------------------------------- training
     def _dataset(self, data: Any, labels: np.ndarray | None = None) -> Dataset:
@@ -147,10 +236,26 @@ class Detector:
                 f"model {self.model_name} takes images only, got a table (rows x features); "
                 "for tables use ae, vae, memae or esad"
             )
-        shape = getattr(getattr(model, "config", None), "input_shape", None)
-        if model is not None and shape is not None and (len(shape) == 1) != table:
-            trained, given = ("table rows", "images") if len(shape) == 1 else ("images", "table rows")
+        if model is not None and (model.data_kind == "table") != table:
+            trained, given = ("table rows", "images") if model.data_kind == "table" else ("images", "table rows")
             raise ConfigError(f"this {self.model_name} model was trained on {trained}, got {given}")
+
+    def _split(self, data: Any, y: Any, val_data: Any) -> tuple[Dataset, Dataset | None, bool]:
+        """(training set with its labels, held-out normal set or None, whether it is a table)."""
+        table = is_table(data)
+        self._check_kind(table)
+        train = self._dataset(data)
+        labels = self._labels(y, len(train))  # type: ignore[arg-type]
+        if labels is not None and labels.any():
+            train = self._dataset(train, labels)  # the same items, with their labels
+        if len(train) == 0:  # type: ignore[arg-type]
+            raise DataError("the training set is empty")
+        val: Dataset | None = None
+        if val_data is not None:
+            val = self._dataset(val_data)
+        elif float(self.settings["val_fraction"]) > 0 and len(train) >= 10:  # type: ignore[arg-type]
+            train, val = self._holdout(train, labels)
+        return train, val, table
 
     def fit(
         self,
@@ -159,7 +264,7 @@ class Detector:
         val_data: Any = None,
         checkpoint_dir: str | os.PathLike | None = None,
         resume: bool = False,
-    ) -> "Detector":
+    ) -> Detector:
         """Train on normal data.
 
         ``data``: a Dataset of ``ImageItem``, an image array/tensor, a folder or a list
@@ -175,43 +280,42 @@ class Detector:
         ``val_data``: held-out normal data for early stopping and the threshold; when
         absent, ``val_fraction`` of the unlabelled samples of ``data`` is held out.
         """
-        table = is_table(data)
-        self._check_kind(table)
-        train = self._dataset(data)
-        labels = self._labels(y, len(train))
-        if labels is not None and labels.any():
-            train = self._dataset(train, labels)  # the same items, with their labels
-        if len(train) == 0:
-            raise DataError("the training set is empty")
-        if val_data is not None:
-            val = self._dataset(val_data)
-        elif float(self.settings["val_fraction"]) > 0 and len(train) >= 10:
-            train, val = self._holdout(train, labels)
-        else:
-            val = None
+        self._resolve()
+        train, val, table = self._split(data, y, val_data)
         torch.manual_seed(self.train_config.seed)
         model_config = dict(self.model_config)
         if "input_shape" in model_config_fields(self.model_name):
             first = train[0]
             model_config["input_shape"] = list((first.x if table else first.image).shape)
-        self.model = build_model(self.model_name, **model_config)
+        model = build_model(self.model_name, **model_config)
         trainer = Trainer(self.train_config, checkpoint_dir=checkpoint_dir, resume=resume)
-        self.history = trainer.fit(self.model, train, val)
+        self.history_ = trainer.fit(model, train, val)
+        self.model_ = model
         self._device = trainer.device
-        calib = val if val is not None and len(val) else train
+        calib = val if val is not None and len(val) else train  # type: ignore[arg-type]
         if calib is train:
             warnings.warn(
-                "no held-out normal data: the threshold comes from training scores and will be optimistic", stacklevel=2
+                "no held-out normal data: the threshold comes from training scores and will be optimistic",
+                stacklevel=2,
             )
-        self._calibrate_on(self.decision_function(calib), "held-out normal" if calib is not train else "training")
+        source = "held-out normal" if calib is not train else "training"
+        self._calibrate_on(self.decision_function(calib), source)
         return self
+
+    def fit_predict(self, data: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """``fit(data, y)`` then ``predict(data)``: 1 = anomalous, 0 = normal."""
+        return self.fit(data, y, **fit_params).predict(data)
 
     # ------------------------------------------------------------- calibration
     def _calibrate_on(
-        self, normal_scores: np.ndarray, source: str, anomaly_scores: np.ndarray | None = None, use_f1: bool = False
+        self,
+        normal_scores: np.ndarray,
+        source: str,
+        anomaly_scores: np.ndarray | None = None,
+        use_f1: bool = False,
     ) -> Calibration:
         fpr = self.settings["fpr"]
-        self.calibration = Calibration.fit(
+        self.calibration_ = Calibration.fit(
             normal_scores,
             fpr=None if fpr is None else float(fpr),
             quantile=None if fpr is not None else float(self.settings["threshold_quantile"]),
@@ -219,9 +323,9 @@ class Detector:
             use_f1=use_f1,
             source=source,
         )
-        self.val_scores = np.asarray(normal_scores, dtype=np.float64)
-        self.threshold = self.calibration.threshold
-        return self.calibration
+        self.val_scores_ = np.asarray(normal_scores, dtype=np.float64)
+        self.threshold_ = self.calibration_.threshold
+        return self.calibration_
 
     def calibrate(
         self, normal_data: Any, anomalous_data: Any = None, fpr: float | None = None, use_f1: bool = False
@@ -232,10 +336,11 @@ class Detector:
         ``anomalous_data`` (labelled anomalies) adds an F1-optimal threshold, used as
         the threshold when ``use_f1``.  p-values then refer to these normals.
         """
+        self._require_model("calibrate")
         if fpr is not None:
             if not 0 < float(fpr) < 1:
                 raise ConfigError(f"fpr must be in (0, 1), got {fpr}")
-            self.settings["fpr"] = float(fpr)
+            self.set_params(fpr=float(fpr))
         anomalies = None if anomalous_data is None else self.decision_function(anomalous_data)
         return self._calibrate_on(self.decision_function(normal_data), "held-out normal", anomalies, use_f1)
 
@@ -245,99 +350,107 @@ class Detector:
         Small means unusual for a normal image; for normal images ``P(p <= a) <= a``.
         Pass images as ``data``, or scores already computed as ``scores``.
         """
-        if self.calibration is None:
+        self._require_model("p_values")
+        calibration = self.__dict__.get("calibration_")
+        if calibration is None:
             raise ConfigError("no calibration: fit() or calibrate() the Detector first")
         if scores is None:
             scores = self.decision_function(data)
-        return self.calibration.p_values(scores)
+        return calibration.p_values(scores)
 
     # ------------------------------------------------------------------ scoring
-    def _require_model(self) -> AnomalyModel:
-        if self.model is None:
-            raise ConfigError("this Detector is not fitted yet: call fit() or Detector.load()")
-        return self.model
+    def _batch_size(self, model: AnomalyModel) -> int:
+        # On CPU large batches run slower per image (activations fall out of cache;
+        # BENCHMARKS.md, speed): small batches there, larger ones on a GPU...
+        default = 16 if self._device.type == "cuda" else 4
+        # ...unless the model names its own (small networks score faster in large batches).
+        return model.inference_batch_size or default
 
     @torch.inference_mode()
     def _run(
         self,
         data: Any,
         want_maps: bool,
+        method: str,
         batch_size: int | None = None,
-        on_batch: Callable[[ImageBatch], None] | None = None,
+        on_batch: Callable[[Batch], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        model = self._require_model()
-        if batch_size is None:
-            # On CPU large batches run slower per image (activations fall out of cache;
-            # BENCHMARKS.md, speed): small batches there, larger ones on a GPU.
-            batch_size = 16 if self._device.type == "cuda" else 4
-            # ...unless the model names its own (small networks score faster in large batches).
-            batch_size = model.inference_batch_size or batch_size
+        model = self._require_model(method)
+        batch_size = batch_size or self._batch_size(model)
         model.eval()
         ds = self._dataset(data)
         table = is_table(ds)
         self._check_kind(table, model)
         if table and want_maps:
             raise ConfigError("anomaly maps exist for images only; use decision_function for table rows")
-        if len(ds) == 0:
+        if len(ds) == 0:  # type: ignore[arg-type]
             raise DataError("no rows to score" if table else "no images to score")
         loader = DataLoader(
             ds, batch_size=batch_size, shuffle=False, collate_fn=collate_rows if table else collate_images
         )
         scores, maps = [], []
-        show = self.train_config.progress and len(ds) > 4 * batch_size
+        show = self.train_config.progress and len(ds) > 4 * batch_size  # type: ignore[arg-type]
         for batch in progress(loader, enabled=show, desc="scoring", unit="batch"):
             if on_batch is not None:
                 on_batch(batch)
-            # Models return (scores, maps); maps is None for table rows.
-            s, m = model((batch.x if isinstance(batch, RowBatch) else batch.image).to(self._device))
-            scores.append(s.float().cpu().numpy())
-            if want_maps:
-                maps.append(m.float().cpu().numpy())
+            out = model.predict_step(batch.to(self._device))
+            scores.append(out.scores.float().cpu().numpy())
+            if want_maps and out.maps is not None:
+                maps.append(out.maps.float().cpu().numpy())
         return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
 
-    def decision_function(self, images: Any) -> np.ndarray:
-        """Anomaly score per image (higher = more anomalous)."""
-        return self._run(images, want_maps=False)[0]
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Anomaly score per sample: higher = more anomalous (PyOD's sign)."""
+        return self._run(X, want_maps=False, method="decision_function")[0]
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Normality score per sample: higher = more normal (scikit-learn's sign), ``-decision_function``."""
+        return -self._run(X, want_maps=False, method="score_samples")[0]
 
     def anomaly_map(self, images: Any) -> np.ndarray:
         """Pixel anomaly maps (N, H, W) at ``image_size`` resolution."""
-        return self._run(images, want_maps=True)[1]  # type: ignore[return-value]
+        return self._run(images, want_maps=True, method="anomaly_map")[1]  # type: ignore[return-value]
 
     def score_and_map(
-        self, images: Any, on_batch: Callable[[ImageBatch], None] | None = None
+        self, images: Any, on_batch: Callable[[Batch], None] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores and maps in one pass; ``on_batch`` sees each input batch (labels, masks)."""
-        s, m = self._run(images, want_maps=True, on_batch=on_batch)
+        s, m = self._run(images, want_maps=True, method="score_and_map", on_batch=on_batch)
         return s, m  # type: ignore[return-value]
 
-    def predict(self, images: Any) -> np.ndarray:
-        """1 where the score exceeds the threshold learnt from held-out normal scores."""
-        if self.threshold is None:
-            raise ConfigError("no threshold: fit() the Detector first")
-        return (self.decision_function(images) > self.threshold).astype(int)
+    def predict(self, X: Any) -> np.ndarray:
+        """1 where the score exceeds the threshold learnt from held-out normal scores, else 0."""
+        self._require_model("predict")
+        threshold = self.__dict__.get("threshold_")
+        if threshold is None:
+            raise ConfigError("no threshold: this model was saved without one; calibrate() it first")
+        return (self.decision_function(X) > threshold).astype(int)
 
     # ------------------------------------------------------------- persistence
     def get_config(self) -> dict[str, Any]:
-        model_cfg = self.model.config.to_dict() if self.model is not None else dict(self.model_config)  # type: ignore[union-attr]
+        model = self.__dict__.get("model_")
+        cal: Calibration | None = self.__dict__.get("calibration_")
+        val_scores = self.__dict__.get("val_scores_")
+        history: TrainHistory | None = self.__dict__.get("history_")
         return {
             "reconad_version": reconad.__version__,
             "model": self.model_name,
-            "model_config": model_cfg,
+            "model_config": model.config.to_dict() if model is not None else dict(self.model_config),
             "train_config": self.train_config.to_dict(),
             "detector": dict(self.settings),
-            "threshold": self.threshold,
-            "threshold_basis": None if self.calibration is None else self.calibration.basis,
-            "calibration": None if self.calibration is None else self.calibration.to_dict(),
-            "val_scores": None if self.val_scores is None else [float(s) for s in self.val_scores],
-            "history": None if self.history is None else self.history.to_dict(),
+            "threshold": self.__dict__.get("threshold_"),
+            "threshold_basis": None if cal is None else cal.basis,
+            "calibration": None if cal is None else cal.to_dict(),
+            "val_scores": None if val_scores is None else [float(s) for s in val_scores],
+            "history": None if history is None else history.to_dict(),
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
-        model = self._require_model()
+        model = self._require_model("save")
         return write_model_dir(directory, model.trainable_state_dict(), self.get_config())
 
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | None = None) -> "Detector":
+    def load(cls, directory: str | os.PathLike, device: str | None = None) -> Detector:
         """Load a model directory written by :meth:`save`; refuses tampered or foreign files."""
         state, cfg = read_model_dir(directory)
         try:
@@ -347,30 +460,34 @@ class Detector:
             elif train_cfg.get("device", "auto") not in ("auto", "cpu") and not torch.cuda.is_available():
                 train_cfg["device"] = "cpu"
             det = cls(cfg["model"], **cfg.get("model_config", {}), **train_cfg, **cfg.get("detector", {}))
-            det.model = build_model(det.model_name, **det.model_config)
-            det.model.load_trainable_state_dict(state)
+            model = build_model(det.model_name, **det.model_config)
+            model.load_trainable_state_dict(state)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{directory}: model file does not match its config: {exc}") from exc
-        det.model.to(det._device).eval()
-        det.threshold = cfg.get("threshold")
+        det.model_ = model.to(det._device).eval()
+        det._restore_fitted(cfg, directory)
+        return det
+
+    def _restore_fitted(self, cfg: dict[str, Any], directory: str | os.PathLike) -> None:
+        """Threshold, calibration and history from a saved config."""
+        self.threshold_ = cfg.get("threshold")
         vs = cfg.get("val_scores")
-        det.val_scores = None if vs is None else np.asarray(vs, dtype=np.float64)
+        self.val_scores_ = None if vs is None else np.asarray(vs, dtype=np.float64)
+        self.calibration_ = None
         try:
             if cfg.get("calibration"):
-                det.calibration = Calibration.from_dict(cfg["calibration"])
-            elif det.threshold is not None and det.val_scores is not None and det.val_scores.size:
+                self.calibration_ = Calibration.from_dict(cfg["calibration"])
+            elif self.threshold_ is not None and self.val_scores_ is not None and self.val_scores_.size:
                 # A model saved before calibration records: p-values from its held-out scores.
-                q = float(det.settings["threshold_quantile"])
-                det.calibration = Calibration(
-                    np.sort(det.val_scores), float(det.threshold), f"quantile={q:g}", quantile=q
+                q = float(self.settings["threshold_quantile"])
+                self.calibration_ = Calibration(
+                    np.sort(self.val_scores_), float(self.threshold_), f"quantile={q:g}", quantile=q
                 )
         except DataError as exc:
             raise ModelFileError(f"{directory}: {exc}") from exc
         hist = cfg.get("history")
-        if hist:
-            det.history = TrainHistory(**{k: v for k, v in hist.items() if k in TrainHistory.__dataclass_fields__})
-        return det
+        self.history_ = TrainHistory.from_dict(hist) if hist else None
 
     def __repr__(self) -> str:
-        state = "fitted" if self.model is not None else "not fitted"
+        state = "fitted" if self.__sklearn_is_fitted__() else "not fitted"
         return f"Detector({self.model_name!r}, {state})"

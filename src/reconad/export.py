@@ -25,9 +25,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from reconad.data.records import ImageBatch
 from reconad.errors import ConfigError, DataError, ModelFileError
+from reconad.models.base import AnomalyModel
 
-__all__ = ["export_onnx", "OnnxDetector", "EXPORT_FORMATS", "INPUT_NAME", "OUTPUT_NAMES"]
+__all__ = ["export_onnx", "OnnxDetector", "ScoreGraph", "EXPORT_FORMATS", "INPUT_NAME", "OUTPUT_NAMES"]
 
 EXPORT_FORMATS = ("onnx",)
 INPUT_NAME = "images"
@@ -35,23 +37,23 @@ OUTPUT_NAMES = ("scores", "maps")
 OPSET = 17
 
 
-class _ScoreAndMap(nn.Module):
-    """The model's forward as a plain (scores, maps) function for the exporter."""
+class ScoreGraph(nn.Module):
+    """A model's ``predict_step`` on bare images, as the (scores, maps) graph the exporter traces."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: AnomalyModel) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scores, maps = self.model(images)
-        return scores, maps
+        out = self.model.predict_step(ImageBatch.of(images))
+        if out.maps is None:
+            raise ConfigError(f"{self.model.name} gives no anomaly maps; export takes image models")
+        return out.scores, out.maps
 
 
-def _preprocessing(det: Any) -> dict[str, Any]:
+def _preprocessing(det: Any, model: AnomalyModel) -> dict[str, Any]:
     size = int(det.settings["image_size"])
-    encoder = getattr(det.model, "encoder", None)
-    mean = getattr(encoder, "mean", None)
-    std = getattr(encoder, "std", None)
+    norm = model.input_normalisation()
     return {
         "input_name": INPUT_NAME,
         "shape": ["batch", 3, size, size],
@@ -65,55 +67,67 @@ def _preprocessing(det: Any) -> dict[str, Any]:
         "resize": "bilinear, antialiased (torch.nn.functional.interpolate(..., antialias=True)); "
         "see reconad.data.image_io",
         "normalisation_in_graph": None
-        if mean is None
-        else {
-            "mean": [float(v) for v in mean.flatten()],
-            "std": [float(v) for v in std.flatten()],
-            "note": "applied inside the graph: do not normalise the input yourself",
-        },
+        if norm is None
+        else {**norm, "note": "applied inside the graph: do not normalise the input yourself"},
     }
 
 
-def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET) -> Path:
-    """Write ``det``'s model as ONNX to ``path`` and its pre-processing to ``path``.json."""
-    model = det._require_model()
-    if not hasattr(model, "encoder"):
-        raise ConfigError(f"export supports image models; {det.model_name} is not one")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _metadata(det: Any, model: AnomalyModel, opset: int) -> dict[str, Any]:
     size = int(det.settings["image_size"])
-    wrapper = _ScoreAndMap(model).cpu().eval()
-    example = torch.rand(2, 3, size, size)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer warnings about shapes fixed at export (H, W are)
-        torch.onnx.export(
-            wrapper,
-            (example,),
-            str(path),
-            input_names=[INPUT_NAME],
-            output_names=list(OUTPUT_NAMES),
-            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAMES[0]: {0: "batch"}, OUTPUT_NAMES[1]: {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
-    model.to(det._device)
-    cal = det.calibration
-    meta = {
+    cal = det.calibration_
+    return {
         "format": "onnx",
         "opset": opset,
         "reconad_model": det.model_name,
-        "model_config": det.model.config.to_dict() if hasattr(det.model, "config") else None,
-        "preprocessing": _preprocessing(det),
+        "model_config": model.config.to_dict(),
+        "preprocessing": _preprocessing(det, model),
         "outputs": {
             OUTPUT_NAMES[0]: {"shape": ["batch"], "meaning": "image anomaly score, higher = more anomalous"},
             OUTPUT_NAMES[1]: {"shape": ["batch", size, size], "meaning": "pixel anomaly map at the input resolution"},
         },
-        "threshold": det.threshold,
+        "threshold": det.threshold_,
         "threshold_basis": None if cal is None else cal.basis,
         "calibration": None if cal is None else cal.to_dict(),
         "p_value": "(1 + #{calibration.normal_scores >= score}) / (n_normal + 1)",
     }
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+
+
+def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET) -> Path:
+    """Write ``det``'s model as ONNX to ``path`` and its pre-processing to ``path``.json.
+
+    Both files are written under temporary names and renamed at the end, so a failed
+    export leaves nothing half-written behind.
+    """
+    model: AnomalyModel = det._require_model("export")
+    blocker = model.export_blocker()
+    if blocker is not None:
+        raise ConfigError(f"cannot export {det.model_name}: {blocker}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = int(det.settings["image_size"])
+    graph = ScoreGraph(model).cpu().eval()
+    tmp_model = path.with_name(path.name + ".tmp")
+    tmp_meta = path.with_suffix(".json.tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer warnings about shapes fixed at export (H, W are)
+            torch.onnx.export(
+                graph,
+                (torch.rand(2, 3, size, size),),
+                str(tmp_model),
+                input_names=[INPUT_NAME],
+                output_names=list(OUTPUT_NAMES),
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAMES[0]: {0: "batch"}, OUTPUT_NAMES[1]: {0: "batch"}},
+                opset_version=opset,
+                dynamo=False,
+            )
+        tmp_meta.write_text(json.dumps(_metadata(det, model, opset), indent=2))
+        os.replace(tmp_model, path)
+        os.replace(tmp_meta, path.with_suffix(".json"))
+    finally:
+        tmp_model.unlink(missing_ok=True)
+        tmp_meta.unlink(missing_ok=True)
+        model.to(det._device)
     return path
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from reconad.data.records import ImageBatch
+from torch.utils.data import Dataset
+
+from reconad.data.records import Batch, ImageBatch
 from reconad.detector import Detector
 from reconad.errors import DataError
 from reconad.metrics import evaluate
@@ -100,7 +102,108 @@ def load_run(run: str | os.PathLike) -> tuple[Detector, DataSpec | None]:
     return det, spec
 
 
-def test_run(
+@dataclass
+class ScoredSplit:
+    """What one scoring pass over a test split gives: scores, maps and the ground truth."""
+
+    scores: np.ndarray
+    maps: np.ndarray
+    labels: np.ndarray
+    masks: np.ndarray
+    paths: list[str]
+    has_masks: bool
+    seconds: float
+
+
+def score_test_split(det: Detector, test: Dataset) -> ScoredSplit:
+    """Scores and maps of every test image, with labels and masks read in the same pass."""
+    labels, masks, paths, with_masks = [], [], [], []
+
+    def collect(batch: Batch) -> None:  # ground truth from the same pass that scores
+        assert isinstance(batch, ImageBatch) and batch.label is not None and batch.mask is not None
+        labels.append(batch.label.numpy())
+        masks.append(batch.mask[:, 0].numpy() > 0.5)
+        paths.extend(batch.path)
+        with_masks.append(batch.has_mask)
+
+    t0 = time.perf_counter()
+    scores, maps = det.score_and_map(test, on_batch=collect)
+    return ScoredSplit(
+        scores=scores,
+        maps=maps,
+        labels=np.concatenate(labels),
+        masks=np.concatenate(masks),
+        paths=paths,
+        has_masks=any(with_masks),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def split_metrics(det: Detector, spec: DataSpec, tp: ScoredSplit) -> dict[str, Any]:
+    """Image and pixel metrics of a test pass, the threshold's realised rates and its basis."""
+    y, scores = tp.labels, tp.scores
+    metrics: dict[str, Any] = {
+        k: float(v)
+        for k, v in evaluate(
+            y,
+            scores,
+            masks=tp.masks if tp.has_masks else None,
+            maps=tp.maps if tp.has_masks else None,
+            has_masks=tp.has_masks,
+        ).items()
+    }
+    cal = det.calibration_
+    metrics.update(
+        {
+            "n_test": len(y),
+            "n_anomalous": int(y.sum()),
+            "threshold": det.threshold_,
+            "threshold_basis": cal.basis if cal is not None else None,
+            "calibration": cal.to_dict() if cal is not None else None,
+            "test_seconds": tp.seconds,
+            "images_per_second": len(y) / max(tp.seconds, 1e-9),
+            "dataset": spec.dataset,
+            "category": spec.category,
+        }
+    )
+    if det.threshold_ is not None:
+        pred = scores > det.threshold_
+        metrics["false_alarm_rate"] = float(pred[y == 0].mean()) if (y == 0).any() else float("nan")
+        metrics["detection_rate"] = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
+    if (y == 0).any() and (y == 1).any():
+        from reconad.calibration import f1_optimal_threshold
+
+        # Chosen on the test labels themselves: a reference, never the model's threshold.
+        metrics["f1_threshold_on_test"], _ = f1_optimal_threshold(scores[y == 0], scores[y == 1])
+    return metrics
+
+
+def write_test_scores(path: Path, det: Detector, tp: ScoredSplit) -> None:
+    """scores.csv of a test pass: path, score, p-value, label and the prediction at the threshold."""
+    p_values = _p_values(det, tp.scores)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "score", "p_value", "label", "predicted"])
+        for p, s, pv, lab in zip(tp.paths, tp.scores, p_values, tp.labels):
+            flagged = int(det.threshold_ is not None and s > det.threshold_)
+            w.writerow([p, f"{s:.6f}", f"{pv:.6f}", int(lab), flagged])
+
+
+def write_heatmaps(out: Path, det: Detector, test: Dataset, tp: ScoredSplit, count: int) -> None:
+    """Overlays of the ``count`` most anomalous test images and of two normal ones."""
+    vmin, vmax = map_range(det)
+    order = np.argsort(-tp.scores)
+    picks = list(order[:count])
+    normals = [i for i in order if tp.labels[i] == 0][:2]
+    for i in picks + [i for i in normals if i not in picks]:
+        item = test[int(i)]
+        where = Path(tp.paths[i])
+        name = f"{'anomalous' if tp.labels[i] else 'normal'}_{where.parent.name}_{where.stem}.png"
+        mask = tp.masks[i] if tp.has_masks else None
+        save_overlay(out / name, item.image, tp.maps[i], vmin, vmax, mask=mask)
+
+
+def evaluate_run(
     run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int = 0, report: bool = False
 ) -> dict[str, Any]:
     """Evaluate on the test split; write metrics.json and scores.csv (and heat maps, and with
@@ -115,73 +218,23 @@ def test_run(
     test = spec.build("test")
     if len(test) == 0:
         raise DataError(f"the test split is empty: {spec.root}")
-    t0 = time.perf_counter()
-    labels, masks, paths, with_masks = [], [], [], []
-
-    def collect(batch: ImageBatch) -> None:  # ground truth from the same pass that scores
-        labels.append(batch.label.numpy())
-        masks.append(batch.mask[:, 0].numpy() > 0.5)
-        paths.extend(batch.path)
-        with_masks.append(batch.has_mask)
-
-    scores, maps = det.score_and_map(test, on_batch=collect)
-    seconds = time.perf_counter() - t0
-    has_masks = any(with_masks)
-    y = np.concatenate(labels)
-    gt = np.concatenate(masks)
-    metrics = evaluate(
-        y, scores, masks=gt if has_masks else None, maps=maps if has_masks else None, has_masks=has_masks
-    )
-    metrics = {k: float(v) for k, v in metrics.items()}
-    metrics.update(
-        {
-            "n_test": int(len(y)),
-            "n_anomalous": int(y.sum()),
-            "threshold": det.threshold,
-            "threshold_basis": det.calibration.basis if det.calibration is not None else None,
-            "calibration": det.calibration.to_dict() if det.calibration is not None else None,
-            "test_seconds": seconds,
-            "images_per_second": len(y) / max(seconds, 1e-9),
-            "dataset": spec.dataset,
-            "category": spec.category,
-        }
-    )
-    if det.threshold is not None:
-        pred = scores > det.threshold
-        metrics["false_alarm_rate"] = float(pred[y == 0].mean()) if (y == 0).any() else float("nan")
-        metrics["detection_rate"] = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
-    if (y == 0).any() and (y == 1).any():
-        from reconad.calibration import f1_optimal_threshold
-
-        # Chosen on the test labels themselves: a reference, never the model's threshold.
-        metrics["f1_threshold_on_test"], _ = f1_optimal_threshold(scores[y == 0], scores[y == 1])
-    p_values = _p_values(det, scores)
+    tp = score_test_split(det, test)
+    metrics = split_metrics(det, spec, tp)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    with open(run / "scores.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "score", "p_value", "label", "predicted"])
-        for p, s, pv, lab in zip(paths, scores, p_values, y):
-            w.writerow([p, f"{s:.6f}", f"{pv:.6f}", int(lab), int(det.threshold is not None and s > det.threshold)])
+    write_test_scores(run / "scores.csv", det, tp)
     if heatmaps:
-        vmin, vmax = map_range(det)
-        order = np.argsort(-scores)
-        picks = list(order[:heatmaps])
-        normals = [i for i in order if y[i] == 0][:2]
-        for i in picks + [i for i in normals if i not in picks]:
-            item = test[int(i)]
-            name = f"{'anomalous' if y[i] else 'normal'}_{Path(paths[i]).parent.name}_{Path(paths[i]).stem}.png"
-            save_overlay(run / "heatmaps" / name, item.image, maps[i], vmin, vmax, mask=gt[i] if has_masks else None)
+        write_heatmaps(run / "heatmaps", det, test, tp, heatmaps)
     if report:
         from reconad.report import write_report
 
         write_report(
             run,
-            scores=scores,
-            labels=y,
-            paths=paths,
-            maps=maps,
+            scores=tp.scores,
+            labels=tp.labels,
+            paths=tp.paths,
+            maps=tp.maps,
             images=lambda i: test[int(i)].image,
-            masks=gt if has_masks else None,
+            masks=tp.masks if tp.has_masks else None,
             metrics=metrics,
             color_range=map_range(det),
             model=det.model_name,
@@ -191,12 +244,12 @@ def test_run(
 
 def _p_values(det: Detector, scores: np.ndarray) -> np.ndarray:
     """Conformal p-values of ``scores`` (nan for a model saved without a calibration)."""
-    return det.calibration.p_values(scores) if det.calibration is not None else np.full(len(scores), np.nan)
+    return det.calibration_.p_values(scores) if det.calibration_ is not None else np.full(len(scores), np.nan)
 
 
 def map_range(det: Detector) -> tuple[float, float]:
     """Colour range of heat maps: 0 (a typical normal pixel) to the image threshold."""
-    vmax = det.threshold if det.threshold is not None and det.threshold > 0 else 1.0
+    vmax = det.threshold_ if det.threshold_ is not None and det.threshold_ > 0 else 1.0
     return 0.0, float(vmax)
 
 
@@ -254,21 +307,7 @@ def predict_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike
         w = csv.writer(fh)
         w.writerow(["path", "score", "p_value", "label"])
         for i, (p, s, pv) in enumerate(zip(files, scores, p_values)):
-            label = int(det.threshold is not None and s > det.threshold)
+            label = int(det.threshold_ is not None and s > det.threshold_)
             w.writerow([str(p), f"{s:.6f}", f"{pv:.6f}", label])
             save_overlay(out / f"{i:04d}_{p.stem}.png", ds[i].image, maps[i], vmin, vmax)
     return out / "scores.csv"
-
-
-def format_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
-    """A small Markdown table."""
-
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return "nan" if v != v else f"{v:.4f}"
-        return str(v)
-
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for r in rows:
-        lines.append("| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |")
-    return "\n".join(lines)

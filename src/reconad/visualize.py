@@ -108,11 +108,11 @@ def overlay_panel(
         h, w = plain.shape[:2]
         scale = size / max(h, w)
         new = (max(1, round(w * scale)), max(1, round(h * scale)))
-        plain = np.asarray(Image.fromarray(plain).resize(new, Image.BILINEAR))
-        heat = np.asarray(Image.fromarray(heat).resize(new, Image.BILINEAR))
+        plain = np.asarray(Image.fromarray(plain).resize(new, Image.Resampling.BILINEAR))
+        heat = np.asarray(Image.fromarray(heat).resize(new, Image.Resampling.BILINEAR))
         if mask is not None:
             m = (np.asarray(mask).reshape(h, w) > 0.5).astype(np.uint8) * 255
-            mask = np.asarray(Image.fromarray(m).resize(new, Image.NEAREST)) > 127
+            mask = np.asarray(Image.fromarray(m).resize(new, Image.Resampling.NEAREST)) > 127
     if mask is not None:
         width = max(1, round(max(plain.shape[:2]) / 128))
         heat = draw_outline(heat, mask, (255, 255, 255), width)

@@ -55,8 +55,8 @@ BACKBONES: tuple[str, ...] = (
 )
 
 DEFAULT_LAYERS: dict[str, tuple[int, ...]] = {
-    **{name: (2, 3, 5) for name in LITE_VARIANTS},
-    **{name: (1, 2, 3) for name in RESNET_SPECS},
+    **dict.fromkeys(LITE_VARIANTS, (2, 3, 5)),
+    **dict.fromkeys(RESNET_SPECS, (1, 2, 3)),
 }
 
 _ALIASES = {f"lite{i}": f"efficientnet_lite{i}" for i in range(3)}

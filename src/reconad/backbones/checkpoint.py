@@ -37,7 +37,7 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             raw: object = load_file(str(p), device="cpu")
         else:
             raw = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any reader failure means "not a weight file"
+    except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelFileError(f"cannot read backbone weights {p}: {reason}") from exc
 

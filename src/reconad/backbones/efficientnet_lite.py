@@ -244,9 +244,9 @@ class EfficientNetLite(nn.Module):
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
+        x = F.relu6(self._bn1(self._conv_head(x)))  # type: ignore[misc]
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self._fc(self._dropout(x))
+        return self._fc(self._dropout(x))  # type: ignore[misc]
 
     def trim_to(self, stage: int) -> None:
         """Drop the blocks after ``stage`` and the head/classifier (feature use only)."""

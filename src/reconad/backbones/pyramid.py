@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -25,7 +25,7 @@ class StagedBackbone(Protocol):
     def trim_to(self, stage: int) -> None: ...
 
 
-def check_layers(name: str, backbone: nn.Module, layers: Sequence[int]) -> tuple[int, ...]:
+def check_layers(name: str, backbone: Any, layers: Sequence[int]) -> tuple[int, ...]:
     """Validate 1-based, strictly increasing stage indices; ConfigError lists the choices."""
     strides, channels = backbone.stage_strides, backbone.stage_channels
     choices = ", ".join(f"{i} (stride {s}, {c} ch)" for i, (s, c) in enumerate(zip(strides, channels), start=1))
@@ -57,6 +57,10 @@ class FeaturePyramid(nn.Module):
     The given backbone is trimmed in place.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+    backbone: Any  # a StagedBackbone module
+
     def __init__(self, backbone: nn.Module, layers: Sequence[int], name: str) -> None:
         super().__init__()
         staged: StagedBackbone = backbone  # type: ignore[assignment]
@@ -73,7 +77,7 @@ class FeaturePyramid(nn.Module):
         self.register_buffer("std", std, persistent=False)
         self.requires_grad_(False)
         # Depthwise convolutions run about twice as fast on CPU in channels-last layout.
-        self.backbone.to(memory_format=torch.channels_last)
+        self.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         super().train(False)
 
     def train(self, mode: bool = True) -> FeaturePyramid:

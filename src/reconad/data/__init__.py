@@ -99,6 +99,41 @@ def _mvtec_split(name: str, split: str) -> None:
         )
 
 
+def _folder_dataset(
+    root: str | os.PathLike[str] | None,
+    split: str,
+    image_size: int | tuple[int, int],
+    resize_mode: str,
+    cache: bool,
+    kwargs: dict[str, Any],
+) -> FolderDataset:
+    """The ``folder`` layout: explicit normal / abnormal / mask folders, or sub-folders of ``root``."""
+    name = "folder"
+    dirs = {k: kwargs.pop(k, None) for k in ("normal_dir", "abnormal_dir", "mask_dir")}
+    _no_extra(name, kwargs)
+    _mvtec_split(name, split)
+    if split not in ("train", "test"):
+        raise ConfigError(f"unknown split {split!r} for dataset 'folder'; choose train or test")
+    if all(v is None for v in dirs.values()):
+        base = _need_root(name, root)
+        if not base.is_dir():
+            raise DataError(f"dataset root not found: {base}")
+        dirs = {
+            "normal_dir": _first_dir(base, _FOLDER_NORMAL),
+            "abnormal_dir": _first_dir(base, _FOLDER_ABNORMAL),
+            "mask_dir": _first_dir(base, _FOLDER_MASKS),
+        }
+        if dirs["normal_dir"] is None and dirs["abnormal_dir"] is None:
+            raise DataError(
+                f"no image folders in {base}: expected one of {', '.join(_FOLDER_NORMAL + _FOLDER_ABNORMAL)}"
+            )
+    if split == "train":
+        if dirs["normal_dir"] is None:
+            raise DataError(f"no normal-image folder for training (root: {root})")
+        dirs = {"normal_dir": dirs["normal_dir"], "abnormal_dir": None, "mask_dir": None}
+    return FolderDataset(image_size=image_size, resize_mode=resize_mode, cache=cache, **dirs)
+
+
 def build_image_dataset(
     name: str,
     root: str | os.PathLike[str] | None,
@@ -136,29 +171,7 @@ def build_image_dataset(
         _no_extra(name, kwargs)
         return MagneticTileDataset(_need_root(name, root), split, image_size, seed, resize_mode, cache=cache)
     if name == "folder":
-        dirs = {k: kwargs.pop(k, None) for k in ("normal_dir", "abnormal_dir", "mask_dir")}
-        _no_extra(name, kwargs)
-        _mvtec_split(name, split)
-        if split not in ("train", "test"):
-            raise ConfigError(f"unknown split {split!r} for dataset 'folder'; choose train or test")
-        if all(v is None for v in dirs.values()):
-            base = _need_root(name, root)
-            if not base.is_dir():
-                raise DataError(f"dataset root not found: {base}")
-            dirs = {
-                "normal_dir": _first_dir(base, _FOLDER_NORMAL),
-                "abnormal_dir": _first_dir(base, _FOLDER_ABNORMAL),
-                "mask_dir": _first_dir(base, _FOLDER_MASKS),
-            }
-            if dirs["normal_dir"] is None and dirs["abnormal_dir"] is None:
-                raise DataError(
-                    f"no image folders in {base}: expected one of {', '.join(_FOLDER_NORMAL + _FOLDER_ABNORMAL)}"
-                )
-        if split == "train":
-            if dirs["normal_dir"] is None:
-                raise DataError(f"no normal-image folder for training (root: {root})")
-            dirs = {"normal_dir": dirs["normal_dir"], "abnormal_dir": None, "mask_dir": None}
-        return FolderDataset(image_size=image_size, resize_mode=resize_mode, cache=cache, **dirs)
+        return _folder_dataset(root, split, image_size, resize_mode, cache, kwargs)
     raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from reconad.data.image_io import RESIZE_MODES, IMAGE_EXTENSIONS, Size, load_image, load_mask
+from reconad.data.image_io import IMAGE_EXTENSIONS, RESIZE_MODES, Size, load_image, load_mask
 from reconad.data.records import ImageItem
 from reconad.errors import ConfigError, DataError
 

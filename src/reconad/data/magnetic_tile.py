@@ -119,8 +119,8 @@ class MagneticTileDataset(ImageListDataset):
             for cdir in class_dirs:
                 defect = cdir.name[3:].lower()
                 for p in _class_images(cdir):
-                    mask = p.with_suffix(".png")
-                    if not mask.is_file():
+                    mask: Path | None = p.with_suffix(".png")
+                    if not mask.is_file():  # type: ignore[union-attr]
                         missing.append(p)
                         mask = None
                     records.append(SampleRecord(p, 1, defect, mask))

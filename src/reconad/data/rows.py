@@ -1,7 +1,7 @@
 """Table rows as a dataset: ``TabularDataset`` yields ``RowItem`` records, ``collate_rows`` batches them.
 
 The file *loaders* (CSV, ADBench ``.npz``, KDDCUP99, NSL-KDD) live in
-``reconad.data.tabular``; this module only turns an in-memory table (2-D array,
+``reconad.data.table_files``; this module only turns an in-memory table (2-D array,
 tensor or pandas DataFrame) into float32 rows the models train on.  Scaling of the
 features is the model's business (fitted on training rows and saved with it).
 """
@@ -9,40 +9,16 @@ features is the model's business (fitted on training rows and saved with it).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
+from reconad.data.records import RowItem
 from reconad.errors import DataError
 
-__all__ = ["RowItem", "RowBatch", "TabularDataset", "collate_rows", "is_table", "as_table_dataset"]
-
-
-@dataclass
-class RowItem:
-    x: torch.Tensor  # (D,) float32
-    label: int = 0
-
-
-@dataclass
-class RowBatch:
-    x: torch.Tensor  # (B, D) float32
-    label: torch.Tensor  # (B,) long; 1 = labelled anomaly
-
-    def to(self, device: torch.device | str) -> "RowBatch":
-        return RowBatch(x=self.x.to(device), label=self.label.to(device))
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-
-def collate_rows(items: list[RowItem]) -> RowBatch:
-    return RowBatch(
-        x=torch.stack([it.x for it in items]), label=torch.tensor([int(it.label) for it in items], dtype=torch.long)
-    )
+__all__ = ["TabularDataset", "is_table", "as_table_dataset"]
 
 
 def _is_dataframe(data: Any) -> bool:
@@ -65,7 +41,11 @@ def is_table(data: Any) -> bool:
 
 def _rows(data: Any) -> np.ndarray:
     if _is_dataframe(data):
-        bad = [str(c) for c, t in zip(data.columns, data.dtypes) if not (np.issubdtype(t, np.number) or t == bool)]
+        bad = [
+            str(c)
+            for c, t in zip(data.columns, data.dtypes)
+            if not (np.issubdtype(t, np.number) or np.issubdtype(t, np.bool_))
+        ]
         if bad:
             raise DataError(f"non-numeric column(s) {', '.join(bad[:5])}: encode them (e.g. one-hot) first")
         arr = data.to_numpy(dtype=np.float32)

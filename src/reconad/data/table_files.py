@@ -409,7 +409,7 @@ class KddEncoder:
         assert self.categories is not None
         blocks: list[np.ndarray] = []
         names: list[str] = []
-        for i, name in enumerate(KDD_FEATURES):
+        for _i, name in enumerate(KDD_FEATURES):
             if name in self.categories:
                 levels = np.asarray(self.categories[name])
                 vals = table.symbolic[name]
@@ -426,7 +426,7 @@ class KddEncoder:
         self.feature_names = names
         return np.concatenate(blocks, axis=1)
 
-    def fit(self, table: KddTable) -> "KddEncoder":
+    def fit(self, table: KddTable) -> KddEncoder:
         self.categories = {c: sorted(set(table.symbolic[c].tolist())) for c in KDD_CATEGORICAL}
         X = self._raw(table)
         onehot = np.array(["=" in n for n in self.feature_names])

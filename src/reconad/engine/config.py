@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from numbers import Integral, Real
 from typing import Any
 
 from reconad.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "step")
 
 
 def check_types(
@@ -24,20 +25,42 @@ def check_types(
 
 
 @dataclass
-class TrainConfig:
+class Settings:
+    """Base of every settings dataclass (engine, models): plain JSON-able fields."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def field_names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+@dataclass
+class TrainConfig(Settings):
     """What the engine needs to train any model.
 
-    ``patience`` counts epochs without improvement of the held-out loss before
-    stopping early (``None`` or 0 disables it).  ``device`` is ``"auto"`` (CUDA when
-    present), ``"cpu"`` or ``"cuda[:N]"``.
+    ``lr``, ``betas``, ``weight_decay``, ``optimizer``, ``scheduler`` and ``grad_clip``
+    are the defaults of every optimiser a model declares; a model may give one of its
+    optimisers its own (e.g. a discriminator's ``lr_d``).  ``scheduler``: ``none``,
+    ``cosine`` (to 0 over ``epochs``) or ``step`` (x0.1 after each third), stepped once
+    per epoch.  ``monitor``: the logged value that picks the best epoch and drives
+    early stopping (``val_loss``, ``loss``, any key the model logs), ``none`` (keep the
+    last epoch, never stop early) or ``auto`` (the model's own default; for most models
+    the held-out loss).  ``patience`` counts epochs without improvement of the
+    monitored value before stopping early (``None`` or 0 disables it).  ``device`` is
+    ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
     """
 
     epochs: int = 40
     batch_size: int = 16
     lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     weight_decay: float = 0.0
     optimizer: str = "adam"
+    scheduler: str = "none"
     seed: int = 0
+    monitor: str = "auto"
     patience: int | None = 8
     min_delta: float = 1e-4
     device: str = "auto"
@@ -60,15 +83,19 @@ class TrainConfig:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        if not isinstance(self.monitor, str) or not self.monitor:
+            raise ConfigError(f"monitor must be a logged value's name, 'auto' or 'none', got {self.monitor!r}")
+        betas = self.betas
+        if (
+            not isinstance(betas, (list, tuple))
+            or len(betas) != 2
+            or not all(isinstance(b, Real) and not isinstance(b, bool) and 0 <= b < 1 for b in betas)
+        ):
+            raise ConfigError(f"betas must be two numbers in [0, 1), got {betas!r}")
 
     @classmethod
-    def field_names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         known = cls.field_names()
         return cls(**{k: v for k, v in values.items() if k in known})

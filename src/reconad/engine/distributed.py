@@ -53,11 +53,12 @@ def broadcast_parameters(module: nn.Module) -> None:
         dist.broadcast(tensor.data, src=0)
 
 
-def average_gradients(module: nn.Module) -> None:
+def average_gradients(params: list[nn.Parameter]) -> None:
+    """Average the gradients of ``params`` across ranks (one all-reduce each)."""
     if not is_distributed():
         return
     n = float(world_size())
-    for p in module.parameters():
+    for p in params:
         if p.grad is not None:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad.div_(n)

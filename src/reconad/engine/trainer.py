@@ -1,4 +1,4 @@
-"""The one training loop every model goes through."""
+"""The one training loop every model goes through (see ``reconad.models.base`` for the contract)."""
 
 from __future__ import annotations
 
@@ -15,17 +15,20 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
+from reconad.data.records import num_samples
 from reconad.engine import distributed as dist_utils
-from reconad.engine.checkpoint import load_checkpoint, save_checkpoint
+from reconad.engine.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_tensors
 from reconad.engine.config import TrainConfig
 from reconad.engine.device import seed_everything, select_device
 from reconad.engine.progress import progress, progress_enabled
-from reconad.errors import DataError
+from reconad.errors import ConfigError, DataError, TrainingError
 
 if TYPE_CHECKING:
-    from reconad.models.base import AnomalyModel
+    from reconad.models.base import AnomalyModel, StepContext
 
 log = logging.getLogger("reconad")
+
+BEST_FILE = "best.safetensors"
 
 
 def move_to(batch: Any, device: torch.device) -> Any:
@@ -43,11 +46,22 @@ def move_to(batch: Any, device: torch.device) -> Any:
 
 @dataclass
 class TrainHistory:
+    """Per-epoch averages of every logged value, and how training ended.
+
+    ``logs`` maps each key (``loss``, the model's own, and ``val_*`` for held-out data)
+    to one value per epoch; ``train_loss`` / ``val_loss`` are ``logs["loss"]`` /
+    ``logs["val_loss"]``.  ``monitor`` is the key that picked ``best_epoch`` (``none``:
+    the last epoch was kept).
+    """
+
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    logs: dict[str, list[float]] = field(default_factory=dict)
+    monitor: str = "val_loss"
     best_epoch: int = -1
     best_val: float = math.inf
     epochs_run: int = 0
+    global_step: int = 0
     stopped_early: bool = False
     seconds: float = 0.0
     prepare_seconds: float = 0.0
@@ -55,14 +69,57 @@ class TrainHistory:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainHistory:
+        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+
+
+class _Means:
+    """Sample-weighted means of logged values; a key counts only the batches that logged it."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, float], n: int) -> None:
+        for k, v in values.items():
+            self.totals[k] = self.totals.get(k, 0.0) + float(v) * n
+            self.counts[k] = self.counts.get(k, 0) + n
+
+    def result(self) -> dict[str, float]:
+        return {k: self.totals[k] / max(self.counts[k], 1) for k in self.totals}
+
+
+@dataclass
+class _Run:
+    """The state of one ``Trainer.fit`` call."""
+
+    model: AnomalyModel
+    train_ds: Dataset
+    val_ds: Dataset | None
+    train_loader: DataLoader
+    val_loader: DataLoader | None
+    optimizers: dict[str, torch.optim.Optimizer]
+    schedulers: dict[str, Any]
+    ctx: StepContext
+    history: TrainHistory
+    monitor: str
+    main: bool
+    show: bool
+    start_epoch: int = 0
+    stale: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
 
 class Trainer:
     """Train an :class:`AnomalyModel`.
 
     Seeds, picks the device, joins a torchrun process group when launched by one
-    (gradients averaged across ranks), shows a progress bar, evaluates the held-out
-    normal split each epoch for early stopping (restoring the best weights), and
-    writes a checkpoint every epoch that ``resume=True`` continues from.
+    (gradients averaged across ranks), shows a progress bar with every logged value,
+    evaluates the held-out normal split each epoch, keeps the best epoch by ``monitor``
+    (or the last one with ``monitor="none"``), stops early after ``patience`` epochs
+    without improvement, and writes a checkpoint every epoch that ``resume=True``
+    continues from exactly (weights, optimisers, schedulers, counters, random state).
     """
 
     def __init__(
@@ -76,13 +133,41 @@ class Trainer:
         self.resume = resume
         self.device = select_device(self.config.device)
 
-    def _loader(self, data: Dataset, model: "AnomalyModel", shuffle: bool) -> DataLoader:
+    # ------------------------------------------------------------------ public
+    def fit(self, model: AnomalyModel, train_data: Dataset, val_data: Dataset | None = None) -> TrainHistory:
+        run = self._start(model, train_data, val_data)
+        self._restore(run)
         cfg = self.config
+        t_train = time.perf_counter()
+        epochs = progress(
+            range(run.start_epoch, cfg.epochs),
+            enabled=run.show,
+            desc=f"train {model.name}",
+            unit="epoch",
+            initial=run.start_epoch,
+            total=cfg.epochs,
+        )
+        for epoch in epochs:
+            logs = self._train_epoch(run, epoch)
+            logs.update(self._validate(run))
+            self._record(run, epoch, logs)
+            if hasattr(epochs, "set_postfix"):  # a tqdm bar (not a plain range)
+                epochs.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+            self._checkpoint(run, epoch)
+            if run.history.stopped_early:
+                break
+        run.history.seconds = time.perf_counter() - t_train + run.history.prepare_seconds
+        self._finish(run)
+        return run.history
+
+    # ------------------------------------------------------------------- steps
+    def _loader(self, data: Dataset, model: AnomalyModel, shuffle: bool) -> DataLoader:
+        cfg = self.config
+        sampler: Any
         if shuffle and dist_utils.is_distributed():
             sampler = DistributedSampler(data, shuffle=True, seed=cfg.seed)
         elif shuffle:
-            gen = torch.Generator().manual_seed(cfg.seed)
-            sampler = RandomSampler(data, generator=gen)
+            sampler = RandomSampler(data, generator=torch.Generator().manual_seed(cfg.seed))  # type: ignore[arg-type]
         else:
             sampler = None
         return DataLoader(
@@ -95,9 +180,12 @@ class Trainer:
             drop_last=False,
         )
 
-    def fit(self, model: "AnomalyModel", train_data: Dataset, val_data: Dataset | None = None) -> TrainHistory:
+    def _start(self, model: AnomalyModel, train_data: Dataset, val_data: Dataset | None) -> _Run:
+        """Seed, join the process group, prepare the data, build optimisers and schedulers."""
+        from reconad.models.base import StepContext, build_optimizer, build_scheduler
+
         cfg = self.config
-        if len(train_data) == 0:
+        if len(train_data) == 0:  # type: ignore[arg-type]
             raise DataError("the training set is empty")
         dist_utils.init_distributed(self.device)
         main = dist_utils.is_main_process()
@@ -105,117 +193,162 @@ class Trainer:
         seed_everything(cfg.seed)
         model.to(self.device)
         dist_utils.broadcast_parameters(model)
-
         t0 = time.perf_counter()
         train_ds = model.prepare_data(train_data, self.device, progress=show)
-        val_ds = (
-            model.prepare_data(val_data, self.device, progress=show) if val_data is not None and len(val_data) else None
+        has_val = val_data is not None and len(val_data) > 0  # type: ignore[arg-type]
+        val_ds = model.prepare_data(val_data, self.device, progress=show) if has_val else None  # type: ignore[arg-type]
+        specs = model.optimizer_specs()
+        optimizers = {name: build_optimizer(spec, cfg) for name, spec in specs.items()}
+        schedulers = {}
+        for name, spec in specs.items():
+            sched = build_scheduler(spec.scheduler or cfg.scheduler, optimizers[name], cfg.epochs)
+            if sched is not None:
+                schedulers[name] = sched
+        clips = {name: (cfg.grad_clip if spec.grad_clip is None else spec.grad_clip) for name, spec in specs.items()}
+        ctx = StepContext(optimizers, dist_utils.average_gradients, clips, counters={})
+        monitor = cfg.monitor if cfg.monitor != "auto" else model.default_monitor
+        if monitor == "auto":
+            monitor = "val_loss" if val_ds is not None else "loss"
+        history = TrainHistory(prepare_seconds=time.perf_counter() - t0, monitor=monitor)
+        return _Run(
+            model=model,
+            train_ds=train_ds,
+            val_ds=val_ds,
+            train_loader=self._loader(train_ds, model, shuffle=True),
+            val_loader=self._loader(val_ds, model, shuffle=False) if val_ds is not None else None,
+            optimizers=optimizers,
+            schedulers=schedulers,
+            ctx=ctx,
+            history=history,
+            monitor=monitor,
+            main=main,
+            show=show,
         )
-        history = TrainHistory(prepare_seconds=time.perf_counter() - t0)
 
-        optimizers = model.configure_optimizers(cfg)
-        start_epoch = 0
-        best_state: dict[str, torch.Tensor] | None = None
-        if self.resume and self.checkpoint_dir is not None:
-            restored = load_checkpoint(self.checkpoint_dir)
-            if restored is not None:
-                state, optim_states, info = restored
-                model.load_trainable_state_dict(state)
-                for name, opt in optimizers.items():
-                    if name in optim_states:
-                        opt.load_state_dict(optim_states[name])
-                hist = info.get("history", {})
-                history = TrainHistory(**{k: v for k, v in hist.items() if k in TrainHistory.__dataclass_fields__})
-                start_epoch = int(info["epoch"]) + 1
-                best_path = self.checkpoint_dir / "best.safetensors"
-                if best_path.exists():
-                    from safetensors.torch import load_file
+    def _restore(self, run: _Run) -> None:
+        """Continue from the last checkpoint when asked to (and one exists)."""
+        if not (self.resume and self.checkpoint_dir is not None):
+            return
+        ck = load_checkpoint(self.checkpoint_dir)
+        if ck is None:
+            return
+        run.model.load_trainable_state_dict(ck.model_state)
+        for name, opt in run.optimizers.items():
+            if name in ck.optimizer_states:
+                opt.load_state_dict(ck.optimizer_states[name])
+        for name, sched in run.schedulers.items():
+            if name in ck.scheduler_states:
+                sched.load_state_dict(ck.scheduler_states[name])
+        run.ctx.counters.update(ck.counters)
+        restore_rng(ck.rng)
+        prepare_seconds = run.history.prepare_seconds
+        run.history = TrainHistory.from_dict(ck.info.get("history", {}))
+        run.history.prepare_seconds = prepare_seconds
+        run.ctx.global_step = run.history.global_step
+        run.start_epoch = int(ck.info["epoch"]) + 1
+        if run.history.best_epoch >= 0:
+            run.stale = len(run.history.train_loss) - 1 - run.history.best_epoch
+        best_path = self.checkpoint_dir / BEST_FILE
+        if best_path.exists() and run.monitor != "none":
+            from safetensors.torch import load_file
 
-                    best_state = load_file(str(best_path))
-                log.info("resumed from %s at epoch %d", self.checkpoint_dir, start_epoch)
-                if history.stopped_early:
-                    start_epoch = cfg.epochs
+            run.best_state = load_file(str(best_path))
+        log.info("resumed from %s at epoch %d", self.checkpoint_dir, run.start_epoch)
+        if run.history.stopped_early:
+            run.start_epoch = self.config.epochs
 
-        train_loader = self._loader(train_ds, model, shuffle=True)
-        val_loader = self._loader(val_ds, model, shuffle=False) if val_ds is not None else None
-        stale = 0
-        if history.best_epoch >= 0:
-            stale = len(history.train_loss) - 1 - history.best_epoch
-        t_train = time.perf_counter()
-        epochs = progress(
-            range(start_epoch, cfg.epochs),
-            enabled=show,
-            desc=f"train {model.name}",
-            unit="epoch",
-            initial=start_epoch,
-            total=cfg.epochs,
-        )
-        for epoch in epochs:
-            if isinstance(train_loader.sampler, DistributedSampler):
-                train_loader.sampler.set_epoch(epoch)
-            else:
-                train_loader.sampler.generator.manual_seed(cfg.seed + epoch)  # type: ignore[union-attr]
-            model.train()
-            total, count = 0.0, 0
-            for batch in train_loader:
+    def _train_epoch(self, run: _Run, epoch: int) -> dict[str, float]:
+        """One pass over the training data; the sample-weighted mean of every logged value."""
+        loader = run.train_loader
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)
+        else:
+            loader.sampler.generator.manual_seed(self.config.seed + epoch)  # type: ignore[attr-defined]
+        run.model.train()
+        run.ctx.epoch = epoch
+        means = _Means()
+        for batch in loader:
+            batch = move_to(batch, self.device)
+            out = run.model.training_step(batch, run.ctx)
+            means.add({"loss": float(out.loss), **out.logs}, num_samples(batch))
+            run.ctx.global_step += 1
+        dist_utils.average_buffers(run.model)
+        for sched in run.schedulers.values():
+            sched.step()
+        logs = {k: dist_utils.mean_across_ranks(v, self.device) for k, v in means.result().items()}
+        for k, v in logs.items():
+            if not math.isfinite(v):
+                raise TrainingError(f"training value {k} became {v} at epoch {epoch + 1}; try a lower lr")
+        return logs
+
+    def _validate(self, run: _Run) -> dict[str, float]:
+        """Held-out losses (``val_*``), sample-weighted over the held-out data."""
+        if run.val_loader is None:
+            return {}
+        run.model.eval()
+        means = _Means()
+        with torch.no_grad():
+            for batch in run.val_loader:
                 batch = move_to(batch, self.device)
-                out = model.fit_batch(batch, optimizers, dist_utils.average_gradients, cfg.grad_clip)
-                n = len(batch) if hasattr(batch, "__len__") else 1
-                total += out["loss"] * n
-                count += n
-            dist_utils.average_buffers(model)
-            train_loss = dist_utils.mean_across_ranks(total / max(count, 1), self.device)
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(f"training loss became {train_loss} at epoch {epoch}; try a lower lr")
-            history.train_loss.append(train_loss)
-            monitored = train_loss
-            if val_loader is not None:
-                model.eval()
-                vt, vc = 0.0, 0
-                with torch.no_grad():
-                    for batch in val_loader:
-                        batch = move_to(batch, self.device)
-                        n = len(batch) if hasattr(batch, "__len__") else 1
-                        vt += model.validation_loss(batch) * n
-                        vc += n
-                monitored = dist_utils.mean_across_ranks(vt / max(vc, 1), self.device)
-                history.val_loss.append(monitored)
-            history.epochs_run = epoch + 1
-            if (
-                monitored < history.best_val - cfg.min_delta * max(abs(history.best_val), 1e-12)
-                or history.best_epoch < 0
-            ):
-                history.best_val = monitored
-                history.best_epoch = epoch
-                best_state = {k: v.clone() for k, v in model.trainable_state_dict().items()}
-                stale = 0
-                if main and self.checkpoint_dir is not None:
-                    from safetensors.torch import save_file
+                means.add(run.model.validation_step(batch), num_samples(batch))
+        return {f"val_{k}": dist_utils.mean_across_ranks(v, self.device) for k, v in means.result().items()}
 
-                    self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-                    save_file(best_state, str(self.checkpoint_dir / "best.safetensors"))
-            else:
-                stale += 1
-            if hasattr(epochs, "set_postfix"):
-                epochs.set_postfix(loss=f"{train_loss:.4f}", val=f"{monitored:.4f}")
-            stop = bool(cfg.patience) and stale >= int(cfg.patience or 0)
-            history.stopped_early = stop
-            if main and self.checkpoint_dir is not None:
-                save_checkpoint(
-                    self.checkpoint_dir,
-                    model.trainable_state_dict(),
-                    optimizers,
-                    {"epoch": epoch, "history": history.to_dict(), "config": cfg.to_dict()},
-                )
-            if stop:
-                break
-        history.seconds = time.perf_counter() - t_train + history.prepare_seconds
-        if best_state is not None:
-            model.load_trainable_state_dict({k: v.to(self.device) for k, v in best_state.items()})
-        model.eval()
-        model.on_fit_end(train_ds, val_ds, self.device)
+    def _record(self, run: _Run, epoch: int, logs: dict[str, float]) -> None:
+        """Append the epoch's logs; track the best epoch and early stopping."""
+        h, cfg = run.history, self.config
+        for k, v in logs.items():
+            h.logs.setdefault(k, []).append(v)
+        h.train_loss.append(logs["loss"])
+        if "val_loss" in logs:
+            h.val_loss.append(logs["val_loss"])
+        h.epochs_run = epoch + 1
+        h.global_step = run.ctx.global_step
+        if run.monitor == "none":
+            h.best_epoch = epoch
+            return
+        if run.monitor not in logs:
+            raise ConfigError(
+                f"monitor {run.monitor!r} is not a value {run.model.name} logs; it logs: "
+                + ", ".join(sorted(logs))
+                + " (or use monitor=none)"
+            )
+        value = logs[run.monitor]
+        if value < h.best_val - cfg.min_delta * max(abs(h.best_val), 1e-12) or h.best_epoch < 0:
+            h.best_val = value
+            h.best_epoch = epoch
+            run.best_state = {k: v.clone() for k, v in run.model.trainable_state_dict().items()}
+            run.stale = 0
+            if run.main and self.checkpoint_dir is not None:
+                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+                save_tensors(self.checkpoint_dir / BEST_FILE, run.best_state)
+        else:
+            run.stale += 1
+        h.stopped_early = bool(cfg.patience) and run.stale >= int(cfg.patience or 0)
+
+    def _checkpoint(self, run: _Run, epoch: int) -> None:
+        if not (run.main and self.checkpoint_dir is not None):
+            return
+        save_checkpoint(
+            self.checkpoint_dir,
+            run.model.trainable_state_dict(),
+            run.optimizers,
+            {
+                "epoch": epoch,
+                "model": run.model.name,
+                "history": run.history.to_dict(),
+                "config": self.config.to_dict(),
+            },
+            schedulers=run.schedulers,
+            counters=run.ctx.counters,
+        )
+
+    def _finish(self, run: _Run) -> None:
+        """Restore the best epoch (unless ``monitor`` is none), then the model's own end step."""
+        if run.best_state is not None:
+            run.model.load_trainable_state_dict({k: v.to(self.device) for k, v in run.best_state.items()})
+        run.model.eval()
+        run.model.on_fit_end(run.train_ds, run.val_ds, self.device)
         dist_utils.barrier()
-        return history
 
 
 __all__ = ["Trainer", "TrainHistory", "TrainConfig", "move_to", "progress_enabled"]

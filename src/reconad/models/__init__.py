@@ -10,7 +10,7 @@ import importlib
 from typing import Any
 
 from reconad.errors import ConfigError
-from reconad.models.base import AnomalyModel
+from reconad.models.base import AnomalyModel, ModelConfig
 
 #: name -> (module, model class, config dataclass)
 MODELS: dict[str, tuple[str, str, str]] = {
@@ -22,7 +22,7 @@ MODELS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def model_entry(name: str) -> tuple[type[AnomalyModel], type]:
+def model_entry(name: str) -> tuple[type[AnomalyModel], type[ModelConfig]]:
     key = str(name).lower()
     if key not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(sorted(MODELS))}")

@@ -1,38 +1,176 @@
-"""The contract between a model and the one training engine.
+"""The contract between a model and the engine, the Detector and the exporter.
 
-A model is an ``nn.Module`` that knows its loss and its scoring, nothing about files,
-command lines or devices.  The engine calls, in order:
+A model is an ``nn.Module`` that knows its networks, its losses and its scoring, and
+nothing about files, command lines or devices.  This page is the whole contract.
 
-``prepare_data(dataset, device)``  -> the dataset it actually trains on (e.g. cached
-features); ``configure_optimizers(config)``; for each batch ``fit_batch(batch,
-optimizers, sync_gradients)``; ``validation_loss(batch)`` on held-out normal data;
-finally ``on_fit_end(train_data, val_data, device)``.
+Training (called by :class:`reconad.engine.Trainer`, in this order)
+
+``prepare_data(dataset, device, progress)``
+    The dataset the model actually trains on (e.g. cached encoder features).
+``collate_fn()``
+    How items become one batch record (``reconad.data.records``: ``ImageBatch``,
+    ``RowBatch``, ``FeatureBatch``); the engine counts samples with the record's
+    ``num_samples``.
+``optimizer_specs()``
+    ``{name: OptimizerSpec}``: the parameters of each optimiser and, where the model
+    wants its own, its learning rate, Adam betas, weight decay, scheduler and gradient
+    clipping.  Anything left ``None`` comes from the engine's ``TrainConfig``
+    (``lr``, ``betas``, ``weight_decay``, ``optimizer``, ``scheduler``, ``grad_clip``).
+    Default: one optimiser ``"main"`` over every trainable parameter.
+``training_step(batch, ctx) -> StepOutput``
+    One batch.  ``ctx`` (:class:`StepContext`) holds the optimisers by name, the epoch,
+    the global step, the model's own step counters (saved in every checkpoint) and
+    ``ctx.step(name, loss)``, which back-propagates ``loss``, averages the gradients of
+    that optimiser's parameters across processes (torchrun), clips them with that
+    optimiser's setting and steps it.  A single-optimiser model keeps two lines::
+
+        def training_step(self, batch, ctx):
+            return StepOutput(ctx.step("main", self.training_loss(batch)))
+
+    (that is the default, given ``training_loss``).  Adversarial models call
+    ``ctx.step`` once per network they update and return every loss in ``logs``.
+    The engine averages ``loss`` and every key of ``logs`` over the epoch and keeps
+    them in the training history and the progress bar.
+``validation_step(batch) -> dict[str, float]``
+    Losses on held-out normal data, without gradients; logged with a ``val_`` prefix.
+    Default: ``{"loss": training_loss(batch)}``.
+``default_monitor``
+    Which logged value picks the best epoch: ``"auto"`` (``val_loss`` when there is
+    held-out data, else ``loss``), a logged key, or ``"none"``: no early stopping and
+    no best-epoch restore, the last epoch is kept (what GANs want: their losses say
+    little about quality).  ``TrainConfig.monitor`` overrides it.
+``on_fit_end(train_data, val_data, device)``
+    Once after training (e.g. fit a score normalisation on held-out normals).
+
+Scoring (the one entry the Detector, the exporter and every benchmark call)
+
+``predict_step(batch) -> ScoreOutput``
+    ``scores`` (B,), higher = more anomalous, and ``maps`` (B, H, W) for images or
+    ``None`` for table rows.  ``data_kind`` says what the fitted model takes
+    (``"image"`` or ``"table"``); ``export_blocker()`` says why the scoring path cannot
+    be exported as one graph (None when it can); ``input_normalisation()`` describes a
+    normalisation the graph applies itself (for the export's metadata).
+
+Persistence: ``trainable_state_dict()`` / ``load_trainable_state_dict()``; frozen
+pretrained parts (``frozen_prefixes``) are rebuilt from the config instead of saved.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, ClassVar
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from reconad.data.records import collate_images
-from reconad.engine.config import TrainConfig
+from reconad.data.records import Batch, ImageBatch, collate_images
+from reconad.engine.config import Settings
+from reconad.errors import TrainingError
+
+if TYPE_CHECKING:
+    from reconad.engine.config import TrainConfig
 
 
-def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+@dataclass
+class ModelConfig(Settings):
+    """Base of every model's settings dataclass: plain JSON-able fields."""
+
+
+@dataclass
+class StepOutput:
+    """What one training step returns: the main loss (logged as ``loss``) and more values."""
+
+    loss: float | torch.Tensor
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ScoreOutput:
+    """Image or row scores (B,), higher = more anomalous; pixel maps (B, H, W) or None."""
+
+    scores: torch.Tensor
+    maps: torch.Tensor | None = None
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        """``scores, maps = model.predict_step(batch)`` reads naturally."""
+        return iter((self.scores, self.maps))
+
+
+@dataclass
+class OptimizerSpec:
+    """One optimiser a model asks for; ``None`` fields take the engine's ``TrainConfig``."""
+
+    params: Iterable[nn.Parameter]
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    weight_decay: float | None = None
+    optimizer: str | None = None
+    scheduler: str | None = None
+    grad_clip: float | None = None
+
+
+class StepContext:
+    """What a training step may use: optimisers by name, epoch, step, counters, ``step()``.
+
+    ``counters`` is a dict of ints the model owns (e.g. critic steps for an n-critic
+    schedule); the engine saves it in every checkpoint and restores it on resume.
+    """
+
+    def __init__(
+        self,
+        optimizers: dict[str, torch.optim.Optimizer],
+        sync_gradients: Callable[[list[nn.Parameter]], None],
+        grad_clip: dict[str, float | None],
+        counters: dict[str, int],
+    ) -> None:
+        self.optimizers = optimizers
+        self.sync_gradients = sync_gradients
+        self.grad_clip = grad_clip
+        self.counters = counters
+        self.epoch = 0
+        self.global_step = 0
+
+    def params(self, name: str) -> list[nn.Parameter]:
+        return [p for group in self.optimizer(name).param_groups for p in group["params"]]
+
+    def optimizer(self, name: str) -> torch.optim.Optimizer:
+        if name not in self.optimizers:
+            raise KeyError(f"no optimiser {name!r}; the model declared {', '.join(self.optimizers)}")
+        return self.optimizers[name]
+
+    def check_finite(self, name: str, loss: torch.Tensor) -> float:
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise TrainingError(
+                f"the loss of optimiser {name!r} became {value} at epoch {self.epoch + 1}, step "
+                f"{self.global_step + 1}; try a lower learning rate for it"
+            )
+        return value
+
+    def step(self, name: str, loss: torch.Tensor, retain_graph: bool = False) -> float:
+        """Back-propagate ``loss`` into optimiser ``name``'s parameters and step it; the loss's value.
+
+        The optimiser's gradients are cleared first, so gradients another network's
+        loss left on these parameters never leak into this update.
+        """
+        opt = self.optimizer(name)
+        value = self.check_finite(name, loss)
+        opt.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=retain_graph)
+        params = self.params(name)
+        self.sync_gradients(params)
+        clip = self.grad_clip.get(name)
+        if clip:
+            nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        return value
 
 
 class AnomalyModel(nn.Module):
-    """Base class of every model the engine trains."""
+    """Base class of every model; see the module docstring for the contract."""
 
     name: ClassVar[str] = "base"
     #: state-dict key prefixes that are not saved (frozen pretrained parts).
@@ -47,43 +185,69 @@ class AnomalyModel(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}
     #: batch size the Detector scores with (None: its own device-dependent default).
     inference_batch_size: ClassVar[int | None] = None
+    #: which logged value picks the best epoch ("auto", a logged key, or "none").
+    default_monitor: ClassVar[str] = "auto"
+    #: On CPU, scoring runs in micro-batches of at most this many input pixels (None:
+    #: never split).  Large batches of large images fall out of the CPU caches.
+    cpu_micro_batch_pixels: int | None = None
 
+    config: Any
+
+    # ------------------------------------------------------------------ training
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
         return dataset
 
     def collate_fn(self) -> Callable[[list[Any]], Any]:
         return collate_images
 
-    def configure_optimizers(self, config: TrainConfig) -> dict[str, torch.optim.Optimizer]:
-        return {"main": make_optimizer(self.parameters(), config)}
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
+        return {"main": OptimizerSpec(self.parameters())}
 
     def training_loss(self, batch: Any) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} defines neither training_step nor training_loss")
 
-    def fit_batch(
-        self,
-        batch: Any,
-        optimizers: dict[str, torch.optim.Optimizer],
-        sync_gradients: Callable[[nn.Module], None],
-        grad_clip: float | None = None,
-    ) -> dict[str, float]:
-        """One optimisation step; models with several optimisers override this."""
-        opt = optimizers["main"]
-        opt.zero_grad(set_to_none=True)
-        loss = self.training_loss(batch)
-        loss.backward()
-        sync_gradients(self)
-        if grad_clip:
-            nn.utils.clip_grad_norm_(self.parameters(), grad_clip)
-        opt.step()
-        return {"loss": float(loss.detach())}
+    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+        return StepOutput(ctx.step("main", self.training_loss(batch)))
 
     @torch.no_grad()
-    def validation_loss(self, batch: Any) -> float:
-        return float(self.training_loss(batch))
+    def validation_step(self, batch: Any) -> dict[str, float]:
+        return {"loss": float(self.training_loss(batch))}
 
     def on_fit_end(self, train_data: Dataset, val_data: Dataset | None, device: torch.device) -> None:
         """Called once after training (e.g. to fit score normalisation)."""
+
+    # ------------------------------------------------------------------- scoring
+    def predict_step(self, batch: Batch) -> ScoreOutput:
+        raise NotImplementedError(f"{type(self).__name__} does not define predict_step")
+
+    @property
+    def data_kind(self) -> str:
+        """What this (fitted) model scores: ``"image"`` or ``"table"``."""
+        return self.input_kinds[0]
+
+    def export_blocker(self) -> str | None:
+        """Why the scoring path cannot be exported as one graph; None when it can."""
+        if self.data_kind != "image":
+            return f"{self.name} was trained on table rows; export takes image models"
+        return None
+
+    def input_normalisation(self) -> dict[str, list[float]] | None:
+        """Mean/std the scoring graph applies to its [0, 1] input itself (None: none)."""
+        return None
+
+    def micro_batch(self, images: torch.Tensor) -> int | None:
+        """Images per CPU micro-batch for this input, or None to score it whole."""
+        budget = self.cpu_micro_batch_pixels
+        if not budget or images.device.type != "cpu" or self.training:
+            return None
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return None
+        chunk = max(1, budget // (int(images.shape[-2]) * int(images.shape[-1])))
+        return chunk if images.shape[0] > chunk else None
+
+    def score_images(self, images: torch.Tensor) -> ScoreOutput:
+        """``predict_step`` on a bare image tensor (B, 3, H, W) in [0, 1]."""
+        return self.predict_step(ImageBatch.of(images))
 
     # -- persistence of what was learned (frozen parts are rebuilt from config) --
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
@@ -103,3 +267,29 @@ class AnomalyModel(nn.Module):
                 f"unexpected {sorted(unexpected)[:5]}"
             )
         self.load_state_dict(state, strict=False)
+
+
+def build_optimizer(spec: OptimizerSpec, config: TrainConfig) -> torch.optim.Optimizer:
+    """The optimiser ``spec`` asks for, with the engine's settings where it leaves them open."""
+    params = [p for p in spec.params if p.requires_grad]
+    kind = spec.optimizer or config.optimizer
+    lr = config.lr if spec.lr is None else spec.lr
+    wd = config.weight_decay if spec.weight_decay is None else spec.weight_decay
+    betas = tuple(config.betas if spec.betas is None else spec.betas)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)  # type: ignore[arg-type]
+    if kind == "adamw":
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)  # type: ignore[arg-type]
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+
+
+def build_scheduler(
+    name: str, optimizer: torch.optim.Optimizer, epochs: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per-epoch learning-rate schedule: ``none``, ``cosine`` (to 0 over ``epochs``) or
+    ``step`` (x0.1 after each third of the epochs)."""
+    if name == "none":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)

@@ -16,20 +16,20 @@ Two families, picked by the input shape:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from reconad.engine.config import check_types
 from reconad.errors import ConfigError
+from reconad.models.base import ModelConfig
 
 SCALINGS = ("standard", "minmax", "none")
 
 
 @dataclass
-class NetConfig:
+class NetConfig(ModelConfig):
     """Settings every reconstruction model shares.
 
     input_shape: ``[D]`` for table rows or ``[C, H, W]`` for images; the Detector
@@ -92,13 +92,6 @@ class NetConfig:
 
     def resolved_hidden(self) -> list[int]:
         return list(self.hidden) if self.hidden is not None else [64, 32]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def field_names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
 
 def _act() -> nn.Module:
@@ -222,6 +215,10 @@ class VectorDecoder(nn.Module):
 
 class RowScaler(nn.Module):
     """Feature scaling of table rows, fitted once on training rows; saved as buffers."""
+
+    shift: torch.Tensor
+    scale: torch.Tensor
+    fitted: torch.Tensor
 
     def __init__(self, n_features: int, mode: str) -> None:
         super().__init__()

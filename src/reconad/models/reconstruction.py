@@ -6,7 +6,7 @@ carry ``.label`` (1 = labelled anomaly).  Table rows are scaled by a ``RowScaler
 fitted on the unlabelled training rows the first time ``prepare_data`` sees them
 (the engine prepares the training set first) and saved with the weights.
 
-``forward(x)`` returns ``(scores (B,), maps)``: maps are per-pixel squared
+``predict_step(batch)`` returns scores (B,) and maps: per-pixel squared
 reconstruction errors (mean over channels, ``(B, H, W)``) for images and ``None``
 for rows.  Subclasses implement ``loss(x, labels)`` and ``score(x)``, which returns
 the scores and the element-wise squared error.
@@ -20,10 +20,10 @@ from typing import Any, ClassVar
 import torch
 from torch.utils.data import Dataset, Subset
 
-from reconad.data.records import ImageBatch, collate_images
-from reconad.data.table import RowBatch, TabularDataset, collate_rows
+from reconad.data.records import Batch, ImageBatch, RowBatch, collate_images, collate_rows
+from reconad.data.rows import TabularDataset
 from reconad.errors import ConfigError, DataError
-from reconad.models.base import AnomalyModel
+from reconad.models.base import AnomalyModel, ScoreOutput
 from reconad.models.networks import NetConfig, RowScaler
 
 
@@ -78,9 +78,14 @@ class ReconstructionModel(AnomalyModel):
             raise DataError(f"model {self.name} was trained on {what} {list(expected)}, got {list(x.shape[1:])}")
         return self.scaler(x.float()) if self.is_table else x
 
+    @property
+    def data_kind(self) -> str:
+        return "table" if self.is_table else "image"
+
     def batch_inputs(self, batch: ImageBatch | RowBatch) -> tuple[torch.Tensor, torch.Tensor]:
         x = batch.image if isinstance(batch, ImageBatch) else batch.x
-        return self._check(x), batch.label
+        labels = batch.label if batch.label is not None else torch.zeros(len(x), dtype=torch.long, device=x.device)
+        return self._check(x), labels
 
     # -------------------------------------------------------------- training
     def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -95,10 +100,12 @@ class ReconstructionModel(AnomalyModel):
         """(scores (B,), element-wise squared error shaped like x) of scaled inputs."""
         raise NotImplementedError
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        scores, err = self.score(self._check(x))
-        maps = None if self.is_table else err.mean(dim=1)
-        return scores, maps
+    def predict_step(self, batch: Batch) -> ScoreOutput:
+        if not isinstance(batch, (ImageBatch, RowBatch)):
+            raise TypeError(f"{self.name} scores images or table rows, got {type(batch).__name__}")
+        x, _ = self.batch_inputs(batch)
+        scores, err = self.score(x)
+        return ScoreOutput(scores, None if self.is_table else err.mean(dim=1))
 
 
 def squared_error(x: torch.Tensor, x_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""The one-class protocol of the papers (HFR, MemAE, ESAD, GEOM, ...).
+"""``one-class``: the papers' protocol on image sets (HFR, MemAE, ESAD, GEOM, ...).
 
 Each class in turn is "normal": a model trains on that class's training images only and
 is scored on the whole test set (that class = 0, every other class = 1 anomalous);
@@ -9,31 +9,34 @@ once and shared by the ten per-class models (only the decoders train).  The same
 features give the baseline beside it: k-nearest-neighbour distance on the encoder's
 globally pooled features (DN2, Bergman et al. 2020), so the table shows what the
 reconstruction adds.  Other models train through the Detector on the images.
+
+Public helpers (also used by ``benchmarks/oneclass_ablation.py``): ``encode_images``,
+``knn_scores``, ``split_validation``, ``labelled_anomalies``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import platform
-import sys
 import time
 import warnings
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
+from reconad.data.class_datasets import OneClassData, load_one_class_set
 from reconad.data.inputs import ArrayImageDataset
-from reconad.data.oneclass import OneClassData, load_one_class_set
+from reconad.data.records import FeatureBatch
 from reconad.engine import TrainConfig, Trainer
 from reconad.engine.device import select_device
 from reconad.errors import ConfigError
 from reconad.metrics import image_auroc
-from reconad.runs import format_table
+from reconad.models.encoder_features import FeatureCache, encode_dataset
+from reconad.models.hfr import HFR
+from reconad.protocols.results import Published, Results, markdown_table, write_results
+from reconad.protocols.settings import OneClassSettings
 
 #: Published one-class mean AUROCs, quoted from the cited papers; NOT reproduced here.
 PUBLISHED: dict[str, list[tuple[str, float]]] = {
@@ -72,6 +75,10 @@ class EncodedSet:
     levels: list[torch.Tensor]
     pooled: torch.Tensor
 
+    def features(self, indices: np.ndarray) -> FeatureCache:
+        """The per-level features of the images at ``indices``."""
+        return FeatureCache(self.levels).select(torch.as_tensor(indices, dtype=torch.long))
+
 
 def encode_images(
     encoder: torch.nn.Module,
@@ -83,8 +90,6 @@ def encode_images(
     desc: str = "encoding",
 ) -> EncodedSet:
     """Run the frozen encoder over ``images`` (resized as the Detector would)."""
-    from reconad.models.hfr.model import encode_dataset
-
     levels = encode_dataset(
         encoder, ArrayImageDataset(images, image_size), device, batch_size=batch_size, progress=show, desc=desc
     )
@@ -103,15 +108,11 @@ def knn_scores(train: torch.Tensor, test: torch.Tensor, k: int = KNN_K, chunk: i
     return torch.cat(out).numpy()
 
 
-def _split_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) indices of ``n`` items: ``round(fraction * n)`` held out (none below 10)."""
     perm = np.random.default_rng(seed).permutation(n)
     n_val = int(round(fraction * n)) if n >= 10 else 0
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
-def _select(levels: list[torch.Tensor], idx: np.ndarray) -> list[torch.Tensor]:
-    t = torch.as_tensor(idx, dtype=torch.long)
-    return [lv.index_select(0, t) for lv in levels]
 
 
 def labelled_anomalies(data: OneClassData, normal_class: int, n_normal: int, ratio: float, seed: int) -> np.ndarray:
@@ -129,12 +130,6 @@ def labelled_anomalies(data: OneClassData, normal_class: int, n_normal: int, rat
     return np.sort(rng.choice(others, size=min(a, len(others)), replace=False))
 
 
-def _model_uses_labels(model: str) -> bool:
-    from reconad.models import model_entry
-
-    return bool(getattr(model_entry(model)[0], "uses_labels", False))
-
-
 def _split_options(model: str, options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     from reconad.models import model_config_fields
 
@@ -149,18 +144,57 @@ def _split_options(model: str, options: dict[str, Any]) -> tuple[dict[str, Any],
     )
 
 
-def _run_hfr(
-    data: OneClassData, classes: list[int], image_size: int, options: dict[str, Any], val_fraction: float, echo: bool
-) -> tuple[dict, dict, dict, dict[str, Any]]:
+@dataclass
+class SharedFeatures:
+    """Encoder features of the training images of the classes run, and of the whole test set."""
+
+    train: EncodedSet
+    train_y: np.ndarray
+    test: EncodedSet
+    test_y: np.ndarray
+
+
+def _hfr_class(
+    c: int,
+    shared: SharedFeatures,
+    model_opts: dict[str, Any],
+    cfg: TrainConfig,
+    encoder: torch.nn.Module,
+    val_fraction: float,
+    device: torch.device,
+) -> tuple[float, float]:
+    """HFR and kNN AUROC with class ``c`` normal (features shared across classes)."""
     from reconad.models import build_model
 
-    model_opts, train_opts = _split_options("hfr", {**HFR_ONE_CLASS_DEFAULTS, **HFR_ONE_CLASS_TRAIN, **options})
+    own = np.flatnonzero(shared.train_y == c)
+    tr, va = split_validation(len(own), val_fraction, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model = build_model("hfr", **model_opts)
+    model.encoder = encoder  # the same frozen weights; no need to hold ten copies
+    val = shared.train.features(own[va]) if len(va) else None
+    Trainer(cfg).fit(model, shared.train.features(own[tr]), val)
+    model.eval()
+    scores = []
+    with torch.inference_mode():
+        for i in range(0, len(shared.test_y), 256):
+            feats = [lv[i : i + 256].to(device) for lv in shared.test.levels]
+            scores.append(model.predict_step(FeatureBatch(feats)).scores.float().cpu())
+    y = (shared.test_y != c).astype(int)
+    knn = knn_scores(shared.train.pooled[own], shared.test.pooled)
+    return image_auroc(y, torch.cat(scores).numpy()), image_auroc(y, knn)
+
+
+def _run_hfr(data: OneClassData, classes: list[int], image_size: int, s: OneClassSettings) -> dict[str, Any]:
+    """Per-class HFR decoders on shared encoder features, and the kNN baseline beside them."""
+    from reconad.models import build_model
+
+    model_opts, train_opts = _split_options("hfr", {**HFR_ONE_CLASS_DEFAULTS, **HFR_ONE_CLASS_TRAIN, **s.options})
     train_opts.setdefault("progress", False)
-    show = bool(options.get("progress", echo))
+    show = bool(s.options.get("progress", s.echo))
     cfg = TrainConfig.from_dict(train_opts)
     device = select_device(cfg.device)
     torch.manual_seed(cfg.seed)
-    encoder = build_model("hfr", **model_opts).encoder.to(device)
+    encoder = cast(HFR, build_model("hfr", **model_opts)).encoder.to(device)
     if image_size < 2 * max(encoder.strides):
         warnings.warn(
             f"image size {image_size} leaves the stride-{max(encoder.strides)} level a 1x1 grid; the "
@@ -169,181 +203,146 @@ def _run_hfr(
         )
     t0 = time.perf_counter()
     needed = np.flatnonzero(np.isin(data.train_y, classes))
-    train_enc = encode_images(encoder, data.train_x[needed], image_size, device, show=show, desc="encoding train")
-    test_enc = encode_images(encoder, data.test_x, image_size, device, show=show, desc="encoding test")
+    shared = SharedFeatures(
+        train=encode_images(encoder, data.train_x[needed], image_size, device, show=show, desc="encoding train"),
+        train_y=data.train_y[needed],
+        test=encode_images(encoder, data.test_x, image_size, device, show=show, desc="encoding test"),
+        test_y=data.test_y,
+    )
     encode_s = time.perf_counter() - t0
-    train_y = data.train_y[needed]
     hfr, knn, secs = {}, {}, {}
     for c in classes:
         t = time.perf_counter()
-        own = np.flatnonzero(train_y == c)
-        tr, va = _split_val(len(own), val_fraction, cfg.seed)
-        torch.manual_seed(cfg.seed)
-        model = build_model("hfr", **model_opts)
-        model.encoder = encoder  # the same frozen weights; no need to hold ten copies
-        from reconad.models.hfr.model import FeatureCache
-
-        Trainer(cfg).fit(
-            model,
-            FeatureCache(_select(train_enc.levels, own[tr])),
-            FeatureCache(_select(train_enc.levels, own[va])) if len(va) else None,
-        )
-        model.eval()
-        scores = []
-        with torch.inference_mode():
-            for i in range(0, len(data.test_y), 256):
-                feats = [lv[i : i + 256].to(device) for lv in test_enc.levels]
-                scores.append(model.score_features(feats).float().cpu())
-        y = (data.test_y != c).astype(int)
-        hfr[c] = image_auroc(y, torch.cat(scores).numpy())
-        knn[c] = image_auroc(y, knn_scores(train_enc.pooled[own], test_enc.pooled))
+        hfr[c], knn[c] = _hfr_class(c, shared, model_opts, cfg, encoder, s.val_fraction, device)
         secs[c] = time.perf_counter() - t
-        if echo:
+        if s.echo:
             print(
                 f"class {c} ({data.class_names[c]}): HFR AUROC {hfr[c]:.4f}  kNN AUROC {knn[c]:.4f}  ({secs[c]:.0f}s)",
                 flush=True,
             )
-    info = {
+    details = {
         "encode_seconds": encode_s,
         "model_settings": model_opts,
         "train_settings": cfg.to_dict(),
         "knn": {"k": KNN_K, "features": "global average pool of each encoder level, concatenated, L2-normalised"},
     }
-    return hfr, knn, secs, info
+    return {"scores": hfr, "knn": knn, "seconds": secs, "details": details}
 
 
-def _run_detector(
-    data: OneClassData,
-    model: str,
-    classes: list[int],
-    image_size: int,
-    options: dict[str, Any],
-    labelled_ratio: float,
-    echo: bool,
-    out: Path | None = None,
-) -> tuple[dict, dict, dict[str, Any]]:
+def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: OneClassSettings) -> dict[str, Any]:
+    """One Detector per class on the images (any registered model)."""
     from reconad.detector import Detector
+    from reconad.models import model_entry
 
-    if labelled_ratio > 0 and not _model_uses_labels(model):
-        raise ConfigError(f"model {model} does not use labelled anomalies; drop --labelled-ratio")
-    seed = int(options.get("seed", 0))
-    aurocs, secs = {}, {}
-    n_labelled: dict[int, int] = {}
+    if s.labelled_ratio > 0 and not model_entry(s.model)[0].uses_labels:
+        raise ConfigError(f"model {s.model} does not use labelled anomalies; drop --labelled-ratio")
+    seed = int(s.options.get("seed", 0))
+    aurocs, secs, n_labelled = {}, {}, {}
+    out = Path(s.out)
     for c in classes:
         t = time.perf_counter()
         own = np.flatnonzero(data.train_y == c)
-        extra = labelled_anomalies(data, c, len(own), labelled_ratio, seed)
+        extra = labelled_anomalies(data, c, len(own), s.labelled_ratio, seed)
         x = data.train_x[np.concatenate([own, extra])]
         y = np.concatenate([np.zeros(len(own), dtype=int), np.ones(len(extra), dtype=int)])
-        det = Detector(model, image_size=image_size, **options)
+        det = Detector(s.model, image_size=image_size, **s.options)
         det.fit(x, y=y if len(extra) else None)
-        scores = det.decision_function(data.test_x)
-        aurocs[c] = image_auroc((data.test_y != c).astype(int), scores)
+        aurocs[c] = image_auroc((data.test_y != c).astype(int), det.decision_function(data.test_x))
         secs[c] = time.perf_counter() - t
-        n_labelled[c] = int(len(extra))
-        if out is not None:  # long runs: what is done so far survives an interruption
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "partial.json").write_text(
-                json.dumps(
-                    {
-                        "per_class": {str(k): v for k, v in aurocs.items()},
-                        "seconds_per_class": {str(k): v for k, v in secs.items()},
-                    },
-                    indent=1,
-                )
-            )
-        if echo:
-            print(f"class {c} ({data.class_names[c]}): {model} AUROC {aurocs[c]:.4f}  ({secs[c]:.0f}s)", flush=True)
-    info = {
-        "labelled_ratio": labelled_ratio,
+        n_labelled[c] = len(extra)
+        out.mkdir(parents=True, exist_ok=True)  # long runs: what is done so far survives an interruption
+        partial = {
+            "per_class": {str(k): v for k, v in aurocs.items()},
+            "seconds_per_class": {str(k): v for k, v in secs.items()},
+        }
+        (out / "partial.json").write_text(json.dumps(partial, indent=1))
+        if s.echo:
+            print(f"class {c} ({data.class_names[c]}): {s.model} AUROC {aurocs[c]:.4f}  ({secs[c]:.0f}s)", flush=True)
+    how = "drawn uniformly at random (seeded) from the training images of all other classes"
+    details = {
+        "labelled_ratio": s.labelled_ratio,
         "labelled_anomalies_per_class": n_labelled,
-        "labelled_anomalies": "drawn uniformly at random (seeded) from the training images of all other classes"
-        if labelled_ratio > 0
-        else None,
+        "labelled_anomalies": how if s.labelled_ratio > 0 else None,
     }
-    return aurocs, secs, info
+    return {"scores": aurocs, "knn": {}, "seconds": secs, "details": details}
 
 
-def one_class(
-    dataset: str,
-    root: str | None = None,
-    model: str = "hfr",
-    classes: list[int] | None = None,
-    image_size: int | None = None,
-    out: str | Path = "runs/one-class",
-    options: dict[str, Any] | None = None,
-    labelled_ratio: float = 0.0,
-    download: bool = False,
-    val_fraction: float = 0.1,
-    echo: bool = True,
-    command: str | None = None,
-) -> dict[str, Any]:
+def _image_size(s: OneClassSettings, data: OneClassData) -> int:
+    if s.image_size is not None:
+        return int(s.image_size)
+    if s.model == "hfr":
+        return HFR_ONE_CLASS_IMAGE_SIZE
+    from reconad.models import model_entry
+
+    # the data's own size, as in the papers
+    return max(int(model_entry(s.model)[0].min_image_size), int(data.train_x.shape[1]))
+
+
+def run(settings: OneClassSettings) -> dict[str, Any]:
     """Run the one-class protocol; write ``results.json`` and ``results.md`` under ``out``."""
-    options = dict(options or {})
-    model = model.lower()
-    data = load_one_class_set(dataset, root, download=download)
+    s = settings
+    s.model = s.model.lower()
+    data = load_one_class_set(s.dataset, s.root, download=s.download)
     all_classes = sorted(int(c) for c in np.unique(data.train_y))
-    classes = all_classes if not classes else list(classes)
+    classes = list(s.classes) if s.classes else all_classes
     bad = [c for c in classes if c not in all_classes]
     if bad:
-        raise ConfigError(f"unknown class(es) {bad} for {dataset}; classes are {all_classes}")
-    if image_size is None:
-        if model == "hfr":
-            image_size = HFR_ONE_CLASS_IMAGE_SIZE
-        else:  # the data's own size, as in the papers
-            from reconad.models import model_entry
-
-            image_size = max(int(getattr(model_entry(model)[0], "min_image_size", 32)), int(data.train_x.shape[1]))
+        raise ConfigError(f"unknown class(es) {bad} for {s.dataset}; classes are {all_classes}")
+    image_size = _image_size(s, data)
     t0 = time.perf_counter()
-    if model == "hfr":
-        if labelled_ratio > 0:
+    if s.model == "hfr":
+        if s.labelled_ratio > 0:
             raise ConfigError("hfr trains on normal data only; drop --labelled-ratio")
-        scores, knn, secs, info = _run_hfr(data, classes, image_size, options, val_fraction, echo)
+        r = _run_hfr(data, classes, image_size, s)
     else:
-        scores, secs, info = _run_detector(data, model, classes, image_size, options, labelled_ratio, echo, Path(out))
-        knn = {}
-    total = time.perf_counter() - t0
-    mean = float(np.mean(list(scores.values())))
-    result: dict[str, Any] = {
-        "protocol": "one-class",
+        r = _run_detector(data, classes, image_size, s)
+    payload: dict[str, Any] = {
         "dataset": data.name,
-        "data": data.description,
         "root": data.root,
-        "model": model,
-        "date": date.today().isoformat(),
+        "model": s.model,
         "image_size": image_size,
-        "per_class": {str(c): float(v) for c, v in scores.items()},
-        "mean": mean,
-        "seconds_per_class": {str(c): float(v) for c, v in secs.items()},
-        "total_seconds": total,
-        "settings": options,
-        "details": info,
-        "published": [{"method": m, "mean_auroc": v} for m, v in PUBLISHED.get(data.name, [])],
-        "machine": {
-            "torch_threads": torch.get_num_threads(),
-            "platform": platform.platform(),
-            "torch": torch.__version__,
-        },
-        "command": command,
+        "per_class": {str(c): float(v) for c, v in r["scores"].items()},
+        "mean": float(np.mean(list(r["scores"].values()))),
+        "seconds_per_class": {str(c): float(v) for c, v in r["seconds"].items()},
+        "total_seconds": time.perf_counter() - t0,
+        "details": r["details"],
     }
-    if knn:
-        result["knn_per_class"] = {str(c): float(v) for c, v in knn.items()}
-        result["knn_mean"] = float(np.mean(list(knn.values())))
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
-    (out / "results.md").write_text(results_markdown(result, data.class_names))
-    if echo:
-        print(results_markdown(result, data.class_names))
-    return result
+    if r["knn"]:
+        payload["knn_per_class"] = {str(c): float(v) for c, v in r["knn"].items()}
+        payload["knn_mean"] = float(np.mean(list(r["knn"].values())))
+    published = [
+        Published(method=m.split(",")[0], source=m.split(",", 1)[1].strip(), value=v, metric="mean AUROC")
+        for m, v in PUBLISHED.get(data.name, [])
+    ]
+    note = "Full-MNIST figures, shown for orientation only." if data.name == "mnist-10k" else ""
+    body = results_markdown(payload, data.class_names)
+    doc = write_results(
+        s.out,
+        Results(
+            "one-class",
+            f"One-class protocol: {s.model} on {data.name}",
+            data.description,
+            s.command,
+            dict(s.options),
+            payload,
+            body,
+            published,
+            note,
+        ),
+    )
+    if s.echo:
+        print((Path(s.out) / "results.md").read_text())
+    return doc
 
 
 def results_markdown(result: dict[str, Any], class_names: tuple[str, ...]) -> str:
+    """The per-class table (with the kNN baseline where there is one) and the protocol's notes."""
     model = result["model"]
+    has_knn = "knn_per_class" in result
     rows = []
     for c, v in result["per_class"].items():
         row = {"class": c, "name": class_names[int(c)], f"{model} AUROC": v, "seconds": result["seconds_per_class"][c]}
-        if "knn_per_class" in result:
+        if has_knn:
             row["kNN AUROC"] = result["knn_per_class"][c]
         rows.append(row)
     mean = {
@@ -353,47 +352,27 @@ def results_markdown(result: dict[str, Any], class_names: tuple[str, ...]) -> st
         "seconds": float(np.mean(list(result["seconds_per_class"].values()))),
     }
     keys = ["class", "name", f"{model} AUROC"]
-    if "knn_per_class" in result:
+    if has_knn:
         mean["kNN AUROC"] = result["knn_mean"]
         keys.append("kNN AUROC")
     keys.append("seconds")
     lines = [
-        f"# One-class protocol: {model} on {result['dataset']} ({result['date']})",
-        "",
-        f"Data: {result['data']}.",
-        "",
         "Each class in turn is normal: train on its training images only, test on the whole test "
         "set (that class = normal, all others = anomalous); image AUROC.",
         "",
-        format_table(rows + [mean], keys),
+        markdown_table([*rows, mean], keys),
         "",
     ]
     d = result.get("details", {})
     if "encode_seconds" in d:
         lines += [
             f"Encoder features of all images computed once: {d['encode_seconds']:.0f} s "
-            "(not in the per-class seconds). "
-            f"kNN: k={d['knn']['k']}, {d['knn']['features']}.",
+            f"(not in the per-class seconds). kNN: k={d['knn']['k']}, {d['knn']['features']}.",
             "",
         ]
-    lines += [
-        f"Total: {result['total_seconds']:.0f} s; image size {result['image_size']}; "
-        f"settings {json.dumps(result['settings'], default=str)}.",
-        "",
-    ]
+    lines += [f"Total: {result['total_seconds']:.0f} s; image size {result['image_size']}.", ""]
     if d.get("labelled_ratio"):
         lines += [f"Labelled anomalies: ratio {d['labelled_ratio']} = a/(n+a), {d['labelled_anomalies']}.", ""]
-    if result.get("command"):
-        lines += ["Command: `" + result["command"] + "`", ""]
-    if result["published"]:
-        lines += [
-            "Published mean AUROC on this dataset (quoted from the papers, **not reproduced here**"
-            + ("; full-MNIST figures, shown for orientation only" if result["dataset"] == "mnist-10k" else "")
-            + "):",
-            "",
-        ]
-        lines += [f"- {p['method']}: {p['mean_auroc']:.4f}" for p in result["published"]]
-        lines.append("")
     return "\n".join(lines)
 
 
@@ -404,26 +383,3 @@ def parse_classes(text: str | None) -> list[int] | None:
         return [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
         raise ConfigError(f"--classes expects comma-separated class numbers, got {text!r}") from None
-
-
-def run_one_class(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
-    """CLI entry: ``reconad benchmark --protocol one-class``."""
-    if not args.dataset:
-        raise ConfigError(
-            "--dataset is required for the one-class protocol (fashion-mnist, mnist, mnist-10k, cifar10, digits)"
-        )
-    out = args.out if args.out != "runs/benchmark" else f"runs/one-class-{args.dataset}-{args.model}"
-    image_size = args.image_size if getattr(args, "image_size_given", True) else None
-    return one_class(
-        args.dataset,
-        args.root,
-        model=args.model,
-        classes=parse_classes(args.classes),
-        image_size=image_size,
-        out=out,
-        options=options,
-        labelled_ratio=float(getattr(args, "labelled_ratio", 0.0) or 0.0),
-        download=bool(getattr(args, "download", False)),
-        echo=not args.quiet,
-        command="reconad " + " ".join(sys.argv[1:]) if sys.argv[1:] else None,
-    )

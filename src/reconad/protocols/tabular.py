@@ -14,7 +14,7 @@
   (``reconad.metrics``), mean ± std (``ddof=0``) over the seeds, plus fit + score seconds.
 
 ``kddcup99``: the "10 percent" file with the DAGMM/MemAE protocol (see
-:func:`reconad.data.tabular.load_kddcup99`: ``normal.`` traffic is the anomaly class),
+:func:`reconad.data.table_files.load_kddcup99`: ``normal.`` traffic is the anomaly class),
 a 50/50 random split per seed, training on the non-anomalous (attack) rows of the
 train half; the top 20% of the *test* scores are flagged anomalous, giving precision,
 recall and F1 (AUROC/AUPR reported too).  Our models train with batch size 1024 there
@@ -30,32 +30,33 @@ only to the model named before the dot (PyOD models included, e.g.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from reconad.data.tabular import ADBENCH_DEFAULT, TabularData, find_kddcup99_file, load_adbench, load_kddcup99
+from reconad.data.table_files import ADBENCH_DEFAULT, TabularData, find_kddcup99_file, load_adbench, load_kddcup99
 from reconad.errors import ConfigError, DataError
 from reconad.metrics import image_aupr, image_auroc
+from reconad.protocols.results import Published, Results, write_results
+from reconad.protocols.settings import TabularSettings
 
 log = logging.getLogger("reconad")
 
 OUR_MODELS = ("ae", "vae", "memae", "esad")
 PYOD_MODELS = ("pyod-ae", "iforest")
 DEFAULT_MODELS = OUR_MODELS + PYOD_MODELS
-#: models that take labelled anomalies (``fit(X, y)``)
-SEMI_SUPERVISED = frozenset({"esad"})
+KDD_DEFAULT_MODELS = ["ae", "vae", "memae", "esad", "iforest"]
+#: models outside the registry that take labelled anomalies (registered models say so
+#: themselves: ``uses_labels``)
+SEMI_SUPERVISED: frozenset[str] = frozenset()
 DEFAULT_SEEDS = 5
 DEFAULT_LABEL_FRACTION = 0.1
 TEST_FRACTION = 0.3
@@ -98,7 +99,7 @@ class DetectorScorer:
         self.det = Detector(name, **{**options, "seed": seed})
 
     def fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
-        self.det.fit(X.astype(np.float32), y if self.name in SEMI_SUPERVISED else None)
+        self.det.fit(X.astype(np.float32), y if uses_labels(self.name) else None)
 
     def score(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.det.decision_function(X.astype(np.float32)), dtype=np.float64)
@@ -137,12 +138,23 @@ def pyod_available() -> bool:
     return True
 
 
-def resolve_models(requested: str | None) -> tuple[dict[str, Maker], dict[str, str]]:
+def uses_labels(name: str) -> bool:
+    """Whether model ``name`` trains on labelled anomalies (``fit(X, y)``)."""
+    from reconad.models import MODELS, model_entry
+
+    if name in SEMI_SUPERVISED:
+        return True
+    return name in MODELS and model_entry(name)[0].uses_labels
+
+
+def resolve_models(requested: list[str] | str | None) -> tuple[dict[str, Maker], dict[str, str]]:
     """(name -> maker for the runnable models, name -> why skipped)."""
     from reconad.models import MODELS, model_entry
 
-    names = [m.strip().lower() for m in requested.split(",") if m.strip()] if requested else list(DEFAULT_MODELS)
-    known = set(DEFAULT_MODELS) | set(EXTRA_MODELS)
+    if isinstance(requested, str):
+        requested = requested.split(",")
+    names = [m.strip().lower() for m in requested if m.strip()] if requested else list(DEFAULT_MODELS)
+    known = set(DEFAULT_MODELS) | set(EXTRA_MODELS) | set(MODELS)
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConfigError(
@@ -306,7 +318,7 @@ def top_fraction_prf(labels: np.ndarray, scores: np.ndarray, fraction: float = K
 def _run_one(name: str, maker: Maker, split: Split, seed: int, options: dict[str, Any]) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
     model = maker(name, seed, options)
-    X, y = split.training(name in SEMI_SUPERVISED)
+    X, y = split.training(uses_labels(name))
     model.fit(X, y)
     scores = model.score(split.test)
     if scores.shape != (len(split.test),):
@@ -320,6 +332,25 @@ def _warm_up() -> None:
     import torch
 
     torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))])
+
+
+def _attempt(
+    run: dict[str, Any], fit_and_score: Callable[[], tuple[np.ndarray, float]], y_test: np.ndarray, with_prf: bool
+) -> dict[str, Any]:
+    """Fill ``run`` with the metrics of one model on one split, or with its error.
+
+    One failing model must not lose a long benchmark: the error is recorded (and
+    printed) and the benchmark goes on.
+    """
+    try:
+        scores, secs = fit_and_score()
+        if with_prf:
+            run.update(top_fraction_prf(y_test, scores))
+        run.update(auroc=image_auroc(y_test, scores), aupr=image_aupr(y_test, scores), seconds=secs)
+    except Exception as exc:
+        run["error"] = f"{type(exc).__name__}: {exc}"
+        print(f"{run['dataset']} seed {run['seed']} {run['model']}: FAILED {run['error']}", file=sys.stderr, flush=True)
+    return run
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -348,7 +379,7 @@ def _summary(
                 "seeds": len(rs),
                 "failed": sum(1 for r in rs if "error" in r),
             }
-            for k in metrics + ["seconds"]:
+            for k in [*metrics, "seconds"]:
                 row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([r.get(k, float("nan")) for r in rs])
             out.append(row)
     return out
@@ -370,56 +401,36 @@ def _metric_table(summary: list[dict[str, Any]], datasets: list[str], models: li
     return "\n".join(lines)
 
 
-def _machine() -> dict[str, Any]:
-    import torch
+@dataclass
+class Task:
+    """What one protocol run covers: its data sets, how a seed splits one, what is measured."""
 
-    return {
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "cuda": torch.cuda.is_available(),
-    }
-
-
-def _parse_datasets(text: str | None) -> list[str]:
-    if not text:
-        return list(ADBENCH_DEFAULT)
-    names = [d.strip() for d in text.split(",") if d.strip()]
-    if not names:
-        raise ConfigError("--datasets is empty")
-    return names
+    protocol: str
+    title: str
+    datasets: dict[str, TabularData]
+    split: Callable[[TabularData, int, float], Split]
+    metrics: list[str]
+    description: str
+    published: list[Published]
+    beside: Callable[[list[dict[str, Any]]], str] = lambda summary: ""
 
 
-def tabular(
-    data_root: str | Path,
-    out: str | Path,
-    datasets: list[str] | None = None,
-    seeds: list[int] | None = None,
-    models: str | None = None,
-    label_fraction: float = DEFAULT_LABEL_FRACTION,
-    options: dict[str, Any] | None = None,
-    echo: bool = True,
+def _run_grid(
+    task: Task,
+    s: TabularSettings,
+    makers: dict[str, Maker],
+    per_opts: dict[str, dict[str, Any]],
+    skipped: dict[str, str],
 ) -> dict[str, Any]:
-    """ADBench sets: every model on the same stratified splits; writes results.md/json in ``out``."""
-    if not 0 <= label_fraction <= 1:
-        raise ConfigError(f"--label-fraction must be in [0, 1], got {label_fraction}")
-    datasets = list(datasets or ADBENCH_DEFAULT)
-    seeds = list(seeds if seeds is not None else range(DEFAULT_SEEDS))
-    loaded: dict[str, TabularData] = {}
-    for name in datasets:  # all read first: a bad name fails before any training
-        d = load_adbench(name, data_root)
-        loaded.setdefault(d.name, d)
-    datasets = list(loaded)
-    makers, skipped = resolve_models(models)
-    names = list(makers)
-    per_opts = _checked_options(makers, options)
-    _warm_up()
-    out = Path(out)
-    runs: list[dict[str, Any]] = []
-    info: dict[str, Any] = {}
-    for data in loaded.values():
-        for seed in seeds:
-            split = tabular_split(data, seed, label_fraction)
+    """Every model on every data set and seed (the same split for all models); results
+    are rewritten after each seed, so a long run keeps what it has done."""
+    grid = Grid(models=list(makers), skipped=skipped)
+    runs, info, names = grid.runs, grid.info, grid.models
+    with_prf = "precision" in task.metrics
+    doc: dict[str, Any] = {}
+    for data in task.datasets.values():
+        for seed in s.seeds:
+            split = task.split(data, seed, s.label_fraction)
             info[data.name] = {
                 "rows": len(data),
                 "features": data.X.shape[1],
@@ -429,91 +440,89 @@ def tabular(
             for m in names:
                 run = _attempt(
                     {"dataset": data.name, "model": m, "seed": seed},
-                    lambda: _run_one(m, makers[m], split, seed, per_opts[m]),
+                    partial(_run_one, m, makers[m], split, seed, per_opts[m]),
                     split.y_test,
+                    with_prf,
                 )
                 runs.append(run)
-                if echo and "error" not in run:
-                    print(
-                        f"{data.name} seed {seed} {m}: AUROC {run['auroc']:.4f} AUPR {run['aupr']:.4f} "
-                        f"({run['seconds']:.1f}s)",
-                        flush=True,
-                    )
-        result = _write_tabular(out, datasets, names, seeds, runs, info, skipped, label_fraction, options)
-    if echo:
-        print((out / "results.md").read_text())
-    return result
+                if s.echo and "error" not in run:
+                    shown = " ".join(f"{k} {run[k]:.4f}" for k in task.metrics)
+                    print(f"{data.name} seed {seed} {m}: {shown} ({run['seconds']:.1f}s)", flush=True)
+            doc = _write(task, s, grid)
+    return doc
 
 
-def _attempt(
-    run: dict[str, Any],
-    fit_and_score: Callable[[], tuple[np.ndarray, float]],
-    y_test: np.ndarray,
-    with_prf: bool = False,
-) -> dict[str, Any]:
-    """Fill ``run`` with the metrics of one model on one split, or with its error.
+@dataclass
+class Grid:
+    """What a run has done so far: its models, one record per (data set, seed, model), the data sizes."""
 
-    One failing model must not lose a long benchmark: the error is recorded (and
-    printed) and the benchmark goes on.
-    """
-    try:
-        scores, secs = fit_and_score()
-        if with_prf:
-            run.update(top_fraction_prf(y_test, scores))
-        run.update(auroc=image_auroc(y_test, scores), aupr=image_aupr(y_test, scores), seconds=secs)
-    except Exception as exc:
-        run["error"] = f"{type(exc).__name__}: {exc}"
-        print(f"{run['dataset']} seed {run['seed']} {run['model']}: FAILED {run['error']}", file=sys.stderr, flush=True)
-    return run
+    models: list[str]
+    skipped: dict[str, str]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
 
 
-def _write_tabular(
-    out: Path,
-    datasets: list[str],
-    models: list[str],
-    seeds: list[int],
-    runs: list[dict[str, Any]],
-    info: dict[str, Any],
-    skipped: dict[str, str],
-    label_fraction: float,
-    options: dict[str, Any] | None,
-) -> dict[str, Any]:
-    done = [d for d in datasets if any(r["dataset"] == d for r in runs)]
-    summary = _summary(runs, done, models, ["auroc", "aupr"])
-    today = date.today().isoformat()
-    protocol = (
-        f"stratified {int((1 - TEST_FRACTION) * 100)}/{int(TEST_FRACTION * 100)} train/test split per seed; "
-        "unsupervised models train on the normal rows of the train part; semi-supervised models "
-        f"({', '.join(sorted(SEMI_SUPERVISED))}) also get {label_fraction:g} of the train part's anomalies, "
-        "labelled; features standardised with the normal train rows' mean/std; scores on the test part"
-    )
-    result = {
-        "protocol": "tabular",
-        "date": today,
-        "description": protocol,
+def _write(task: Task, s: TabularSettings, grid: Grid) -> dict[str, Any]:
+    """The one writer of both tabular protocols: a table per metric, the data, failures."""
+    models, runs, info, skipped = grid.models, grid.runs, grid.info, grid.skipped
+    done = [d for d in task.datasets if any(r["dataset"] == d for r in runs)]
+    summary = _summary(runs, done, models, task.metrics)
+    payload = {
+        "description": task.description,
         "datasets": info,
         "models": models,
-        "seeds": seeds,
-        "label_fraction": label_fraction,
-        "test_fraction": TEST_FRACTION,
-        "settings": dict(options or {}),
+        "seeds": list(s.seeds),
+        "label_fraction": s.label_fraction,
         "skipped": skipped,
         "runs": runs,
         "summary": summary,
-        "published": PUBLISHED_TABULAR,
-        "machine": _machine(),
     }
+    if task.protocol == "kddcup99":
+        data = next(iter(task.datasets.values()))
+        payload.update(
+            rows=len(data),
+            features=int(data.X.shape[1]),
+            anomalies=data.n_anomalies,
+            split=info.get(data.name, {}),
+            flag_fraction=KDD_FLAG_FRACTION,
+        )
+    else:
+        payload["test_fraction"] = TEST_FRACTION
+    data_text = (
+        "; ".join(
+            f"{d}: {info[d]['rows']} rows x {info[d]['features']} features, {info[d]['anomalies']} anomalies"
+            for d in done
+        )
+        or "none run yet"
+    )
+    return write_results(
+        s.out,
+        Results(
+            task.protocol,
+            task.title,
+            data_text,
+            s.command,
+            dict(s.options),
+            payload,
+            _markdown(task, s, grid, done, summary),
+            task.published,
+            "Published figures come from the papers' own protocols and labelled shares; shown for orientation only.",
+        ),
+    )
+
+
+def _markdown(task: Task, s: TabularSettings, grid: Grid, done: list[str], summary: list[dict[str, Any]]) -> str:
+    models, runs, info, skipped = grid.models, grid.runs, grid.info, grid.skipped
     lines = [
-        f"# Tabular benchmark ({today})",
+        f"Protocol: {task.description}.",
         "",
-        f"Protocol: {protocol}.",
-        "",
-        f"Seeds: {', '.join(map(str, seeds))}; mean ± std (ddof=0) over seeds.",
+        f"Seeds: {', '.join(map(str, s.seeds))}; mean ± std (ddof=0) over seeds.",
         "",
     ]
     if skipped:
         lines += ["Skipped: " + "; ".join(f"{m} ({why})" for m, why in skipped.items()), ""]
-    for title, metric in (("AUROC", "auroc"), ("AUPR", "aupr"), ("Seconds (fit + score, mean per seed)", "seconds")):
+    for metric in [*task.metrics, "seconds"]:
+        title = METRIC_TITLES.get(metric, metric)
         lines += [f"## {title}", "", _metric_table(summary, done, models, metric), ""]
     lines += [
         "## Data",
@@ -527,213 +536,117 @@ def _write_tabular(
             f"| {d} | {i['rows']} | {i['features']} | {i['anomalies']} | {i['train_normal']} | "
             f"{i['labelled_anomalies']} | {i['test']} ({i['test_anomalies']} anomalies) |"
         )
+    lines += ["", task.beside(summary)]
+    failed = [r for r in runs if "error" in r]
+    if failed:
+        lines += ["## Failures", ""]
+        lines += [f"- {r['dataset']} seed {r['seed']} {r['model']}: {r['error']}" for r in failed] + [""]
+    return "\n".join(lines)
+
+
+METRIC_TITLES = {
+    "auroc": "AUROC",
+    "aupr": "AUPR",
+    "precision": "Precision",
+    "recall": "Recall",
+    "f1": "F1",
+    "seconds": "Seconds (fit + score, mean per seed)",
+}
+
+
+def _esad_beside(summary: list[dict[str, Any]]) -> str:
     pub = PUBLISHED_TABULAR
-    lines += [
-        "",
-        f"## Published (not reproduced here): {pub['source']}",
+    lines = [
+        f"## Ours beside the published {pub['source']}",
         "",
         "| dataset | published ESAD AUROC | our esad AUROC |",
         "|---|---|---|",
     ]
-    for d, v in pub["auroc"].items():
-        row = next((s for s in summary if s["dataset"].lower() == d and s["model"] == "esad"), None)
+    for d, v in pub["auroc"].items():  # type: ignore[attr-defined]
+        row = next((r for r in summary if r["dataset"].lower() == d and r["model"] == "esad"), None)
         ours = _cell(row["auroc_mean"], row["auroc_std"]) if row else "not run"
         lines.append(f"| {d} | {v:.3f} | {ours} |")
-    lines += ["", "Published figures come from the paper's own protocol and are shown for orientation only.", ""]
-    failed = [r for r in runs if "error" in r]
-    if failed:
-        lines += (
-            ["## Failures", ""]
-            + [f"- {r['dataset']} seed {r['seed']} {r['model']}: {r['error']}" for r in failed]
-            + [""]
+    return "\n".join([*lines, ""])
+
+
+def _tabular_task(s: TabularSettings) -> Task:
+    loaded: dict[str, TabularData] = {}
+    for name in s.datasets or list(ADBENCH_DEFAULT):  # all read first: a bad name fails before any training
+        d = load_adbench(name, s.data_root)  # type: ignore[arg-type]
+        loaded.setdefault(d.name, d)
+    semi = ", ".join(sorted(m for m in (s.models or DEFAULT_MODELS) if uses_labels(m))) or "none"
+    description = (
+        f"stratified {int((1 - TEST_FRACTION) * 100)}/{int(TEST_FRACTION * 100)} train/test split per seed; "
+        "unsupervised models train on the normal rows of the train part; semi-supervised models "
+        f"({semi}) also get {s.label_fraction:g} of the train part's anomalies, labelled; features standardised "
+        "with the normal train rows' mean/std; scores on the test part"
+    )
+    pub = PUBLISHED_TABULAR
+    published = [
+        Published("ESAD", "Huang et al., arXiv 2012.04905", metric="AUROC, semi-supervised", values=dict(pub["auroc"]))  # type: ignore[arg-type]
+    ]
+    return Task(
+        "tabular", "Tabular benchmark", loaded, tabular_split, ["auroc", "aupr"], description, published, _esad_beside
+    )
+
+
+def _kdd_task(s: TabularSettings) -> Task:
+    file = find_kddcup99_file(s.data_root)  # type: ignore[arg-type]
+    t0 = time.perf_counter()
+    data = load_kddcup99(file)
+    if s.echo:
+        print(
+            f"read {file}: {len(data)} rows, {data.X.shape[1]} features, {data.n_anomalies} 'normal.' rows "
+            f"(the anomaly class) in {time.perf_counter() - t0:.0f}s",
+            flush=True,
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
-    (out / "results.md").write_text("\n".join(lines))
-    return result
-
-
-def kddcup99(
-    path: str | Path,
-    out: str | Path,
-    seeds: list[int] | None = None,
-    models: str | None = None,
-    label_fraction: float = DEFAULT_LABEL_FRACTION,
-    options: dict[str, Any] | None = None,
-    echo: bool = True,
-    data: TabularData | None = None,
-) -> dict[str, Any]:
-    """KDDCUP99 10% file, DAGMM/MemAE protocol; precision/recall/F1 at the top 20% of test scores."""
-    if not 0 <= label_fraction <= 1:
-        raise ConfigError(f"--label-fraction must be in [0, 1], got {label_fraction}")
-    seeds = list(seeds if seeds is not None else range(DEFAULT_SEEDS))
-    makers, skipped = resolve_models(models or "ae,vae,memae,esad,iforest")
-    # ~200k training rows: DAGMM's batch size unless one is given (16 would take hours on a CPU)
-    options = {"batch_size": KDD_BATCH_SIZE, **(options or {})}
-    names = list(makers)
-    per_opts = _checked_options(makers, options)
-    if data is None:
-        file = find_kddcup99_file(path)
-        t0 = time.perf_counter()
-        data = load_kddcup99(file)
-        if echo:
-            print(
-                f"read {file}: {len(data)} rows, {data.X.shape[1]} features, {data.n_anomalies} 'normal.' rows "
-                f"(the anomaly class) in {time.perf_counter() - t0:.0f}s",
-                flush=True,
-            )
-    _warm_up()
-    out = Path(out)
-    runs: list[dict[str, Any]] = []
-    sizes: dict[str, int] = {}
-    for seed in seeds:
-        split = kdd_split(data, seed, label_fraction)
-        sizes = split.sizes()
-        for m in names:
-            run = _attempt(
-                {"dataset": "kddcup99", "model": m, "seed": seed},
-                lambda: _run_one(m, makers[m], split, seed, per_opts[m]),
-                split.y_test,
-                with_prf=True,
-            )
-            runs.append(run)
-            if echo and "error" not in run:
-                print(
-                    f"kddcup99 seed {seed} {m}: P {run['precision']:.4f} R {run['recall']:.4f} F1 {run['f1']:.4f} "
-                    f"AUROC {run['auroc']:.4f} ({run['seconds']:.1f}s)",
-                    flush=True,
-                )
-        result = _write_kdd(out, names, seeds, runs, sizes, skipped, label_fraction, options, data)
-    if echo:
-        print((out / "results.md").read_text())
-    return result
-
-
-def _write_kdd(
-    out: Path,
-    models: list[str],
-    seeds: list[int],
-    runs: list[dict[str, Any]],
-    sizes: dict[str, int],
-    skipped: dict[str, str],
-    label_fraction: float,
-    options: dict[str, Any] | None,
-    data: TabularData,
-) -> dict[str, Any]:
-    metrics = ["precision", "recall", "f1", "auroc", "aupr"]
-    summary = _summary(runs, ["kddcup99"], models, metrics)
-    today = date.today().isoformat()
-    protocol = (
+    description = (
         "KDDCUP99 10% file; one-hot protocol_type/service/flag, min-max scaling over the file; "
         "'normal.' traffic is the anomaly class; random 50/50 split per seed; models train on the "
-        "non-anomalous (attack) rows of the train half"
-        + (
-            f" (semi-supervised models also get {label_fraction:g} of the train half's anomalies, labelled)"
-            if any(m in SEMI_SUPERVISED for m in models)
-            else ""
-        )
-        + f"; the top {KDD_FLAG_FRACTION:.0%} of test scores are flagged anomalous; our models train "
-        f"with batch size {(options or {}).get('batch_size', KDD_BATCH_SIZE)}"
+        "non-anomalous (attack) rows of the train half (semi-supervised models also get "
+        f"{s.label_fraction:g} of the train half's anomalies, labelled); the top {KDD_FLAG_FRACTION:.0%} of test "
+        f"scores are flagged anomalous; our models train with batch size {s.options.get('batch_size', KDD_BATCH_SIZE)}"
     )
-    result = {
-        "protocol": "kddcup99",
-        "date": today,
-        "description": protocol,
-        "rows": len(data),
-        "features": int(data.X.shape[1]),
-        "anomalies": data.n_anomalies,
-        "split": sizes,
-        "models": models,
-        "seeds": seeds,
-        "label_fraction": label_fraction,
-        "flag_fraction": KDD_FLAG_FRACTION,
-        "settings": dict(options or {}),
-        "skipped": skipped,
-        "runs": runs,
-        "summary": summary,
-        "published": PUBLISHED_KDD,
-        "machine": _machine(),
-    }
-    lines = [
-        f"# KDDCUP99 benchmark ({today})",
-        "",
-        f"Protocol: {protocol}.",
-        "",
-        f"Data: {len(data)} rows, {data.X.shape[1]} features, {data.n_anomalies} anomalies; per seed "
-        f"{sizes.get('train_normal', 0)} training rows, {sizes.get('test', 0)} test rows.",
-        "",
-        f"Seeds: {', '.join(map(str, seeds))}; mean ± std (ddof=0) over seeds.",
-        "",
-    ]
-    if skipped:
-        lines += ["Skipped: " + "; ".join(f"{m} ({why})" for m, why in skipped.items()), ""]
-    lines += ["| model | precision | recall | F1 | AUROC | AUPR | seconds |", "|---|---|---|---|---|---|---|"]
-    for s in summary:
-        lines.append(
-            f"| {s['model']} | "
-            + " | ".join(_cell(s[f"{k}_mean"], s[f"{k}_std"]) for k in metrics)
-            + f" | {s['seconds_mean']:.1f} |"
-        )
-    lines += [
-        "",
-        "## Published (not reproduced here)",
-        "",
-        "| model | source | precision | recall | F1 |",
-        "|---|---|---|---|---|",
-    ]
-    for r in PUBLISHED_KDD["rows"]:
-        cells = [f"{r[k]:.4f}" if k in r else "—" for k in ("precision", "recall", "f1")]
-        lines.append(f"| {r['model']} | {r['source']} | " + " | ".join(cells) + " |")
-    lines += ["", PUBLISHED_KDD["note"], ""]
-    failed = [r for r in runs if "error" in r]
-    if failed:
-        lines += ["## Failures", ""] + [f"- seed {r['seed']} {r['model']}: {r['error']}" for r in failed] + [""]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
-    (out / "results.md").write_text("\n".join(lines))
-    return result
+    published = [Published(r["model"], r["source"], r["f1"], "F1") for r in PUBLISHED_KDD["rows"]]  # type: ignore[index]
+    note = str(PUBLISHED_KDD["note"])
+    return Task(
+        "kddcup99",
+        "KDDCUP99 benchmark",
+        {"kddcup99": data},
+        kdd_split,
+        ["precision", "recall", "f1", "auroc", "aupr"],
+        description,
+        published,
+        lambda summary: note + "\n",
+    )
 
 
-def run_tabular(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
-    """Entry point of ``reconad benchmark --protocol tabular|kddcup99``."""
-    root = getattr(args, "data_root", None) or args.root
-    if root is None:
-        where = "adbench-classical" if args.protocol == "tabular" else "kddcup99"
+def run(settings: TabularSettings) -> dict[str, Any]:
+    """``tabular`` (ADBench sets) or ``kddcup99``: every model on the same splits; results.md/json."""
+    s = settings
+    if not 0 <= s.label_fraction <= 1:
+        raise ConfigError(f"--label-fraction must be in [0, 1], got {s.label_fraction}")
+    if not s.seeds:
+        raise ConfigError("--seeds must be >= 1, got 0")
+    if s.data_root is None:
+        where = "adbench-classical" if s.protocol == "tabular" else "kddcup99"
         raise ConfigError(f"give --data-root (e.g. ../shared/data/{where})")
-    n_seeds = getattr(args, "seeds", None)
-    n_seeds = DEFAULT_SEEDS if n_seeds is None else int(n_seeds)
-    if n_seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
-    seeds = [int(args.seed) + i for i in range(n_seeds)]
-    label_fraction = getattr(args, "label_fraction", None)
-    label_fraction = DEFAULT_LABEL_FRACTION if label_fraction is None else float(label_fraction)
-    options = {k: v for k, v in options.items() if k != "seed"}
-    options["progress"] = False  # one bar per fit would bury the per-run lines
-    threads = options.pop("threads", DEFAULT_THREADS)
-    if not isinstance(threads, int) or threads < 1:
-        raise ConfigError(f"--set threads=N needs a whole number >= 1, got {threads!r}")
-    models = getattr(args, "models", None)
-    with torch_threads(threads):
-        if args.protocol == "kddcup99":
-            return kddcup99(
-                root,
-                args.out,
-                seeds=seeds,
-                models=models,
-                label_fraction=label_fraction,
-                options=options,
-                echo=not args.quiet,
-            )
-        return tabular(
-            root,
-            args.out,
-            datasets=_parse_datasets(getattr(args, "datasets", None)),
-            seeds=seeds,
-            models=models,
-            label_fraction=label_fraction,
-            options=options,
-            echo=not args.quiet,
-        )
+    if isinstance(s.threads, bool) or not isinstance(s.threads, int) or s.threads < 1:
+        raise ConfigError(f"--set threads=N needs a whole number >= 1, got {s.threads!r}")
+    kdd = s.protocol == "kddcup99"
+    if kdd:
+        # ~200k training rows: DAGMM's batch size unless one is given (16 would take hours on a CPU)
+        s.options = {"batch_size": KDD_BATCH_SIZE, **s.options}
+    task = _kdd_task if kdd else _tabular_task
+    with torch_threads(s.threads):
+        t = task(s)
+        makers, skipped = resolve_models(s.models or (KDD_DEFAULT_MODELS if kdd else None))
+        per_opts = _checked_options(makers, s.options)
+        _warm_up()
+        doc = _run_grid(t, s, makers, per_opts, skipped)
+    if s.echo:
+        print((Path(s.out) / "results.md").read_text())
+    return doc
 
 
 @contextmanager

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
 
 from reconad.engine.config import check_types
 from reconad.errors import ConfigError
+from reconad.models.base import ModelConfig
 
 RESIDUALS = ("cosine", "l2", "cosine+l2")
 SCORES = ("max", "topk", "mean", "deep-mean")
@@ -14,7 +14,7 @@ NORMALIZATIONS = ("level", "position")
 
 
 @dataclass
-class HFRConfig:
+class HFRConfig(ModelConfig):
     """HFR settings.
 
     backbone / layers / backbone_weights: the frozen encoder (see ``reconad.backbones``).
@@ -89,10 +89,3 @@ class HFRConfig:
             not self.level_weights or min(self.level_weights) < 0 or sum(self.level_weights) <= 0
         ):
             raise ConfigError(f"level_weights must be >= 0 with a positive sum, got {self.level_weights}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def field_names(cls) -> set[str]:
-        return {f.name for f in fields(cls)}

@@ -11,46 +11,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from reconad.backbones import build_backbone
-from reconad.data.records import ImageBatch, collate_images
-from reconad.engine.progress import progress as progress_iter
+from reconad.backbones import FeaturePyramid, build_backbone
+from reconad.data.records import Batch, FeatureBatch, ImageBatch, collate_features
 from reconad.errors import ConfigError
-from reconad.models.base import AnomalyModel
+from reconad.models.base import AnomalyModel, OptimizerSpec, ScoreOutput
+from reconad.models.encoder_features import FeatureCache, encode_dataset
 from reconad.models.hfr.config import HFRConfig
 from reconad.models.hfr.decoder import HFRDecoder
-
-
-class FeatureCache(Dataset):
-    """Encoder features of a whole dataset, held in memory (one tensor per level)."""
-
-    def __init__(self, levels: list[torch.Tensor]) -> None:
-        self.levels = levels
-
-    def __len__(self) -> int:
-        return int(self.levels[0].shape[0])
-
-    def __getitem__(self, i: int) -> list[torch.Tensor]:
-        return [lv[i] for lv in self.levels]
-
-
-class FeatureBatch(list):
-    """A list of per-level feature tensors; ``len`` is the batch size."""
-
-    def __len__(self) -> int:  # type: ignore[override]
-        return int(self[0].shape[0]) if list.__len__(self) else 0
-
-    def to(self, device: torch.device | str) -> "FeatureBatch":
-        return FeatureBatch(t.to(device, non_blocking=True) for t in self)
-
-
-def collate_features(items: list[list[torch.Tensor]]) -> FeatureBatch:
-    return FeatureBatch(torch.stack(level) for level in zip(*items))
 
 
 def gaussian_kernel1d(sigma: float) -> torch.Tensor:
@@ -60,30 +33,16 @@ def gaussian_kernel1d(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
-@torch.no_grad()
-def encode_dataset(
-    encoder: torch.nn.Module,
-    dataset: Dataset,
-    device: torch.device,
-    batch_size: int = 4,
-    progress: bool = True,
-    desc: str = "encoder features",
-) -> list[torch.Tensor]:
-    """Frozen-encoder features of a whole dataset of ``ImageItem``: one (N, C, h, w) tensor per level.
-
-    Small batches suit large images on a CPU (BENCHMARKS.md, speed); small images take larger ones.
-    """
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate_images)
-    chunks: list[list[torch.Tensor]] = []
-    encoder.eval()
-    for batch in progress_iter(loader, enabled=progress, desc=desc, unit="batch"):
-        chunks.append([f.cpu() for f in encoder(batch.image.to(device))])
-    return [torch.cat(parts) for parts in zip(*chunks)]
-
-
 class HFR(AnomalyModel):
     name = "hfr"
     frozen_prefixes = ("encoder.",)
+
+    config: HFRConfig
+    encoder: FeaturePyramid
+    level_mean: torch.Tensor
+    level_std: torch.Tensor
+    level_weights: torch.Tensor
+    blur: torch.Tensor
 
     def __init__(self, config: HFRConfig | None = None, **kwargs: Any) -> None:
         super().__init__()
@@ -94,7 +53,7 @@ class HFR(AnomalyModel):
             self.encoder.channels, self.encoder.strides, cfg.width, cfg.bottleneck, cfg.bottleneck_pool
         )
         # Channels-last runs the decoder's convolutions about 1.5x faster on CPU.
-        self.decoder.to(memory_format=torch.channels_last)
+        self.decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         k = len(self.encoder.channels)
         if cfg.level_weights is None:
             weights = [2.0**i for i in range(k)]
@@ -134,10 +93,8 @@ class HFR(AnomalyModel):
     def decode(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.decoder([f.contiguous(memory_format=torch.channels_last) for f in feats])
 
-    def configure_optimizers(self, config):  # type: ignore[override]
-        from reconad.models.base import make_optimizer
-
-        return {"main": make_optimizer(self.decoder.parameters(), config)}
+    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
+        return {"main": OptimizerSpec(self.decoder.parameters())}
 
     def _noisy(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         s = self.config.feature_noise
@@ -159,13 +116,13 @@ class HFR(AnomalyModel):
                 parts.append(1.0 - F.cosine_similarity(f, r, dim=1, eps=1e-6))
             if "l2" in mode:
                 parts.append(((f - r) ** 2).mean(dim=1) / (f.pow(2).mean(dim=1) + 1e-6))
-            out.append(sum(parts))
+            out.append(cast(torch.Tensor, sum(parts)))
         return out
 
     def training_loss(self, batch: FeatureBatch) -> torch.Tensor:
-        feats = list(batch)
+        feats = batch.levels
         recon = self.decode(self._noisy(feats))
-        return sum(r.mean() for r in self.level_residuals(feats, recon)) / len(feats)
+        return cast(torch.Tensor, sum(r.mean() for r in self.level_residuals(feats, recon)) / len(feats))
 
     @torch.no_grad()
     def on_fit_end(self, train_data: Dataset, val_data: Dataset | None, device: torch.device) -> None:
@@ -175,7 +132,7 @@ class HFR(AnomalyModel):
         (smoothed), for aligned objects whose normal residual depends on where in the
         image a pixel is; its std never goes below a tenth of the level's std.
         """
-        data = val_data if val_data is not None and len(val_data) >= 2 else train_data
+        data = val_data if val_data is not None and len(val_data) >= 2 else train_data  # type: ignore[arg-type]
         loader = DataLoader(data, batch_size=32, shuffle=False, collate_fn=collate_features)
         k = len(self.encoder.channels)
         sums: list[torch.Tensor] = [torch.zeros(()) for _ in range(k)]
@@ -183,7 +140,7 @@ class HFR(AnomalyModel):
         n = 0
         self.eval()
         for batch in loader:
-            feats = [f.to(device) for f in batch]
+            feats = [f.to(device) for f in batch.levels]
             res = self.level_residuals(feats, self.decode(feats))
             for i, r in enumerate(res):
                 r = r.double().cpu()
@@ -210,9 +167,10 @@ class HFR(AnomalyModel):
                 self._buffers[key] = torch.empty_like(value, device=self.level_mean.device)
         super().load_trainable_state_dict(state)
 
-    def _normalise(self, r: torch.Tensor, i: int) -> torch.Tensor:
+    def normalise(self, r: torch.Tensor, i: int) -> torch.Tensor:
         if self.config.normalization == "position":
-            mean, std = self._buffers[f"pos_mean_{i}"], self._buffers[f"pos_std_{i}"]
+            mean = cast(torch.Tensor, self._buffers[f"pos_mean_{i}"])
+            std = cast(torch.Tensor, self._buffers[f"pos_std_{i}"])
             if mean.shape != r.shape[-2:]:
                 mean = F.interpolate(mean[None, None], size=r.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
                 std = F.interpolate(std[None, None], size=r.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
@@ -224,7 +182,7 @@ class HFR(AnomalyModel):
         """Gaussian blur of (B, h, w) maps with ``sigma`` in map cells."""
         return self._blur(m, gaussian_kernel1d(sigma).to(m.device, m.dtype))
 
-    def _smooth(self, m: torch.Tensor) -> torch.Tensor:
+    def smooth(self, m: torch.Tensor) -> torch.Tensor:
         if self.config.blur_sigma <= 0:
             return m
         return self._blur(m, self.blur.to(m.dtype))
@@ -248,11 +206,11 @@ class HFR(AnomalyModel):
         w = self.level_weights / self.level_weights.sum()
         fused: torch.Tensor | None = None
         for i, r in enumerate(res):
-            z = self._normalise(r, i)
+            z = self.normalise(r, i)
             if tuple(z.shape[-2:]) != size:
                 z = F.interpolate(z.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
             fused = w[i] * z if fused is None else fused + w[i] * z
-        return self._smooth(fused), res  # type: ignore[arg-type]
+        return self.smooth(fused), res  # type: ignore[arg-type]
 
     def image_score(self, fused: torch.Tensor, res: list[torch.Tensor]) -> torch.Tensor:
         mode = self.config.score
@@ -265,32 +223,30 @@ class HFR(AnomalyModel):
             k = max(1, int(round(self.config.topk_ratio * int(flat.shape[1]))))
             return flat.topk(k, dim=1).values.mean(dim=1)
         deepest = max(range(len(res)), key=lambda i: self.encoder.strides[i])
-        return self._normalise(res[deepest], deepest).flatten(1).mean(dim=1)
+        return self.normalise(res[deepest], deepest).flatten(1).mean(dim=1)
 
-    #: On CPU, inference runs in micro-batches of at most this many input pixels (one
+    #: On CPU, scoring runs in micro-batches of at most this many input pixels (one
     #: 256 x 256 image; several smaller ones): the encoder's activations of a whole batch
     #: of 16 at 256 px (~100 MB) fall out of the caches, which made batch 16 slower per
     #: image than batch 1 (BENCHMARKS.md, speed).  Results are the same (eval mode, no
-    #: batch statistics).  None: never split.
+    #: batch statistics).
     cpu_micro_batch_pixels: int | None = 256 * 256
 
-    def micro_batch(self, images: torch.Tensor) -> int | None:
-        """Images per micro-batch for this input, or None to run it whole."""
-        budget = self.cpu_micro_batch_pixels
-        if not budget or images.device.type != "cpu" or self.training:
-            return None
-        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            return None
-        chunk = max(1, budget // (int(images.shape[-2]) * int(images.shape[-1])))
-        return chunk if images.shape[0] > chunk else None
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images (B,3,H,W) in [0,1] -> (scores (B,), anomaly maps (B,H,W))."""
+    def predict_step(self, batch: Batch) -> ScoreOutput:
+        """Images -> scores and maps at the input size; a ``FeatureBatch`` of encoder features
+        already computed -> the same scores, and maps at the finest feature grid."""
+        if isinstance(batch, FeatureBatch):
+            fused, res = self.fused_map(batch.levels)
+            return ScoreOutput(self.image_score(fused, res), fused)
+        if not isinstance(batch, ImageBatch):
+            raise TypeError(f"hfr scores images or encoder features, got {type(batch).__name__}")
+        images = batch.image
         chunk = self.micro_batch(images)
         if chunk:
             parts = [self._score_and_map(x) for x in images.split(chunk)]
-            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        return self._score_and_map(images)
+            return ScoreOutput(torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]))
+        scores, maps = self._score_and_map(images)
+        return ScoreOutput(scores, maps)
 
     def _score_and_map(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.encoder(images)
@@ -300,11 +256,8 @@ class HFR(AnomalyModel):
         maps = F.interpolate(fused.unsqueeze(1), size=size, mode="bilinear", align_corners=False)
         return scores, maps.squeeze(1)
 
-    @torch.no_grad()
-    def score_features(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        """Image scores from encoder features already computed (same as ``forward``'s scores)."""
-        fused, res = self.fused_map(feats)
-        return self.image_score(fused, res)
-
-    def score_batch(self, batch: ImageBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        return self(batch.image)
+    def input_normalisation(self) -> dict[str, list[float]]:
+        return {
+            "mean": [float(v) for v in self.encoder.mean.flatten()],
+            "std": [float(v) for v in self.encoder.std.flatten()],
+        }
