@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 DEMO_DATA ?= demo-data/textures
 DEMO_RUNS ?= runs/demo
 
-.PHONY: setup data demo test bench clean
+.PHONY: setup data demo test lint format bench clean
 
 setup: $(VENV)/.stamp-setup
 
@@ -37,6 +37,18 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# Lint: ruff (rules and formatting), mypy, and no function over 60 lines without a reason.
+LINT_PATHS := src tests benchmarks tools
+lint: setup
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+	$(PY) tools/function_lengths.py src/reconad
+
+format: setup
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 
 # Heavy benchmarks (never part of `make test`).  Results are written under runs/bench-*;
 # nothing is copied into BENCHMARKS.md automatically.
