@@ -25,6 +25,7 @@ import torch
 
 from reconad.backbones import build_backbone
 from reconad.data.class_datasets import load_one_class_set
+from reconad.data.records import FeatureBatch
 from reconad.engine import TrainConfig, Trainer
 from reconad.engine.device import select_device
 from reconad.metrics import image_auroc
@@ -82,6 +83,9 @@ def main(spec: dict) -> dict:
                 a, b = split_validation(len(own), 0.1, 0)
                 torch.manual_seed(0)
                 extra = {k: spec[k] for k in ("width", "bottleneck", "bottleneck_pool", "residual") if k in spec}
+                weights = spec.get("hybrid_weights")
+                if weights:  # the pooled kNN term beside the residual (scored at several weights below)
+                    extra["hybrid"] = "pooled"
                 model = HFR(HFRConfig(layers=ls, **extra))
                 cfg = TrainConfig.from_dict(
                     {
@@ -94,11 +98,20 @@ def main(spec: dict) -> dict:
                     }
                 )
                 val = FeatureCache(lv_tr).select(own[b].tolist())
-                Trainer(cfg).fit(model, FeatureCache(lv_tr).select(own[a].tolist()), val)
+                train_part = FeatureCache(lv_tr).select(own[a].tolist())
+                Trainer(cfg).fit(model, train_part, val)
                 y = (data.test_y != c).astype(int)
+                for w in weights or []:
+                    model.config.score, model.config.normalization, model.config.hybrid_weight = "deep-mean", "level", w
+                    model.on_fit_end(train_part, val, device)
+                    s_w = [
+                        model.predict_step(FeatureBatch([lv[i : i + 512].to(device) for lv in lv_te])).scores.cpu()
+                        for i in range(0, len(y), 512)
+                    ]
+                    per.setdefault(f"deep-mean+knn*{w}/level", {})[c] = image_auroc(y, torch.cat(s_w).numpy())
                 for norm in ("level", "position"):
                     model.config.normalization = norm
-                    model.on_fit_end(None, val, device)
+                    model.on_fit_end(train_part, val, device)
                     model.eval()
                     outs = {m: [] for m in SCORES}
                     with torch.inference_mode():

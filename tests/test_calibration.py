@@ -247,18 +247,38 @@ def test_calibration_protocol_reports_the_realised_false_alarm_rates(tmp_path):
 
     settings = CalibrationSettings(
         categories=["brick"],
-        fpr=0.1,
-        n_train=12,
-        n_calibration=19,
+        fprs=[0.1, 0.05],
+        n_train=[40],
+        methods=["holdout", "cross-fit"],
         n_fresh=10,
         image_size=32,
         out=str(tmp_path),
-        options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None),
+        options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None, calibration_folds=2),
         echo=False,
     )
     r = run_protocol("calibration", settings)
-    row = r["per_category"][0]
-    assert row["n_calibration"] == 19 and row["expected_fpr"] == pytest.approx(2 / 20)
-    for key in ("fpr_fresh_training_region", "fpr_fresh_held_out_quadrant"):
-        assert 0 <= row[key] <= 1 and row[key] * 10 == pytest.approx(round(row[key] * 10))
+    rows = {(row["method"], row["target_fpr"]): row for row in r["per_category"]}
+    hold, cross = rows[("holdout", 0.1)], rows[("cross-fit", 0.1)]
+    assert hold["n_calibration"] == 4 and cross["n_calibration"] == 40  # 10 % held out; every image cross-fitted
+    assert hold["expected_fpr"] == pytest.approx(1 / 5) and cross["expected_fpr"] == pytest.approx(4 / 41)
+    for row in r["per_category"]:
+        for key in ("realised_fpr", "realised_fpr_shifted"):
+            assert 0 <= row[key] <= 1 and row[key] * 10 == pytest.approx(round(row[key] * 10))
     assert (tmp_path / "results.md").exists() and json.loads((tmp_path / "results.json").read_text())["n_fresh"] == 10
+
+
+def test_cross_fitted_calibration_scores_every_normal_training_sample():
+    from helpers.recon_toys import table_toy
+
+    train, _, _ = table_toy()
+    opts = dict(epochs=2, batch_size=32, progress=False, device="cpu", patience=None, latent_dim=2, hidden=[8])
+    det = Detector("ae", fpr=0.05, calibration="cross-fit", calibration_folds=3, **opts).fit(train)
+    cal = det.calibration_
+    assert cal.n == len(train) and cal.source == "cross-fitted (3-fold)"
+    assert cal.expected_fpr == pytest.approx(15 / 301)  # floor(0.05 * 301) = 15 of 301
+    holdout = Detector("ae", fpr=0.05, **opts).fit(train)
+    assert holdout.calibration_.n == 30 and holdout.calibration_.source == "held-out normal"
+    with pytest.raises(ConfigError, match="calibration_folds"):
+        Detector("ae", calibration="cross-fit", calibration_folds=1)
+    with pytest.raises(ConfigError, match="unknown calibration"):
+        Detector("ae", calibration="k-fold")

@@ -157,7 +157,7 @@ def _broken_root(tmp_path: Path, tiny_mvtec: Path, kind: str) -> Path:
         ("unreadable", [], "cannot read image"),
         ("empty", [], "no training images"),
         ("ok", ["--category", "carpet"], "category 'carpet' not found"),
-        ("ok", ["--model", "patchcore"], "unknown model"),
+        ("ok", ["--model", "nosuchmodel"], "unknown model"),
         ("ok", ["--backbone", "vgg16"], "unknown backbone"),
         ("ok", ["--set", "bogus=1"], "unknown option"),
         ("ok", ["--set", "score=median"], "unknown score"),

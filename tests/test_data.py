@@ -449,3 +449,28 @@ def test_ensure_textures(tmp_path: Path) -> None:
         ensure_textures(foreign, categories=("brick",), **TINY)
     with pytest.raises(ConfigError):
         generate_textures(tmp_path / "x", categories=("marble",))
+
+
+def test_local_contrast_rule_refuses_camouflaged_defects(tmp_path: Path) -> None:
+    from reconad.data.textures import LOCAL_CONTRAST, local_contrast
+
+    rng = np.random.default_rng(0)
+    stripes = np.zeros((64, 64, 3))
+    stripes[:, ::2] = 1.0  # dense bright "blades" on black
+    blade = np.zeros((64, 64), bool)
+    blade[10:50, 28] = True  # a stroke that is one more blade: camouflaged
+    assert local_contrast(stripes, blade) < LOCAL_CONTRAST
+    grey = np.full((64, 64, 3), 0.5) + 0.02 * rng.normal(size=(64, 64, 3))
+    dark = grey.copy()
+    dark[20:30, 20:30] = 0.1  # a dark hole on a flat grey: plainly visible
+    hole = np.zeros((64, 64), bool)
+    hole[20:30, 20:30] = True
+    assert local_contrast(dark, hole) > LOCAL_CONTRAST
+    root = generate_textures(
+        tmp_path / "t", categories=("grass",), image_size=64, n_train=1, n_test_good=0, n_test_defect_per_type=3
+    )
+    for kind in ("scratch", "hole"):
+        for p in sorted((root / "grass" / "test" / kind).glob("*.png")):
+            rgb = np.asarray(Image.open(p).convert("RGB"), dtype=np.float64) / 255
+            mask = np.asarray(Image.open(root / "grass" / "ground_truth" / kind / f"{p.stem}_mask.png")) > 127
+            assert local_contrast(rgb, mask) >= LOCAL_CONTRAST - 0.05  # 8-bit rounding of the saved PNG

@@ -14,6 +14,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from helpers.pasting import paste_square
 from reconad.data import MVTecDataset, collate_images, split_holdout
 from reconad.data.records import FeatureBatch
 from reconad.engine import TrainConfig, Trainer
@@ -241,19 +242,9 @@ def test_on_fit_end_uses_held_out_data_not_training_data(trained):
 # ---------------------------------------------------------------- localisation
 
 
-def _paste_square(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A saturated red 14x14 square (out of distribution for grey brick)."""
-    mask = torch.zeros(x.shape[-2:], dtype=torch.bool)
-    mask[16:30, 30:44] = True
-    bad = x.clone()
-    for c, v in enumerate((1.0, 0.0, 0.0)):
-        bad[:, c][:, mask] = v
-    return bad, mask
-
-
 def test_pasted_defect_scores_higher_and_is_localised(trained):
     x = _images(trained.val)
-    bad, mask = _paste_square(x)
+    bad, mask = paste_square(x)
     with torch.no_grad():
         s_norm, _ = trained.model.score_images(x)
         s_bad, m_bad = trained.model.score_images(bad)
@@ -275,7 +266,7 @@ def test_pasted_defect_scores_higher_and_is_localised(trained):
 def test_score_options(trained, score):
     model = _with_config(trained, score=score, topk_ratio=0.05)
     x = _images(trained.val)
-    bad, _ = _paste_square(x)
+    bad, _ = paste_square(x)
     with torch.no_grad():
         s, m = model.score_images(torch.cat([x, bad]))
         _, m_ref = trained.model.score_images(torch.cat([x, bad]))

@@ -35,7 +35,8 @@ def test_runner_writes_well_formed_tables(digits_result):
     assert set(saved["knn_per_class"]) == {"0", "1"}
     assert "stratified 70/30" in saved["data"] and saved["settings"]["epochs"] == 3
     md = (out / "results.md").read_text()
-    assert "| class | name | hfr AUROC | kNN AUROC | seconds |" in md
+    assert "| class | name | hfr AUROC | kNN AUROC | PatchCore AUROC | seconds |" in md
+    assert set(saved["patchcore_per_class"]) == {"0", "1"}
     assert "## Published, not reproduced here" not in md  # no paper reports this set
     assert saved["published"]["rows"] == [] and saved["machine"]["cpus"] >= 1
     assert md.count("\n| 0 |") == 1 and "| mean |" in md

@@ -16,7 +16,17 @@ if TYPE_CHECKING:
     from reconad.runs import DataSpec
 
 DATASET_CHOICES = ("mvtec", "folder", "magnetic-tile", "textures")
-PROTOCOL_NAMES = ("localization", "speed", "calibration", "one-class", "tabular", "kddcup99")
+PROTOCOL_NAMES = (
+    "localization",
+    "speed",
+    "calibration",
+    "one-class",
+    "tabular",
+    "kddcup99",
+    "video",
+    "hyperspectral",
+    "serve",
+)
 #: where benchmark results go when --out is not given
 DEFAULT_BENCH_OUT = "runs/benchmark"
 
@@ -73,6 +83,21 @@ def _train_parser(sub: Any) -> None:
         "(default: the 0.99 quantile of those scores)",
     )
     t.add_argument("--device", default="auto")
+    t.add_argument(
+        "--labelled-anomalies",
+        default=None,
+        metavar="DIR",
+        help="a folder of anomalous images added to training, labelled (masks from DIR/masks when there); "
+        "for models that learn from a few labelled defects (hfr, esad)",
+    )
+    t.add_argument(
+        "--labelled-fraction",
+        type=float,
+        default=None,
+        help="magnetic-tile: move this seeded share of each defect class into training as labelled "
+        "anomalies (and out of the test split)",
+    )
+    t.add_argument("--preset", default=None, help="a named set of model options (hfr: paper)")
     t.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints")
     _set_arg(t)
     t.add_argument("--quiet", action="store_true")
@@ -119,29 +144,24 @@ def _benchmark_parser(sub: Any) -> None:
         default="localization",
         help="localization (MVTec-style), speed, calibration (false alarms on fresh normal "
         "textures at --fpr), one-class (class-vs-rest on image sets), "
-        "tabular (ADBench sets vs PyOD), kddcup99 (MemAE/DAGMM protocol)",
+        "tabular (ADBench sets vs PyOD), kddcup99 (MemAE/DAGMM protocol), video (frame-level AUROC on "
+        "UCSD-layout clips), hyperspectral (per-scene pixel AUROC beside global RX), "
+        "serve (load test of `reconad serve --run RUN` on loopback)",
     )
     b.add_argument("--model", default="hfr")
     b.add_argument(
         "--dataset",
         default=None,
         help="localization: mvtec|folder|magnetic-tile|textures (default textures); "
-        "one-class: fashion-mnist|mnist|mnist-10k|cifar10|digits",
+        "one-class: fashion-mnist|mnist|mnist-10k|cifar10|digits; video: ucsd-ped2 (default)",
     )
     b.add_argument("--root", default=None)
+    b.add_argument("--run", default=None, help="serve: the run directory the load test serves")
     b.add_argument("--categories", default=None, help="comma-separated (default: all)")
-    b.add_argument("--classes", default=None, help="one-class: comma-separated normal classes (default: all)")
     b.add_argument(
-        "--labelled-ratio",
-        type=float,
-        default=0.0,
-        help="one-class, semi-supervised models: labelled anomalies a/(n+a) added to training",
+        "--scenes", default=None, help="hyperspectral: comma-separated scene file names (default: all in --root)"
     )
-    b.add_argument(
-        "--download",
-        action="store_true",
-        help="one-class: fetch the official Fashion-MNIST files into --root when missing",
-    )
+    _one_class_args(b)
     b.add_argument(
         "--image-size",
         type=int,
@@ -161,8 +181,35 @@ def _benchmark_parser(sub: Any) -> None:
         "calibration: training images per texture (default 120)",
     )
     b.add_argument("--fpr", type=float, default=None, help="calibration: target false-alarm rate (default 0.05)")
+    b.add_argument(
+        "--labelled-fraction",
+        type=float,
+        default=None,
+        help="localization, magnetic-tile: a seeded share of each defect class moved into training, labelled",
+    )
+    b.add_argument("--preset", default=None, help="a named set of model options (hfr: paper)")
     b.add_argument("--quiet", action="store_true")
     _tabular_args(b.add_argument_group("tabular / kddcup99"))
+
+
+def _one_class_args(b: argparse.ArgumentParser) -> None:
+    b.add_argument("--classes", default=None, help="one-class: comma-separated normal classes (default: all)")
+    b.add_argument(
+        "--labelled-ratio",
+        type=float,
+        default=0.0,
+        help="one-class, semi-supervised models: labelled anomalies a/(n+a) added to training",
+    )
+    b.add_argument(
+        "--anomalous-class",
+        action="store_true",
+        help="one-class: the inverse protocol (GANomaly's): each class in turn anomalous, the others normal",
+    )
+    b.add_argument(
+        "--download",
+        action="store_true",
+        help="one-class: fetch the official Fashion-MNIST files into --root when missing",
+    )
 
 
 def _tabular_args(tab: Any) -> None:
@@ -190,6 +237,27 @@ def _tabular_args(tab: Any) -> None:
     )
 
 
+def _serve_parser(sub: Any) -> None:
+    s = sub.add_parser("serve", help="serve runs over HTTP: REST API, results database, web page")
+    s.add_argument("runs", nargs="+", metavar="RUN", help="run directories, each RUN or NAME=RUN")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--engine", choices=("onnx", "torch"), default="onnx", help="onnx where the model exports")
+    s.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN/results.db, first RUN)")
+    s.add_argument("--api-key-file", default=None, help="file holding the key clients send as 'Bearer KEY'")
+    s.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model copy")
+    s.add_argument("--threads", type=int, default=None, help="inference threads per worker (default cores/workers)")
+    s.add_argument("--max-body-mb", type=float, default=20.0, help="request body limit (413 beyond)")
+    s.add_argument("--max-pixels", type=int, default=None, help="pixels per image (400 beyond; default 4096x4096)")
+    s.add_argument("--max-images", type=int, default=None, help="images per request (default 32)")
+    s.add_argument("--max-batch", type=int, default=None, help="images per forward pass (default 4)")
+    s.add_argument("--batch-wait-ms", type=float, default=None, help="wait for a fuller batch (default 2)")
+    s.add_argument("--queue-size", type=int, default=None, help="images queued per model before 503 (default 64)")
+    s.add_argument("--keep-overlays", choices=("none", "flagged", "all"), default="flagged")
+    s.add_argument("--overlay-cap-kb", type=int, default=512, help="largest overlay PNG kept in the database")
+    s.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reconad import __version__
 
@@ -200,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _test_parsers(sub)
     _predict_export_parsers(sub)
     _benchmark_parser(sub)
+    _serve_parser(sub)
     return parser
 
 
@@ -209,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Model and engine options from the named flags and every ``--set key=value``."""
     opts: dict[str, Any] = {"seed": args.seed, "progress": not args.quiet}
-    for key in ("epochs", "batch_size", "lr", "backbone", "backbone_weights", "device", "fpr"):
+    for key in ("epochs", "batch_size", "lr", "backbone", "backbone_weights", "device", "fpr", "preset"):
         val = getattr(args, key, None)
         if val is not None and not (key == "device" and val == "auto"):
             opts[key] = val
@@ -227,12 +296,17 @@ def _spec(args: argparse.Namespace, default_dataset: str | None = None) -> DataS
     dataset = args.dataset or default_dataset
     if dataset is None:
         return None
+    fraction = getattr(args, "labelled_fraction", None)
+    if fraction is not None and not 0 < fraction < 1:
+        raise ReconadError(f"--labelled-fraction must be in (0, 1), got {fraction}")
     return DataSpec(
         dataset=dataset,
         root=resolve_root(dataset, args.root),
         category=args.category,
         image_size=getattr(args, "image_size", 256),
         resize_mode=getattr(args, "resize_mode", "resize"),
+        labelled_fraction=fraction or 0.0,
+        labelled_anomalies=getattr(args, "labelled_anomalies", None),
     )
 
 
@@ -265,10 +339,18 @@ def _localization_settings(args: argparse.Namespace) -> ProtocolSettings:
         raise ReconadError(
             f"--dataset {dataset!r} is not a localization dataset; choose one of {', '.join(DATASET_CHOICES)}"
         )
+    fraction = args.labelled_fraction
+    if fraction is not None and not 0 < fraction < 1:
+        raise ReconadError(f"--labelled-fraction must be in (0, 1), got {fraction}")
     return LocalizationSettings(
-        **_common(args), dataset=dataset, root=args.root, categories=_split_list(args.categories),
-        image_size=args.image_size or 256, resize_mode=args.resize_mode,
-    )  # fmt: skip
+        **_common(args),
+        labelled_fraction=fraction or 0.0,
+        dataset=dataset,
+        root=args.root,
+        categories=_split_list(args.categories),
+        image_size=args.image_size or 256,
+        resize_mode=args.resize_mode,
+    )
 
 
 def _speed_settings(args: argparse.Namespace) -> ProtocolSettings:
@@ -283,11 +365,20 @@ def _calibration_settings(args: argparse.Namespace) -> ProtocolSettings:
 
     common = _common(args)
     fpr = common["options"].pop("fpr", None)
-    extra = {"n_train": args.n_train} if args.n_train else {}
+    dataset = args.dataset or "textures"
+    if dataset not in ("textures", "magnetic-tile"):
+        raise ReconadError(f"--dataset {dataset!r}: the calibration protocol runs on textures or magnetic-tile")
+    if dataset == "magnetic-tile" and not args.root:
+        raise ReconadError("--root is required for --dataset magnetic-tile")
     return CalibrationSettings(
-        **common, categories=_split_list(args.categories), fpr=0.05 if fpr is None else float(fpr),
-        image_size=args.image_size or 256, **extra,
-    )  # fmt: skip
+        **common,
+        dataset=dataset,
+        root=args.root,
+        categories=_split_list(args.categories),
+        fprs=[0.05, 0.01] if fpr is None else [float(fpr)],
+        n_train=[args.n_train] if args.n_train else None,
+        image_size=args.image_size or 256,
+    )
 
 
 def _one_class_settings(args: argparse.Namespace) -> ProtocolSettings:
@@ -299,11 +390,18 @@ def _one_class_settings(args: argparse.Namespace) -> ProtocolSettings:
         raise ConfigError(
             "--dataset is required for the one-class protocol (fashion-mnist, mnist, mnist-10k, cifar10, digits)"
         )
-    out = args.out or f"runs/one-class-{args.dataset}-{args.model}"
+    inverse = bool(getattr(args, "anomalous_class", False))
+    out = args.out or f"runs/one-class-{args.dataset}-{args.model}{'-anomalous-class' if inverse else ''}"
     return OneClassSettings(
-        **_common(args, out), dataset=args.dataset, root=args.root, classes=parse_classes(args.classes),
-        image_size=args.image_size, labelled_ratio=float(args.labelled_ratio or 0.0), download=args.download,
-    )  # fmt: skip
+        **_common(args, out),
+        dataset=args.dataset,
+        root=args.root,
+        classes=parse_classes(args.classes),
+        image_size=args.image_size,
+        labelled_ratio=float(args.labelled_ratio or 0.0),
+        download=args.download,
+        anomalous_class=inverse,
+    )
 
 
 def _tabular_settings(args: argparse.Namespace) -> ProtocolSettings:
@@ -320,10 +418,53 @@ def _tabular_settings(args: argparse.Namespace) -> ProtocolSettings:
         raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
     label_fraction = DEFAULT_LABEL_FRACTION if args.label_fraction is None else float(args.label_fraction)
     return TabularSettings(
-        **common, options=options, protocol=args.protocol, data_root=args.data_root or args.root,
-        datasets=_split_list(args.datasets), seeds=[int(args.seed) + i for i in range(n_seeds)],
-        models=_split_list(args.models), label_fraction=label_fraction, threads=threads,
-    )  # fmt: skip
+        **common,
+        options=options,
+        protocol=args.protocol,
+        data_root=args.data_root or args.root,
+        datasets=_split_list(args.datasets),
+        seeds=[int(args.seed) + i for i in range(n_seeds)],
+        models=_split_list(args.models),
+        label_fraction=label_fraction,
+        threads=threads,
+    )
+
+
+def _protocol_fields(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """Move the protocol's own settings given as ``--set name=value`` out of the model options."""
+    return {k: options.pop(k) for k in names if k in options}
+
+
+def _video_settings(args: argparse.Namespace) -> ProtocolSettings:
+    from reconad.protocols import VideoSettings
+
+    common = _common(args)
+    fields = ("frame_size", "channels", "clip_length", "train_stride", "test_stride", "labels", "normalisation")
+    extra = _protocol_fields(common["options"], (*fields, "threads"))
+    model = args.model if args.model != "hfr" else "memae"  # the parser's default is the image model
+    common.update(model=model, out=args.out or f"runs/video-{args.dataset or 'ucsd-ped2'}-{model.replace(',', '-')}")
+    return VideoSettings(**common, dataset=args.dataset or "ucsd-ped2", root=args.root, **extra)
+
+
+def _hyperspectral_settings(args: argparse.Namespace) -> ProtocolSettings:
+    from reconad.protocols import HyperspectralSettings
+
+    common = _common(args)
+    extra = _protocol_fields(common["options"], ("threads", "maps"))
+    model = args.model if args.model != "hfr" else "hadgan"
+    common.update(model=model, out=args.out or f"runs/hyperspectral-{model.replace(',', '-')}")
+    return HyperspectralSettings(**common, root=args.root, scenes=_split_list(args.scenes), **extra)
+
+
+def _serve_load_settings(args: argparse.Namespace) -> ProtocolSettings:
+    from reconad.protocols import ServeLoadSettings
+
+    if not args.run:
+        raise ReconadError("--run RUN is required for the serve protocol (train one with `reconad train`)")
+    common = _common(args, args.out or "runs/bench-serve")
+    fields = ("clients", "seconds", "flood_seconds", "flood_factor", "flood_clients", "engine", "workers")
+    extra = _protocol_fields(common["options"], (*fields, "n_images", "offline_images", "max_requests", "server"))
+    return ServeLoadSettings(**common, run=args.run, **extra)
 
 
 BENCHMARK_SETTINGS = {
@@ -333,6 +474,9 @@ BENCHMARK_SETTINGS = {
     "one-class": _one_class_settings,
     "tabular": _tabular_settings,
     "kddcup99": _tabular_settings,
+    "video": _video_settings,
+    "hyperspectral": _hyperspectral_settings,
+    "serve": _serve_load_settings,
 }
 
 
@@ -397,6 +541,36 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from reconad.serve.config import ServeConfig, parse_runs
+    from reconad.serve.server import serve
+
+    given = {
+        "max_pixels": args.max_pixels,
+        "max_images": args.max_images,
+        "max_batch": args.max_batch,
+        "batch_wait_ms": args.batch_wait_ms,
+        "queue_size": args.queue_size,
+    }
+    config = ServeConfig(
+        runs=parse_runs(args.runs),
+        host=args.host,
+        port=args.port,
+        engine=args.engine,
+        db=args.db,
+        api_key_file=args.api_key_file,
+        workers=args.workers,
+        threads=args.threads,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        keep_overlays=args.keep_overlays,
+        overlay_cap_bytes=args.overlay_cap_kb * 1024,
+        log_level=args.log_level,
+        **{k: v for k, v in given.items() if v is not None},
+    )
+    serve(config)
+    return 0
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from reconad.protocols import run_protocol
 
@@ -411,6 +585,7 @@ HANDLERS = {
     "predict": cmd_predict,
     "export": cmd_export,
     "benchmark": cmd_benchmark,
+    "serve": cmd_serve,
 }
 
 

@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Dataset, Subset
 import reconad
 from reconad.calibration import Calibration
 from reconad.data.inputs import as_image_dataset
-from reconad.data.labels import LabelledDataset
-from reconad.data.records import Batch, collate_images, collate_rows
+from reconad.data.labels import LabelledDataset, dataset_labels
+from reconad.data.records import Batch, collate_clips, collate_images, collate_rows
 from reconad.data.rows import as_table_dataset, is_table
 from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
@@ -36,7 +36,29 @@ DETECTOR_DEFAULTS: dict[str, Any] = {
     "threshold_quantile": 0.99,
     # Target false-alarm rate on normal data; when set it wins over threshold_quantile.
     "fpr": None,
+    # A named set of model options (the model's ``presets``); options given beside it win.
+    "preset": None,
+    # Where the threshold's normal scores come from: the held-out split ("holdout"), or
+    # every training image scored by a model that did not see it ("cross-fit": K more
+    # trainings, K = calibration_folds).
+    "calibration": "holdout",
+    "calibration_folds": 5,
 }
+CALIBRATIONS = ("holdout", "cross-fit")
+
+
+def _is_clips(data: Any) -> bool:
+    """Video clips (a ``ClipWindows`` dataset) go to the models' 3-D variants."""
+    from reconad.data.video import is_clip_dataset
+
+    return is_clip_dataset(data)
+
+
+def _uses_labels(name: str) -> bool:
+    try:
+        return model_entry(name)[0].uses_labels
+    except Exception:  # a registered model that cannot be imported in this build
+        return False
 
 
 def _alias(old: str, new: str) -> property:
@@ -80,7 +102,8 @@ class Detector:
     0 = normal (PyOD's labels).
 
     Table rows (2-D array, tensor, DataFrame) train a model's MLP variant, images its
-    convolutional one (models that take tables: ae, vae, memae, esad).  ``fit(data, y)``:
+    convolutional one (models that take tables: ae, vae, memae, esad, rx, hadgan), video
+    clips (a ``reconad.data.video.ClipWindows`` dataset) the 3-D one of ae and memae.  ``fit(data, y)``:
     y = 1 marks a known anomaly; only models with ``uses_labels`` (esad) train on them,
     the others refuse a y with anomalies (ConfigError) instead of silently dropping them.
     """
@@ -109,12 +132,20 @@ class Detector:
         self.model_name = str(self._model_param).lower()
         model_keys = model_config_fields(self.model_name)
         train_keys = TrainConfig.field_names()
+        clash = model_keys & (train_keys | set(DETECTOR_DEFAULTS))
+        if clash:  # a model must not reuse an engine or detector option's name
+            raise ConfigError(f"model {self.model_name} has options named like engine/detector ones: {sorted(clash)}")
         given = self._options
         unknown = set(given) - model_keys - train_keys - set(DETECTOR_DEFAULTS)
         if unknown:
             raise ConfigError(f"unknown option(s) for {self.model_name}: {', '.join(sorted(unknown))}")
-        self.model_config = {k: v for k, v in given.items() if k in model_keys}
         model_cls = model_entry(self.model_name)[0]
+        preset = given.get("preset")
+        if preset is not None and preset not in model_cls.presets:
+            choices = ", ".join(sorted(model_cls.presets)) or "none"
+            raise ConfigError(f"unknown preset {preset!r} for {self.model_name}; presets: {choices}")
+        base = dict(model_cls.presets[preset]) if preset is not None else {}
+        self.model_config = {**base, **{k: v for k, v in given.items() if k in model_keys}}
         # The model's suggested engine settings (e.g. a larger batch for small nets); the user's win.
         self.train_config = TrainConfig.from_dict(
             {**model_cls.train_defaults, **{k: v for k, v in given.items() if k in train_keys}}
@@ -137,6 +168,11 @@ class Detector:
         fpr = s["fpr"]
         if fpr is not None and (isinstance(fpr, (bool, str)) or not 0 < float(fpr) < 1):
             raise ConfigError(f"fpr must be a number in (0, 1), got {fpr!r}")
+        if s["calibration"] not in CALIBRATIONS:
+            raise ConfigError(f"unknown calibration {s['calibration']!r}; choose one of {', '.join(CALIBRATIONS)}")
+        folds = s["calibration_folds"]
+        if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
+            raise ConfigError(f"calibration_folds must be an integer >= 2, got {folds!r}")
 
     def _default_params(self) -> dict[str, Any]:
         model_cls, cfg_cls = model_entry(self.model_name)
@@ -190,6 +226,10 @@ class Detector:
         anything else -> image dataset.  ``labels`` (1 = anomaly) replace the items' labels."""
         if is_table(data):
             return as_table_dataset(data, labels)
+        if _is_clips(data):  # video clips (reconad.data.video.ClipWindows): the 3-D variants
+            if labels is not None and np.asarray(labels).any():
+                raise ConfigError("clip datasets train on normal clips only; labelled anomalies are not used")
+            return data
         ds = as_image_dataset(data, int(self.settings["image_size"]), str(self.settings["resize_mode"]))
         return ds if labels is None else LabelledDataset(ds, labels)
 
@@ -204,9 +244,12 @@ class Detector:
             raise DataError("y must hold 0 (normal/unlabelled) and 1 (known anomaly) only")
         labels = labels.astype(np.int64)
         if labels.any() and not model_entry(self.model_name)[0].uses_labels:
+            from reconad.models import MODELS
+
+            semi = ", ".join(n for n in MODELS if _uses_labels(n))
             raise ConfigError(
                 f"model {self.model_name} trains on normal data only; y marks "
-                f"{int(labels.sum())} anomalies: drop them or use a semi-supervised model (esad)"
+                f"{int(labels.sum())} anomalies: drop them or use a model that learns from them ({semi})"
             )
         return labels
 
@@ -228,8 +271,8 @@ class Detector:
         train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
         return Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist())
 
-    def _check_kind(self, table: bool, model: AnomalyModel | None = None) -> None:
-        """ConfigError when the data kind (table rows / images) does not suit the model."""
+    def _check_kind(self, table: bool, model: AnomalyModel | None = None, video: bool = False) -> None:
+        """ConfigError when the data kind (table rows / images / clips) does not suit the model."""
         cls = model_entry(self.model_name)[0]
         if table and "table" not in cls.input_kinds:
             raise ConfigError(
@@ -239,12 +282,22 @@ class Detector:
         if model is not None and (model.data_kind == "table") != table:
             trained, given = ("table rows", "images") if model.data_kind == "table" else ("images", "table rows")
             raise ConfigError(f"this {self.model_name} model was trained on {trained}, got {given}")
+        if model is not None and not table and (model.data_kind == "video") != video:
+            kinds = {True: "video clips", False: "images"}
+            raise ConfigError(
+                f"this {self.model_name} model was trained on {kinds[model.data_kind == 'video']}, got {kinds[video]}"
+            )
+        if video and "video" not in cls.input_kinds:
+            raise ConfigError(f"model {self.model_name} takes no video clips; for clips use ae or memae")
 
     def _split(self, data: Any, y: Any, val_data: Any) -> tuple[Dataset, Dataset | None, bool]:
         """(training set with its labels, held-out normal set or None, whether it is a table)."""
         table = is_table(data)
-        self._check_kind(table)
+        self._check_kind(table, video=_is_clips(data))
         train = self._dataset(data)
+        if y is None and not table:  # a dataset read from disk may hold labelled anomalies
+            known = dataset_labels(train)
+            y = known if known is not None and known.any() else None
         labels = self._labels(y, len(train))  # type: ignore[arg-type]
         if labels is not None and labels.any():
             train = self._dataset(train, labels)  # the same items, with their labels
@@ -286,7 +339,11 @@ class Detector:
         model_config = dict(self.model_config)
         if "input_shape" in model_config_fields(self.model_name):
             first = train[0]
-            model_config["input_shape"] = list((first.x if table else first.image).shape)
+            if _is_clips(train):  # (T, C, H, W) frames -> [C, T, H, W]
+                t, c, h, w = first.frames.shape
+                model_config["input_shape"] = [c, t, h, w]
+            else:
+                model_config["input_shape"] = list((first.x if table else first.image).shape)
         model = build_model(self.model_name, **model_config)
         trainer = Trainer(self.train_config, checkpoint_dir=checkpoint_dir, resume=resume)
         self.history_ = trainer.fit(model, train, val)
@@ -299,8 +356,41 @@ class Detector:
                 stacklevel=2,
             )
         source = "held-out normal" if calib is not train else "training"
+        if self.settings["calibration"] == "cross-fit" and val_data is None:
+            folds = int(self.settings["calibration_folds"])
+            self._calibrate_on(self._cross_fit_scores(data, y), f"cross-fitted ({folds}-fold)")
+            return self
         self._calibrate_on(self.decision_function(calib), source)
         return self
+
+    def _cross_fit_scores(self, data: Any, y: Any) -> np.ndarray:
+        """Every normal training sample's score from a model trained without it (K folds).
+
+        Each fold's model has its own held-out split for early stopping and normalisation,
+        so no score comes from a model that selected or normalised on it; labelled
+        anomalies stay in every fold's training data.
+        """
+        ds = self._dataset(data)
+        labels = self._labels(y, len(ds))  # type: ignore[arg-type]
+        if labels is None:
+            known = dataset_labels(ds)
+            labels = known if known is not None else np.zeros(len(ds), dtype=np.int64)  # type: ignore[arg-type]
+        normal = np.flatnonzero(labels == 0)
+        k = int(self.settings["calibration_folds"])
+        if len(normal) < 2 * k:
+            raise DataError(f"cross-fitted calibration with {k} folds needs at least {2 * k} normal samples")
+        order = np.random.default_rng(self.train_config.seed + 1).permutation(normal)
+        params = {**self.get_params(), "calibration": "holdout", "fpr": self.settings["fpr"]}
+        scores = np.empty(len(ds))  # type: ignore[arg-type]
+        for fold in np.array_split(order, k):
+            rest = np.setdiff1d(np.arange(len(ds)), fold)  # type: ignore[arg-type]
+            sub = Detector(**params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # each fold warns like a full fit would
+                sub.fit(Subset(ds, rest.tolist()), None if y is None else np.asarray(y)[rest])
+            part = np.sort(fold)
+            scores[part] = sub.decision_function(Subset(ds, part.tolist()))
+        return scores[normal]
 
     def fit_predict(self, data: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
         """``fit(data, y)`` then ``predict(data)``: 1 = anomalous, 0 = normal."""
@@ -379,15 +469,14 @@ class Detector:
         batch_size = batch_size or self._batch_size(model)
         model.eval()
         ds = self._dataset(data)
-        table = is_table(ds)
-        self._check_kind(table, model)
+        table, video = is_table(ds), _is_clips(ds)
+        self._check_kind(table, model, video=video)
         if table and want_maps:
             raise ConfigError("anomaly maps exist for images only; use decision_function for table rows")
         if len(ds) == 0:  # type: ignore[arg-type]
             raise DataError("no rows to score" if table else "no images to score")
-        loader = DataLoader(
-            ds, batch_size=batch_size, shuffle=False, collate_fn=collate_rows if table else collate_images
-        )
+        collate = collate_rows if table else collate_clips if video else collate_images
+        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
         scores, maps = [], []
         show = self.train_config.progress and len(ds) > 4 * batch_size  # type: ignore[arg-type]
         for batch in progress(loader, enabled=show, desc="scoring", unit="batch"):

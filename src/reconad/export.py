@@ -92,11 +92,13 @@ def _metadata(det: Any, model: AnomalyModel, opset: int) -> dict[str, Any]:
     }
 
 
-def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET) -> Path:
+def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET, weights_sha256: str | None = None) -> Path:
     """Write ``det``'s model as ONNX to ``path`` and its pre-processing to ``path``.json.
 
     Both files are written under temporary names and renamed at the end, so a failed
-    export leaves nothing half-written behind.
+    export leaves nothing half-written behind.  The JSON records the SHA-256 of the ONNX
+    file and, when given, ``weights_sha256`` (the model file it was exported from), so a
+    stale or swapped export can be told apart (``reconad serve`` refuses one).
     """
     model: AnomalyModel = det._require_model("export")
     blocker = model.export_blocker()
@@ -121,7 +123,10 @@ def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET) -> Path:
                 opset_version=opset,
                 dynamo=False,
             )
-        tmp_meta.write_text(json.dumps(_metadata(det, model, opset), indent=2))
+        from reconad.serialization import sha256_of
+
+        meta = {**_metadata(det, model, opset), "weights_sha256": weights_sha256, "onnx_sha256": sha256_of(tmp_model)}
+        tmp_meta.write_text(json.dumps(meta, indent=2))
         os.replace(tmp_model, path)
         os.replace(tmp_meta, path.with_suffix(".json"))
     finally:

@@ -43,28 +43,72 @@ def resolve_root(dataset: str, root: str | os.PathLike | None) -> str:
 
 @dataclass
 class DataSpec:
+    """Which data a run trains and tests on (recorded in ``run.json``).
+
+    ``labelled_fraction`` (magnetic tile): a seeded share of each defect class moved into
+    training as labelled anomalies and out of the test split.  ``labelled_anomalies``: a
+    folder of anomalous images added to training, labelled, with masks from its
+    ``masks/`` (or ``ground_truth/``) sub-folder when there is one.
+    """
+
     dataset: str
     root: str
     category: str | None = None
     image_size: int = 256
     resize_mode: str = "resize"
+    labelled_fraction: float = 0.0
+    labelled_anomalies: str | None = None
 
-    def build(self, split: str):
+    def build(self, split: str) -> Dataset:
         from reconad.data import build_image_dataset
 
-        return build_image_dataset(
+        extra: dict[str, Any] = {}
+        if self.labelled_fraction:
+            if self.dataset != "magnetic-tile":
+                raise DataError(f"--labelled-fraction splits magnetic-tile data only, not {self.dataset}")
+            extra["labelled_fraction"] = self.labelled_fraction
+        ds = build_image_dataset(
             self.dataset,
             self.root,
             category=self.category,
             split=split,
             image_size=self.image_size,
             resize_mode=self.resize_mode,
+            **extra,
         )
+        if split == "train" and self.labelled_anomalies:
+            from torch.utils.data import ConcatDataset
+
+            return ConcatDataset([ds, labelled_folder(self.labelled_anomalies, self.image_size, self.resize_mode)])
+        return ds
+
+    def describe(self) -> str:
+        """The data in words, with any labelled anomalies said plainly."""
+        text = f"{self.dataset} at {self.root}" + (f" ({self.category})" if self.category else "")
+        if self.labelled_fraction:
+            text += (
+                f"; {self.labelled_fraction:g} of each defect class moved into training as labelled anomalies "
+                "(and out of the test split)"
+            )
+        if self.labelled_anomalies:
+            text += f"; labelled anomalies added to training from {self.labelled_anomalies}"
+        return text
 
     def has_val_split(self) -> bool:
         from reconad.data import WITH_VAL_SPLIT
 
         return self.dataset in WITH_VAL_SPLIT
+
+
+def labelled_folder(folder: str | os.PathLike, image_size: int, resize_mode: str) -> Dataset:
+    """A folder of anomalous images (label 1), masks from ``masks/`` or ``ground_truth/`` inside it."""
+    from reconad.data import FolderDataset
+
+    base = Path(folder)
+    if not base.is_dir():
+        raise DataError(f"--labelled-anomalies: no such folder: {base}")
+    mask_dir = next((base / n for n in ("masks", "ground_truth") if (base / n).is_dir()), None)
+    return FolderDataset(None, base, mask_dir, image_size=image_size, resize_mode=resize_mode)
 
 
 def train_run(
@@ -76,7 +120,7 @@ def train_run(
     config.setdefault("resize_mode", spec.resize_mode)
     det = Detector(model, **config)
     train = spec.build("train")
-    if len(train) == 0:
+    if len(train) == 0:  # type: ignore[arg-type]
         raise DataError(f"the training set is empty: {spec.root}")
     val = spec.build("val") if spec.has_val_split() else None
     (out / RUN_FILE).write_text(json.dumps({"data": spec.__dict__, "model": model}, indent=2))
@@ -85,7 +129,7 @@ def train_run(
     det.save(out / "model")
     info = json.loads((out / RUN_FILE).read_text())
     info["train_seconds"] = time.perf_counter() - t0
-    info["train_images"] = len(train)
+    info["train_images"] = len(train)  # type: ignore[arg-type]
     (out / RUN_FILE).write_text(json.dumps(info, indent=2))
     return det
 
@@ -164,6 +208,7 @@ def split_metrics(det: Detector, spec: DataSpec, tp: ScoredSplit) -> dict[str, A
             "images_per_second": len(y) / max(tp.seconds, 1e-9),
             "dataset": spec.dataset,
             "category": spec.category,
+            "data": spec.describe(),
         }
     )
     if det.threshold_ is not None:
@@ -216,7 +261,7 @@ def evaluate_run(
     spec.image_size = int(det.settings["image_size"])
     spec.resize_mode = str(det.settings["resize_mode"])
     test = spec.build("test")
-    if len(test) == 0:
+    if len(test) == 0:  # type: ignore[arg-type]
         raise DataError(f"the test split is empty: {spec.root}")
     tp = score_test_split(det, test)
     metrics = split_metrics(det, spec, tp)
@@ -264,8 +309,11 @@ def export_run(run: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike
 
     if fmt not in EXPORT_FORMATS:
         raise DataError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
+    from reconad.serialization import recorded_sha256
+
     det, _ = load_run(run)
-    return export_onnx(det, Path(out) if out is not None else Path(run) / EXPORT_FILE)
+    target = Path(out) if out is not None else Path(run) / EXPORT_FILE
+    return export_onnx(det, target, weights_sha256=recorded_sha256(Path(run) / "model"))
 
 
 def _score_onnx(run: Path, det: Detector, ds, batch_size: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -290,12 +338,20 @@ def _score_onnx(run: Path, det: Detector, ds, batch_size: int = 4) -> tuple[np.n
 
 def predict_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike, engine: str = "torch") -> Path:
     """Score images with the run's model (PyTorch, or its ONNX export with onnxruntime);
-    write ``scores.csv`` (score, p-value, label at the threshold) and heat-map overlays."""
+    write ``scores.csv`` (score, p-value, label at the threshold) and heat-map overlays.
+    A video model scores clip folders / video files instead: per-frame scores and one
+    overlay per frame (``reconad.protocols.video.predict_clips``)."""
     from reconad.data.inputs import expand_paths, path_dataset
 
     if engine not in ENGINES:
         raise DataError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     det, _ = load_run(run)
+    if det.model_.data_kind == "video":  # clip folders / video files: per-frame scores and overlays
+        if engine != "torch":
+            raise DataError("video models run with --engine torch only")
+        from reconad.protocols.video import predict_clips
+
+        return predict_clips(det, paths, out)
     files = expand_paths(paths)
     ds = path_dataset(files, int(det.settings["image_size"]), str(det.settings["resize_mode"]))
     scores, maps = _score_onnx(Path(run), det, ds) if engine == "onnx" else det.score_and_map(ds)

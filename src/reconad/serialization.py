@@ -33,6 +33,15 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def recorded_sha256(directory: str | os.PathLike) -> str | None:
+    """The weights' SHA-256 that a model directory's config records (checked on every load)."""
+    try:
+        value = json.loads((Path(directory) / CONFIG).read_text()).get("weights_sha256")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
 def write_model_dir(directory: str | os.PathLike, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ mask (1, H, W) {0, 1} or None, path, defect name); ``collate_images`` batches th
   options (``n_train``, ``n_test_good``, ``n_test_defect_per_type``, ``seed``,
   ``texture_size``: the stored image size, default 256) go in ``kwargs``.
 * ``"magnetic-tile"``: ``MagneticTileDataset(root, split)``; split "train", "val" or
-  "test" (``seed`` in ``kwargs``).  ``category`` is ignored.
+  "test" (``seed`` and ``labelled_fraction`` in ``kwargs``).  ``category`` is ignored.
 * ``"folder"``: ``FolderDataset`` from ``normal_dir`` / ``abnormal_dir`` / ``mask_dir``
   in ``kwargs``; or, without them, from sub-folders of ``root``: normal images in
   ``good`` or ``normal``, anomalous ones in ``defect``, ``abnormal`` or ``anomaly``,
@@ -168,8 +168,11 @@ def build_image_dataset(
         return MVTecDataset(root, category, split, image_size, resize_mode, cache=cache)
     if name == "magnetic-tile":
         seed = int(kwargs.pop("seed", 0))
+        fraction = float(kwargs.pop("labelled_fraction", 0.0) or 0.0)
         _no_extra(name, kwargs)
-        return MagneticTileDataset(_need_root(name, root), split, image_size, seed, resize_mode, cache=cache)
+        return MagneticTileDataset(
+            _need_root(name, root), split, image_size, seed, resize_mode, cache=cache, labelled_fraction=fraction
+        )
     if name == "folder":
         return _folder_dataset(root, split, image_size, resize_mode, cache, kwargs)
     raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

@@ -85,6 +85,7 @@ class ImageListDataset(Dataset[ImageItem]):
         mask: torch.Tensor | None = None
         if self._has_masks:
             if rec.label == 1 and rec.mask_path is not None:
+                check_mask_size(rec.path, rec.mask_path)
                 mask = load_mask(rec.mask_path, self.image_size, self.resize_mode)
             else:
                 mask = torch.zeros(1, *image.shape[-2:])
@@ -99,6 +100,19 @@ class ImageListDataset(Dataset[ImageItem]):
             f"{type(self).__name__}(n={len(self)}, normal={len(self) - n_bad}, "
             f"anomalous={n_bad}, image_size={self.image_size}, resize_mode={self.resize_mode!r})"
         )
+
+
+def check_mask_size(image: Path, mask: Path) -> None:
+    """DataError naming the mask when its pixel size differs from its image's (it would be stretched)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image) as a, Image.open(mask) as b:
+            ia, mb = a.size, b.size
+    except (OSError, UnidentifiedImageError):
+        return  # unreadable files are reported by the loaders with their own message
+    if ia != mb:
+        raise DataError(f"mask {mask} is {mb[0]}x{mb[1]} pixels but its image {image} is {ia[0]}x{ia[1]}")
 
 
 def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")) -> Path | None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -124,11 +125,12 @@ def fit_to_size(x: torch.Tensor, image_size: Size, resize_mode: str = "resize") 
     return _pad_to(_resize(x, (sh, sw)), (th, tw))
 
 
-def _read_array(path: PathLike) -> np.ndarray:
-    """Decode a file to float32 (H, W, C) in [0, 1] with C in {1, 3}."""
+def _read_array(path: PathLike, fp: BinaryIO | None = None) -> np.ndarray:
+    """Decode a file (or the open binary stream ``fp``, named ``path``) to float32 (H, W, C)
+    in [0, 1] with C in {1, 3}."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        with Image.open(path if fp is None else fp) as im:
             im.load()
             mode = im.mode
             if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -143,7 +145,7 @@ def _read_array(path: PathLike) -> np.ndarray:
                 arr = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
     except FileNotFoundError:
         raise DataError(f"cannot read image: {path}: file not found") from None
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image: {path}: {exc}") from None
     if arr.ndim == 2:
         arr = arr[:, :, None]
@@ -152,15 +154,19 @@ def _read_array(path: PathLike) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0).astype(np.float32)
 
 
-def load_image(path: PathLike, image_size: Size, resize_mode: str = "resize") -> torch.Tensor:
+def load_image(
+    path: PathLike, image_size: Size, resize_mode: str = "resize", fp: BinaryIO | None = None
+) -> torch.Tensor:
     """Read an image as a (3, H, W) float32 tensor in [0, 1] at ``image_size``.
 
     ``image_size`` is an int (square) or ``(height, width)``; ``resize_mode`` is
     ``"resize"`` (default), ``"pad"`` or ``"crop"`` (see the module docstring).
+    ``fp``: decode this open binary stream instead (``path`` then only names it, e.g. an
+    upload), so bytes that never touched the disk get exactly the same pre-processing.
     Raises ``DataError`` naming the path when the file cannot be decoded.
     """
     _check_mode(resize_mode)
-    arr = _read_array(path)
+    arr = _read_array(path, fp)
     x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
     x = fit_to_size(x, image_size, resize_mode).clamp(0.0, 1.0)
     return x.expand(3, -1, -1).contiguous()  # grayscale: replicate after resizing (cheaper)

@@ -76,9 +76,41 @@ def magnetic_tile_split(free: list[Path], seed: int = 0) -> dict[str, list[Path]
     }
 
 
+def _defect_records(root: Path, free_dir: Path) -> dict[str, list[SampleRecord]]:
+    """Every defect image, by class, with its mask (None when the mask file is missing)."""
+    by_class: dict[str, list[SampleRecord]] = {}
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and d.name.startswith("MT_") and d != free_dir)
+    for cdir in class_dirs:
+        defect = cdir.name[3:].lower()
+        records = []
+        for p in _class_images(cdir):
+            mask: Path | None = p.with_suffix(".png")
+            records.append(SampleRecord(p, 1, defect, mask if mask.is_file() else None))  # type: ignore[union-attr]
+        by_class[defect] = records
+    return by_class
+
+
+def labelled_defects(by_class: dict[str, list[SampleRecord]], fraction: float, seed: int) -> set[Path]:
+    """A seeded ``fraction`` of each defect class (rounded half-up, at least one), as paths."""
+    if not 0 < fraction < 1:
+        raise ConfigError(f"labelled_fraction must be in (0, 1), got {fraction}")
+    picked: set[Path] = set()
+    for i, (_, records) in enumerate(sorted(by_class.items())):
+        n = min(len(records), max(1, _round_half_up(fraction * len(records))))
+        order = np.random.default_rng(seed + 1 + i).permutation(len(records))
+        picked.update(records[int(j)].path for j in order[:n])
+    return picked
+
+
 class MagneticTileDataset(ImageListDataset):
     """The magnetic-tile dataset with the fixed seeded split described in the module
-    docstring.  ``split`` is "train", "val" (normals only) or "test"."""
+    docstring.  ``split`` is "train", "val" (normals only) or "test".
+
+    ``labelled_fraction`` (0 = off) moves a seeded share of each defect class (rounded
+    half-up, at least one image per class) into ``"train"`` as labelled anomalies (label
+    1, with their masks) and out of ``"test"``, for models that learn from a few
+    labelled defects; results must say that this split was used.
+    """
 
     def __init__(
         self,
@@ -88,6 +120,7 @@ class MagneticTileDataset(ImageListDataset):
         seed: int = 0,
         resize_mode: str = "resize",
         cache: bool = False,
+        labelled_fraction: float = 0.0,
     ) -> None:
         if split not in MAGNETIC_TILE_SPLITS:
             raise ConfigError(
@@ -105,24 +138,18 @@ class MagneticTileDataset(ImageListDataset):
         self.root = root
         self.split = split
         self.seed = seed
-
+        self.labelled_fraction = float(labelled_fraction)
         parts = magnetic_tile_split(free, seed)
         normals = sorted(parts[split], key=lambda p: p.name) if split == "test" else parts[split]
         if not normals and split == "train":
             raise DataError(f"too few defect-free images for a training set in {free_dir / 'Imgs'}")
         records = [SampleRecord(p, 0) for p in normals]
-        if split == "test":
-            missing: list[Path] = []
-            class_dirs = sorted(
-                d for d in root.iterdir() if d.is_dir() and d.name.startswith("MT_") and d.name != free_dir.name
-            )
-            for cdir in class_dirs:
-                defect = cdir.name[3:].lower()
-                for p in _class_images(cdir):
-                    mask: Path | None = p.with_suffix(".png")
-                    if not mask.is_file():  # type: ignore[union-attr]
-                        missing.append(p)
-                        mask = None
-                    records.append(SampleRecord(p, 1, defect, mask))
-            warn_missing_masks(missing, root)
-        super().__init__(records, image_size, resize_mode, has_masks=True, cache=cache)
+        if split in ("train", "test") and (split == "test" or self.labelled_fraction > 0):
+            by_class = _defect_records(root, free_dir)
+            labelled = labelled_defects(by_class, self.labelled_fraction, seed) if self.labelled_fraction else set()
+            defects = [r for rs in by_class.values() for r in rs]
+            keep = [r for r in defects if (r.path in labelled) == (split == "train")]
+            warn_missing_masks([r.path for r in keep if r.mask_path is None], root)
+            records += keep
+        has_masks = split == "test" or self.labelled_fraction > 0
+        super().__init__(records, image_size, resize_mode, has_masks=has_masks, cache=cache)

@@ -4,7 +4,9 @@ Images are float32 tensors in [0, 1], shape (3, H, W); backbones apply their own
 normalisation, so every dataset stays backbone-agnostic.  ``label`` is 0 for a normal
 sample and 1 for an anomaly; ``mask`` is a (1, H, W) float tensor of {0, 1}
 (all zeros for normal images and for datasets without masks).  Table rows are float32
-vectors of features.
+vectors of features; hyperspectral pixels are rows too (``SpectrumBatch`` adds their
+positions).  Video clips are ``ClipItem`` / ``ClipBatch``: frames (T, C, H, W) in [0, 1]
+with per-frame labels and masks.
 
 Every batch record says how many samples it holds (``num_samples``) and moves itself
 to a device (``to``): the engine and the Detector rely on nothing else.
@@ -13,6 +15,7 @@ to a device (``to``): the engine and the Detector rely on nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -108,27 +111,121 @@ class FeatureBatch:
 
     What models that train on cached encoder features (HFR, PatchCore) see instead of
     images; ``predict_step`` accepts it too (scores from features already computed).
+    ``label`` (B,) and ``mask`` (B, h, w) (share of each cell of the first level's grid
+    inside a defect) come along when the data has labelled anomalies.
     """
 
     levels: list[torch.Tensor]
+    label: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
 
     @property
     def num_samples(self) -> int:
         return int(self.levels[0].shape[0]) if self.levels else 0
 
     def to(self, device: torch.device | str) -> FeatureBatch:
-        return FeatureBatch([t.to(device, non_blocking=True) for t in self.levels])
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)
+        return FeatureBatch([t.to(device, non_blocking=True) for t in self.levels], move(self.label), move(self.mask))
 
     def __len__(self) -> int:
         return self.num_samples
 
 
-def collate_features(items: list[list[torch.Tensor]]) -> FeatureBatch:
-    return FeatureBatch([torch.stack(level) for level in zip(*items)])
+def collate_features(items: list[Any]) -> FeatureBatch:
+    """Batch ``FeatureItem`` records (or bare lists of per-level tensors)."""
+    if items and isinstance(items[0], (list, tuple)):
+        return FeatureBatch([torch.stack(level) for level in zip(*items)])
+    levels = [torch.stack(level) for level in zip(*(it.levels for it in items))]
+    label = torch.tensor([int(it.label) for it in items], dtype=torch.long)
+    masks = [it.mask for it in items]
+    mask = None if any(m is None for m in masks) else torch.stack(masks).float()
+    return FeatureBatch(levels, label, mask)
+
+
+@dataclass
+class ClipItem:
+    """A video clip: ``frames`` (T, C, H, W) float in [0, 1], their indices in the clip (T,),
+    per-frame labels (T,) and masks (T, 1, H, W) where known."""
+
+    frames: torch.Tensor
+    clip: str = ""
+    index: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
+
+
+@dataclass
+class ClipBatch:
+    """Clips (B, T, C, H, W) with their clip ids, frame indices (B, T), per-frame labels
+    (B, T) and masks (B, T, 1, H, W) (None where unknown)."""
+
+    frames: torch.Tensor
+    clip: list[str] = field(default_factory=list)
+    index: torch.Tensor | None = None
+    label: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
+
+    @classmethod
+    def of(cls, frames: torch.Tensor) -> ClipBatch:
+        return cls(frames=frames)
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.frames.shape[0])
+
+    def to(self, device: torch.device | str) -> ClipBatch:
+        move = lambda t: None if t is None else t.to(device)
+        return ClipBatch(self.frames.to(device), self.clip, move(self.index), move(self.label), move(self.mask))
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def _stack_or_none(values: list[torch.Tensor | None]) -> torch.Tensor | None:
+    return None if any(v is None for v in values) else torch.stack(values)  # type: ignore[arg-type]
+
+
+def collate_clips(items: list[ClipItem]) -> ClipBatch:
+    """Collate ``ClipItem`` records into one ``ClipBatch``."""
+    return ClipBatch(
+        frames=torch.stack([it.frames for it in items]),
+        clip=[it.clip for it in items],
+        index=_stack_or_none([it.index for it in items]),
+        label=_stack_or_none([it.labels for it in items]),
+        mask=_stack_or_none([it.masks for it in items]),
+    )
+
+
+@dataclass
+class SpectrumBatch(RowBatch):
+    """Pixels of a hyperspectral scene as spectra (B, bands), with their (row, col)
+    positions (B, 2) and the scene's (H, W); table models read it as a ``RowBatch``."""
+
+    position: torch.Tensor | None = None
+    scene_shape: tuple[int, int] | None = None
+
+    @property
+    def whole_scene(self) -> bool:
+        """True when the batch holds every pixel of its scene, in row-major order."""
+        if self.position is None or self.scene_shape is None:
+            return False
+        h, w = self.scene_shape
+        if self.num_samples != h * w:
+            return False
+        flat = self.position[:, 0] * w + self.position[:, 1]
+        return bool(torch.equal(flat.cpu(), torch.arange(h * w)))
+
+    def to(self, device: torch.device | str) -> SpectrumBatch:
+        return SpectrumBatch(
+            x=self.x.to(device),
+            label=None if self.label is None else self.label.to(device),
+            position=self.position,
+            scene_shape=self.scene_shape,
+        )
 
 
 #: what a DataLoader of any reconad dataset yields
-Batch = ImageBatch | RowBatch | FeatureBatch
+Batch = ImageBatch | RowBatch | FeatureBatch | ClipBatch
 
 
 def num_samples(batch: object) -> int:

@@ -27,6 +27,16 @@ Every defect is re-drawn until it is clearly visible: inside the mask, the mean 
 of brightness or colour (holes, stains) or the mean per-pixel change (scratches,
 foreign patches) must reach both 0.05 on the [0, 1] scale and 0.75 times the image's
 standard deviation (busy textures such as grass need a larger change to be seen).
+
+Since generator version 2, scratches and holes must also pass a **local-contrast
+rule** (written down before any model was scored on data made with it): the mean
+colour inside the mask must differ from the mean colour of the ring around it (the
+mask dilated by 6 px, minus the mask) by at least 1.5 times the ring's standard
+deviation (pooled over the channels).  Version 1 let a bright stroke among bright
+grass blades, or a dark hole among the shadows between them, pass the change rule
+although it blends into its surroundings and a person cannot find it; those two
+types are the ones texture elements can camouflage.  Stains and foreign patches
+change a region's tone or structure, which the change rule already measures.
 Images are written as 8-bit RGB PNG (normal ones are grey, R = G = B; stains may be
 tinted), masks as 8-bit L PNG of {0, 255}.
 
@@ -60,10 +70,11 @@ __all__ = [
     "generate_textures",
     "ensure_textures",
     "paint_defect",
+    "local_contrast",
     "texture_settings",
 ]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 TEXTURE_CATEGORIES: tuple[str, ...] = ("brick", "grass", "gravel")
 DEFAULT_CATEGORIES = TEXTURE_CATEGORIES  # alias
 DEFECT_TYPES: tuple[str, ...] = ("scratch", "hole", "stain", "foreign")
@@ -84,6 +95,10 @@ HOLDOUT_CORNER: dict[str, tuple[int, int]] = {
 }
 MIN_VISIBLE_CHANGE = 0.05
 VISIBLE_FRACTION_OF_STD = 0.75  # busy textures need a larger change to be seen
+#: the local-contrast rule (generator version 2): defects texture elements can camouflage
+CAMOUFLAGE_TYPES = ("scratch", "hole")
+LOCAL_CONTRAST = 1.5
+RING_PX = 6
 _SPLIT_IDS = {"train": 0, "test": 1}
 
 
@@ -264,6 +279,23 @@ _PAINTERS = {"scratch": _scratch, "hole": _hole, "stain": _stain, "foreign": _fo
 _SHIFT_VISIBILITY = ("hole", "stain")
 
 
+def local_contrast(rgb: np.ndarray, mask: np.ndarray, ring_px: int = RING_PX) -> float:
+    """The shift of the mean colour inside ``mask`` from the mean colour of the ring around
+    it, in units of the ring's standard deviation (for grey images: |mean_in - mean_ring| / std_ring).
+
+    ``rgb`` (H, W, 3) in [0, 1]; the ring is the mask dilated by ``ring_px`` pixels minus
+    the mask; the shift is the root mean square over the channels, the std is pooled over
+    the ring's pixels and channels.
+    """
+    ring = ndimage.binary_dilation(mask, iterations=ring_px) & ~mask
+    if not mask.any() or not ring.any():
+        return 0.0
+    inside, around = rgb[mask], rgb[ring]
+    spread = float(np.sqrt(around.var(axis=0).mean())) + 1e-6
+    shift = float(np.sqrt(((inside.mean(axis=0) - around.mean(axis=0)) ** 2).mean()))  # RMS over channels
+    return shift / spread
+
+
 def paint_defect(
     img: np.ndarray, kind: str, rng: np.random.Generator, foreign: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -289,7 +321,10 @@ def paint_defect(
                 change = float(np.abs((out - rgb)[mask].mean(axis=0)).max())
             else:  # a line or a texture change: per-pixel change
                 change = float(np.abs(out - rgb).max(axis=2)[mask].mean())
-            if change >= max(MIN_VISIBLE_CHANGE, VISIBLE_FRACTION_OF_STD * float(img.std())):
+            visible = change >= max(MIN_VISIBLE_CHANGE, VISIBLE_FRACTION_OF_STD * float(img.std()))
+            if visible and kind in CAMOUFLAGE_TYPES:
+                visible = local_contrast(np.clip(out, 0.0, 1.0), mask) >= LOCAL_CONTRAST
+            if visible:
                 return np.clip(out, 0.0, 1.0).astype(np.float32), mask
     raise DataError(f"could not paint a visible {kind} defect")  # not reached in practice
 

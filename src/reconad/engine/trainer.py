@@ -139,8 +139,10 @@ class Trainer:
         self._restore(run)
         cfg = self.config
         t_train = time.perf_counter()
+        # A model with no optimiser (e.g. a memory bank) learns in on_fit_end alone: no epochs.
+        last = cfg.epochs if run.optimizers else run.start_epoch
         epochs = progress(
-            range(run.start_epoch, cfg.epochs),
+            range(run.start_epoch, last),
             enabled=run.show,
             desc=f"train {model.name}",
             unit="epoch",
@@ -206,6 +208,7 @@ class Trainer:
                 schedulers[name] = sched
         clips = {name: (cfg.grad_clip if spec.grad_clip is None else spec.grad_clip) for name, spec in specs.items()}
         ctx = StepContext(optimizers, dist_utils.average_gradients, clips, counters={})
+        ctx.epochs = cfg.epochs
         monitor = cfg.monitor if cfg.monitor != "auto" else model.default_monitor
         if monitor == "auto":
             monitor = "val_loss" if val_ds is not None else "loss"

@@ -19,6 +19,15 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "vae": ("reconad.models.vae", "VAE", "VAEConfig"),
     "memae": ("reconad.models.memae", "MemAE", "MemAEConfig"),
     "esad": ("reconad.models.esad", "ESAD", "ESADConfig"),
+    "hadgan": ("reconad.models.hadgan", "HADGAN", "HADGANConfig"),
+    "rx": ("reconad.models.rx", "RX", "RXConfig"),
+    "patchcore": ("reconad.models.patchcore", "PatchCore", "PatchCoreConfig"),
+    "anogan": ("reconad.models.anogan", "AnoGAN", "AnoGANConfig"),
+    "fanogan": ("reconad.models.fanogan", "FAnoGAN", "FAnoGANConfig"),
+    "egbad": ("reconad.models.egbad", "EGBAD", "EGBADConfig"),
+    "alad": ("reconad.models.alad", "ALAD", "ALADConfig"),
+    "ganomaly": ("reconad.models.ganomaly", "GANomaly", "GANomalyConfig"),
+    "skip_ganomaly": ("reconad.models.skip_ganomaly", "SkipGANomaly", "SkipGANomalyConfig"),
 }
 
 

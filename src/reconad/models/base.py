@@ -117,6 +117,8 @@ class StepContext:
 
     ``counters`` is a dict of ints the model owns (e.g. critic steps for an n-critic
     schedule); the engine saves it in every checkpoint and restores it on resume.
+    ``epochs`` is the number of epochs the run is planned for (a model that trains in
+    phases, e.g. f-AnoGAN's GAN then encoder, splits them by it).
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class StepContext:
         self.grad_clip = grad_clip
         self.counters = counters
         self.epoch = 0
+        self.epochs = 0
         self.global_step = 0
 
     def params(self, name: str) -> list[nn.Parameter]:
@@ -187,6 +190,8 @@ class AnomalyModel(nn.Module):
     inference_batch_size: ClassVar[int | None] = None
     #: which logged value picks the best epoch ("auto", a logged key, or "none").
     default_monitor: ClassVar[str] = "auto"
+    #: named sets of model options (``Detector(name, preset=...)``); given options win.
+    presets: ClassVar[dict[str, dict[str, Any]]] = {}
     #: On CPU, scoring runs in micro-batches of at most this many input pixels (None:
     #: never split).  Large batches of large images fall out of the CPU caches.
     cpu_micro_batch_pixels: int | None = None

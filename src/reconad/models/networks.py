@@ -32,10 +32,12 @@ SCALINGS = ("standard", "minmax", "none")
 class NetConfig(ModelConfig):
     """Settings every reconstruction model shares.
 
-    input_shape: ``[D]`` for table rows or ``[C, H, W]`` for images; the Detector
+    input_shape: ``[D]`` for table rows, ``[C, H, W]`` for images or ``[C, T, H, W]``
+    for video clips of T frames; the Detector
     fills it from the training data (None until then), and a saved model rebuilds
     its network from it.
-    width: channels of the first conv stage (images).
+    width: channels of the first conv stage (images); clips: the 3-D stages have
+    ``3, 4, 8, 8`` times ``width`` channels (32 = the MemAE paper's video network).
     hidden: MLP hidden sizes, encoder side (tables); the decoder mirrors them.
     latent_dim: size of the code; None = 32 for images, ``clip(D // 2, 2, 16)`` for rows.
     min_size: the conv encoder halves the image until its side is at most this.
@@ -59,10 +61,12 @@ class NetConfig(ModelConfig):
                 self.input_shape = [int(v) for v in self.input_shape]
             except (TypeError, ValueError):
                 raise ConfigError(f"input_shape must be a list of integers, got {self.input_shape!r}") from None
-            if len(self.input_shape) not in (1, 3) or min(self.input_shape) < 1:
-                raise ConfigError(f"input_shape must be [D] (rows) or [C, H, W] (images), got {self.input_shape}")
-            if len(self.input_shape) == 3 and min(self.input_shape[1:]) < 8:
-                raise ConfigError(f"images must be at least 8x8, got {self.input_shape[1:]}")
+            if len(self.input_shape) not in (1, 3, 4) or min(self.input_shape) < 1:
+                raise ConfigError(
+                    f"input_shape must be [D] (rows), [C, H, W] (images) or [C, T, H, W] (clips), got {self.input_shape}"
+                )
+            if len(self.input_shape) >= 3 and min(self.input_shape[-2:]) < 8:
+                raise ConfigError(f"images must be at least 8x8, got {self.input_shape[-2:]}")
         if self.hidden is not None:
             try:
                 self.hidden = [int(h) for h in self.hidden]
@@ -82,6 +86,11 @@ class NetConfig(ModelConfig):
     @property
     def is_table(self) -> bool:
         return self.input_shape is not None and len(self.input_shape) == 1
+
+    @property
+    def is_video(self) -> bool:
+        """Clips ``[C, T, H, W]``: the 3-D convolutional variant (``reconad.models.networks3d``)."""
+        return self.input_shape is not None and len(self.input_shape) == 4
 
     def resolved_latent(self) -> int:
         if self.latent_dim is not None:

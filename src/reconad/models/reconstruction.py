@@ -1,14 +1,16 @@
 """What AE, VAE, MemAE and ESAD share: one model class for images and table rows.
 
 The input kind comes from ``config.input_shape`` (``[D]`` rows, ``[C, H, W]``
-images).  Batches are ``ImageBatch`` (``.image``) or ``RowBatch`` (``.x``); both
-carry ``.label`` (1 = labelled anomaly).  Table rows are scaled by a ``RowScaler``
+images, ``[C, T, H, W]`` video clips of T frames).  Batches are ``ImageBatch``
+(``.image``), ``RowBatch`` (``.x``) or ``ClipBatch`` (``.frames`` (B, T, C, H, W),
+seen by the networks as (B, C, T, H, W)); image and row batches carry ``.label``
+(1 = labelled anomaly).  Table rows are scaled by a ``RowScaler``
 fitted on the unlabelled training rows the first time ``prepare_data`` sees them
 (the engine prepares the training set first) and saved with the weights.
 
 ``predict_step(batch)`` returns scores (B,) and maps: per-pixel squared
-reconstruction errors (mean over channels, ``(B, H, W)``) for images and ``None``
-for rows.  Subclasses implement ``loss(x, labels)`` and ``score(x)``, which returns
+reconstruction errors (mean over channels, ``(B, H, W)``) for images, ``(B, T, H, W)``
+for clips (one map per frame; a frame's score is its map's mean) and ``None`` for rows.  Subclasses implement ``loss(x, labels)`` and ``score(x)``, which returns
 the scores and the element-wise squared error.
 """
 
@@ -20,7 +22,7 @@ from typing import Any, ClassVar
 import torch
 from torch.utils.data import Dataset, Subset
 
-from reconad.data.records import Batch, ImageBatch, RowBatch, collate_images, collate_rows
+from reconad.data.records import Batch, ClipBatch, ImageBatch, RowBatch, collate_clips, collate_images, collate_rows
 from reconad.data.rows import TabularDataset
 from reconad.errors import ConfigError, DataError
 from reconad.models.base import AnomalyModel, ScoreOutput
@@ -57,11 +59,16 @@ class ReconstructionModel(AnomalyModel):
             )
         self.config = config
         self.is_table = config.is_table
+        self.is_video = config.is_video
+        if self.is_video and "video" not in self.input_kinds:
+            raise ConfigError(f"model {self.name} has no video variant; for clips use ae or memae")
         if self.is_table:
             self.scaler = RowScaler(config.input_shape[0], config.scaling)
 
     # ------------------------------------------------------------------ data
     def collate_fn(self) -> Callable[[list[Any]], Any]:
+        if self.is_video:
+            return collate_clips
         return collate_rows if self.is_table else collate_images
 
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
@@ -74,15 +81,23 @@ class ReconstructionModel(AnomalyModel):
     def _check(self, x: torch.Tensor) -> torch.Tensor:
         expected = tuple(self.config.input_shape)  # type: ignore[arg-type]
         if tuple(x.shape[1:]) != expected:
-            what = "features" if self.is_table else "image shape"
+            what = "features" if self.is_table else "clip shape [C, T, H, W]" if self.is_video else "image shape"
             raise DataError(f"model {self.name} was trained on {what} {list(expected)}, got {list(x.shape[1:])}")
         return self.scaler(x.float()) if self.is_table else x
 
     @property
     def data_kind(self) -> str:
-        return "table" if self.is_table else "image"
+        return "table" if self.is_table else "video" if self.is_video else "image"
 
-    def batch_inputs(self, batch: ImageBatch | RowBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def export_blocker(self) -> str | None:
+        if self.is_video:
+            return f"{self.name} was trained on video clips; export takes image models"
+        return super().export_blocker()
+
+    def batch_inputs(self, batch: ImageBatch | RowBatch | ClipBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        if isinstance(batch, ClipBatch):  # clip labels are per frame: the models train on normal clips only
+            x = batch.frames.permute(0, 2, 1, 3, 4)
+            return self._check(x), torch.zeros(len(x), dtype=torch.long, device=x.device)
         x = batch.image if isinstance(batch, ImageBatch) else batch.x
         labels = batch.label if batch.label is not None else torch.zeros(len(x), dtype=torch.long, device=x.device)
         return self._check(x), labels
@@ -91,7 +106,7 @@ class ReconstructionModel(AnomalyModel):
     def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def training_loss(self, batch: ImageBatch | RowBatch) -> torch.Tensor:
+    def training_loss(self, batch: ImageBatch | RowBatch | ClipBatch) -> torch.Tensor:
         x, labels = self.batch_inputs(batch)
         return self.loss(x, labels)
 
@@ -101,8 +116,8 @@ class ReconstructionModel(AnomalyModel):
         raise NotImplementedError
 
     def predict_step(self, batch: Batch) -> ScoreOutput:
-        if not isinstance(batch, (ImageBatch, RowBatch)):
-            raise TypeError(f"{self.name} scores images or table rows, got {type(batch).__name__}")
+        if not isinstance(batch, (ImageBatch, RowBatch, ClipBatch)):
+            raise TypeError(f"{self.name} scores images, clips or table rows, got {type(batch).__name__}")
         x, _ = self.batch_inputs(batch)
         scores, err = self.score(x)
         return ScoreOutput(scores, None if self.is_table else err.mean(dim=1))

@@ -9,6 +9,9 @@ one results writer (``reconad.protocols.results``).
 | ``one-class`` | ``OneClassSettings`` | one class normal, the rest anomalous (Fashion-MNIST, MNIST, CIFAR-10, digits) |
 | ``tabular`` | ``TabularSettings`` | ADBench sets beside PyOD's baselines |
 | ``kddcup99`` | ``TabularSettings`` | the DAGMM / MemAE protocol on KDDCUP99 |
+| ``video`` | ``VideoSettings`` | frame-level AUROC on test clips in the UCSD layout (UCSD Ped2), frames/s |
+| ``hyperspectral`` | ``HyperspectralSettings`` | per-scene pixel AUROC on hyperspectral scenes, beside global RX |
+| ``serve`` | ``ServeLoadSettings`` | ``reconad serve`` under load: latency, images/s, errors, RSS, a flood past the queue |
 
 ``run_protocol(name, settings)`` runs one; the command line (``reconad benchmark``)
 only fills the settings.  Scripts in the top-level ``benchmarks/`` folder (ablations)
@@ -23,11 +26,14 @@ from typing import Any
 from reconad.errors import ConfigError
 from reconad.protocols.settings import (
     CalibrationSettings,
+    HyperspectralSettings,
     LocalizationSettings,
     OneClassSettings,
     ProtocolSettings,
+    ServeLoadSettings,
     SpeedSettings,
     TabularSettings,
+    VideoSettings,
 )
 
 #: protocol name -> (module holding ``run``, its settings class)
@@ -38,6 +44,9 @@ PROTOCOLS: dict[str, tuple[str, type[ProtocolSettings]]] = {
     "one-class": ("reconad.protocols.one_class", OneClassSettings),
     "tabular": ("reconad.protocols.tabular", TabularSettings),
     "kddcup99": ("reconad.protocols.tabular", TabularSettings),
+    "video": ("reconad.protocols.video", VideoSettings),
+    "hyperspectral": ("reconad.protocols.hyperspectral", HyperspectralSettings),
+    "serve": ("reconad.protocols.serve_load", ServeLoadSettings),
 }
 
 
@@ -57,10 +66,13 @@ def run_protocol(name: str, settings: ProtocolSettings) -> dict[str, Any]:
 __all__ = [
     "PROTOCOLS",
     "CalibrationSettings",
+    "HyperspectralSettings",
     "LocalizationSettings",
     "OneClassSettings",
     "ProtocolSettings",
+    "ServeLoadSettings",
     "SpeedSettings",
     "TabularSettings",
+    "VideoSettings",
     "run_protocol",
 ]

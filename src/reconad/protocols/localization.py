@@ -34,25 +34,35 @@ def categories_of(dataset: str, root: str, requested: list[str] | None) -> list[
     return [None]
 
 
-def _data_description(dataset: str, root: str, categories: list[str | None]) -> str:
+def _data_description(dataset: str, root: str, categories: list[str | None], labelled_fraction: float = 0.0) -> str:
     named = ", ".join(c for c in categories if c) or "the whole set"
-    return f"{dataset} at {root} ({named}); the dataset's own train/test split"
+    text = f"{dataset} at {root} ({named}); the dataset's own train/test split"
+    if labelled_fraction:
+        text += (
+            f", with {labelled_fraction:g} of each defect class moved into training as labelled anomalies "
+            "(and out of the test split)"
+        )
+    return text
 
 
-def run(settings: LocalizationSettings) -> dict[str, Any]:
-    """Train and test ``settings.model`` on every category; write results.json / results.md."""
-    from reconad.runs import DataSpec, evaluate_run, resolve_root, train_run
+def _run_model(s: LocalizationSettings, model: str, root: str, categories: list[str | None]) -> dict[str, Any]:
+    """Train and test one model on every category; its rows and their mean."""
+    from reconad.runs import DataSpec, evaluate_run, train_run
 
-    s = settings
-    root = resolve_root(s.dataset, s.root)
-    out = Path(s.out)
     rows = []
-    categories = categories_of(s.dataset, root, s.categories)
+    out = Path(s.out) / model if len(s.model_names()) > 1 else Path(s.out)
     for cat in categories:
-        spec = DataSpec(dataset=s.dataset, root=root, category=cat, image_size=s.image_size, resize_mode=s.resize_mode)
+        spec = DataSpec(
+            dataset=s.dataset,
+            root=root,
+            category=cat,
+            image_size=s.image_size,
+            resize_mode=s.resize_mode,
+            labelled_fraction=s.labelled_fraction,
+        )
         run_dir = out / (cat or s.dataset)
         t0 = time.perf_counter()
-        train_run(spec, run_dir, model=s.model, **s.options)
+        train_run(spec, run_dir, model=model, **s.options)
         train_s = time.perf_counter() - t0
         m = evaluate_run(run_dir, heatmaps=s.heatmaps)
         row = {
@@ -64,7 +74,7 @@ def run(settings: LocalizationSettings) -> dict[str, Any]:
         rows.append(row)
         if s.echo:
             print(
-                f"{row['category']}: image AUROC {m['image_auroc']:.4f}  pixel AUROC "
+                f"{model} {row['category']}: image AUROC {m['image_auroc']:.4f}  pixel AUROC "
                 f"{m.get('pixel_auroc', float('nan')):.4f}  PRO {m.get('pro', float('nan')):.4f}  "
                 f"(train {train_s:.0f}s)",
                 flush=True,
@@ -73,28 +83,63 @@ def run(settings: LocalizationSettings) -> dict[str, Any]:
         k: float(np.nanmean([r[k] for r in rows if k in r])) for k in KEYS[1:] if any(k in r for r in rows)
     }
     mean["category"] = "mean"
-    table = markdown_table([*rows, mean], [k for k in KEYS if k in mean])
+    return {"per_category": rows, "mean": mean}
+
+
+def _side_by_side(per_model: dict[str, dict[str, Any]]) -> str:
+    """One row per category, image / pixel AUROC and PRO of every model."""
+    models = list(per_model)
+    first = per_model[models[0]]
+    rows = []
+    for i, r in enumerate([*first["per_category"], first["mean"]]):
+        row: dict[str, Any] = {"category": r["category"]}
+        for m in models:
+            src = [*per_model[m]["per_category"], per_model[m]["mean"]][i]
+            for k, short in (("image_auroc", "image"), ("pixel_auroc", "pixel"), ("pro", "PRO")):
+                if k in src:
+                    row[f"{m} {short}"] = src[k]
+        rows.append(row)
+    keys = ["category", *[k for k in rows[0] if k != "category"]]
+    return markdown_table(rows, keys)
+
+
+def run(settings: LocalizationSettings) -> dict[str, Any]:
+    """Train and test every model of ``settings.model`` (comma-separated) on every category, on
+    the same splits; write results.json / results.md (a table per model, and side by side)."""
+    from reconad.runs import resolve_root
+
+    s = settings
+    root = resolve_root(s.dataset, s.root)
+    categories = categories_of(s.dataset, root, s.categories)
+    per_model = {m: _run_model(s, m, root, categories) for m in s.model_names()}
+    tables = []
+    for m, r in per_model.items():
+        table = markdown_table([*r["per_category"], r["mean"]], [k for k in KEYS if k in r["mean"]])
+        tables.append(f"## {m}\n\n{table}\n" if len(per_model) > 1 else table)
+    body = "\n".join(tables)
+    if len(per_model) > 1:
+        body += "\n## Side by side (same data, same splits)\n\n" + _side_by_side(per_model) + "\n"
+    first = per_model[s.model_names()[0]]
     payload = {
         "dataset": s.dataset,
         "root": root,
         "model": s.model,
         "image_size": s.image_size,
         "resize_mode": s.resize_mode,
-        "per_category": rows,
-        "mean": mean,
+        "per_category": first["per_category"],
+        "mean": first["mean"],
+        "per_model": per_model,
     }
-    doc = write_results(
-        out,
-        Results(
-            protocol="localization",
-            title=f"{s.model} on {s.dataset}",
-            data=_data_description(s.dataset, root, categories),
-            command=s.command,
-            settings=dict(s.options),
-            payload=payload,
-            body=table,
-        ),
+    results = Results(
+        protocol="localization",
+        title=f"{s.model} on {s.dataset}",
+        data=_data_description(s.dataset, root, categories, s.labelled_fraction),
+        command=s.command,
+        settings=dict(s.options),
+        payload=payload,
+        body=body,
     )
+    doc = write_results(s.out, results)
     if s.echo:
-        print(table)
+        print(body)
     return doc

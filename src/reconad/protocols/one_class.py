@@ -154,6 +154,30 @@ class SharedFeatures:
     test_y: np.ndarray
 
 
+def _score_features(model: Any, levels: list[torch.Tensor], device: torch.device, chunk: int = 256) -> np.ndarray:
+    """Image scores of a model from cached encoder features, in chunks."""
+    scores = []
+    with torch.inference_mode():
+        for i in range(0, int(levels[0].shape[0]), chunk):
+            feats = [lv[i : i + chunk].to(device) for lv in levels]
+            scores.append(model.predict_step(FeatureBatch(feats)).scores.float().cpu())
+    return torch.cat(scores).numpy()
+
+
+def _patchcore_class(
+    own: np.ndarray, shared: SharedFeatures, model_opts: dict[str, Any], encoder: Any, device: torch.device
+) -> np.ndarray:
+    """PatchCore's test scores with the class of ``own`` normal, on the same encoder levels."""
+    from reconad.models.patchcore import PatchCore, PatchCoreConfig
+
+    keep = ("backbone", "layers", "backbone_weights")
+    pc = PatchCore(PatchCoreConfig(**{k: v for k, v in model_opts.items() if k in keep}))
+    pc.encoder = encoder
+    pc.to(device).eval()
+    pc.on_fit_end(shared.train.features(own), None, device)
+    return _score_features(pc, shared.test.levels, device)
+
+
 def _hfr_class(
     c: int,
     shared: SharedFeatures,
@@ -162,8 +186,8 @@ def _hfr_class(
     encoder: torch.nn.Module,
     val_fraction: float,
     device: torch.device,
-) -> tuple[float, float]:
-    """HFR and kNN AUROC with class ``c`` normal (features shared across classes)."""
+) -> tuple[float, float, float]:
+    """HFR, kNN and PatchCore AUROC with class ``c`` normal (features shared across classes)."""
     from reconad.models import build_model
 
     own = np.flatnonzero(shared.train_y == c)
@@ -174,18 +198,16 @@ def _hfr_class(
     val = shared.train.features(own[va]) if len(va) else None
     Trainer(cfg).fit(model, shared.train.features(own[tr]), val)
     model.eval()
-    scores = []
-    with torch.inference_mode():
-        for i in range(0, len(shared.test_y), 256):
-            feats = [lv[i : i + 256].to(device) for lv in shared.test.levels]
-            scores.append(model.predict_step(FeatureBatch(feats)).scores.float().cpu())
     y = (shared.test_y != c).astype(int)
-    knn = knn_scores(shared.train.pooled[own], shared.test.pooled)
-    return image_auroc(y, torch.cat(scores).numpy()), image_auroc(y, knn)
+    hfr = image_auroc(y, _score_features(model, shared.test.levels, device))
+    knn = image_auroc(y, knn_scores(shared.train.pooled[own], shared.test.pooled))
+    return hfr, knn, image_auroc(y, _patchcore_class(own, shared, model_opts, encoder, device))
 
 
 def _run_hfr(data: OneClassData, classes: list[int], image_size: int, s: OneClassSettings) -> dict[str, Any]:
     """Per-class HFR decoders on shared encoder features, and the kNN baseline beside them."""
+    if s.anomalous_class:
+        raise ConfigError("hfr's one-class runner has the standard protocol only; drop --anomalous-class")
     from reconad.models import build_model
 
     model_opts, train_opts = _split_options("hfr", {**HFR_ONE_CLASS_DEFAULTS, **HFR_ONE_CLASS_TRAIN, **s.options})
@@ -210,14 +232,15 @@ def _run_hfr(data: OneClassData, classes: list[int], image_size: int, s: OneClas
         test_y=data.test_y,
     )
     encode_s = time.perf_counter() - t0
-    hfr, knn, secs = {}, {}, {}
+    hfr, knn, patchcore, secs = {}, {}, {}, {}
     for c in classes:
         t = time.perf_counter()
-        hfr[c], knn[c] = _hfr_class(c, shared, model_opts, cfg, encoder, s.val_fraction, device)
+        hfr[c], knn[c], patchcore[c] = _hfr_class(c, shared, model_opts, cfg, encoder, s.val_fraction, device)
         secs[c] = time.perf_counter() - t
         if s.echo:
             print(
-                f"class {c} ({data.class_names[c]}): HFR AUROC {hfr[c]:.4f}  kNN AUROC {knn[c]:.4f}  ({secs[c]:.0f}s)",
+                f"class {c} ({data.class_names[c]}): HFR AUROC {hfr[c]:.4f}  kNN {knn[c]:.4f}  "
+                f"PatchCore {patchcore[c]:.4f}  ({secs[c]:.0f}s)",
                 flush=True,
             )
     details = {
@@ -225,8 +248,23 @@ def _run_hfr(data: OneClassData, classes: list[int], image_size: int, s: OneClas
         "model_settings": model_opts,
         "train_settings": cfg.to_dict(),
         "knn": {"k": KNN_K, "features": "global average pool of each encoder level, concatenated, L2-normalised"},
+        "patchcore": "the patchcore model (default settings) on the same encoder levels and features",
     }
-    return {"scores": hfr, "knn": knn, "seconds": secs, "details": details}
+    return {"scores": hfr, "knn": knn, "patchcore": patchcore, "seconds": secs, "details": details}
+
+
+def _class_split(
+    data: OneClassData, c: int, s: OneClassSettings, seed: int
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, int]:
+    """(training images, their labels or None, test labels 1 = anomalous, labelled count) with
+    class ``c`` normal, or with ``anomalous_class`` class ``c`` anomalous and all others normal."""
+    if s.anomalous_class:
+        return data.train_x[data.train_y != c], None, (data.test_y == c).astype(int), 0
+    own = np.flatnonzero(data.train_y == c)
+    extra = labelled_anomalies(data, c, len(own), s.labelled_ratio, seed)
+    y = np.concatenate([np.zeros(len(own), dtype=int), np.ones(len(extra), dtype=int)])
+    x = data.train_x[np.concatenate([own, extra])]
+    return x, (y if len(extra) else None), (data.test_y != c).astype(int), len(extra)
 
 
 def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: OneClassSettings) -> dict[str, Any]:
@@ -236,20 +274,18 @@ def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: On
 
     if s.labelled_ratio > 0 and not model_entry(s.model)[0].uses_labels:
         raise ConfigError(f"model {s.model} does not use labelled anomalies; drop --labelled-ratio")
+    if s.labelled_ratio > 0 and s.anomalous_class:
+        raise ConfigError("--labelled-ratio goes with the standard protocol only; drop it or --anomalous-class")
     seed = int(s.options.get("seed", 0))
     aurocs, secs, n_labelled = {}, {}, {}
     out = Path(s.out)
     for c in classes:
         t = time.perf_counter()
-        own = np.flatnonzero(data.train_y == c)
-        extra = labelled_anomalies(data, c, len(own), s.labelled_ratio, seed)
-        x = data.train_x[np.concatenate([own, extra])]
-        y = np.concatenate([np.zeros(len(own), dtype=int), np.ones(len(extra), dtype=int)])
+        x, y, y_test, n_labelled[c] = _class_split(data, c, s, seed)
         det = Detector(s.model, image_size=image_size, **s.options)
-        det.fit(x, y=y if len(extra) else None)
-        aurocs[c] = image_auroc((data.test_y != c).astype(int), det.decision_function(data.test_x))
+        det.fit(x, y=y)
+        aurocs[c] = image_auroc(y_test, det.decision_function(data.test_x))
         secs[c] = time.perf_counter() - t
-        n_labelled[c] = len(extra)
         out.mkdir(parents=True, exist_ok=True)  # long runs: what is done so far survives an interruption
         partial = {
             "per_class": {str(k): v for k, v in aurocs.items()},
@@ -264,7 +300,7 @@ def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: On
         "labelled_anomalies_per_class": n_labelled,
         "labelled_anomalies": how if s.labelled_ratio > 0 else None,
     }
-    return {"scores": aurocs, "knn": {}, "seconds": secs, "details": details}
+    return {"scores": aurocs, "knn": {}, "patchcore": {}, "seconds": secs, "details": details}
 
 
 def _image_size(s: OneClassSettings, data: OneClassData) -> int:
@@ -306,13 +342,16 @@ def run(settings: OneClassSettings) -> dict[str, Any]:
         "seconds_per_class": {str(c): float(v) for c, v in r["seconds"].items()},
         "total_seconds": time.perf_counter() - t0,
         "details": r["details"],
+        "anomalous_class": s.anomalous_class,
     }
-    if r["knn"]:
-        payload["knn_per_class"] = {str(c): float(v) for c, v in r["knn"].items()}
-        payload["knn_mean"] = float(np.mean(list(r["knn"].values())))
+    for key in ("knn", "patchcore"):
+        if r[key]:
+            payload[f"{key}_per_class"] = {str(c): float(v) for c, v in r[key].items()}
+            payload[f"{key}_mean"] = float(np.mean(list(r[key].values())))
     published = [
         Published(method=m.split(",")[0], source=m.split(",", 1)[1].strip(), value=v, metric="mean AUROC")
         for m, v in PUBLISHED.get(data.name, [])
+        if not s.anomalous_class  # those papers ran the standard protocol
     ]
     note = "Full-MNIST figures, shown for orientation only." if data.name == "mnist-10k" else ""
     body = results_markdown(payload, data.class_names)
@@ -320,7 +359,7 @@ def run(settings: OneClassSettings) -> dict[str, Any]:
         s.out,
         Results(
             "one-class",
-            f"One-class protocol: {s.model} on {data.name}",
+            f"One-class protocol{' (inverse: one class anomalous)' if s.anomalous_class else ''}: {s.model} on {data.name}",
             data.description,
             s.command,
             dict(s.options),
@@ -338,12 +377,16 @@ def run(settings: OneClassSettings) -> dict[str, Any]:
 def results_markdown(result: dict[str, Any], class_names: tuple[str, ...]) -> str:
     """The per-class table (with the kNN baseline where there is one) and the protocol's notes."""
     model = result["model"]
-    has_knn = "knn_per_class" in result
+    refs = [
+        (k, label)
+        for k, label in (("knn", "kNN AUROC"), ("patchcore", "PatchCore AUROC"))
+        if f"{k}_per_class" in result
+    ]
     rows = []
     for c, v in result["per_class"].items():
         row = {"class": c, "name": class_names[int(c)], f"{model} AUROC": v, "seconds": result["seconds_per_class"][c]}
-        if has_knn:
-            row["kNN AUROC"] = result["knn_per_class"][c]
+        for k, label in refs:
+            row[label] = result[f"{k}_per_class"][c]
         rows.append(row)
     mean = {
         "class": "mean",
@@ -352,13 +395,21 @@ def results_markdown(result: dict[str, Any], class_names: tuple[str, ...]) -> st
         "seconds": float(np.mean(list(result["seconds_per_class"].values()))),
     }
     keys = ["class", "name", f"{model} AUROC"]
-    if has_knn:
-        mean["kNN AUROC"] = result["knn_mean"]
-        keys.append("kNN AUROC")
+    for k, label in refs:
+        mean[label] = result[f"{k}_mean"]
+        keys.append(label)
     keys.append("seconds")
-    lines = [
+    standard = (
         "Each class in turn is normal: train on its training images only, test on the whole test "
-        "set (that class = normal, all others = anomalous); image AUROC.",
+        "set (that class = normal, all others = anomalous); image AUROC."
+    )
+    inverse = (
+        "Inverse protocol (--anomalous-class): each class in turn is anomalous: train on the training "
+        "images of all other classes, test on the whole test set (that class = anomalous, all others = "
+        "normal); image AUROC. Not comparable with the standard protocol's figures."
+    )
+    lines = [
+        inverse if result.get("anomalous_class") else standard,
         "",
         markdown_table([*rows, mean], keys),
         "",

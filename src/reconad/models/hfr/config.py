@@ -9,8 +9,9 @@ from reconad.errors import ConfigError
 from reconad.models.base import ModelConfig
 
 RESIDUALS = ("cosine", "l2", "cosine+l2")
-SCORES = ("max", "topk", "mean", "deep-mean")
-NORMALIZATIONS = ("level", "position")
+SCORES = ("max", "topk", "mean", "deep-mean", "level-topk")
+NORMALIZATIONS = ("level", "position", "none")
+HYBRIDS = ("none", "patch", "bottleneck", "pooled")
 
 
 @dataclass
@@ -35,9 +36,27 @@ class HFRConfig(ModelConfig):
     blur_sigma: Gaussian smoothing of the fused map, in input pixels.
     score: image score from the fused map: ``max``, ``topk`` (mean of the top
     ``topk_ratio`` share of pixels), ``mean``; or ``deep-mean`` (mean residual of the
-    deepest level; suited to semantic, whole-image anomalies).  Default ``topk`` with
-    1 %: as good as or better than ``max`` on every set we measured, and less
-    sensitive to a single noisy pixel.
+    deepest level; suited to semantic, whole-image anomalies) or ``level-topk`` (the
+    top share of each normalised level map, fused after normalising each level's image
+    score on held-out normals).  Default ``topk`` with 1 %: as good as or better than
+    ``max`` on every set we measured, and less sensitive to a single noisy pixel.
+    hybrid: add a nearest-neighbour term (``nearest.py``) to the residual:
+    ``patch`` (distance of each locally aware encoder patch feature, levels at stride
+    >= 8, to a coreset of the training patches: PatchCore's term, in the map),
+    ``bottleneck`` (the same on the decoder's own bottleneck codes, in the map) or
+    ``pooled`` (mean distance of the image's pooled encoder features to its
+    ``hybrid_k`` nearest training images: the kNN baseline's term, in the image score
+    only); ``none`` is plain HFR.  Each term is normalised on held-out normals and
+    enters with ``hybrid_weight``; the bank keeps at most ``hybrid_budget`` vectors.
+    memory_slots: > 0 puts a memory of that many slots on the bottleneck (MemAE's
+    module: each position is rebuilt from a sparse mix of learned normal prototypes,
+    softmax over cosine / ``memory_temperature``, hard shrinkage at 1/N), trained with
+    ``memory_entropy`` times the addressing entropy.
+    anomaly_margin / anomaly_weight: labelled anomalies (``fit(images, y)``, masks when
+    given) train with a deviation loss: the normalised residual inside a defect (the
+    whole image without a mask) is pushed above ``anomaly_margin`` standard deviations
+    of the normal residual, weighted by ``anomaly_weight``; normal pixels keep the
+    reconstruction loss.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -53,13 +72,40 @@ class HFRConfig(ModelConfig):
     blur_sigma: float = 4.0
     score: str = "topk"
     topk_ratio: float = 0.01
+    hybrid: str = "none"
+    hybrid_weight: float = 1.0
+    hybrid_budget: int = 8192
+    hybrid_k: int | None = None
+    memory_slots: int = 0
+    memory_temperature: float = 0.01
+    memory_entropy: float = 0.0002
+    anomaly_margin: float = 5.0
+    anomaly_weight: float = 1.0
 
     def __post_init__(self) -> None:
         check_types(
             self,
-            integers=("width", "bottleneck", "bottleneck_pool"),
-            numbers=("feature_noise", "blur_sigma", "topk_ratio"),
+            integers=("width", "bottleneck", "bottleneck_pool", "hybrid_budget", "hybrid_k", "memory_slots"),
+            numbers=(
+                "feature_noise",
+                "blur_sigma",
+                "topk_ratio",
+                "hybrid_weight",
+                "memory_temperature",
+                "memory_entropy",
+                "anomaly_margin",
+                "anomaly_weight",
+            ),
+            optional=("hybrid_k",),
         )
+        if self.hybrid not in HYBRIDS:
+            raise ConfigError(f"unknown hybrid {self.hybrid!r}; choose one of {', '.join(HYBRIDS)}")
+        if self.hybrid_budget < 1 or (self.hybrid_k is not None and self.hybrid_k < 1):
+            raise ConfigError("hybrid_budget and hybrid_k must be >= 1")
+        if self.memory_slots < 0 or self.memory_slots == 1:
+            raise ConfigError(f"memory_slots must be 0 (off) or >= 2, got {self.memory_slots}")
+        if self.memory_temperature <= 0 or self.memory_entropy < 0 or self.anomaly_weight < 0:
+            raise ConfigError("memory_temperature must be > 0; memory_entropy and anomaly_weight >= 0")
         if self.residual not in RESIDUALS:
             raise ConfigError(f"unknown residual {self.residual!r}; choose one of {', '.join(RESIDUALS)}")
         if self.normalization not in NORMALIZATIONS:

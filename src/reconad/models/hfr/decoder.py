@@ -26,9 +26,20 @@ class HFRDecoder(nn.Module):
     """
 
     def __init__(
-        self, channels: list[int], strides: list[int], width: int = 128, bottleneck: int = 64, bottleneck_pool: int = 1
+        self,
+        channels: list[int],
+        strides: list[int],
+        width: int = 128,
+        bottleneck: int = 64,
+        bottleneck_pool: int = 1,
+        memory: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        #: optional memory on the bottleneck (MemAE's module): each position is rebuilt
+        #: from learned prototypes before decoding; its last addressing weights are kept
+        #: in ``addressing`` for the entropy loss
+        self.memory = memory
+        self.addressing: torch.Tensor | None = None
         self.bottleneck_pool = int(bottleneck_pool)
         if len(channels) != len(strides):
             raise ValueError("channels and strides must have one entry per level")
@@ -72,8 +83,17 @@ class HFRDecoder(nn.Module):
             z = F.avg_pool2d(z, kernel_size=self.bottleneck_pool, stride=self.bottleneck_pool, ceil_mode=True)
         return z
 
+    def read_memory(self, z: torch.Tensor) -> torch.Tensor:
+        """The bottleneck rebuilt from the memory (identity without one)."""
+        if self.memory is None:
+            return z
+        b, c, h, w = z.shape
+        q = z.permute(0, 2, 3, 1).reshape(-1, c)
+        q_hat, self.addressing = self.memory(q)
+        return q_hat.view(b, h, w, c).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        x = self.encode(feats)
+        x = self.read_memory(self.encode(feats))
         out: list[torch.Tensor | None] = [None] * len(feats)
         for stage, head, level in zip(self.stages, self.heads, self.order):
             size = feats[level].shape[-2:]

@@ -14,7 +14,8 @@ class MemAEConfig(NetConfig):
     """MemAE settings (plus the shared network settings of :class:`NetConfig`).
 
     memory_size: N, the memory slots; None = 100 for images (the paper's MNIST
-    setting), 50 for rows (the paper's KDDCUP99 setting).
+    setting), 50 for rows (the paper's KDDCUP99 setting), 2000 for video clips (the
+    paper's UCSD-Ped2 setting, ``--MemDim 2000`` in the official training script).
     shrink_threshold: lambda of the hard shrinkage; None = 1/N, the low end of the
     paper's [1/N, 3/N] (with softmax over cosine similarities every weight is at most
     e^2 times another, so 3/N can shrink all of them to zero while the memory is
@@ -56,6 +57,8 @@ class MemAEConfig(NetConfig):
     def resolved_memory_size(self) -> int:
         if self.memory_size is not None:
             return self.memory_size
+        if self.is_video:
+            return 2000
         return 50 if self.is_table else 100
 
     def resolved_threshold(self) -> float:

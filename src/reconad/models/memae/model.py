@@ -12,7 +12,9 @@ loss = mean squared reconstruction error + alpha · mean over queries of the
 entropy -sum_i w''_i log w''_i.  Score = mean squared reconstruction error.
 
 Images: like the official code, the memory addresses each spatial position of the
-encoder's conv map (a query per position, of the map's channel size).  Rows: one
+encoder's conv map (a query per position, of the map's channel size).  Video clips
+([C, T, H, W], the paper's video experiments): a 3-D conv encoder/decoder
+(``reconad.models.networks3d``) and a query per position of the 3-D feature map.  Rows: one
 query per row, the MLP code.  The official code scores slots with a plain dot
 product; we follow the paper's cosine similarity.
 """
@@ -28,6 +30,7 @@ from torch import nn
 
 from reconad.models.memae.config import MemAEConfig
 from reconad.models.networks import ConvDecoder, ConvEncoder, mlp
+from reconad.models.networks3d import Conv3dDecoder, Conv3dEncoder
 from reconad.models.reconstruction import ReconstructionModel, squared_error
 
 
@@ -72,6 +75,7 @@ def addressing_entropy(w: torch.Tensor) -> torch.Tensor:
 
 class MemAE(ReconstructionModel):
     name = "memae"
+    input_kinds = ("image", "table", "video")
 
     def __init__(self, config: MemAEConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config or MemAEConfig(**kwargs))
@@ -82,6 +86,9 @@ class MemAE(ReconstructionModel):
             self.encoder: nn.Module = mlp([shape[0], *cfg.resolved_hidden(), latent])
             self.decoder: nn.Module = mlp([latent, *reversed(cfg.resolved_hidden()), shape[0]])
             dim = latent
+        elif self.is_video:
+            conv3 = Conv3dEncoder(shape[0], (shape[1], shape[2], shape[3]), cfg.width)
+            self.encoder, self.decoder, dim = conv3, Conv3dDecoder(conv3), conv3.out_channels
         else:
             conv = ConvEncoder(shape[0], (shape[1], shape[2]), cfg.width, cfg.min_size)
             self.encoder = conv
@@ -94,6 +101,10 @@ class MemAE(ReconstructionModel):
         z = self.encoder(x)
         if self.is_table:
             z_hat, w = self.memory(z)
+        elif self.is_video:  # a query per (t, h, w) position of the 3-D feature map
+            c = z.shape[1]
+            q_hat, w = self.memory(z.movedim(1, -1).reshape(-1, c))
+            z_hat = q_hat.view(*z.movedim(1, -1).shape).movedim(-1, 1)
         else:
             b, c, h, w_ = z.shape
             q = z.permute(0, 2, 3, 1).reshape(-1, c)

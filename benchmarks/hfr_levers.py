@@ -1,0 +1,152 @@
+"""HFR levers (and PatchCore settings) on one data set, encoder features computed once.
+
+Usage (from the project root, in the project's venv):
+
+    python benchmarks/hfr_levers.py '{"dataset": "magnetic-tile", "root": "../shared/data/magnetic-tile",
+        "size": 256, "backbone": "efficientnet_lite0", "out": "runs/levers-mt.json",
+        "cache": "runs/features-mt.safetensors", "levels": [2, 3, 4, 5]}' \
+        '{"base": {"model": "hfr"}, "bneck": {"model": "hfr", "hybrid": "bottleneck"},
+          "pc": {"model": "patchcore"}}'
+
+The first argument names the data (any ``reconad.data`` dataset; ``category`` for the
+textures / MVTec) and the encoder; every level any setting uses is encoded once.  The
+second maps a label to a setting: ``model`` (hfr or patchcore), model options, and engine
+options (``epochs``, ``lr``, ``patience``, ``batch_size``).  Each setting is scored the
+way ``reconad test`` scores (maps upsampled to the input size; ``reconad.metrics.evaluate``):
+image AUROC, pixel AUROC and PRO; results are appended to ``out`` as they come.  With
+``cache`` the encoder features are kept in that safetensors file and read back next
+time (``levels`` adds stages to encode beyond those the settings use).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from reconad.backbones import build_backbone
+from reconad.data import WITH_VAL_SPLIT, build_image_dataset, split_holdout
+from reconad.data.records import FeatureBatch, collate_images
+from reconad.engine import TrainConfig, Trainer
+from reconad.metrics import evaluate
+from reconad.models import build_model
+from reconad.models.encoder_features import FeatureCache, encode_with_labels
+
+TRAIN_KEYS = ("epochs", "lr", "patience", "batch_size", "scheduler", "monitor")
+
+
+def _layers(setting: dict[str, Any], backbone: str) -> list[int]:
+    model = build_model(setting.get("model", "hfr"), backbone=backbone, layers=setting.get("layers"))
+    return list(model.encoder.layers)
+
+
+def _splits(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
+    ds, root, cat, size = spec["dataset"], spec["root"], spec.get("category"), spec.get("size", 256)
+    mode = spec.get("resize_mode", "resize")
+    extra = {k: spec[k] for k in ("labelled_fraction",) if k in spec}
+    train = build_image_dataset(ds, root, cat, "train", size, mode, **extra)
+    if ds in WITH_VAL_SPLIT:
+        val = build_image_dataset(ds, root, cat, "val", size, mode, **extra)
+    else:
+        train, val = split_holdout(train, 0.1, 0)
+    return train, val, build_image_dataset(ds, root, cat, "test", size, mode, **extra)
+
+
+def _ground_truth(test: Any) -> tuple[np.ndarray, np.ndarray]:
+    labels, masks = [], []
+    for b in DataLoader(test, batch_size=32, collate_fn=collate_images):
+        labels.append(b.label.numpy())
+        masks.append(b.mask[:, 0].numpy() > 0.5)
+    return np.concatenate(labels), np.concatenate(masks)
+
+
+def _select(cache: FeatureCache, union: list[int], layers: list[int]) -> FeatureCache:
+    pick = [union.index(s) for s in layers]
+    return FeatureCache([cache.levels[i] for i in pick], cache.labels, cache.masks)
+
+
+def _evaluate(model: Any, test: FeatureCache, size: int, y: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+    scores, maps = [], []
+    with torch.inference_mode():
+        for i in range(0, len(test), 8):
+            out = model.predict_step(FeatureBatch([lv[i : i + 8] for lv in test.levels]))
+            scores.append(out.scores.float())
+            up = F.interpolate(out.maps.float().unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False)
+            maps.append(up.squeeze(1).numpy())
+    m = evaluate(y, torch.cat(scores).numpy(), masks=gt, maps=np.concatenate(maps), has_masks=True)
+    return {k: float(m[k]) for k in ("image_auroc", "pixel_auroc", "pro") if k in m}
+
+
+def _encoded(spec: dict[str, Any], union: list[int], splits: tuple[Any, Any, Any]) -> dict[str, FeatureCache]:
+    """Encoder features of the three splits, read from ``spec["cache"]`` when it holds them."""
+    from safetensors.torch import load_file, save_file
+
+    backbone = spec.get("backbone", "efficientnet_lite0")
+    path = Path(spec["cache"]) if spec.get("cache") else None
+    if path is not None and path.exists():
+        t = load_file(str(path))
+        out = {}
+        for n in ("train", "val", "test"):
+            levels = [t[f"{n}.{s}"] for s in union]
+            masks = t.get(f"{n}.masks")
+            out[n] = FeatureCache(levels, t[f"{n}.labels"], masks.half() if masks is not None else None)
+        return out
+    encoder = build_backbone(backbone, layers=union)
+    cpu = torch.device("cpu")
+    out, tensors = {}, {}
+    for n, d in zip(("train", "val", "test"), splits):
+        e = encode_with_labels(encoder, d, cpu, progress=False)
+        out[n] = FeatureCache(e.levels, e.labels, e.masks)
+        tensors.update({f"{n}.{s}": lv for s, lv in zip(union, e.levels)})
+        tensors[f"{n}.labels"] = e.labels
+        if e.masks is not None:
+            tensors[f"{n}.masks"] = e.masks.float()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+    return out
+
+
+def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    backbone, size = spec.get("backbone", "efficientnet_lite0"), spec.get("size", 256)
+    union = sorted({s for st in settings.values() for s in _layers(st, backbone)} | set(spec.get("levels", [])))
+    t0 = time.time()
+    splits = _splits(spec)
+    caches = _encoded(spec, union, splits)
+    y, gt = _ground_truth(splits[2])
+    print(f"# {spec} levels {union}: features in {time.time() - t0:.0f}s", flush=True)
+    results: dict[str, Any] = {"spec": spec, "results": {}}
+    for label, setting in settings.items():
+        setting = dict(setting)
+        name = setting.pop("model", "hfr")
+        train_opts = {k: setting.pop(k) for k in TRAIN_KEYS if k in setting}
+        train_opts.setdefault("epochs", spec.get("epochs", 40))
+        torch.manual_seed(0)
+        model = build_model(name, backbone=backbone, **setting)
+        layers = list(model.encoder.layers)
+        t1 = time.time()
+        tr, va, te = (_select(caches[n], union, layers) for n in ("train", "val", "test"))
+        cfg = TrainConfig(progress=False, device="cpu", **{**model.train_defaults, **train_opts})
+        hist = Trainer(cfg).fit(model, tr, va)
+        row = {**_evaluate(model.eval(), te, size, y, gt), "epochs": hist.epochs_run, "seconds": time.time() - t1}
+        results["results"][label] = {"setting": {"model": name, **setting, **train_opts}, **row}
+        print(f"{label:24s} img {row['image_auroc']:.4f} pix {row['pixel_auroc']:.4f} pro {row.get('pro', float('nan')):.4f} "
+              f"ep {row['epochs']} {row['seconds']:.0f}s", flush=True)  # fmt: skip
+        if spec.get("out"):
+            Path(spec["out"]).parent.mkdir(parents=True, exist_ok=True)
+            Path(spec["out"]).write_text(json.dumps(results, indent=1))
+    return results
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    torch.set_num_threads(int(json.loads(sys.argv[1]).get("threads", 2)))
+    run(json.loads(sys.argv[1]), json.loads(sys.argv[2]))
