@@ -1,0 +1,4 @@
+from reconad.models.anogan.config import AnoGANConfig
+from reconad.models.anogan.model import AnoGAN
+
+__all__ = ["AnoGAN", "AnoGANConfig"]

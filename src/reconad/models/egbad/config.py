@@ -1,0 +1,57 @@
+"""Settings of EGBAD (efficient GAN-based anomaly detection)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from reconad.errors import ConfigError
+from reconad.models.adversarial import GANConfig, check_choice, check_weights
+
+SCORES = ("fm", "ce")
+
+
+@dataclass
+class EGBADConfig(GANConfig):
+    """EGBAD settings (plus the shared :class:`GANConfig` / ``NetConfig`` settings).
+
+    score: the discriminator term L_D of the score, ``fm`` (feature matching
+    ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1) or ``ce`` (cross-entropy of D(x, E(x))
+    against "real").
+    alpha: weight of the reconstruction term, A(x) = α·||x - G(E(x))||_1 + (1 - α)·L_D;
+    0.9 (the official code's discriminator weight 0.1).
+    dropout: dropout in the discriminator (0.5 for images as the official MNIST code;
+    rows use 0.2 as its KDD code).
+    joint: the discriminator's joint hidden layer (its features): 1024 for images, 128
+    for rows (the official code's).
+    latent_dim: None = 200 for images (the official MNIST code's), 32 for rows.
+    hidden: the encoder's / generator's hidden sizes for rows (default [64]; the
+    generator mirrors them).  width: 32.
+    spectral_norm: spectral normalisation of the encoder and the discriminator (off, as
+    the paper; ALAD's stabiliser for the same BiGAN).
+    """
+
+    score: str = "fm"
+    alpha: float = 0.9
+    dropout: float | None = None
+    joint: int | None = None
+
+    image_latent: ClassVar[int] = 200
+    table_latent: ClassVar[int] = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("score", self.score, SCORES)
+        check_weights(self, "alpha")
+        if self.alpha > 1:
+            raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.joint is not None and self.joint < 1:
+            raise ConfigError(f"joint must be >= 1, got {self.joint}")
+
+    def resolved_dropout(self) -> float:
+        return self.dropout if self.dropout is not None else (0.2 if self.is_table else 0.5)
+
+    def resolved_joint(self) -> int:
+        return self.joint if self.joint is not None else (128 if self.is_table else 1024)

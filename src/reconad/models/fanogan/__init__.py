@@ -1,0 +1,4 @@
+from reconad.models.fanogan.config import FAnoGANConfig
+from reconad.models.fanogan.model import FAnoGAN
+
+__all__ = ["FAnoGAN", "FAnoGANConfig"]
