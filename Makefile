@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 DEMO_DATA ?= demo-data/textures
 DEMO_RUNS ?= runs/demo
 
-.PHONY: setup data demo test lint format bench clean
+.PHONY: setup data demo test test-deps lint format bench clean
 
 setup: $(VENV)/.stamp-setup
 
@@ -17,7 +17,7 @@ $(VENV)/.stamp-setup: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[dev]"
+	$(PIP) install --quiet -e ".[dev,serve]"
 	touch $@
 
 # Real data for the one-class benchmark (never needed by the tests): Fashion-MNIST from
@@ -35,7 +35,16 @@ data: setup
 demo: setup
 	$(PY) -m reconad.demo --data $(DEMO_DATA) --out $(DEMO_RUNS)
 
-test: setup
+# The server's browser and PostgreSQL tests need Debian's chromium, chromium-driver and
+# postgresql; installed here where apt-get can (root), otherwise those tests skip saying why.
+TEST_DEBS := chromium chromium-driver postgresql
+test-deps:
+	@if ! command -v chromedriver >/dev/null 2>&1 || ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+			apt-get install -y -q $(TEST_DEBS) >/dev/null || (apt-get update -q >/dev/null && apt-get install -y -q $(TEST_DEBS) >/dev/null); \
+		else echo "browser/PostgreSQL tests will be skipped: install Debian's $(TEST_DEBS)"; fi; fi
+
+test: setup test-deps
 	$(PY) -m pytest -q
 
 # Lint: ruff (rules and formatting), mypy, and no function over 60 lines without a reason.

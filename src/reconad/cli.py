@@ -317,8 +317,11 @@ def _split_list(text: str | None) -> list[str] | None:
     return items or None
 
 
-def _command_line() -> str:
-    return "reconad " + " ".join(sys.argv[1:]) if sys.argv[1:] else "reconad"
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as the user typed it (``main``'s argv when called from Python)."""
+    words = getattr(args, "argv", None)
+    words = sys.argv[1:] if words is None else words
+    return "reconad " + " ".join(words) if words else "reconad"
 
 
 def _common(args: argparse.Namespace, out: str | None = None) -> dict[str, Any]:
@@ -327,7 +330,7 @@ def _common(args: argparse.Namespace, out: str | None = None) -> dict[str, Any]:
         "model": args.model,
         "options": _options(args),
         "echo": not args.quiet,
-        "command": _command_line(),
+        "command": _command_line(args),
     }
 
 
@@ -592,6 +595,7 @@ HANDLERS = {
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else None
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         return HANDLERS[args.command](args)

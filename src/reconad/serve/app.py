@@ -1,0 +1,341 @@
+"""The FastAPI application: routes, the server's state, and its start and stop.
+
+``create_app(config)`` builds the app; uvicorn runs it (``reconad.serve.server``).  On
+start it opens (and creates or migrates) the results database, loads every run,
+warms each engine up and starts one micro-batcher per model; ``/readyz`` says ready
+only after that.  On stop (SIGTERM: uvicorn first lets in-flight requests finish) the
+batchers drain and the database is closed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi import Path as PathParam
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
+
+from reconad.serve.batcher import BatchResult, MicroBatcher, QueueFull
+from reconad.serve.config import ServeConfig
+from reconad.serve.decode import BadImage, Upload, decode_upload
+from reconad.serve.engines import ServedModel, load_served_model, overlay_png
+from reconad.serve.metrics import BATCH_BUCKETS, Metrics
+from reconad.serve.middleware import RequestMetrics
+from reconad.serve.security import BearerAuth, BodyLimit, read_api_key
+from reconad.serve.store import ResultRow, ResultStore, utc_now
+
+__all__ = ["ServerState", "create_app", "app_from_env"]
+
+log = logging.getLogger("reconad.serve")
+STATIC = Path(__file__).parent / "static"
+#: the web page may load nothing from anywhere else (it must work offline)
+PAGE_POLICY = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'"
+
+
+@dataclass
+class ServerState:
+    """What the routes share: the config, the models and their batchers, the store, the metrics."""
+
+    config: ServeConfig
+    models: dict[str, ServedModel] = field(default_factory=dict)
+    batchers: dict[str, MicroBatcher] = field(default_factory=dict)
+    store: ResultStore | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    ready: bool = False
+    decode_slots: Any = None
+
+    def start(self, preloaded: dict[str, ServedModel] | None = None) -> None:
+        """Database, models, warm-up, batchers (blocking; runs in a thread at startup)."""
+        cfg = self.config
+        self.store = ResultStore(cfg.db_url)
+        self.store.migrate()
+        threads = cfg.inference_threads()
+        for run in cfg.runs:
+            model = (preloaded or {}).get(run.name) or load_served_model(run, cfg.engine, threads)
+            model.warm_up(cfg.max_batch)
+            self.models[run.name] = model
+            self.batchers[run.name] = MicroBatcher(
+                model.engine,
+                max_batch=cfg.max_batch,
+                max_wait_s=cfg.batch_wait_ms / 1000.0,
+                max_queue=cfg.queue_size,
+                name=run.name,
+                on_batch=self._batch_observer(run.name),
+            )
+        self.ready = True
+        log.info("ready: %s", ", ".join(f"{m.name} ({m.engine.name})" for m in self.models.values()))
+
+    def _batch_observer(self, name: str) -> Any:
+        def observe(n: int, _seconds: float) -> None:
+            self.metrics.observe("reconad_batch_size", n, (("model", name),), BATCH_BUCKETS)
+
+        return observe
+
+    def stop(self) -> None:
+        self.ready = False
+        for batcher in self.batchers.values():
+            batcher.close()
+        if self.store is not None:
+            self.store.close()
+
+
+# ------------------------------------------------------------------ scoring
+
+
+def _safe_name(filename: str | None, index: int) -> str:
+    """The client's image name, without any folder part or control characters, at most 255 long."""
+    name = os.path.basename((filename or "").replace("\\", "/"))
+    name = "".join(c for c in name if c.isprintable())[:255]
+    return name or f"image-{index}"
+
+
+def _decode_all(model: ServedModel, files: list[tuple[str, bytes]], max_pixels: int) -> list[Upload]:
+    return [decode_upload(data, name, model.image_size, model.resize_mode, max_pixels) for name, data in files]
+
+
+async def _admit_and_decode(state: ServerState, model: ServedModel, images: list[UploadFile]) -> list[Upload]:
+    """Reserve room in the model's queue (503 when full), then decode every upload (400 on a bad one)."""
+    cfg = state.config
+    if not images:
+        raise HTTPException(400, "no image in the request: post them as multipart files named 'images'")
+    if len(images) > cfg.max_images:
+        raise HTTPException(413, f"{len(images)} images in one request; at most {cfg.max_images}")
+    batcher = state.batchers[model.name]
+    try:
+        batcher.reserve(len(images))
+    except QueueFull as full:
+        state.metrics.inc("reconad_rejected_total", (("reason", "queue_full"),))
+        raise HTTPException(
+            503, "the scoring queue is full; retry later", headers={"Retry-After": str(full.retry_after)}
+        ) from None
+    try:
+        files = [(_safe_name(f.filename, i), await f.read()) for i, f in enumerate(images)]
+        return await run_in_threadpool_limited(state, _decode_all, model, files, cfg.max_pixels)
+    except BadImage as exc:
+        batcher.release(len(images))
+        state.metrics.inc("reconad_rejected_total", (("reason", "bad_image"),))
+        raise HTTPException(400, str(exc)) from None
+    except BaseException:
+        batcher.release(len(images))
+        raise
+
+
+async def run_in_threadpool_limited(state: ServerState, fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a worker thread, at most one per inference thread at a time (bounds memory)."""
+    import anyio.to_thread
+
+    return await anyio.to_thread.run_sync(lambda: fn(*args), limiter=state.decode_slots)
+
+
+def _rows(
+    model: ServedModel, uploads: list[Upload], result: BatchResult, latency_ms: float, overlays: list[bytes | None]
+) -> list[ResultRow]:
+    p_values = model.p_values(result.scores)
+    now = utc_now()
+    rows = []
+    for u, s, p, png in zip(uploads, result.scores, p_values, overlays):
+        score = float(s)
+        rows.append(
+            ResultRow(
+                id=uuid.uuid4().hex,
+                created_at=now,
+                model_name=model.name,
+                model_sha256=model.sha256,
+                engine=model.engine.name,
+                image_name=u.name,
+                image_sha256=u.sha256,
+                image_bytes=u.n_bytes,
+                width=u.width,
+                height=u.height,
+                score=score,
+                p_value=None if np.isnan(p) else float(p),
+                verdict=model.verdict(score),
+                threshold=model.threshold,
+                latency_ms=latency_ms,
+                overlay_png=png,
+            )
+        )
+    return rows
+
+
+def _overlays(
+    state: ServerState, model: ServedModel, uploads: list[Upload], result: BatchResult, want_png: bool
+) -> tuple[list[bytes | None], list[bytes | None]]:
+    """(overlays to answer with, overlays to store): rendered only where asked for or kept."""
+    policy, cap = state.config.keep_overlays, state.config.overlay_cap_bytes
+    shown: list[bytes | None] = []
+    kept: list[bytes | None] = []
+    for i, u in enumerate(uploads):
+        flagged = model.verdict(float(result.scores[i])) == "anomalous"
+        keep = policy == "all" or (policy == "flagged" and flagged)
+        png = None
+        if result.maps is not None and (want_png or keep):
+            png = overlay_png(model, u.tensor, result.maps[i])
+        shown.append(png if want_png else None)
+        kept.append(png if keep and png is not None and len(png) <= cap else None)
+    return shown, kept
+
+
+def _answer(model: ServedModel, row: ResultRow, result: BatchResult, i: int, png: bytes | None, raw: bool) -> dict:
+    out = row.to_dict()
+    out.update(
+        threshold_basis=model.info.get("threshold_basis"),
+        batch_size=result.batch_size,
+        overlay_png=None if png is None else base64.b64encode(png).decode("ascii"),
+    )
+    if raw:
+        out["map"] = None if result.maps is None else np.round(result.maps[i].astype(np.float64), 6).tolist()
+    return out
+
+
+async def score_images(state: ServerState, name: str, images: list[UploadFile], map_kind: str | None) -> dict:
+    """Admit, decode, score (micro-batched), record, answer: the POST /v1/models/{name}/score route."""
+    t0 = time.perf_counter()
+    model = state.models.get(name)
+    if model is None:
+        raise HTTPException(404, f"unknown model {name!r}; served: {', '.join(sorted(state.models)) or 'none'}")
+    uploads = await _admit_and_decode(state, model, images)
+    x = np.stack([u.tensor.numpy() for u in uploads])
+    result = await state.batchers[name].score(x)
+    latency_ms = (time.perf_counter() - t0) * 1000.0
+    shown, kept = await run_in_threadpool(_overlays, state, model, uploads, result, map_kind == "png")
+    rows = _rows(model, uploads, result, latency_ms, kept)
+    assert state.store is not None
+    await run_in_threadpool(state.store.add, rows)  # before answering: a 200 means it is recorded
+    for row in rows:
+        state.metrics.inc("reconad_images_scored_total", (("model", name),))
+        state.metrics.inc("reconad_verdicts_total", (("model", name), ("verdict", str(row.verdict))))
+        state.metrics.observe("reconad_image_latency_seconds", latency_ms / 1000.0, (("model", name),))
+    answers = [_answer(model, r, result, i, shown[i], map_kind == "raw") for i, r in enumerate(rows)]
+    return {"model": name, "results": answers}
+
+
+# ------------------------------------------------------------------ the app
+
+
+def _register_gauges(state: ServerState) -> None:
+    m = state.metrics
+    m.describe("reconad_http_requests_total", "counter", "HTTP requests by route, method and status")
+    m.describe("reconad_http_request_seconds", "histogram", "HTTP request duration by route")
+    m.describe("reconad_image_latency_seconds", "histogram", "per-image latency: decode, queue and inference")
+    m.describe("reconad_batch_size", "histogram", "images per forward pass")
+    m.describe("reconad_images_scored_total", "counter", "images scored and recorded")
+    m.describe("reconad_verdicts_total", "counter", "verdicts at the model's threshold")
+    m.describe("reconad_rejected_total", "counter", "requests refused before scoring, by reason")
+    m.describe("reconad_queue_depth", "gauge", "images admitted and not yet scored")
+    m.describe("reconad_ready", "gauge", "1 when every model is loaded and warm")
+    m.describe("reconad_model_info", "gauge", "served models (value 1)")
+    m.gauge("reconad_queue_depth", lambda: {(("model", k),): b.depth for k, b in state.batchers.items()})
+    m.gauge("reconad_ready", lambda: {(): 1.0 if state.ready else 0.0})
+    m.gauge(
+        "reconad_model_info",
+        lambda: {(("model", k), ("engine", v.engine.name), ("sha256", v.sha256)): 1.0 for k, v in state.models.items()},
+    )
+
+
+def _results_routes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/v1/results", summary="recent results from the database, newest first")
+    async def list_results(
+        since: Annotated[datetime | None, Query(description="ISO 8601 time (UTC when no offset is given)")] = None,
+        verdict: Literal["anomalous", "normal"] | None = None,
+        model: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    ) -> dict:
+        if since is not None and since.tzinfo is not None:
+            since = since.astimezone(UTC).replace(tzinfo=None)
+        assert state.store is not None
+        rows = await run_in_threadpool(state.store.query, since, verdict, model, limit)
+        return {"results": [r.to_dict() for r in rows]}
+
+    @app.get("/v1/results/{result_id}", summary="one result, with its overlay PNG (base64) when kept")
+    async def get_result(result_id: Annotated[str, PathParam(max_length=64)]) -> dict:
+        assert state.store is not None
+        row = await run_in_threadpool(state.store.get, result_id)
+        if row is None:
+            raise HTTPException(404, f"no result {result_id!r}")
+        return row.to_dict(with_overlay=True)
+
+
+def _routes(app: FastAPI, state: ServerState) -> None:
+    @app.get("/healthz", summary="the process is up (no key needed)")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="every model loaded and warm")
+    async def readyz() -> JSONResponse:
+        body = {"ready": state.ready, "models": sorted(state.models)}
+        return JSONResponse(body, status_code=200 if state.ready else 503)
+
+    @app.get("/metrics", summary="Prometheus text format", response_class=PlainTextResponse)
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/v1/models", summary="the served models")
+    async def models() -> dict:
+        return {"models": [{"name": k, **v.info} for k, v in state.models.items()]}
+
+    @app.post("/v1/models/{name}/score", summary="score one or several images (multipart files 'images')")
+    async def score(
+        name: str,
+        images: Annotated[list[UploadFile], File(description="one or several image files")],
+        map: Annotated[
+            Literal["png", "raw"] | None, Query(description="png: overlay (base64 PNG); raw: the map")
+        ] = None,
+    ) -> JSONResponse:
+        return JSONResponse(await score_images(state, name, images, map))
+
+    _results_routes(app, state)
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        headers = {"Content-Security-Policy": PAGE_POLICY, "X-Content-Type-Options": "nosniff"}
+        return FileResponse(STATIC / "index.html", headers=headers)
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def create_app(config: ServeConfig, preloaded: dict[str, ServedModel] | None = None) -> FastAPI:
+    """The ASGI app for ``config`` (``preloaded``: models the caller has loaded already)."""
+    from reconad import __version__
+
+    state = ServerState(config)
+    key = read_api_key(config.api_key_file) if config.api_key_file else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        import anyio
+
+        state.decode_slots = anyio.CapacityLimiter(config.inference_threads())
+        await run_in_threadpool(state.start, preloaded)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.stop)
+
+    app = FastAPI(title="reconad inspection service", version=__version__, lifespan=lifespan)
+    app.state.server = state
+    _register_gauges(state)
+    _routes(app, state)
+    app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    if key is not None:
+        reject = lambda: state.metrics.inc("reconad_rejected_total", (("reason", "unauthorized"),))
+        app.add_middleware(BearerAuth, key=key, on_reject=reject)
+    app.add_middleware(RequestMetrics, metrics=state.metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """uvicorn's factory for worker processes: the configuration comes in ``RECONAD_SERVE_CONFIG``."""
+    return create_app(ServeConfig.from_env())

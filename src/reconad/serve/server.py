@@ -1,0 +1,77 @@
+"""``reconad serve``: check everything, then run uvicorn.
+
+Everything that can be wrong is found before the port is bound: the API key file, the
+database (created or migrated here once, before any worker starts), and every model
+(a tampered model file stops the start with a message naming the file; the ONNX export
+is written or checked here, so workers never race to write it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+
+from reconad.serve.config import CONFIG_ENV, ServeConfig
+from reconad.serve.engines import ServedModel, load_served_model
+from reconad.serve.security import read_api_key
+from reconad.serve.store import ResultStore
+
+__all__ = ["preflight", "serve"]
+
+log = logging.getLogger("reconad.serve")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def preflight(config: ServeConfig) -> dict[str, ServedModel]:
+    """Key file, database and models, checked (and the schema migrated) before serving."""
+    if config.api_key_file:
+        read_api_key(config.api_key_file)
+    elif not _is_loopback(config.host):
+        log.warning("serving on %s without --api-key-file: anyone who can reach it can use it", config.host)
+    store = ResultStore(config.db_url)
+    try:
+        store.migrate()
+    finally:
+        store.close()
+    threads = config.inference_threads()
+    return {run.name: load_served_model(run, config.engine, threads) for run in config.runs}
+
+
+def serve(config: ServeConfig) -> None:
+    """Serve ``config.runs`` until SIGTERM / Ctrl-C (in-flight requests finish first)."""
+    import uvicorn
+
+    models = preflight(config)
+    common = dict(
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level,
+        limit_concurrency=config.max_connections,
+        timeout_graceful_shutdown=int(config.graceful_timeout_s),
+        server_header=False,
+    )
+    names = ", ".join(f"{m.name} ({m.engine.name})" for m in models.values())
+    store = ResultStore(config.db_url)
+    print(
+        f"reconad serve: {names} at http://{config.host}:{config.port} "
+        f"(database {store.safe_url}; {config.workers} worker(s))",
+        flush=True,
+    )
+    store.close()
+    if config.workers == 1:
+        from reconad.serve.app import create_app
+
+        uvicorn.run(create_app(config, preloaded=models), **common)  # type: ignore[arg-type]
+        return
+    models.clear()  # each worker loads its own copy
+    os.environ[CONFIG_ENV] = config.to_json()
+    uvicorn.run("reconad.serve.app:app_from_env", factory=True, workers=config.workers, **common)  # type: ignore[arg-type]

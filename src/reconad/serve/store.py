@@ -1,0 +1,205 @@
+"""The results database: every scored image, through SQLAlchemy (SQLite by default, PostgreSQL tested).
+
+The server creates the schema itself and migrates an older one forward: a
+``reconad_schema`` table holds the version, and ``MIGRATIONS`` lists the statements
+that bring version ``v - 1`` to ``v``.  A database written by a newer reconad is
+refused.  SQLite runs in WAL mode with a busy timeout, so several worker processes can
+write to one file.  Rows are inserted in one transaction per request before the
+response is sent: a 200 means the row is on disk.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from reconad.errors import ConfigError
+
+__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "ResultRow", "ResultStore", "utc_now"]
+
+log = logging.getLogger("reconad.serve")
+
+SCHEMA_VERSION = 1
+#: version -> DDL statements that bring the schema from ``version - 1`` to ``version``
+MIGRATIONS: dict[int, list[str]] = {}
+
+metadata = sa.MetaData()
+results = sa.Table(
+    "reconad_results",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False, index=True),  # UTC
+    sa.Column("model_name", sa.String(64), nullable=False, index=True),
+    sa.Column("model_sha256", sa.String(64), nullable=False),
+    sa.Column("engine", sa.String(16), nullable=False),
+    sa.Column("image_name", sa.String(255), nullable=False),
+    sa.Column("image_sha256", sa.String(64), nullable=False),
+    sa.Column("image_bytes", sa.Integer(), nullable=False),
+    sa.Column("width", sa.Integer(), nullable=False),
+    sa.Column("height", sa.Integer(), nullable=False),
+    sa.Column("score", sa.Float(), nullable=False),
+    sa.Column("p_value", sa.Float(), nullable=True),
+    sa.Column("verdict", sa.String(16), nullable=True, index=True),
+    sa.Column("threshold", sa.Float(), nullable=True),
+    sa.Column("latency_ms", sa.Float(), nullable=False),
+    sa.Column("overlay_png", sa.LargeBinary(), nullable=True),
+)
+schema = sa.Table("reconad_schema", metadata, sa.Column("version", sa.Integer(), nullable=False))
+
+
+def utc_now() -> datetime:
+    """Naive UTC (every backend stores it the same way)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class ResultRow:
+    """One scored image as the database records it."""
+
+    id: str
+    created_at: datetime
+    model_name: str
+    model_sha256: str
+    engine: str
+    image_name: str
+    image_sha256: str
+    image_bytes: int
+    width: int
+    height: int
+    score: float
+    p_value: float | None
+    verdict: str | None
+    threshold: float | None
+    latency_ms: float
+    overlay_png: bytes | None = None
+
+    def to_dict(self, with_overlay: bool = False) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "overlay_png"}
+        d["created_at"] = self.created_at.isoformat(timespec="microseconds") + "Z"
+        d["has_overlay"] = self.overlay_png is not None
+        if with_overlay:
+            d["overlay_png"] = None if self.overlay_png is None else base64.b64encode(self.overlay_png).decode("ascii")
+        return d
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cur = dbapi_connection.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; safe across processes
+    cur.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint, no fsync per commit
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """A SQLAlchemy engine for ``url`` (SQLite in WAL mode with a busy timeout)."""
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"--db {url!r} is not a database URL: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not the older psycopg2
+    try:
+        return sa.create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=8)
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise ConfigError(f"--db {url!r}: no driver for it here ({exc}); pip install 'reconad[serve]'") from None
+
+
+class ResultStore:
+    """Writes and queries scored images."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    def migrate(self) -> int:
+        """Create the schema, or bring an older one to ``SCHEMA_VERSION``; the version it is at."""
+        try:
+            with self.engine.begin() as conn:
+                metadata.create_all(conn, checkfirst=True)
+                current = conn.execute(sa.select(schema.c.version)).scalar()
+                if current is None:
+                    conn.execute(schema.insert().values(version=SCHEMA_VERSION))
+                    return SCHEMA_VERSION
+                if current > SCHEMA_VERSION:
+                    raise ConfigError(
+                        f"the results database {self.safe_url} has schema version {current}, newer than this "
+                        f"reconad's {SCHEMA_VERSION}: upgrade reconad or use another --db"
+                    )
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS.get(version, []):
+                        conn.execute(sa.text(statement))
+                    log.warning("results database migrated to schema version %d", version)
+                conn.execute(schema.update().values(version=SCHEMA_VERSION))
+        except sa.exc.OperationalError as exc:
+            raise ConfigError(f"cannot open the results database {self.safe_url}: {exc.orig}") from None
+        return SCHEMA_VERSION
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password hidden (for messages)."""
+        return sa.engine.make_url(self.url).render_as_string(hide_password=True)
+
+    def add(self, rows: list[ResultRow]) -> None:
+        """Insert one request's rows in one transaction."""
+        if not rows:
+            return
+        values = [{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows]
+        with self.engine.begin() as conn:
+            conn.execute(results.insert(), values)
+
+    def get(self, result_id: str) -> ResultRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(results).where(results.c.id == result_id)).mappings().first()
+        return None if row is None else ResultRow(**row)
+
+    def query(
+        self,
+        since: datetime | None = None,
+        verdict: str | None = None,
+        model: str | None = None,
+        limit: int = 50,
+        image_prefix: str | None = None,
+    ) -> list[ResultRow]:
+        """Newest first; overlays are not read (``get`` returns them)."""
+        cols = [c for c in results.c if c.name != "overlay_png"]
+        has_overlay = results.c.overlay_png.is_not(None).label("has_overlay")
+        q = sa.select(*cols, has_overlay)
+        if since is not None:
+            q = q.where(results.c.created_at >= since)
+        if verdict is not None:
+            q = q.where(results.c.verdict == verdict)
+        if model is not None:
+            q = q.where(results.c.model_name == model)
+        if image_prefix is not None:
+            q = q.where(results.c.image_name.startswith(image_prefix, autoescape=True))
+        q = q.order_by(results.c.created_at.desc(), results.c.id).limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        out = []
+        for r in rows:
+            d = dict(r)
+            flag = d.pop("has_overlay")
+            out.append(ResultRow(**d, overlay_png=b"" if flag else None))
+        return out
+
+    def count(self, model: str | None = None, image_prefix: str | None = None) -> int:
+        q = sa.select(sa.func.count()).select_from(results)
+        if model is not None:
+            q = q.where(results.c.model_name == model)
+        if image_prefix is not None:
+            q = q.where(results.c.image_name.startswith(image_prefix, autoescape=True))
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
+    def close(self) -> None:
+        self.engine.dispose()

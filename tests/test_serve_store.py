@@ -1,0 +1,200 @@
+"""The results database: SQLite in WAL mode written by several processes at once, schema
+creation and migration, and the same store (and the whole API) on a real PostgreSQL server
+that this test starts itself (Debian's ``postgresql``; skipped with the reason where it
+cannot run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from helpers.serve import free_port, server_thread, texture_images, tiny_run
+from reconad.serve import store as store_mod
+from reconad.serve.store import ResultRow, ResultStore, utc_now
+
+pytestmark = pytest.mark.timeout(300)
+
+
+def _row(i: int, verdict: str = "normal", model: str = "m") -> ResultRow:
+    return ResultRow(
+        id=f"{i:032x}",
+        created_at=utc_now(),
+        model_name=model,
+        model_sha256="a" * 64,
+        engine="onnx",
+        image_name=f"img-{i}.png",
+        image_sha256="b" * 64,
+        image_bytes=100,
+        width=8,
+        height=8,
+        score=float(i),
+        p_value=0.5,
+        verdict=verdict,
+        threshold=1.0,
+        latency_ms=1.0,
+        overlay_png=b"png" if verdict == "anomalous" else None,
+    )
+
+
+def _exercise(store: ResultStore) -> None:
+    """What the API asks of a store, on any backend."""
+    assert store.migrate() == store_mod.SCHEMA_VERSION
+    assert store.migrate() == store_mod.SCHEMA_VERSION  # idempotent
+    store.add([_row(1), _row(2, "anomalous"), _row(3, model="other")])
+    assert store.count() == 3 and store.count(model="m") == 2 and store.count(image_prefix="img-") == 3
+    assert [r.id for r in store.query(verdict="anomalous")] == [f"{2:032x}"]
+    assert {r.id for r in store.query(model="m")} == {f"{1:032x}", f"{2:032x}"}
+    assert store.query(since=utc_now() + timedelta(minutes=1)) == []
+    assert len(store.query(limit=2)) == 2
+    got = store.get(f"{2:032x}")
+    assert got is not None and got.overlay_png == b"png" and got.score == 2.0
+    assert store.get("missing") is None
+    assert store.query(image_prefix="img_")[:1] == []  # '_' is literal, not a wildcard
+
+
+def test_sqlite_store_uses_wal_and_answers_queries(tmp_path):
+    store = ResultStore(f"sqlite:///{tmp_path / 'r.db'}")
+    _exercise(store)
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.close()
+
+
+def test_several_processes_write_one_sqlite_file(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    ResultStore(url).migrate()
+    script = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_serve_store import _row
+        from reconad.serve.store import ResultStore
+        store = ResultStore({url!r})
+        base = int(sys.argv[1]) * 1000
+        for i in range(100):
+            store.add([_row(base + i)])
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(k)]) for k in range(3)]
+    assert [p.wait(120) for p in procs] == [0, 0, 0]
+    assert ResultStore(url).count() == 300
+
+
+def test_an_older_schema_is_migrated_and_a_newer_one_refused(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = ResultStore(url)
+    old.migrate()
+    old.add([_row(1)])
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", store_mod.SCHEMA_VERSION + 1)
+    monkeypatch.setitem(
+        store_mod.MIGRATIONS, store_mod.SCHEMA_VERSION, ["ALTER TABLE reconad_results ADD COLUMN note VARCHAR(32)"]
+    )
+    new = ResultStore(url)
+    assert new.migrate() == store_mod.SCHEMA_VERSION
+    with new.engine.connect() as conn:
+        assert conn.execute(sa.select(store_mod.schema.c.version)).scalar() == store_mod.SCHEMA_VERSION
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("reconad_results")}
+    assert "note" in columns and new.count() == 1
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", store_mod.SCHEMA_VERSION - 1)
+    from reconad.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="newer than this reconad"):
+        ResultStore(url).migrate()
+
+
+def test_a_bad_database_url_is_one_clear_error(tmp_path):
+    from reconad.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a database URL"):
+        ResultStore("not a url")
+    with pytest.raises(ConfigError, match="cannot open the results database"):
+        ResultStore(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}").migrate()
+
+
+# ------------------------------------------------------------------ PostgreSQL
+
+
+def _postgres_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+@contextlib.contextmanager
+def _postgres_server():
+    """A throw-away PostgreSQL server on 127.0.0.1 (run as the ``postgres`` user when we are root)."""
+    bindir = _postgres_bin()
+    if bindir is None:
+        pytest.skip("PostgreSQL test skipped: no server binaries (install Debian's postgresql; .ci/run does)")
+    prefix: list[str] = []
+    owner = None
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("PostgreSQL test skipped: running as root and there is no 'postgres' user to run it as")
+        prefix = ["setpriv", f"--reuid={owner.pw_uid}", f"--regid={owner.pw_gid}", "--init-groups", "--"]
+    tmp = Path(tempfile.mkdtemp(prefix="reconad-pg-"))
+    data, port = tmp / "data", free_port()
+    if owner is not None:
+        os.chown(tmp, owner.pw_uid, owner.pw_gid)
+    run = lambda *cmd: subprocess.run([*prefix, *cmd], check=True, capture_output=True, timeout=120)
+    try:
+        run(str(bindir / "initdb"), "-D", str(data), "-U", "reconad", "--auth=trust", "-E", "UTF8", "--no-sync")
+        opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {tmp} -c fsync=off"
+        run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(tmp / "log"), "-w", "-t", "60", "start")
+    except subprocess.CalledProcessError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {exc.stderr.decode(errors='replace')[-500:]}")
+    try:
+        yield f"postgresql://reconad@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True
+        )
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("PostgreSQL test skipped: psycopg is not installed (pip install 'reconad[serve]')")
+    with _postgres_server() as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_postgresql_store_and_the_api_on_a_real_server(postgres_url, tiny_mvtec, tmp_path_factory):
+    store = ResultStore(postgres_url)
+    assert store.engine.dialect.name == "postgresql"
+    _exercise(store)
+    store.close()
+
+    from reconad.serve.app import create_app
+    from reconad.serve.config import ServeConfig, ServedRun
+
+    run = tiny_run(tiny_mvtec, tmp_path_factory.getbasetemp())
+    config = ServeConfig(runs=[ServedRun("brick", str(run))], db=postgres_url, threads=1)
+    image = texture_images(tiny_mvtec)[0]
+    with server_thread(create_app(config)) as url:
+        posted = httpx.post(f"{url}/v1/models/brick/score", files=[("images", (image.name, image.read_bytes()))])
+        assert posted.status_code == 200, posted.text
+        rid = posted.json()["results"][0]["id"]
+        fetched = httpx.get(f"{url}/v1/results/{rid}").json()
+        assert fetched["score"] == posted.json()["results"][0]["score"] and fetched["image_name"] == image.name
+    assert ResultStore(postgres_url).count(model="brick") == 1
