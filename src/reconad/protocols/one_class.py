@@ -164,16 +164,18 @@ def _score_features(model: Any, levels: list[torch.Tensor], device: torch.device
     return torch.cat(scores).numpy()
 
 
-def _patchcore_class(
-    own: np.ndarray, shared: SharedFeatures, model_opts: dict[str, Any], encoder: Any, device: torch.device
-) -> np.ndarray:
-    """PatchCore's test scores with the class of ``own`` normal, on the same encoder levels."""
+def _reference_patchcore(model_opts: dict[str, Any], encoder: Any, device: torch.device) -> Any:
+    """One PatchCore on the HFR's encoder levels, refitted per class (its memory bank only)."""
     from reconad.models.patchcore import PatchCore, PatchCoreConfig
 
     keep = ("backbone", "layers", "backbone_weights")
     pc = PatchCore(PatchCoreConfig(**{k: v for k, v in model_opts.items() if k in keep}))
     pc.encoder = encoder
-    pc.to(device).eval()
+    return pc.to(device).eval()
+
+
+def _patchcore_class(pc: Any, own: np.ndarray, shared: SharedFeatures, device: torch.device) -> np.ndarray:
+    """PatchCore's test scores with the class of ``own`` normal, on the same encoder levels."""
     pc.on_fit_end(shared.train.features(own), None, device)
     return _score_features(pc, shared.test.levels, device)
 
@@ -186,6 +188,7 @@ def _hfr_class(
     encoder: torch.nn.Module,
     val_fraction: float,
     device: torch.device,
+    pc: Any,
 ) -> tuple[float, float, float]:
     """HFR, kNN and PatchCore AUROC with class ``c`` normal (features shared across classes)."""
     from reconad.models import build_model
@@ -201,7 +204,7 @@ def _hfr_class(
     y = (shared.test_y != c).astype(int)
     hfr = image_auroc(y, _score_features(model, shared.test.levels, device))
     knn = image_auroc(y, knn_scores(shared.train.pooled[own], shared.test.pooled))
-    return hfr, knn, image_auroc(y, _patchcore_class(own, shared, model_opts, encoder, device))
+    return hfr, knn, image_auroc(y, _patchcore_class(pc, own, shared, device))
 
 
 def _run_hfr(data: OneClassData, classes: list[int], image_size: int, s: OneClassSettings) -> dict[str, Any]:
@@ -233,9 +236,10 @@ def _run_hfr(data: OneClassData, classes: list[int], image_size: int, s: OneClas
     )
     encode_s = time.perf_counter() - t0
     hfr, knn, patchcore, secs = {}, {}, {}, {}
+    pc = _reference_patchcore(model_opts, encoder, device)
     for c in classes:
         t = time.perf_counter()
-        hfr[c], knn[c], patchcore[c] = _hfr_class(c, shared, model_opts, cfg, encoder, s.val_fraction, device)
+        hfr[c], knn[c], patchcore[c] = _hfr_class(c, shared, model_opts, cfg, encoder, s.val_fraction, device, pc)
         secs[c] = time.perf_counter() - t
         if s.echo:
             print(
