@@ -157,13 +157,21 @@ def _summary(latencies: list[float], codes: list[int], batches: list[int], secon
     }
 
 
+# Idle connections are dropped by the client before uvicorn's 5 s keep-alive timeout closes
+# them: reusing one at the moment the server closes it is a client-side ReadError, not a
+# server failure.
+KEEPALIVE_S = 2.0
+TRANSPORT_ERRORS: dict[str, int] = {}  # exception name -> count, reported beside the flood
+
+
 async def _post(client: Any, model: str, name: str, body: bytes) -> tuple[int, int]:
     """(status, batch size) of one single-image request; status 0 for a transport error."""
     import httpx
 
     try:
         r = await client.post(f"/v1/models/{model}/score", files=[("images", (name, body, "image/png"))])
-    except httpx.HTTPError:
+    except httpx.HTTPError as exc:
+        TRANSPORT_ERRORS[type(exc).__name__] = TRANSPORT_ERRORS.get(type(exc).__name__, 0) + 1
         return 0, 0
     batch = int(r.json()["results"][0]["batch_size"]) if r.status_code == 200 else 0
     return r.status_code, batch
@@ -180,7 +188,7 @@ async def closed_loop(
     batches: list[int] = []
     start = time.perf_counter()
     deadline = start + seconds
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=KEEPALIVE_S)
 
     async def one(client: Any, k: int) -> None:
         i = k
@@ -216,7 +224,7 @@ async def open_loop(
     batches: list[int] = []
     skipped = 0
     pending: set[asyncio.Task] = set()
-    limits = httpx.Limits(max_connections=outstanding, max_keepalive_connections=outstanding)
+    limits = httpx.Limits(max_connections=outstanding, max_keepalive_connections=outstanding, keepalive_expiry=KEEPALIVE_S)
 
     async def one(client: Any, i: int) -> None:
         t = time.perf_counter()
@@ -304,12 +312,14 @@ def _measure(s: ServeLoadSettings, url: str, model: str, bodies: list[bytes], sa
             print(markdown_table([phases[-1]], PHASE_KEYS).splitlines()[-1], flush=True)
     sustainable = max(phases[-1]["images_per_second"], 1.0)
     t0 = time.monotonic()
+    TRANSPORT_ERRORS.clear()
     flood = asyncio.run(
         open_loop(
             url, model, bodies, s.flood_factor * sustainable, s.flood_seconds, s.flood_clients, s.max_requests, "flood-"
         )
     )
     flood.update(_flood_memory(sampler, t0, time.monotonic()), sustainable_rate=sustainable)
+    flood["transport_errors"] = dict(TRANSPORT_ERRORS)
     return {"phases": phases, "flood": flood}
 
 

@@ -151,7 +151,7 @@ class ServeLoadSettings(ProtocolSettings):
     seconds: float = 30.0
     flood_seconds: float = 60.0
     flood_factor: float = 4.0
-    flood_clients: int = 64
+    flood_clients: int = 96  # between the server's default queue (64 images) and its connection limit (128)
     engine: str = "onnx"
     workers: int = 1
     n_images: int = 64
