@@ -224,7 +224,9 @@ async def open_loop(
     batches: list[int] = []
     skipped = 0
     pending: set[asyncio.Task] = set()
-    limits = httpx.Limits(max_connections=outstanding, max_keepalive_connections=outstanding, keepalive_expiry=KEEPALIVE_S)
+    limits = httpx.Limits(
+        max_connections=outstanding, max_keepalive_connections=outstanding, keepalive_expiry=KEEPALIVE_S
+    )
 
     async def one(client: Any, i: int) -> None:
         t = time.perf_counter()
