@@ -321,6 +321,30 @@ def test_magnetic_tile_errors(mt_root: Path, tmp_path: Path) -> None:
     assert test[3].label == 1 and test[3].mask.sum() == 0
 
 
+def test_magnetic_tile_labelled_fraction_moves_defects_from_test_to_train(mt_root: Path) -> None:
+    from reconad.data.labels import dataset_labels
+    from reconad.runs import DataSpec
+
+    plain = MagneticTileDataset(mt_root, "test", image_size=16)
+    train = MagneticTileDataset(mt_root, "train", image_size=16, labelled_fraction=0.1)
+    test = MagneticTileDataset(mt_root, "test", image_size=16, labelled_fraction=0.1)
+    # at least one of each defect class (2 crack, 1 uneven) moves, labelled, with its mask
+    moved = [p for p, y in zip(train.paths, train.labels) if y == 1]
+    assert len(moved) == 2 and set(moved) <= set(plain.paths) and not set(moved) & set(test.paths)
+    assert len(test) == len(plain) - 2 and test.labels.count(0) == plain.labels.count(0)
+    assert train.labels.count(0) == 7 and list(dataset_labels(train)) == train.labels
+    again = MagneticTileDataset(mt_root, "train", image_size=16, labelled_fraction=0.1)
+    assert again.paths == train.paths  # seeded
+    for bad in (1.0, -0.5, 1.5):  # 0 means off
+        with pytest.raises(ConfigError, match="labelled_fraction"):
+            MagneticTileDataset(mt_root, "train", image_size=16, labelled_fraction=bad)
+    spec = DataSpec("magnetic-tile", str(mt_root), image_size=16, labelled_fraction=0.1, drop_labelled=True)
+    normal_only = spec.build("train")
+    assert len(normal_only) == 7 and not dataset_labels(normal_only).any()
+    assert "without the labelled anomalies" in spec.describe()
+    assert len(DataSpec("magnetic-tile", str(mt_root), image_size=16, labelled_fraction=0.1).build("train")) == 9
+
+
 # --------------------------------------------------------------------------- builders
 
 

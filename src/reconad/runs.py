@@ -48,7 +48,9 @@ class DataSpec:
     ``labelled_fraction`` (magnetic tile): a seeded share of each defect class moved into
     training as labelled anomalies and out of the test split.  ``labelled_anomalies``: a
     folder of anomalous images added to training, labelled, with masks from its
-    ``masks/`` (or ``ground_truth/``) sub-folder when there is one.
+    ``masks/`` (or ``ground_truth/``) sub-folder when there is one.  ``drop_labelled``:
+    train without those labelled anomalies (for a model that learns from normal data only,
+    compared on the same test split).
     """
 
     dataset: str
@@ -58,6 +60,7 @@ class DataSpec:
     resize_mode: str = "resize"
     labelled_fraction: float = 0.0
     labelled_anomalies: str | None = None
+    drop_labelled: bool = False
 
     def build(self, split: str) -> Dataset:
         from reconad.data import build_image_dataset
@@ -76,10 +79,12 @@ class DataSpec:
             resize_mode=self.resize_mode,
             **extra,
         )
-        if split == "train" and self.labelled_anomalies:
+        if split == "train" and self.labelled_anomalies and not self.drop_labelled:
             from torch.utils.data import ConcatDataset
 
             return ConcatDataset([ds, labelled_folder(self.labelled_anomalies, self.image_size, self.resize_mode)])
+        if split == "train" and self.drop_labelled:
+            return _normal_only(ds)
         return ds
 
     def describe(self) -> str:
@@ -92,12 +97,23 @@ class DataSpec:
             )
         if self.labelled_anomalies:
             text += f"; labelled anomalies added to training from {self.labelled_anomalies}"
+        if self.drop_labelled and (self.labelled_fraction or self.labelled_anomalies):
+            text += "; this model trains without the labelled anomalies"
         return text
 
     def has_val_split(self) -> bool:
         from reconad.data import WITH_VAL_SPLIT
 
         return self.dataset in WITH_VAL_SPLIT
+
+
+def _normal_only(ds: Dataset) -> Dataset:
+    from torch.utils.data import Subset
+
+    from reconad.data.labels import dataset_labels
+
+    labels = dataset_labels(ds)
+    return ds if labels is None else Subset(ds, np.flatnonzero(labels == 0).tolist())
 
 
 def labelled_folder(folder: str | os.PathLike, image_size: int, resize_mode: str) -> Dataset:

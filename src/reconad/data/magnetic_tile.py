@@ -139,6 +139,8 @@ class MagneticTileDataset(ImageListDataset):
         self.split = split
         self.seed = seed
         self.labelled_fraction = float(labelled_fraction)
+        if not 0 <= self.labelled_fraction < 1:
+            raise ConfigError(f"labelled_fraction must be in (0, 1) (0 = off), got {labelled_fraction}")
         parts = magnetic_tile_split(free, seed)
         normals = sorted(parts[split], key=lambda p: p.name) if split == "test" else parts[split]
         if not normals and split == "train":
