@@ -232,3 +232,17 @@ def test_error_from_a_real_process_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"reconad: error: dataset root not found: {tmp_path / 'nowhere'}"]
     assert proc.stdout == ""
+
+
+def test_bad_labelled_anomaly_options_are_one_line_errors(tiny_mvtec, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        (["--labelled-anomalies", str(empty)], f"--labelled-anomalies: no images found in {empty}"),
+        (["--labelled-anomalies", str(tmp_path / "absent")], "no such folder"),
+        (["--labelled-fraction", "0.5"], "magnetic-tile data only"),
+    ]
+    for extra, message in cases:
+        assert main(_train_args(tiny_mvtec, tmp_path / "run", *extra)) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err

@@ -124,7 +124,10 @@ def labelled_folder(folder: str | os.PathLike, image_size: int, resize_mode: str
     if not base.is_dir():
         raise DataError(f"--labelled-anomalies: no such folder: {base}")
     mask_dir = next((base / n for n in ("masks", "ground_truth") if (base / n).is_dir()), None)
-    return FolderDataset(None, base, mask_dir, image_size=image_size, resize_mode=resize_mode)
+    try:
+        return FolderDataset(None, base, mask_dir, image_size=image_size, resize_mode=resize_mode)
+    except DataError as exc:  # e.g. an empty folder: say which option it came from
+        raise DataError(f"--labelled-anomalies: {exc}") from exc
 
 
 def train_run(
