@@ -11,7 +11,9 @@ Usage (from the project root, in the project's venv):
 The first argument names the data (any ``reconad.data`` dataset; ``category`` for the
 textures / MVTec) and the encoder; every level any setting uses is encoded once.  The
 second maps a label to a setting: ``model`` (hfr or patchcore), model options, and engine
-options (``epochs``, ``lr``, ``patience``, ``batch_size``).  Each setting is scored the
+options (``epochs``, ``lr``, ``patience``, ``batch_size``); ``variants`` maps a label to
+scoring-only overrides (score, hybrid, normalisation, level weights) evaluated on the same
+trained decoder, so they differ from their parent by the scoring alone.  Each setting is scored the
 way ``reconad test`` scores (maps upsampled to the input size; ``reconad.metrics.evaluate``):
 image AUROC, pixel AUROC and PRO; results are appended to ``out`` as they come.  With
 ``cache`` the encoder features are kept in that safetensors file and read back next
@@ -126,6 +128,7 @@ def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, 
     for label, setting in settings.items():
         setting = dict(setting)
         name = setting.pop("model", "hfr")
+        variants = setting.pop("variants", {})
         train_opts = {k: setting.pop(k) for k in TRAIN_KEYS if k in setting}
         train_opts.setdefault("epochs", spec.get("epochs", 40))
         torch.manual_seed(0)
@@ -139,10 +142,25 @@ def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, 
         results["results"][label] = {"setting": {"model": name, **setting, **train_opts}, **row}
         print(f"{label:24s} img {row['image_auroc']:.4f} pix {row['pixel_auroc']:.4f} pro {row.get('pro', float('nan')):.4f} "
               f"ep {row['epochs']} {row['seconds']:.0f}s", flush=True)  # fmt: skip
+        for vlabel, overrides in variants.items():
+            row = _rescored(model, name, backbone, {**setting, **overrides}, (tr, va, te), size, y, gt)
+            results["results"][f"{label}/{vlabel}"] = {"setting": {"model": name, **setting, **overrides}, **row}
+            print(f"{label + '/' + vlabel:24s} img {row['image_auroc']:.4f} pix {row['pixel_auroc']:.4f} "
+                  f"pro {row.get('pro', float('nan')):.4f} (same decoder) {row['seconds']:.0f}s", flush=True)  # fmt: skip
         if spec.get("out"):
             Path(spec["out"]).parent.mkdir(parents=True, exist_ok=True)
             Path(spec["out"]).write_text(json.dumps(results, indent=1))
     return results
+
+
+def _rescored(trained: Any, name: str, backbone: str, setting: dict[str, Any], splits: tuple, size: int,
+              y: np.ndarray, gt: np.ndarray) -> dict[str, Any]:  # fmt: skip
+    """A scoring-only variant: the trained decoder under another score / hybrid / normalisation."""
+    t = time.time()
+    model = build_model(name, backbone=backbone, **setting)
+    model.decoder.load_state_dict(trained.decoder.state_dict())
+    model.on_fit_end(splits[0], splits[1], torch.device("cpu"))
+    return {**_evaluate(model.eval(), splits[2], size, y, gt), "seconds": time.time() - t}
 
 
 if __name__ == "__main__":

@@ -104,10 +104,12 @@ def main(spec: dict) -> dict:
                 for w in weights or []:
                     model.config.score, model.config.normalization, model.config.hybrid_weight = "deep-mean", "level", w
                     model.on_fit_end(train_part, val, device)
-                    s_w = [
-                        model.predict_step(FeatureBatch([lv[i : i + 512].to(device) for lv in lv_te])).scores.cpu()
-                        for i in range(0, len(y), 512)
-                    ]
+                    model.eval()
+                    with torch.inference_mode():
+                        s_w = [
+                            model.predict_step(FeatureBatch([lv[i : i + 512].to(device) for lv in lv_te])).scores.cpu()
+                            for i in range(0, len(y), 512)
+                        ]
                     per.setdefault(f"deep-mean+knn*{w}/level", {})[c] = image_auroc(y, torch.cat(s_w).numpy())
                 for norm in ("level", "position"):
                     model.config.normalization = norm
