@@ -1,24 +1,24 @@
 """HFR's losses when some training images are labelled anomalies (``fit(images, y)``).
 
-Normal pixels keep the reconstruction loss.  Anomalous pixels get a deviation loss
-(after DevNet, Pang et al. 2019): their residual must stand ``a`` standard deviations
-above the normal residual,
+Normal pixels keep the reconstruction loss, so the decoder keeps rebuilding normal
+texture; anomalous pixels get a deviation loss (after DevNet, Pang et al. 2019) so it
+learns to *fail* on what defects look like.  Their residual must stand ``a`` standard
+deviations above the normal residual:
 
     t = mean_normal + a * std_normal          (per level; this batch's normal pixels, no gradient)
     L_dev = mean over anomalous pixels of max(0, t - r)
 
-The target ``t`` carries no gradient and the hinge is on the raw residual, not on
-(r - mean) / std: dividing by the (small) normal spread would scale the deviation
-gradient up twenty-fold and let it wreck the reconstruction of everything (measured on
-the test fixture: the normal residual rose from 0.39 to 1.0 with that form).
+With a mask, the pixels inside it are the anomalous ones and the rest of that image
+counts as normal; without one (an image-level label), the image's top ``topk_ratio``
+share of residuals stands for it.
 
-so the decoder learns to *fail* on what defects look like, while it keeps rebuilding
-normal texture.  With a mask, the pixels inside it are the anomalous ones and the rest
-of that image counts as normal; without one (an image-level label), the image's top
-``topk_ratio`` share of z stands for it.  A margin loss on the normalised residual was
-chosen over pushing the raw residual up without bound: it stops once a defect stands
-``a`` standard deviations out, so it cannot blow up the residual scale that the map
-normalisation, the threshold and the other images rely on.
+Why this form: a margin (hinge) stops once a defect stands ``a`` standard deviations
+out, so unlike an unbounded push it cannot inflate the residual scale that the map
+normalisation, the threshold and the other images rely on.  The target carries no
+gradient and the hinge is on the raw residual, not on (r - mean) / std: dividing by the
+small normal spread scales the deviation gradient up some twenty-fold and wrecks the
+reconstruction of everything (measured on the test fixture: the normal residual rose
+from 0.39 to 1.0 with that form).
 """
 
 from __future__ import annotations
