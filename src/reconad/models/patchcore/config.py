@@ -21,8 +21,9 @@ class PatchCoreConfig(ModelConfig):
     patch features, and at most ``coreset_ratio`` of all training patches (the paper
     uses ratios of 1-25 %; a fixed budget keeps memory and scoring time bounded however
     many images are trained on).
-    pool_factor: the greedy coreset search runs over a seeded random pool of at most
-    ``pool_factor x budget`` training patches (see ``reconad.models.coreset``).
+    pool_factor: above ``pool_factor x budget`` training patches the greedy search runs in
+    two stages: local coresets of chunks of the bank make a pool of that size, then one
+    greedy pass over the pool (see ``reconad.models.coreset``).
     projection_dim: dimension of the random projection the coreset distances use (the
     paper's Johnson-Lindenstrauss step; 128).
     num_neighbors: b, the memory neighbours of the nearest memory feature used to
@@ -30,7 +31,7 @@ class PatchCoreConfig(ModelConfig):
     score: ``reweighted`` (the paper's eq. 7), ``max`` (the largest patch distance, s*) or
     ``map-max`` (the largest value of the smoothed map at the input resolution).
     blur_sigma: Gaussian smoothing of the patch-distance map, in input pixels (4).
-    coreset_seed: seed of the coreset's random pool, start point and projection.
+    coreset_seed: seed of the coreset's start points and projection.
     """
 
     backbone: str = "efficientnet_lite0"
