@@ -14,32 +14,17 @@ import numpy as np
 import pytest
 import torch
 
+from helpers.runs import SIZE, train_tiny_run
 from reconad.errors import DataError, ModelFileError
 from reconad.export import OnnxDetector
-from reconad.runs import DataSpec, export_run, load_run, train_run
+from reconad.runs import export_run, load_run
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.slow]  # one training + export: ~15 s
-SIZE = 64
 
 
 @pytest.fixture(scope="module")
 def run(single_thread, tiny_mvtec, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    spec = DataSpec("mvtec", str(tiny_mvtec), "brick", image_size=SIZE)
-    train_run(
-        spec,
-        out,
-        epochs=1,
-        batch_size=8,
-        width=32,
-        bottleneck=16,
-        device="cpu",
-        progress=False,
-        patience=None,
-        val_fraction=0.25,
-        fpr=0.25,
-    )
-    return out
+    return train_tiny_run(tiny_mvtec, tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="module")

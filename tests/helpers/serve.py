@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-SIZE = 64
+from helpers.runs import SIZE as SIZE  # the tiny run's image size, for the serve tests
+
 _RUNS: dict[str, Path] = {}
 
 
@@ -33,26 +34,13 @@ def tiny_run(root: Path, base: Path) -> Path:
     if "run" not in _RUNS:
         import torch
 
-        from reconad.runs import DataSpec, export_run, train_run
+        from helpers.runs import train_tiny_run
+        from reconad.runs import export_run
 
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            out = base / "serve-run" / "brick"
-            spec = DataSpec("mvtec", str(root), "brick", image_size=SIZE)
-            train_run(
-                spec,
-                out,
-                epochs=1,
-                batch_size=8,
-                width=32,
-                bottleneck=16,
-                device="cpu",
-                progress=False,
-                patience=None,
-                val_fraction=0.25,
-                fpr=0.25,
-            )
+            out = train_tiny_run(root, base / "serve-run" / "brick")
             export_run(out)
         finally:
             torch.set_num_threads(threads)
