@@ -18,6 +18,16 @@ scores alone give
 
 ``threshold_quantile`` (the older setting) is kept: the threshold is then the
 interpolated ``q``-quantile of the normal scores (``numpy.quantile``).
+
+``method="kde"`` (adVAE's threshold, Wang et al. 2019, arXiv 1903.00904, §3.5) smooths
+the normal scores with a Gaussian kernel density estimate instead, bandwidth by
+Silverman's rule ``h = std · (3n/4)^(-1/5)`` (the paper's equation 15 with d = 1; the
+authors' notebook uses the robust variant ``0.9 · min(std, IQR / 1.34) · n^(-1/5)``),
+and takes the threshold where the estimate's CDF reaches ``1 - fpr`` (``1 - fpr =
+quantile`` when a quantile is given); ``expected_fpr`` is then the estimate's tail mass
+above the threshold.  It extrapolates beyond the largest normal score, where the
+conformal threshold cannot go, but its rate holds only as far as the smooth density
+fits the scores.  p-values stay conformal.
 """
 
 from __future__ import annotations
@@ -30,7 +40,9 @@ import numpy as np
 
 from reconad.errors import ConfigError, DataError
 
-__all__ = ["Calibration", "conformal_p_values", "threshold_for_fpr", "f1_optimal_threshold"]
+__all__ = ["Calibration", "conformal_p_values", "threshold_for_fpr", "kde_threshold", "f1_optimal_threshold"]
+
+METHODS = ("conformal", "kde")
 
 
 def _scores(values: Any, what: str) -> np.ndarray:
@@ -66,6 +78,37 @@ def threshold_for_fpr(normal_sorted: np.ndarray, fpr: float) -> tuple[float, flo
     return float(normal_sorted[n - k]), k / (n + 1.0)
 
 
+def silverman_bandwidth(scores: np.ndarray) -> float:
+    """Silverman's rule of thumb for a 1-D Gaussian kernel: ``std · (3n/4)^(-1/5)``."""
+    n = scores.size
+    return float(np.std(scores, ddof=1 if n > 1 else 0)) * (3.0 * n / 4.0) ** -0.2
+
+
+def kde_threshold(scores: Any, fpr: float) -> tuple[float, float]:
+    """Threshold where a Gaussian KDE of ``scores`` has CDF ``1 - fpr``, and its tail mass there.
+
+    Flag ``score > threshold``.  The CDF, ``mean_i Phi((t - s_i) / h)``, is monotone, so the
+    threshold is found by bracketing root search; with one distinct score (zero bandwidth)
+    the threshold is that score and the tail mass 0.
+    """
+    from scipy.optimize import brentq
+    from scipy.special import ndtr
+
+    if not 0 < fpr < 1:
+        raise ConfigError(f"fpr must be in (0, 1), got {fpr}")
+    s = _scores(scores, "normal")
+    h = silverman_bandwidth(s)
+    if not h > 0:
+        return float(s.max()), 0.0
+
+    def tail(t: float) -> float:
+        return float(np.mean(ndtr((s - t) / h))) - fpr
+
+    lo, hi = float(s.min()) - 10.0 * h, float(s.max()) + 10.0 * h
+    thr = float(brentq(tail, lo, hi, xtol=1e-12 * max(1.0, abs(hi)), maxiter=200))
+    return thr, float(np.mean(ndtr((s - thr) / h)))
+
+
 def f1_optimal_threshold(normal: Any, anomalous: Any) -> tuple[float, float]:
     """Threshold (flag ``score > threshold``) maximising F1 on labelled scores, and that F1.
 
@@ -88,13 +131,22 @@ def f1_optimal_threshold(normal: Any, anomalous: Any) -> tuple[float, float]:
     return float(thr), float(f1[i])
 
 
+def _fpr_threshold(normal_sorted: np.ndarray, fpr: float, method: str) -> tuple[float, float]:
+    """(threshold, expected false-alarm rate) for ``fpr`` by ``method`` (conformal or kde)."""
+    if method == "kde":
+        return kde_threshold(normal_sorted, fpr)
+    return threshold_for_fpr(normal_sorted, fpr)
+
+
 @dataclass
 class Calibration:
     """A threshold and the normal scores behind it (what a saved model carries).
 
     ``basis`` says how the threshold was chosen: ``"fpr=0.01"``, ``"quantile=0.99"`` or
-    ``"f1"`` (labelled anomalies).  ``source``: which normals were scored
-    (``"held-out normal"``, or ``"training"`` when nothing was held out: optimistic).
+    ``"f1"`` (labelled anomalies), prefixed ``"kde "`` when ``method`` is ``"kde"`` (a
+    kernel density estimate of the normal scores, see the module docstring) rather than
+    ``"conformal"``.  ``source``: which normals were scored (``"held-out normal"``, or
+    ``"training"`` when nothing was held out: optimistic).
     """
 
     normal_scores: np.ndarray
@@ -106,6 +158,7 @@ class Calibration:
     f1_threshold: float | None = None
     f1: float | None = None
     source: str = "held-out normal"
+    method: str = "conformal"
 
     @classmethod
     def fit(
@@ -116,8 +169,12 @@ class Calibration:
         anomaly_scores: Any = None,
         use_f1: bool = False,
         source: str = "held-out normal",
+        method: str = "conformal",
     ) -> Calibration:
-        """Calibrate on normal scores; ``fpr`` wins over ``quantile``; ``use_f1`` picks the F1 threshold."""
+        """Calibrate on normal scores; ``fpr`` wins over ``quantile``; ``use_f1`` picks the F1 threshold;
+        ``method``: ``conformal`` (order statistics) or ``kde`` (a Gaussian KDE's quantile)."""
+        if method not in METHODS:
+            raise ConfigError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
         normal = np.sort(_scores(normal_scores, "normal"))
         f1_thr = f1 = None
         if anomaly_scores is not None and np.asarray(anomaly_scores).size:
@@ -126,14 +183,19 @@ class Calibration:
             raise DataError("an F1-optimal threshold needs scores of labelled anomalies")
         expected = None
         if fpr is not None:
-            thr, expected = threshold_for_fpr(normal, float(fpr))
+            thr, expected = _fpr_threshold(normal, float(fpr), method)
             basis = f"fpr={float(fpr):g}"
         elif quantile is not None:
             if not 0 < quantile <= 1:
                 raise ConfigError(f"quantile must be in (0, 1], got {quantile}")
-            thr = float(np.quantile(normal, float(quantile)))
+            if method == "kde":
+                if quantile == 1:
+                    raise ConfigError("the kde threshold needs a quantile below 1 (or an fpr)")
+                thr, expected = kde_threshold(normal, 1.0 - float(quantile))
+            else:
+                thr = float(np.quantile(normal, float(quantile)))
+                expected = float(np.mean(normal > thr)) * normal.size / (normal.size + 1.0)
             basis = f"quantile={float(quantile):g}"
-            expected = float(np.mean(normal > thr)) * normal.size / (normal.size + 1.0)
         elif not use_f1:
             raise ConfigError("give fpr, quantile or anomaly scores with use_f1=True")
         if use_f1:
@@ -142,13 +204,14 @@ class Calibration:
         return cls(
             normal_scores=normal,
             threshold=float(thr),
-            basis=basis,
+            basis=basis if method == "conformal" or basis == "f1" else f"kde {basis}",
             fpr=None if fpr is None else float(fpr),
             quantile=None if quantile is None else float(quantile),
             expected_fpr=expected,
             f1_threshold=f1_thr,
             f1=f1,
             source=source,
+            method=method,
         )
 
     @property
@@ -160,8 +223,8 @@ class Calibration:
         return conformal_p_values(self.normal_scores, scores)
 
     def threshold_for_fpr(self, fpr: float) -> float:
-        """The conformal threshold for another target false-alarm rate."""
-        return threshold_for_fpr(self.normal_scores, fpr)[0]
+        """The threshold (by this calibration's method) for another target false-alarm rate."""
+        return _fpr_threshold(self.normal_scores, fpr, self.method)[0]
 
     def predict(self, scores: Any) -> np.ndarray:
         return (np.asarray(scores) > self.threshold).astype(int)
@@ -183,6 +246,7 @@ class Calibration:
             "f1_threshold": self.f1_threshold,
             "f1": self.f1,
             "source": self.source,
+            "method": self.method,
             "n_normal": self.n,
             "normal_scores": [float(s) for s in self.normal_scores],
         }
@@ -201,6 +265,7 @@ class Calibration:
                 f1_threshold=d.get("f1_threshold"),
                 f1=d.get("f1"),
                 source=str(d.get("source", "held-out normal")),
+                method=str(d.get("method", "conformal")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"bad calibration record: {exc}") from exc

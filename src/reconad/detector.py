@@ -23,7 +23,7 @@ from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
 from reconad.engine.progress import progress
 from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
-from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry
+from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
 from reconad.serialization import read_model_dir, write_model_dir
 
 log = logging.getLogger("reconad")
@@ -40,11 +40,12 @@ DETECTOR_DEFAULTS: dict[str, Any] = {
     "preset": None,
     # Where the threshold's normal scores come from: the held-out split ("holdout"), or
     # every training image scored by a model that did not see it ("cross-fit": K more
-    # trainings, K = calibration_folds).
+    # trainings, K = calibration_folds); "kde": the held-out split's scores smoothed by a
+    # Gaussian kernel density estimate, whose quantile is the threshold (adVAE's rule).
     "calibration": "holdout",
     "calibration_folds": 5,
 }
-CALIBRATIONS = ("holdout", "cross-fit")
+CALIBRATIONS = ("holdout", "cross-fit", "kde")
 
 
 def _is_clips(data: Any) -> bool:
@@ -54,9 +55,10 @@ def _is_clips(data: Any) -> bool:
     return is_clip_dataset(data)
 
 
-def _uses_labels(name: str) -> bool:
+def _uses_labels(name: str, options: dict[str, Any] | None = None) -> bool:
+    """Whether model ``name`` (with ``options``) trains on labelled anomalies."""
     try:
-        return model_entry(name)[0].uses_labels
+        return model_uses_labels(name, options)
     except Exception:  # a registered model that cannot be imported in this build
         return False
 
@@ -243,7 +245,7 @@ class Detector:
         if not np.isin(labels, (0, 1)).all():
             raise DataError("y must hold 0 (normal/unlabelled) and 1 (known anomaly) only")
         labels = labels.astype(np.int64)
-        if labels.any() and not model_entry(self.model_name)[0].uses_labels:
+        if labels.any() and not _uses_labels(self.model_name, self.model_config):
             from reconad.models import MODELS
 
             semi = ", ".join(n for n in MODELS if _uses_labels(n))
@@ -412,6 +414,7 @@ class Detector:
             anomaly_scores=anomaly_scores,
             use_f1=use_f1,
             source=source,
+            method="kde" if self.settings["calibration"] == "kde" else "conformal",
         )
         self.val_scores_ = np.asarray(normal_scores, dtype=np.float64)
         self.threshold_ = self.calibration_.threshold

@@ -7,6 +7,7 @@ dependencies (e.g. a pretrained backbone).
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from typing import Any
 
 from reconad.errors import ConfigError
@@ -22,12 +23,18 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "hadgan": ("reconad.models.hadgan", "HADGAN", "HADGANConfig"),
     "rx": ("reconad.models.rx", "RX", "RXConfig"),
     "patchcore": ("reconad.models.patchcore", "PatchCore", "PatchCoreConfig"),
+    "advae": ("reconad.models.advae", "AdVAE", "AdVAEConfig"),
+    "cavga": ("reconad.models.cavga", "CAVGA", "CAVGAConfig"),
     "anogan": ("reconad.models.anogan", "AnoGAN", "AnoGANConfig"),
     "fanogan": ("reconad.models.fanogan", "FAnoGAN", "FAnoGANConfig"),
     "egbad": ("reconad.models.egbad", "EGBAD", "EGBADConfig"),
     "alad": ("reconad.models.alad", "ALAD", "ALADConfig"),
     "ganomaly": ("reconad.models.ganomaly", "GANomaly", "GANomalyConfig"),
     "skip_ganomaly": ("reconad.models.skip_ganomaly", "SkipGANomaly", "SkipGANomalyConfig"),
+    "alocc": ("reconad.models.alocc", "ALOCC", "ALOCCConfig"),
+    "aae": ("reconad.models.aae", "AAE", "AAEConfig"),
+    "adae": ("reconad.models.adae", "ADAE", "ADAEConfig"),
+    "rsrae": ("reconad.models.rsrae", "RSRAE", "RSRAEConfig"),
 }
 
 
@@ -40,6 +47,11 @@ def model_entry(name: str) -> tuple[type[AnomalyModel], type[ModelConfig]]:
     return getattr(mod, cls), getattr(mod, cfg)
 
 
+def model_uses_labels(name: str, options: Mapping[str, Any] | None = None) -> bool:
+    """Whether model ``name`` (built with ``options``) trains on labelled anomalies."""
+    return model_entry(name)[0].uses_labels_for(options or {})
+
+
 def model_config_fields(name: str) -> set[str]:
     return model_entry(name)[1].field_names()
 
@@ -49,4 +61,4 @@ def build_model(name: str, **config: Any) -> AnomalyModel:
     return cls(cfg_cls(**config))
 
 
-__all__ = ["MODELS", "AnomalyModel", "build_model", "model_entry", "model_config_fields"]
+__all__ = ["MODELS", "AnomalyModel", "build_model", "model_entry", "model_config_fields", "model_uses_labels"]

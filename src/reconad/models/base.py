@@ -58,7 +58,7 @@ pretrained parts (``frozen_prefixes``) are rebuilt from the config instead of sa
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -197,6 +197,12 @@ class AnomalyModel(nn.Module):
     cpu_micro_batch_pixels: int | None = None
 
     config: Any
+
+    @classmethod
+    def uses_labels_for(cls, options: Mapping[str, Any]) -> bool:
+        """Whether a model built with ``options`` trains on labelled anomalies (the class
+        attribute, unless a model's variants differ, e.g. cavga's ``variant``)."""
+        return cls.uses_labels
 
     # ------------------------------------------------------------------ training
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:

@@ -47,7 +47,7 @@ def _data_description(dataset: str, root: str, categories: list[str | None], lab
 
 def _run_model(s: LocalizationSettings, model: str, root: str, categories: list[str | None]) -> dict[str, Any]:
     """Train and test one model on every category; its rows and their mean."""
-    from reconad.models import model_entry
+    from reconad.models import model_uses_labels
     from reconad.runs import DataSpec, evaluate_run, train_run
 
     rows = []
@@ -60,7 +60,7 @@ def _run_model(s: LocalizationSettings, model: str, root: str, categories: list[
             image_size=s.image_size,
             resize_mode=s.resize_mode,
             labelled_fraction=s.labelled_fraction,
-            drop_labelled=bool(s.labelled_fraction) and not model_entry(model)[0].uses_labels,
+            drop_labelled=bool(s.labelled_fraction) and not model_uses_labels(model, s.options),
         )
         run_dir = out / (cat or s.dataset)
         t0 = time.perf_counter()

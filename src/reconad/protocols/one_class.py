@@ -274,9 +274,9 @@ def _class_split(
 def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: OneClassSettings) -> dict[str, Any]:
     """One Detector per class on the images (any registered model)."""
     from reconad.detector import Detector
-    from reconad.models import model_entry
+    from reconad.models import model_uses_labels
 
-    if s.labelled_ratio > 0 and not model_entry(s.model)[0].uses_labels:
+    if s.labelled_ratio > 0 and not model_uses_labels(s.model, s.options):
         raise ConfigError(f"model {s.model} does not use labelled anomalies; drop --labelled-ratio")
     if s.labelled_ratio > 0 and s.anomalous_class:
         raise ConfigError("--labelled-ratio goes with the standard protocol only; drop it or --anomalous-class")

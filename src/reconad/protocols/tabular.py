@@ -140,11 +140,11 @@ def pyod_available() -> bool:
 
 def uses_labels(name: str) -> bool:
     """Whether model ``name`` trains on labelled anomalies (``fit(X, y)``)."""
-    from reconad.models import MODELS, model_entry
+    from reconad.models import MODELS, model_uses_labels
 
     if name in SEMI_SUPERVISED:
         return True
-    return name in MODELS and model_entry(name)[0].uses_labels
+    return name in MODELS and model_uses_labels(name)
 
 
 def resolve_models(requested: list[str] | str | None) -> tuple[dict[str, Maker], dict[str, str]]:

@@ -1,0 +1,43 @@
+"""Settings of CAVGA (convolutional adversarial VAE with guided attention)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from reconad.models.adversarial import GANConfig, check_choice, check_weights
+
+VARIANTS = ("u", "w")
+
+
+@dataclass
+class CAVGAConfig(GANConfig):
+    """CAVGA settings (plus the shared :class:`GANConfig` / ``NetConfig`` settings).
+
+    variant: ``u`` (unsupervised: attention expansion loss, scored by the reconstruction
+    error) or ``w`` (weakly supervised: a classifier on z trained on a few labelled
+    anomalies, ``fit(images, y)``, with the complementary guided attention loss; scored
+    by the classifier's anomaly probability).
+    w_r, w_adv: weights of the VAE loss and the adversarial loss (1 and 1, both variants).
+    w_ae: weight of the attention expansion loss (variant u; 0.01).
+    w_c, w_cga: weights of the classifier's BCE and the complementary guided attention
+    loss (variant w; 0.001 and 0.01).
+    latent_dim: channels of the convolutional latent z; None = 32.
+    min_size: the encoder halves the image until its longer side is at most this, which
+    is the latent map's (and the attention map's) resolution: 8 (an 8x8 map at 32-256 px).
+    """
+
+    variant: str = "u"
+    w_r: float = 1.0
+    w_adv: float = 1.0
+    w_ae: float = 0.01
+    w_c: float = 0.001
+    w_cga: float = 0.01
+    min_size: int = 8
+
+    image_latent: ClassVar[int] = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_choice("variant", self.variant, VARIANTS)
+        check_weights(self, "w_r", "w_adv", "w_ae", "w_c", "w_cga")

@@ -1,0 +1,201 @@
+"""ALOCC, the constrained AAE, ADAE and RSRAE.
+
+Each model learns the separable toys (16 px bars; a table near a plane for the models
+with a table variant), trains 200 steps at a high learning rate without a non-finite
+value, resumes after a kill to the same weights, saves and loads to the same scores,
+exports its scoring path to ONNX, and refuses what it cannot do in one line.  Models are
+small (width 8) and each image model trains once per module.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from helpers.recon_toys import bar_images, image_toy, table_toy
+from reconad import Detector
+from reconad.data.inputs import ArrayImageDataset
+from reconad.engine import TrainConfig, Trainer
+from reconad.errors import ConfigError
+from reconad.models import build_model
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+BASE = {"progress": False, "device": "cpu", "width": 8, "batch_size": 32}
+#: toy settings per model (enough steps at a toy's learning rate to separate the bars)
+IMAGE_SETTINGS = {
+    "alocc": {"epochs": 20},
+    "aae": {"epochs": 20, "lr": 1e-3},
+    "adae": {"epochs": 30},
+    "rsrae": {"epochs": 20, "lr": 1e-3, "lr_rsr": 1e-2},
+}
+MODELS = tuple(IMAGE_SETTINGS)
+TABLE_MODELS = ("aae", "adae", "rsrae")
+
+
+@pytest.fixture(scope="module")
+def bars():
+    return image_toy()
+
+
+@pytest.fixture(scope="module")
+def fitted(bars):
+    """Each image model trained once on the bars (lazily, by name)."""
+    cache: dict[str, Detector] = {}
+
+    def get(name: str) -> Detector:
+        if name not in cache:
+            train, _, _ = bars
+            cache[name] = Detector(name, image_size=16, **{**BASE, **IMAGE_SETTINGS[name]}).fit(train)
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_learns_the_bars_with_maps(name, fitted, bars):
+    _, test, labels = bars
+    det = fitted(name)
+    scores, maps = det.score_and_map(test)
+    assert maps.shape == (len(test), 16, 16) and np.isfinite(maps).all()
+    assert roc_auc_score(labels, scores) > 0.85
+    assert det.history_.monitor == "none" and det.history_.epochs_run == det.train_config.epochs
+
+
+@pytest.mark.parametrize("name", TABLE_MODELS)
+def test_table_variants_learn_the_plane(name, tmp_path):
+    train, test, labels = table_toy()
+    det = Detector(name, **{**BASE, "epochs": 10, "lr": 1e-3}).fit(train)
+    assert det.model_.data_kind == "table"
+    scores = det.decision_function(test)
+    assert roc_auc_score(labels, scores) > 0.85
+    with pytest.raises(ConfigError, match="anomaly maps exist for images only"):
+        det.anomaly_map(test)
+    det.save(tmp_path / "m")  # the row scaler travels with the weights
+    np.testing.assert_array_equal(Detector.load(tmp_path / "m").decision_function(test), scores)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_save_load_gives_identical_scores(name, fitted, bars, tmp_path):
+    _, test, _ = bars
+    det = fitted(name)
+    det.save(tmp_path / "m")
+    back = Detector.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.decision_function(test), det.decision_function(test))
+    np.testing.assert_array_equal(back.anomaly_map(test[:4]), det.anomaly_map(test[:4]))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_onnx_export_matches_torch(name, fitted, bars, tmp_path):
+    from reconad.export import OnnxDetector, export_onnx
+
+    _, test, _ = bars
+    det = fitted(name)
+    path = export_onnx(det, tmp_path / "g.onnx")
+    images = torch.stack([it.image for it in ArrayImageDataset(test[:8], 16)])
+    with torch.inference_mode():
+        s_t, m_t = det.model_.score_images(images)
+    s_o, m_o = OnnxDetector(path)(images)
+    np.testing.assert_allclose(s_o, s_t.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m_o, m_t.numpy(), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ engine behaviour
+def _tiny_images(n: int = 40) -> ArrayImageDataset:
+    return ArrayImageDataset(bar_images(n, np.random.default_rng(3), vertical=False, size=8), 8)
+
+
+def _train(name: str, epochs: int, checkpoint_dir=None, resume: bool = False):
+    """The smallest networks of a model (8 px images, width 4) at a high learning rate."""
+    torch.manual_seed(0)
+    kw = {} if name == "alocc" else {"latent_dim": 8}
+    model = build_model(name, input_shape=[3, 8, 8], width=4, **kw)
+    cfg = TrainConfig(epochs=epochs, batch_size=4, lr=1e-2, patience=None, progress=False, device="cpu")
+    history = Trainer(cfg, checkpoint_dir=checkpoint_dir, resume=resume).fit(model, _tiny_images())
+    return model, history
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_two_hundred_steps_at_a_high_learning_rate_stay_finite(name):
+    model, h = _train(name, epochs=20)  # 40 images / batch 4 = 10 steps per epoch
+    assert h.global_step == 200
+    assert all(np.isfinite(v).all() for v in h.logs.values())
+    assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
+    model.eval()
+    with torch.inference_mode():
+        scores, maps = model.score_images(torch.rand(3, 3, 8, 8))
+    assert torch.isfinite(scores).all() and torch.isfinite(maps).all()
+
+
+class _Kill(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_resume_after_a_kill_equals_an_uninterrupted_run(name, tmp_path, monkeypatch):
+    """ALOCC: input noise and two R steps; AAE: prior draws, three optimisers; ADAE: two
+    autoencoders; RSRAE: three optimisers sharing the RSR layer."""
+    cls = type(build_model(name, input_shape=[3, 8, 8], width=4))
+    step = cls.training_step
+
+    def killed(self, batch, ctx):
+        if ctx.global_step == 13:  # the 4th of 10 batches in the 2nd of 3 epochs
+            raise _Kill
+        return step(self, batch, ctx)
+
+    monkeypatch.setattr(cls, "training_step", killed)
+    with pytest.raises(_Kill):
+        _train(name, epochs=3, checkpoint_dir=tmp_path / "ck")
+    monkeypatch.setattr(cls, "training_step", step)
+    resumed, h_resumed = _train(name, epochs=3, checkpoint_dir=tmp_path / "ck", resume=True)
+    straight, h_straight = _train(name, epochs=3)
+    for (k, a), b in zip(resumed.state_dict().items(), straight.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert h_resumed.logs == h_straight.logs
+
+
+def test_rsrae_joint_training_has_one_optimiser_and_learns():
+    model = build_model("rsrae", input_shape=[10], training="joint")
+    assert set(model.optimizer_specs()) == {"ae"}
+    train, test, labels = table_toy()
+    det = Detector("rsrae", **{**BASE, "epochs": 10, "lr": 1e-3, "training": "joint", "score": "l2"}).fit(train)
+    assert roc_auc_score(labels, det.decision_function(test)) > 0.85
+
+
+# -------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("name", MODELS)
+def test_labelled_anomalies_are_refused_in_one_line(name):
+    train, _, _ = image_toy()
+    y = np.r_[np.ones(1), np.zeros(len(train) - 1)]
+    with pytest.raises(ConfigError, match="trains on normal data only") as err:
+        Detector(name, image_size=16, **BASE).fit(train, y=y)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "option", "match"),
+    [
+        ("alocc", {"noise_std": -0.1}, "noise_std"),
+        ("alocc", {"r_steps": 0}, "r_steps"),
+        ("alocc", {"d_norm": "group"}, "d_norm"),
+        ("aae", {"disc_hidden": []}, "disc_hidden"),
+        ("aae", {"w_consistency": "high"}, "w_consistency"),
+        ("adae", {"score": "cosine"}, "score"),
+        ("adae", {"w_fake": -1}, "w_fake"),
+        ("rsrae", {"training": "sgd"}, "training"),
+        ("rsrae", {"lr_rsr": 0}, "lr_rsr"),
+        ("rsrae", {"renormalize": "yes"}, "renormalize"),
+    ],
+)
+def test_a_bad_option_is_a_one_line_config_error(name, option, match):
+    with pytest.raises(ConfigError, match=match) as err:
+        build_model(name, input_shape=[3, 16, 16], **option)
+    assert "\n" not in str(err.value)
+
+
+def test_alocc_takes_images_only():
+    rows, _, _ = table_toy()
+    with pytest.raises(ConfigError, match="takes images only"):
+        Detector("alocc", **BASE).fit(rows)
