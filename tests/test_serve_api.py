@@ -219,6 +219,23 @@ def test_a_full_queue_refuses_at_once_with_a_retry_time():
     batcher.close()
 
 
+def test_an_answered_client_finds_its_room_free_when_it_posts_again():
+    """The room is given back before the answer, so a closed loop of max_queue clients is never refused."""
+    batcher = MicroBatcher(lambda x: (np.zeros(len(x)), None), max_batch=1, max_queue=1)
+
+    async def main() -> list[int]:
+        depths = []
+        for _ in range(20):  # a client that posts again the moment it is answered
+            batcher.reserve(1)
+            await batcher.score(np.zeros((1, 3, 4, 4), dtype=np.float32))
+            depths.append(batcher.depth)
+        return depths
+
+    depths = asyncio.run(main())
+    batcher.close()
+    assert depths == [0] * 20
+
+
 def test_flood_gets_503_with_retry_after_and_every_200_is_recorded(run, tiny_mvtec, tmp_path):
     config = ServeConfig(
         runs=[ServedRun("brick", str(run))], db=f"sqlite:///{tmp_path / 'r.db'}", queue_size=2, threads=1

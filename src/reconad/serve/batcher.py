@@ -181,8 +181,8 @@ class MicroBatcher:
                 error = exc
             seconds = max(time.perf_counter() - start, 1e-6)
             self._rate = 0.8 * self._rate + 0.2 * len(x) / seconds if self._rate else len(x) / seconds
-            self._answer(jobs, scores, maps, start, error)
-            with self._cv:
+            with self._cv:  # free the room first: an answered client may post again at once
                 self._depth = max(0, self._depth - len(x))
+            self._answer(jobs, scores, maps, start, error)
             if self.on_batch is not None:
                 self.on_batch(len(x), seconds)
