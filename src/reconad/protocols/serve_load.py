@@ -161,17 +161,17 @@ def _summary(latencies: list[float], codes: list[int], batches: list[int], secon
 # them: reusing one at the moment the server closes it is a client-side ReadError, not a
 # server failure.
 KEEPALIVE_S = 2.0
-TRANSPORT_ERRORS: dict[str, int] = {}  # exception name -> count, reported beside the flood
 
 
-async def _post(client: Any, model: str, name: str, body: bytes) -> tuple[int, int]:
-    """(status, batch size) of one single-image request; status 0 for a transport error."""
+async def _post(client: Any, model: str, name: str, body: bytes, transport: dict[str, int]) -> tuple[int, int]:
+    """(status, batch size) of one single-image request; status 0 for a transport error,
+    counted in ``transport`` by exception name."""
     import httpx
 
     try:
         r = await client.post(f"/v1/models/{model}/score", files=[("images", (name, body, "image/png"))])
     except httpx.HTTPError as exc:
-        TRANSPORT_ERRORS[type(exc).__name__] = TRANSPORT_ERRORS.get(type(exc).__name__, 0) + 1
+        transport[type(exc).__name__] = transport.get(type(exc).__name__, 0) + 1
         return 0, 0
     batch = int(r.json()["results"][0]["batch_size"]) if r.status_code == 200 else 0
     return r.status_code, batch
@@ -186,6 +186,7 @@ async def closed_loop(
     latencies: list[float] = []
     codes: list[int] = []
     batches: list[int] = []
+    transport: dict[str, int] = {}  # transport errors by exception name
     start = time.perf_counter()
     deadline = start + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=KEEPALIVE_S)
@@ -194,7 +195,7 @@ async def closed_loop(
         i = k
         while time.perf_counter() < deadline and len(codes) < max_requests:
             t = time.perf_counter()
-            code, batch = await _post(client, model, f"{tag}{i:07d}.png", bodies[i % len(bodies)])
+            code, batch = await _post(client, model, f"{tag}{i:07d}.png", bodies[i % len(bodies)], transport)
             latencies.append(time.perf_counter() - t)
             codes.append(code)
             if batch:
@@ -203,7 +204,8 @@ async def closed_loop(
 
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         await asyncio.gather(*[one(client, k) for k in range(clients)])
-    return {"clients": clients, "seconds": seconds, **_summary(latencies, codes, batches, time.perf_counter() - start)}
+    summary = _summary(latencies, codes, batches, time.perf_counter() - start)
+    return {"clients": clients, "seconds": seconds, **summary, "transport_errors": transport}
 
 
 async def open_loop(
@@ -222,6 +224,7 @@ async def open_loop(
     latencies: list[float] = []
     codes: list[int] = []
     batches: list[int] = []
+    transport: dict[str, int] = {}  # transport errors by exception name
     skipped = 0
     pending: set[asyncio.Task] = set()
     limits = httpx.Limits(
@@ -230,7 +233,7 @@ async def open_loop(
 
     async def one(client: Any, i: int) -> None:
         t = time.perf_counter()
-        code, batch = await _post(client, model, f"{tag}{i:07d}.png", bodies[i % len(bodies)])
+        code, batch = await _post(client, model, f"{tag}{i:07d}.png", bodies[i % len(bodies)], transport)
         latencies.append(time.perf_counter() - t)
         codes.append(code)
         if batch:
@@ -248,7 +251,13 @@ async def open_loop(
             task.add_done_callback(pending.discard)
         await asyncio.gather(*pending)
     out = _summary(latencies, codes, batches, time.perf_counter() - start)
-    return {"target_rate": rate, "seconds": seconds, "not_sent_client_bound": skipped, **out}
+    return {
+        "target_rate": rate,
+        "seconds": seconds,
+        "not_sent_client_bound": skipped,
+        **out,
+        "transport_errors": transport,
+    }
 
 
 # ------------------------------------------------------------------ the server
@@ -314,14 +323,12 @@ def _measure(s: ServeLoadSettings, url: str, model: str, bodies: list[bytes], sa
             print(markdown_table([phases[-1]], PHASE_KEYS).splitlines()[-1], flush=True)
     sustainable = max(phases[-1]["images_per_second"], 1.0)
     t0 = time.monotonic()
-    TRANSPORT_ERRORS.clear()
     flood = asyncio.run(
         open_loop(
             url, model, bodies, s.flood_factor * sustainable, s.flood_seconds, s.flood_clients, s.max_requests, "flood-"
         )
     )
     flood.update(_flood_memory(sampler, t0, time.monotonic()), sustainable_rate=sustainable)
-    flood["transport_errors"] = dict(TRANSPORT_ERRORS)
     return {"phases": phases, "flood": flood}
 
 
