@@ -10,17 +10,18 @@ them.  The KDE threshold is checked on scores of a known density.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
 from helpers.recon_toys import bar_images, image_toy, table_toy
+from helpers.recon_training import assert_finite, assert_resume_equals_uninterrupted, fit_tiny, tiny_images
 from reconad import Detector
 from reconad.calibration import Calibration, kde_threshold
-from reconad.data.inputs import ArrayImageDataset
 from reconad.data.labels import LabelledDataset
-from reconad.engine import TrainConfig, Trainer
 from reconad.errors import ConfigError, DataError
 from reconad.models import build_model
 from reconad.models.cavga import CAVGA
@@ -151,8 +152,7 @@ def test_kde_threshold_on_a_known_density():
 # ------------------------------------------------------------------ engine behaviour
 def _tiny_images(n: int = 40) -> LabelledDataset:
     """8 px bars; the first four labelled anomalies (what cavga's variant w needs)."""
-    images = ArrayImageDataset(bar_images(n, np.random.default_rng(3), vertical=False, size=8), 8)
-    return LabelledDataset(images, np.r_[np.ones(4), np.zeros(n - 4)])
+    return LabelledDataset(tiny_images(n), np.r_[np.ones(4), np.zeros(n - 4)])
 
 
 def _tiny(key: str) -> dict:
@@ -164,24 +164,16 @@ def _tiny(key: str) -> dict:
 def _train(key: str, epochs: int, checkpoint_dir=None, resume: bool = False):
     torch.manual_seed(0)
     model = build_model(key.split("-")[0], **_tiny(key))
-    data = _tiny_images()
-    if key != "cavga-w":  # the unsupervised models train on the normal images only
-        data = ArrayImageDataset(bar_images(36, np.random.default_rng(3), vertical=False, size=8), 8)
-    cfg = TrainConfig(epochs=epochs, batch_size=4, lr=1e-2, patience=None, progress=False, device="cpu")
-    history = Trainer(cfg, checkpoint_dir=checkpoint_dir, resume=resume).fit(model, data)
-    return model, history
+    # the unsupervised models train on the normal images only
+    data = _tiny_images() if key == "cavga-w" else tiny_images(36)
+    return model, fit_tiny(model, data, epochs, checkpoint_dir, resume)
 
 
 @pytest.mark.parametrize("key", list(SETTINGS))
 def test_two_hundred_steps_at_a_high_learning_rate_stay_finite(key):
     model, h = _train(key, epochs=20 if key == "cavga-w" else 23)  # 10 / 9 batches per epoch
     assert h.global_step >= 200
-    assert all(np.isfinite(v).all() for v in h.logs.values())
-    assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
-    model.eval()
-    with torch.inference_mode():
-        scores, maps = model.score_images(torch.rand(3, 3, 8, 8))
-    assert torch.isfinite(scores).all() and torch.isfinite(maps).all() and maps.shape == (3, 8, 8)
+    assert assert_finite(model, h).shape == (3, 8, 8)
 
 
 def test_advae_rows_at_a_high_learning_rate_stay_finite():
@@ -194,30 +186,11 @@ def test_advae_rows_at_a_high_learning_rate_stay_finite():
     assert np.isfinite(det.decision_function(rows)).all()
 
 
-class _Kill(Exception):
-    pass
-
-
 @pytest.mark.parametrize("key", ["advae", "cavga-w"])
 def test_resume_after_a_kill_equals_an_uninterrupted_run(key, tmp_path, monkeypatch):
     """adVAE: two optimisers and the sampling RNG; cavga w: labels, classifier and D."""
     cls = type(build_model(key.split("-")[0], **_tiny(key)))
-    step = cls.training_step
-
-    def killed(self, batch, ctx):
-        if ctx.global_step == 13:  # the 4th batch of the 2nd epoch
-            raise _Kill
-        return step(self, batch, ctx)
-
-    monkeypatch.setattr(cls, "training_step", killed)
-    with pytest.raises(_Kill):
-        _train(key, epochs=3, checkpoint_dir=tmp_path / "ck")
-    monkeypatch.setattr(cls, "training_step", step)
-    resumed, h_resumed = _train(key, epochs=3, checkpoint_dir=tmp_path / "ck", resume=True)
-    straight, h_straight = _train(key, epochs=3)
-    for (k, a), b in zip(resumed.state_dict().items(), straight.state_dict().values()):
-        assert torch.equal(a, b), k
-    assert h_resumed.logs == h_straight.logs
+    assert_resume_equals_uninterrupted(cls, partial(_train, key), tmp_path / "ck", monkeypatch)
 
 
 # --------------------------------------------------------------------- label policy

@@ -8,15 +8,17 @@ line.  Models are small (width 8) and each image model trains once per module.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from helpers.recon_toys import bar_images, image_toy, table_toy
+from helpers.recon_toys import image_toy, table_toy
+from helpers.recon_training import assert_finite, assert_resume_equals_uninterrupted, fit_tiny, tiny_images
 from reconad import Detector
 from reconad.data.inputs import ArrayImageDataset
-from reconad.engine import TrainConfig, Trainer
 from reconad.errors import ConfigError
 from reconad.models import build_model
 
@@ -127,10 +129,6 @@ def test_anogan_export_is_a_one_line_error(fitted, tmp_path):
 
 
 # ------------------------------------------------------------------ engine behaviour
-def _tiny_images(n: int = 40) -> ArrayImageDataset:
-    return ArrayImageDataset(bar_images(n, np.random.default_rng(3), vertical=False, size=8), 8)
-
-
 def _tiny(name: str, **kw) -> dict:
     """The smallest networks of a model (8 px images, width 4, 8 latent numbers)."""
     extra = {"joint": 16} if name in ("egbad", "alad") else {}
@@ -147,9 +145,7 @@ def _tiny(name: str, **kw) -> dict:
 def _train(name: str, epochs: int, checkpoint_dir=None, resume: bool = False, **kw):
     torch.manual_seed(0)
     model = build_model(name, **_tiny(name, **kw))
-    cfg = TrainConfig(epochs=epochs, batch_size=4, lr=1e-2, patience=None, progress=False, device="cpu")
-    history = Trainer(cfg, checkpoint_dir=checkpoint_dir, resume=resume).fit(model, _tiny_images())
-    return model, history
+    return model, fit_tiny(model, tiny_images(), epochs, checkpoint_dir, resume)
 
 
 @pytest.mark.parametrize("name", ["alad", "fanogan", "ganomaly"])  # the others reuse their parts
@@ -159,38 +155,14 @@ def test_two_hundred_steps_at_a_high_learning_rate_stay_finite(name):
     same networks and losses."""
     model, h = _train(name, epochs=20)  # 40 images / batch 4 = 10 steps per epoch
     assert h.global_step == 200
-    assert all(np.isfinite(v).all() for v in h.logs.values())
-    assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
-    model.eval()
-    with torch.inference_mode():
-        scores, maps = model.score_images(torch.rand(3, 3, 8, 8))
-    assert torch.isfinite(scores).all() and torch.isfinite(maps).all()
-
-
-class _Kill(Exception):
-    pass
+    assert_finite(model, h)
 
 
 @pytest.mark.parametrize("name", ["fanogan", "alad"])
 def test_resume_after_a_kill_equals_an_uninterrupted_run(name, tmp_path, monkeypatch):
     """f-AnoGAN: phases and an n-critic counter; ALAD: dropout, spectral-norm buffers."""
     cls = type(build_model(name, **_tiny(name)))
-    step = cls.training_step
-
-    def killed(self, batch, ctx):
-        if ctx.global_step == 13:  # the 4th of 10 batches in the 2nd of 3 epochs
-            raise _Kill
-        return step(self, batch, ctx)
-
-    monkeypatch.setattr(cls, "training_step", killed)
-    with pytest.raises(_Kill):
-        _train(name, epochs=3, checkpoint_dir=tmp_path / "ck")
-    monkeypatch.setattr(cls, "training_step", step)
-    resumed, h_resumed = _train(name, epochs=3, checkpoint_dir=tmp_path / "ck", resume=True)
-    straight, h_straight = _train(name, epochs=3)
-    for (k, a), b in zip(resumed.state_dict().items(), straight.state_dict().values()):
-        assert torch.equal(a, b), k
-    assert h_resumed.logs == h_straight.logs
+    assert_resume_equals_uninterrupted(cls, partial(_train, name), tmp_path / "ck", monkeypatch)
 
 
 def test_fanogan_trains_the_gan_then_the_encoder():

@@ -9,15 +9,17 @@ small (width 8) and each image model trains once per module.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from helpers.recon_toys import bar_images, image_toy, table_toy
+from helpers.recon_toys import image_toy, table_toy
+from helpers.recon_training import assert_finite, assert_resume_equals_uninterrupted, fit_tiny, tiny_images
 from reconad import Detector
 from reconad.data.inputs import ArrayImageDataset
-from reconad.engine import TrainConfig, Trainer
 from reconad.errors import ConfigError
 from reconad.models import build_model
 
@@ -103,34 +105,19 @@ def test_onnx_export_matches_torch(name, fitted, bars, tmp_path):
 
 
 # ------------------------------------------------------------------ engine behaviour
-def _tiny_images(n: int = 40) -> ArrayImageDataset:
-    return ArrayImageDataset(bar_images(n, np.random.default_rng(3), vertical=False, size=8), 8)
-
-
 def _train(name: str, epochs: int, checkpoint_dir=None, resume: bool = False):
     """The smallest networks of a model (8 px images, width 4) at a high learning rate."""
     torch.manual_seed(0)
     kw = {} if name == "alocc" else {"latent_dim": 8}
     model = build_model(name, input_shape=[3, 8, 8], width=4, **kw)
-    cfg = TrainConfig(epochs=epochs, batch_size=4, lr=1e-2, patience=None, progress=False, device="cpu")
-    history = Trainer(cfg, checkpoint_dir=checkpoint_dir, resume=resume).fit(model, _tiny_images())
-    return model, history
+    return model, fit_tiny(model, tiny_images(), epochs, checkpoint_dir, resume)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_two_hundred_steps_at_a_high_learning_rate_stay_finite(name):
     model, h = _train(name, epochs=20)  # 40 images / batch 4 = 10 steps per epoch
     assert h.global_step == 200
-    assert all(np.isfinite(v).all() for v in h.logs.values())
-    assert all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
-    model.eval()
-    with torch.inference_mode():
-        scores, maps = model.score_images(torch.rand(3, 3, 8, 8))
-    assert torch.isfinite(scores).all() and torch.isfinite(maps).all()
-
-
-class _Kill(Exception):
-    pass
+    assert_finite(model, h)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -138,22 +125,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(name, tmp_path, monkeyp
     """ALOCC: input noise and two R steps; AAE: prior draws, three optimisers; ADAE: two
     autoencoders; RSRAE: three optimisers sharing the RSR layer."""
     cls = type(build_model(name, input_shape=[3, 8, 8], width=4))
-    step = cls.training_step
-
-    def killed(self, batch, ctx):
-        if ctx.global_step == 13:  # the 4th of 10 batches in the 2nd of 3 epochs
-            raise _Kill
-        return step(self, batch, ctx)
-
-    monkeypatch.setattr(cls, "training_step", killed)
-    with pytest.raises(_Kill):
-        _train(name, epochs=3, checkpoint_dir=tmp_path / "ck")
-    monkeypatch.setattr(cls, "training_step", step)
-    resumed, h_resumed = _train(name, epochs=3, checkpoint_dir=tmp_path / "ck", resume=True)
-    straight, h_straight = _train(name, epochs=3)
-    for (k, a), b in zip(resumed.state_dict().items(), straight.state_dict().values()):
-        assert torch.equal(a, b), k
-    assert h_resumed.logs == h_straight.logs
+    assert_resume_equals_uninterrupted(cls, partial(_train, name), tmp_path / "ck", monkeypatch)
 
 
 def test_rsrae_joint_training_has_one_optimiser_and_learns():
