@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,6 +48,20 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--category", default=None, help="category (MVTec / textures)")
 
 
+def _tiling_args(p: argparse.ArgumentParser, scoring: bool = False) -> None:
+    after = " (default: the run's own)" if scoring else ""
+    p.add_argument(
+        "--tile-size",
+        type=int,
+        default=None,
+        help="score large images by overlapping tiles of this many pixels at their own resolution "
+        "(the model trains on tiles of this size)" + after,
+    )
+    p.add_argument(
+        "--tile-overlap", type=int, default=None, help="pixels shared by neighbouring tiles (default tile/8)" + after
+    )
+
+
 def _set_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--set",
@@ -64,6 +79,7 @@ def _train_parser(sub: Any) -> None:
     t.add_argument("--out", required=True, help="run directory to create")
     t.add_argument("--image-size", type=int, default=256)
     t.add_argument("--resize-mode", choices=("resize", "pad", "crop"), default="resize")
+    _tiling_args(t)
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--lr", type=float, default=None)
@@ -108,6 +124,7 @@ def _test_parsers(sub: Any) -> None:
     e.add_argument("run")
     _data_args(e)
     e.add_argument("--heatmaps", type=int, default=8, help="write this many most-anomalous overlays (0: none)")
+    _tiling_args(e, scoring=True)
     e.add_argument(
         "--no-report", dest="report", action="store_false", help="do not write the HTML report (RUN/report/report.html)"
     )
@@ -129,6 +146,13 @@ def _predict_export_parsers(sub: Any) -> None:
         default="torch",
         help="onnx: run RUN/export/model.onnx with onnxruntime (exported first if missing)",
     )
+    pr.add_argument("--resume", action="store_true", help="keep the rows already in OUT/scores.csv, score the rest")
+    pr.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop at the first unreadable image (default: list it in OUT/errors.csv and go on)",
+    )
+    _tiling_args(pr, scoring=True)
     pr.add_argument("--quiet", action="store_true")
     x = sub.add_parser("export", help="export a run's model (ONNX) with its pre-processing in JSON")
     x.add_argument("run")
@@ -278,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _options(args: argparse.Namespace) -> dict[str, Any]:
     """Model and engine options from the named flags and every ``--set key=value``."""
     opts: dict[str, Any] = {"seed": args.seed, "progress": not args.quiet}
-    for key in ("epochs", "batch_size", "lr", "backbone", "backbone_weights", "device", "fpr", "preset"):
+    for key in ("epochs", "batch_size", "lr", "backbone", "backbone_weights", "device", "fpr", "preset", "tile_size",
+                "tile_overlap"):  # fmt: skip
         val = getattr(args, key, None)
         if val is not None and not (key == "device" and val == "auto"):
             opts[key] = val
@@ -307,6 +332,7 @@ def _spec(args: argparse.Namespace, default_dataset: str | None = None) -> DataS
         resize_mode=getattr(args, "resize_mode", "resize"),
         labelled_fraction=fraction or 0.0,
         labelled_anomalies=getattr(args, "labelled_anomalies", None),
+        tile_size=getattr(args, "tile_size", None),
     )
 
 
@@ -513,7 +539,10 @@ def cmd_test(args: argparse.Namespace) -> int:
         raise ReconadError("give --dataset with --root")
     spec = _spec(args) if args.dataset else None
     report = getattr(args, "report", True)  # `reconad report` is `test` without heat maps
-    m = evaluate_run(args.run, spec, heatmaps=getattr(args, "heatmaps", 0), report=report)
+    m = evaluate_run(
+        args.run, spec, heatmaps=getattr(args, "heatmaps", 0), report=report,
+        tile_size=getattr(args, "tile_size", None), tile_overlap=getattr(args, "tile_overlap", None),
+    )  # fmt: skip
     print(markdown_table([m], ["category"] + [k for k in METRIC_KEYS if k in m]))
     if m.get("threshold") is not None:
         print(
@@ -531,8 +560,16 @@ def cmd_test(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from reconad.runs import predict_run
 
-    path = predict_run(args.run, args.paths, args.out, engine=args.engine)
-    print(f"scores written to {path}")
+    result = predict_run(
+        args.run, args.paths, args.out, engine=args.engine, resume=args.resume, strict=args.strict,
+        progress=not args.quiet, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
+    )  # fmt: skip
+    if not result.main_process:
+        return 0  # rank 0 speaks for every rank
+    kept = f", {result.skipped} kept from before" if result.skipped else ""
+    print(f"scored {result.scored} image(s) in {result.seconds:.1f}s{kept}; scores written to {result.scores_csv}")
+    if result.failed:
+        print(f"{result.failed} image(s) could not be read: listed in {result.errors_csv}", file=sys.stderr)
     return 0
 
 
@@ -597,13 +634,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else None
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    # Under torchrun every rank prints its own failure: say which one it is.
+    where = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
     try:
         return HANDLERS[args.command](args)
     except ReconadError as exc:
-        print(f"reconad: error: {exc}", file=sys.stderr)
+        print(f"reconad: error{where}: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        print(f"reconad: error: {exc}", file=sys.stderr)
+        print(f"reconad: error{where}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("reconad: interrupted", file=sys.stderr)

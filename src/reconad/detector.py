@@ -17,7 +17,7 @@ import reconad
 from reconad.calibration import Calibration
 from reconad.data.inputs import as_image_dataset
 from reconad.data.labels import LabelledDataset, dataset_labels
-from reconad.data.records import Batch, collate_clips, collate_images, collate_rows
+from reconad.data.records import Batch, ImageBatch, collate_clips, collate_images, collate_rows
 from reconad.data.rows import as_table_dataset, is_table
 from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
@@ -25,6 +25,7 @@ from reconad.engine.progress import progress
 from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
 from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
 from reconad.serialization import read_model_dir, write_model_dir
+from reconad.tiling import RandomTiles, check_tiling, resolve_overlap, score_tiled
 
 log = logging.getLogger("reconad")
 
@@ -44,6 +45,11 @@ DETECTOR_DEFAULTS: dict[str, Any] = {
     # Gaussian kernel density estimate, whose quantile is the threshold (adVAE's rule).
     "calibration": "holdout",
     "calibration_folds": 5,
+    # Tiled scoring of large images (reconad.tiling): the model trains on and scores
+    # tile_size squares cut from images read at their own resolution; None: whole
+    # images brought to image_size.  tile_overlap None: an eighth of the tile.
+    "tile_size": None,
+    "tile_overlap": None,
 }
 CALIBRATIONS = ("holdout", "cross-fit", "kde")
 
@@ -156,6 +162,22 @@ class Detector:
         self._check_settings(model_cls.min_image_size)
         self._device = select_device(self.train_config.device)
 
+    @property
+    def tiled(self) -> bool:
+        """Whether images are scored by tiles at their own resolution (``tile_size`` set)."""
+        return self.settings.get("tile_size") is not None
+
+    @property
+    def input_size(self) -> int:
+        """The side of the squares the model sees: the tile, or the whole resized image."""
+        return int(self.settings["tile_size"] if self.tiled else self.settings["image_size"])
+
+    def _tiles(self, data: Dataset | None, seed: int) -> Dataset | None:
+        """The training tiles of native-resolution images (or ``data`` itself when not tiled)."""
+        if data is None or not self.tiled or is_table(data) or _is_clips(data):
+            return data
+        return RandomTiles(data, int(self.settings["tile_size"]), seed=seed)
+
     def _check_settings(self, min_image_size: int) -> None:
         s = self.settings
         size = s["image_size"]
@@ -172,6 +194,7 @@ class Detector:
             raise ConfigError(f"fpr must be a number in (0, 1), got {fpr!r}")
         if s["calibration"] not in CALIBRATIONS:
             raise ConfigError(f"unknown calibration {s['calibration']!r}; choose one of {', '.join(CALIBRATIONS)}")
+        check_tiling(s["tile_size"], s["tile_overlap"], min_image_size)
         folds = s["calibration_folds"]
         if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
             raise ConfigError(f"calibration_folds must be an integer >= 2, got {folds!r}")
@@ -232,7 +255,8 @@ class Detector:
             if labels is not None and np.asarray(labels).any():
                 raise ConfigError("clip datasets train on normal clips only; labelled anomalies are not used")
             return data
-        ds = as_image_dataset(data, int(self.settings["image_size"]), str(self.settings["resize_mode"]))
+        size = None if self.tiled else int(self.settings["image_size"])  # tiles: the images' own size
+        ds = as_image_dataset(data, size, str(self.settings["resize_mode"]))
         return ds if labels is None else LabelledDataset(ds, labels)
 
     def _labels(self, y: Any, n: int) -> np.ndarray | None:
@@ -340,7 +364,7 @@ class Detector:
         torch.manual_seed(self.train_config.seed)
         model_config = dict(self.model_config)
         if "input_shape" in model_config_fields(self.model_name):
-            first = train[0]
+            first = self._tiles(train, 0)[0]  # type: ignore[index]
             if _is_clips(train):  # (T, C, H, W) frames -> [C, T, H, W]
                 t, c, h, w = first.frames.shape
                 model_config["input_shape"] = [c, t, h, w]
@@ -348,7 +372,10 @@ class Detector:
                 model_config["input_shape"] = list((first.x if table else first.image).shape)
         model = build_model(self.model_name, **model_config)
         trainer = Trainer(self.train_config, checkpoint_dir=checkpoint_dir, resume=resume)
-        self.history_ = trainer.fit(model, train, val)
+        seed = self.train_config.seed
+        tiles = self._tiles(train, seed)
+        assert tiles is not None
+        self.history_ = trainer.fit(model, tiles, self._tiles(val, seed + 1))
         self.model_ = model
         self._device = trainer.device
         calib = val if val is not None and len(val) else train  # type: ignore[arg-type]
@@ -478,6 +505,8 @@ class Detector:
             raise ConfigError("anomaly maps exist for images only; use decision_function for table rows")
         if len(ds) == 0:  # type: ignore[arg-type]
             raise DataError("no rows to score" if table else "no images to score")
+        if self.tiled and not (table or video):
+            return self._run_tiled(ds, model, want_maps, on_batch)
         collate = collate_rows if table else collate_clips if video else collate_images
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
         scores, maps = [], []
@@ -490,6 +519,41 @@ class Detector:
             if want_maps and out.maps is not None:
                 maps.append(out.maps.float().cpu().numpy())
         return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
+
+    def tile_scorer(self, model: AnomalyModel) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Scores and maps of a batch of tiles with ``model`` on this detector's device."""
+
+        def score(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            out = model.predict_step(ImageBatch.of(tiles.to(self._device)))
+            if out.maps is None:
+                raise ConfigError(f"{self.model_name} gives no anomaly map, so it cannot score by tiles")
+            return out.scores, out.maps
+
+        return score
+
+    def _run_tiled(
+        self, ds: Dataset, model: AnomalyModel, want_maps: bool, on_batch: Callable[[Batch], None] | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """One image at a time: its tiles in batches, maps stitched (reconad.tiling)."""
+        tile = int(self.settings["tile_size"])
+        overlap = resolve_overlap(tile, self.settings["tile_overlap"])
+        scorer, batch_size = self.tile_scorer(model), self._batch_size(model)
+        scores, maps = [], []
+        show = self.train_config.progress and len(ds) > 4  # type: ignore[arg-type]
+        for i in progress(range(len(ds)), enabled=show, desc="scoring", unit="image"):  # type: ignore[arg-type]
+            item = ds[i]
+            if on_batch is not None:
+                on_batch(collate_images([item]))
+            s, m = score_tiled(item.image, scorer, tile, overlap, batch_size)
+            scores.append(s)
+            if want_maps:
+                maps.append(m.numpy())
+        if want_maps and len({m.shape for m in maps}) > 1:
+            raise DataError(
+                "tiled maps of images of different sizes cannot be stacked into one array: "
+                "score them one at a time (or use `reconad predict`, which writes each map on its own)"
+            )
+        return np.asarray(scores, dtype=np.float32), (np.stack(maps) if want_maps else None)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (PyOD's sign)."""

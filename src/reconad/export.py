@@ -52,7 +52,7 @@ class ScoreGraph(nn.Module):
 
 
 def _preprocessing(det: Any, model: AnomalyModel) -> dict[str, Any]:
-    size = int(det.settings["image_size"])
+    size = det.input_size
     norm = model.input_normalisation()
     return {
         "input_name": INPUT_NAME,
@@ -69,11 +69,29 @@ def _preprocessing(det: Any, model: AnomalyModel) -> dict[str, Any]:
         "normalisation_in_graph": None
         if norm is None
         else {**norm, "note": "applied inside the graph: do not normalise the input yourself"},
+        "tiling": _tiling(det),
+    }
+
+
+def _tiling(det: Any) -> dict[str, Any] | None:
+    """How a tiled model's graph is used on whole images (None: images resized to the input)."""
+    if not det.tiled:
+        return None
+    from reconad.tiling import resolve_overlap
+
+    tile = int(det.settings["tile_size"])
+    return {
+        "tile_size": tile,
+        "overlap": resolve_overlap(tile, det.settings["tile_overlap"]),
+        "image": "read at its own resolution (no resize); padded by reflection up to the tile when smaller",
+        "positions": "stride tile - overlap from the top-left; the last row/column of tiles ends at the border",
+        "map": "tile maps blended with separable linear ramps over the overlap (reconad.tiling.blend_window)",
+        "score": "the highest tile score",
     }
 
 
 def _metadata(det: Any, model: AnomalyModel, opset: int) -> dict[str, Any]:
-    size = int(det.settings["image_size"])
+    size = det.input_size
     cal = det.calibration_
     return {
         "format": "onnx",
@@ -106,7 +124,7 @@ def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET, weights_s
         raise ConfigError(f"cannot export {det.model_name}: {blocker}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    size = int(det.settings["image_size"])
+    size = det.input_size
     graph = ScoreGraph(model).cpu().eval()
     tmp_model = path.with_name(path.name + ".tmp")
     tmp_meta = path.with_suffix(".json.tmp")

@@ -11,17 +11,21 @@ import csv
 import json
 import os
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from reconad.data.records import Batch, ImageBatch
 from reconad.detector import Detector
 from reconad.errors import DataError
 from reconad.metrics import evaluate
+from reconad.streaming import StreamResult, stream_predict
 from reconad.visualize import save_overlay
 
 RUN_FILE = "run.json"
@@ -61,6 +65,13 @@ class DataSpec:
     labelled_fraction: float = 0.0
     labelled_anomalies: str | None = None
     drop_labelled: bool = False
+    #: set when the model scores by tiles: images are then read at their own resolution
+    tile_size: int | None = None
+
+    @property
+    def load_size(self) -> int | None:
+        """The size images are read at: ``image_size``, or their own (None) under tiling."""
+        return None if self.tile_size else self.image_size
 
     def build(self, split: str) -> Dataset:
         from reconad.data import build_image_dataset
@@ -75,14 +86,14 @@ class DataSpec:
             self.root,
             category=self.category,
             split=split,
-            image_size=self.image_size,
+            image_size=self.load_size,
             resize_mode=self.resize_mode,
             **extra,
         )
         if split == "train" and self.labelled_anomalies and not self.drop_labelled:
             from torch.utils.data import ConcatDataset
 
-            return ConcatDataset([ds, labelled_folder(self.labelled_anomalies, self.image_size, self.resize_mode)])
+            return ConcatDataset([ds, labelled_folder(self.labelled_anomalies, self.load_size, self.resize_mode)])
         if split == "train" and self.drop_labelled:
             return _normal_only(ds)
         return ds
@@ -116,7 +127,7 @@ def _normal_only(ds: Dataset) -> Dataset:
     return ds if labels is None else Subset(ds, np.flatnonzero(labels == 0).tolist())
 
 
-def labelled_folder(folder: str | os.PathLike, image_size: int, resize_mode: str) -> Dataset:
+def labelled_folder(folder: str | os.PathLike, image_size: int | None, resize_mode: str) -> Dataset:
     """A folder of anomalous images (label 1), masks from ``masks/`` or ``ground_truth/`` inside it."""
     from reconad.data import FolderDataset
 
@@ -137,6 +148,8 @@ def train_run(
     out.mkdir(parents=True, exist_ok=True)
     config.setdefault("image_size", spec.image_size)
     config.setdefault("resize_mode", spec.resize_mode)
+    if spec.tile_size is not None:
+        config.setdefault("tile_size", spec.tile_size)
     det = Detector(model, **config)
     train = spec.build("train")
     if len(train) == 0:  # type: ignore[arg-type]
@@ -268,17 +281,24 @@ def write_heatmaps(out: Path, det: Detector, test: Dataset, tp: ScoredSplit, cou
 
 
 def evaluate_run(
-    run: str | os.PathLike, spec: DataSpec | None = None, heatmaps: int = 0, report: bool = False
+    run: str | os.PathLike,
+    spec: DataSpec | None = None,
+    heatmaps: int = 0,
+    report: bool = False,
+    tile_size: int | None = None,
+    tile_overlap: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate on the test split; write metrics.json and scores.csv (and heat maps, and with
     ``report`` the HTML report of reconad.report, from this same pass: nothing is scored twice)."""
     run = Path(run)
     det, saved = load_run(run)
+    retile(det, tile_size, tile_overlap)
     spec = spec or saved
     if spec is None:
         raise DataError(f"{run} does not say what data it was trained on: give --dataset/--root/--category")
     spec.image_size = int(det.settings["image_size"])
     spec.resize_mode = str(det.settings["resize_mode"])
+    spec.tile_size = det.settings.get("tile_size")
     test = spec.build("test")
     if len(test) == 0:  # type: ignore[arg-type]
         raise DataError(f"the test split is empty: {spec.root}")
@@ -335,32 +355,77 @@ def export_run(run: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike
     return export_onnx(det, target, weights_sha256=recorded_sha256(Path(run) / "model"))
 
 
-def _score_onnx(run: Path, det: Detector, ds, batch_size: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Scores and maps from the run's exported ONNX model (exported first if missing)."""
-    from torch.utils.data import DataLoader
-
-    from reconad.data.records import collate_images
+def onnx_session(run: Path) -> Any:
+    """The run's exported ONNX model in onnxruntime (exported first if missing or older than the model)."""
     from reconad.export import OnnxDetector
 
     path = run / EXPORT_FILE
     weights = [p.stat().st_mtime for p in (run / "model").glob("*") if p.is_file()]
     if not path.exists() or (weights and path.stat().st_mtime < max(weights)):  # missing or older than the model
         export_run(run, "onnx", path)
-    session = OnnxDetector(path)
-    scores, maps = [], []
-    for batch in DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate_images):
-        s, m = session(batch.image)
-        scores.append(s)
-        maps.append(m)
-    return np.concatenate(scores), np.concatenate(maps)
+    return OnnxDetector(path)
 
 
-def predict_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike, engine: str = "torch") -> Path:
+def batch_scorer(run: Path, det: Detector, engine: str) -> Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]:
+    """(B, 3, H, W) images -> (scores, maps) with the run's model on ``engine``."""
+    if engine == "onnx":
+        session = onnx_session(run)
+        return lambda x: session(x)
+    model = det.model_
+
+    @torch.inference_mode()
+    def score(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        out = model.predict_step(ImageBatch.of(x.to(det._device)))
+        if out.maps is None:
+            raise DataError(f"{det.model_name} gives no anomaly maps")
+        return out.scores.float().cpu().numpy(), out.maps.float().cpu().numpy()
+
+    return score
+
+
+def retile(det: Detector, tile_size: int | None, tile_overlap: int | None) -> None:
+    """Score by the tiling given at scoring time.  The threshold and p-values were learnt
+    from scores under the run's own tiling; under another they mean nothing, so they are
+    dropped, with a warning, rather than applied to scores of another kind."""
+    from reconad.tiling import resolve_overlap
+
+    if tile_size is None and tile_overlap is None:
+        return
+    size = tile_size if tile_size is not None else det.settings["tile_size"]
+    if size is None:
+        raise DataError("--tile-overlap needs --tile-size: this run does not score by tiles")
+    overlap = tile_overlap if tile_overlap is not None else det.settings["tile_overlap"]
+    before = (det.settings["tile_size"], det.settings["tile_size"] and resolve_overlap(
+        int(det.settings["tile_size"]), det.settings["tile_overlap"]))  # fmt: skip
+    det.set_params(tile_size=size, tile_overlap=overlap)
+    if before != (size, resolve_overlap(int(size), overlap)) and det.threshold_ is not None:
+        warnings.warn(
+            f"the threshold and p-values of this run were calibrated with tile_size={before[0]}, "
+            f"overlap={before[1]}; with tile_size={size}, overlap {resolve_overlap(int(size), overlap)} "
+            "scores differ in kind, so no label or p-value is given",
+            stacklevel=2,
+        )
+        det.threshold_, det.calibration_ = None, None
+
+
+def predict_run(
+    run: str | os.PathLike,
+    paths: list[str],
+    out: str | os.PathLike,
+    engine: str = "torch",
+    resume: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+    tile_size: int | None = None,
+    tile_overlap: int | None = None,
+) -> StreamResult:
     """Score images with the run's model (PyTorch, or its ONNX export with onnxruntime);
-    write ``scores.csv`` (score, p-value, label at the threshold) and heat-map overlays.
+    write ``scores.csv`` (score, p-value, label at the threshold), ``errors.csv`` (images
+    that could not be read) and heat-map overlays, streaming in bounded batches
+    (reconad.streaming: constant memory, ``resume``, torchrun shards).
     A video model scores clip folders / video files instead: per-frame scores and one
     overlay per frame (``reconad.protocols.video.predict_clips``)."""
-    from reconad.data.inputs import expand_paths, path_dataset
+    from reconad.data.inputs import expand_paths
 
     if engine not in ENGINES:
         raise DataError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
@@ -370,19 +435,14 @@ def predict_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike
             raise DataError("video models run with --engine torch only")
         from reconad.protocols.video import predict_clips
 
-        return predict_clips(det, paths, out)
+        path = predict_clips(det, paths, out)
+        return StreamResult(path, Path(out) / "errors.csv", 0, 0, 0, 0.0)
+    if det.model_.data_kind != "image":
+        raise DataError(f"predict scores images; this {det.model_name} model was trained on table rows")
+    retile(det, tile_size, tile_overlap)
     files = expand_paths(paths)
-    ds = path_dataset(files, int(det.settings["image_size"]), str(det.settings["resize_mode"]))
-    scores, maps = _score_onnx(Path(run), det, ds) if engine == "onnx" else det.score_and_map(ds)
-    p_values = _p_values(det, scores)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    vmin, vmax = map_range(det)
-    with open(out / "scores.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "score", "p_value", "label"])
-        for i, (p, s, pv) in enumerate(zip(files, scores, p_values)):
-            label = int(det.threshold_ is not None and s > det.threshold_)
-            w.writerow([str(p), f"{s:.6f}", f"{pv:.6f}", label])
-            save_overlay(out / f"{i:04d}_{p.stem}.png", ds[i].image, maps[i], vmin, vmax)
-    return out / "scores.csv"
+    result = stream_predict(
+        det, files, Path(out), batch_scorer(Path(run), det, engine), resume=resume, strict=strict,
+        batch_size=det._batch_size(det.model_), show_progress=progress,
+    )  # fmt: skip
+    return result

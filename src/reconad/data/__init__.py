@@ -102,7 +102,7 @@ def _mvtec_split(name: str, split: str) -> None:
 def _folder_dataset(
     root: str | os.PathLike[str] | None,
     split: str,
-    image_size: int | tuple[int, int],
+    image_size: int | tuple[int, int] | None,
     resize_mode: str,
     cache: bool,
     kwargs: dict[str, Any],
@@ -139,7 +139,7 @@ def build_image_dataset(
     root: str | os.PathLike[str] | None,
     category: str | None = None,
     split: str = "train",
-    image_size: int | tuple[int, int] = 256,
+    image_size: int | tuple[int, int] | None = 256,
     resize_mode: str = "resize",
     **kwargs: Any,
 ) -> ImageListDataset:
@@ -182,7 +182,7 @@ def train_val_datasets(
     name: str,
     root: str | os.PathLike[str] | None,
     category: str | None = None,
-    image_size: int | tuple[int, int] = 256,
+    image_size: int | tuple[int, int] | None = 256,
     resize_mode: str = "resize",
     val_fraction: float = 0.1,
     val_seed: int = 0,

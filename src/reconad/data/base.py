@@ -39,7 +39,7 @@ class ImageListDataset(Dataset[ImageItem]):
     def __init__(
         self,
         records: list[SampleRecord],
-        image_size: Size = 256,
+        image_size: Size | None = 256,
         resize_mode: str = "resize",
         has_masks: bool = False,
         cache: bool = False,

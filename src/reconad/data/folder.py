@@ -27,7 +27,7 @@ class FolderDataset(ImageListDataset):
         normal_dir: str | os.PathLike[str] | None,
         abnormal_dir: str | os.PathLike[str] | None = None,
         mask_dir: str | os.PathLike[str] | None = None,
-        image_size: Size = 256,
+        image_size: Size | None = 256,
         resize_mode: str = "resize",
         cache: bool = False,
         defect_name: str = "defect",

@@ -155,11 +155,11 @@ def _read_array(path: PathLike, fp: BinaryIO | None = None) -> np.ndarray:
 
 
 def load_image(
-    path: PathLike, image_size: Size, resize_mode: str = "resize", fp: BinaryIO | None = None
+    path: PathLike, image_size: Size | None, resize_mode: str = "resize", fp: BinaryIO | None = None
 ) -> torch.Tensor:
     """Read an image as a (3, H, W) float32 tensor in [0, 1] at ``image_size``.
 
-    ``image_size`` is an int (square) or ``(height, width)``; ``resize_mode`` is
+    ``image_size`` is an int (square), ``(height, width)`` or None (the file's own size); ``resize_mode`` is
     ``"resize"`` (default), ``"pad"`` or ``"crop"`` (see the module docstring).
     ``fp``: decode this open binary stream instead (``path`` then only names it, e.g. an
     upload), so bytes that never touched the disk get exactly the same pre-processing.
@@ -168,11 +168,14 @@ def load_image(
     _check_mode(resize_mode)
     arr = _read_array(path, fp)
     x = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    x = fit_to_size(x, image_size, resize_mode).clamp(0.0, 1.0)
+    if image_size is not None:  # None: the image's own size (tiled scoring)
+        x = fit_to_size(x, image_size, resize_mode).clamp(0.0, 1.0)
     return x.expand(3, -1, -1).contiguous()  # grayscale: replicate after resizing (cheaper)
 
 
-def load_mask(path: PathLike, image_size: Size, resize_mode: str = "resize", threshold: int = 128) -> torch.Tensor:
+def load_mask(
+    path: PathLike, image_size: Size | None, resize_mode: str = "resize", threshold: int = 128
+) -> torch.Tensor:
     """Read a mask as a (1, H, W) float tensor of {0, 1}.
 
     The mask is reduced to one channel (colour masks: the maximum over channels), brought
@@ -182,6 +185,7 @@ def load_mask(path: PathLike, image_size: Size, resize_mode: str = "resize", thr
     _check_mode(resize_mode)
     arr = _read_array(path).max(axis=2, keepdims=True) * 255.0
     m = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    m = fit_to_size(m, image_size, resize_mode)
+    if image_size is not None:
+        m = fit_to_size(m, image_size, resize_mode)
     # A tiny tolerance so a flat value of exactly ``threshold`` survives float rounding.
     return (m >= float(threshold) - 1e-3).float()

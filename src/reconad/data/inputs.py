@@ -19,7 +19,9 @@ from reconad.errors import DataError
 class ArrayImageDataset(Dataset):
     """Images from an array: (N,H,W), (N,H,W,C) or (N,C,H,W); uint8 is scaled to [0,1]."""
 
-    def __init__(self, images: np.ndarray | torch.Tensor, image_size: int, labels: Sequence[int] | None = None) -> None:
+    def __init__(
+        self, images: np.ndarray | torch.Tensor, image_size: int | None, labels: Sequence[int] | None = None
+    ) -> None:
         x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
         if x.ndim == 3:
             x = x.unsqueeze(1)
@@ -36,7 +38,7 @@ class ArrayImageDataset(Dataset):
         elif not x.is_floating_point():
             x = x.float() / float(x.max().clamp_min(1))
         self.images = x.float()
-        self.image_size = int(image_size)
+        self.image_size = None if image_size is None else int(image_size)
         self.labels = list(labels) if labels is not None else [0] * len(self.images)
         if len(self.labels) != len(self.images):
             raise DataError(f"{len(self.labels)} labels for {len(self.images)} images")
@@ -48,7 +50,7 @@ class ArrayImageDataset(Dataset):
         img = self.images[i]
         if img.shape[0] == 1:
             img = img.expand(3, -1, -1)
-        if img.shape[-2:] != (self.image_size, self.image_size):
+        if self.image_size is not None and img.shape[-2:] != (self.image_size, self.image_size):
             img = F.interpolate(
                 img.unsqueeze(0),
                 size=(self.image_size, self.image_size),
@@ -59,7 +61,7 @@ class ArrayImageDataset(Dataset):
         return ImageItem(image=img.clamp(0, 1).contiguous(), label=int(self.labels[i]), path=f"array[{i}]")
 
 
-def path_dataset(paths: Sequence[str | os.PathLike], image_size: int, resize_mode: str = "resize") -> Dataset:
+def path_dataset(paths: Sequence[str | os.PathLike], image_size: int | None, resize_mode: str = "resize") -> Dataset:
     """Images read from a list of file paths (label 0, no masks)."""
     from reconad.data.base import ImageListDataset, SampleRecord
 
@@ -84,7 +86,7 @@ def expand_paths(items: Sequence[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def as_image_dataset(data: Any, image_size: int, resize_mode: str = "resize") -> Dataset:
+def as_image_dataset(data: Any, image_size: int | None, resize_mode: str = "resize") -> Dataset:
     """Accept a Dataset of ImageItem, an array/tensor batch, a folder, or a list of paths."""
     if isinstance(data, Dataset):
         return data

@@ -116,7 +116,7 @@ class MagneticTileDataset(ImageListDataset):
         self,
         root: str | os.PathLike[str],
         split: str = "train",
-        image_size: Size = 256,
+        image_size: Size | None = 256,
         seed: int = 0,
         resize_mode: str = "resize",
         cache: bool = False,

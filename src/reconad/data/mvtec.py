@@ -48,7 +48,7 @@ class MVTecDataset(ImageListDataset):
         root: str | os.PathLike[str],
         category: str,
         split: str = "train",
-        image_size: Size = 256,
+        image_size: Size | None = 256,
         resize_mode: str = "resize",
         cache: bool = False,
     ) -> None:

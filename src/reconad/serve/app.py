@@ -102,7 +102,7 @@ def _safe_name(filename: str | None, index: int) -> str:
 
 
 def _decode_all(model: ServedModel, files: list[tuple[str, bytes]], max_pixels: int) -> list[Upload]:
-    return [decode_upload(data, name, model.image_size, model.resize_mode, max_pixels) for name, data in files]
+    return [decode_upload(data, name, model.decode_size, model.resize_mode, max_pixels) for name, data in files]
 
 
 async def _admit_and_decode(state: ServerState, model: ServedModel, images: list[UploadFile]) -> list[Upload]:
@@ -200,6 +200,38 @@ def _answer(model: ServedModel, row: ResultRow, result: BatchResult, i: int, png
     return out
 
 
+def _cut_all(uploads: list[Upload], tiling: tuple[int, int]) -> tuple[np.ndarray, list[Any]]:
+    from reconad.tiling import cut_tiles
+
+    cuts = [cut_tiles(u.tensor, *tiling) for u in uploads]
+    return np.concatenate([t.numpy() for t, _ in cuts]), [grid for _, grid in cuts]
+
+
+def _stitch_all(res: BatchResult, grids: list[Any]) -> BatchResult:
+    import torch
+
+    from reconad.tiling import stitch
+
+    if res.maps is None:
+        raise HTTPException(500, "the model gave no anomaly maps, which tiled scoring needs")
+    scores, maps, start = [], [], 0
+    for grid in grids:
+        part = slice(start, start + len(grid))
+        s, m = stitch(torch.as_tensor(res.scores[part]), torch.as_tensor(res.maps[part]), grid)
+        scores.append(s)
+        maps.append(m.numpy())
+        start += len(grid)
+    return BatchResult(np.asarray(scores, dtype=np.float32), maps, res.batch_size, res.queued_s)  # type: ignore[arg-type]
+
+
+async def _score_by_tiles(batcher: MicroBatcher, tiling: tuple[int, int], uploads: list[Upload]) -> BatchResult:
+    """A tiled model: every upload's tiles in one job (holding the uploads' queue room),
+    the maps stitched per image (reconad.tiling); maps then differ in size per image."""
+    tiles, grids = await run_in_threadpool(_cut_all, uploads, tiling)
+    res = await batcher.score(tiles, reserved=len(uploads))
+    return await run_in_threadpool(_stitch_all, res, grids)
+
+
 async def score_images(state: ServerState, name: str, images: list[UploadFile], map_kind: str | None) -> dict:
     """Admit, decode, score (micro-batched), record, answer: the POST /v1/models/{name}/score route."""
     t0 = time.perf_counter()
@@ -207,8 +239,10 @@ async def score_images(state: ServerState, name: str, images: list[UploadFile], 
     if model is None:
         raise HTTPException(404, f"unknown model {name!r}; served: {', '.join(sorted(state.models)) or 'none'}")
     uploads = await _admit_and_decode(state, model, images)
-    x = np.stack([u.tensor.numpy() for u in uploads])
-    result = await state.batchers[name].score(x)
+    if model.tiling is not None:
+        result = await _score_by_tiles(state.batchers[name], model.tiling, uploads)
+    else:
+        result = await state.batchers[name].score(np.stack([u.tensor.numpy() for u in uploads]))
     latency_ms = (time.perf_counter() - t0) * 1000.0
     shown, kept = await run_in_threadpool(_overlays, state, model, uploads, result, map_kind == "png")
     rows = _rows(model, uploads, result, latency_ms, kept)

@@ -50,6 +50,7 @@ class _Job:
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
     submitted: float
+    reserved: int  # queue room this job holds (its images; a tiled image's tiles hold one)
 
 
 def _deliver(future: asyncio.Future, value: object, error: BaseException | None) -> None:
@@ -102,12 +103,15 @@ class MicroBatcher:
         with self._cv:
             self._depth = max(0, self._depth - n)
 
-    async def score(self, images: np.ndarray) -> BatchResult:
-        """Score reserved images (N, 3, H, W); resolves when their forward pass is done."""
+    async def score(self, images: np.ndarray, reserved: int | None = None) -> BatchResult:
+        """Score reserved images (N, 3, H, W); resolves when their forward pass is done.
+        ``reserved``: the room reserved for them (default N; the tiles of a tiled
+        model's images are reserved as the images they come from)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future = loop.create_future()
+        room = len(images) if reserved is None else int(reserved)
         with self._cv:
-            self._jobs.append(_Job(images, future, loop, time.perf_counter()))
+            self._jobs.append(_Job(images, future, loop, time.perf_counter(), room))
             self._cv.notify()
         result: BatchResult = await future
         return result
@@ -182,7 +186,7 @@ class MicroBatcher:
             seconds = max(time.perf_counter() - start, 1e-6)
             self._rate = 0.8 * self._rate + 0.2 * len(x) / seconds if self._rate else len(x) / seconds
             with self._cv:  # free the room first: an answered client may post again at once
-                self._depth = max(0, self._depth - len(x))
+                self._depth = max(0, self._depth - sum(j.reserved for j in jobs))
             self._answer(jobs, scores, maps, start, error)
             if self.on_batch is not None:
                 self.on_batch(len(x), seconds)

@@ -58,8 +58,9 @@ def _header_size(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
     return width, height
 
 
-def decode_upload(data: bytes, name: str, image_size: int, resize_mode: str, max_pixels: int) -> Upload:
-    """Check, hash and decode one upload to a (3, image_size, image_size) tensor."""
+def decode_upload(data: bytes, name: str, image_size: int | None, resize_mode: str, max_pixels: int) -> Upload:
+    """Check, hash and decode one upload to a (3, image_size, image_size) tensor (its own
+    size when ``image_size`` is None: a tiled model)."""
     width, height = _header_size(data, name, max_pixels)
     try:
         with warnings.catch_warnings():

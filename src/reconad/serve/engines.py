@@ -104,6 +104,18 @@ class ServedModel:
     calibration: Any
     color_range: tuple[float, float]
     info: dict[str, Any] = field(default_factory=dict)
+    #: (tile_size, overlap) of a model that scores by tiles (reconad.tiling), else None
+    tiling: tuple[int, int] | None = None
+
+    @property
+    def decode_size(self) -> int | None:
+        """The size uploads are decoded at: ``image_size``, or their own (None) when tiled."""
+        return None if self.tiling else self.image_size
+
+    @property
+    def input_size(self) -> int:
+        """The side of the squares the engine scores."""
+        return self.tiling[0] if self.tiling else self.image_size
 
     @property
     def sha256(self) -> str:
@@ -123,7 +135,7 @@ class ServedModel:
     def warm_up(self, max_batch: int) -> None:
         """First forward passes allocate and pick kernels; do them before /readyz says ready."""
         for n in sorted({1, max_batch}):
-            self.engine(np.zeros((n, 3, self.image_size, self.image_size), dtype=np.float32))
+            self.engine(np.zeros((n, 3, self.input_size, self.input_size), dtype=np.float32))
 
 
 def _describe(run: Path, det: Any, sha: str, engine: str) -> dict[str, Any]:
@@ -140,6 +152,7 @@ def _describe(run: Path, det: Any, sha: str, engine: str) -> dict[str, Any]:
         "model": det.model_name,
         "image_size": int(det.settings["image_size"]),
         "resize_mode": str(det.settings["resize_mode"]),
+        "tiling": _tiling(det),
         "threshold": det.threshold_,
         "threshold_basis": None if cal is None else cal.basis,
         "expected_false_alarm_rate": None if cal is None else cal.expected_fpr,
@@ -148,6 +161,15 @@ def _describe(run: Path, det: Any, sha: str, engine: str) -> dict[str, Any]:
         "model_sha256": sha,
         "engine": engine,
     }
+
+
+def _tiling(det: Any) -> tuple[int, int] | None:
+    from reconad.tiling import resolve_overlap
+
+    if not det.tiled:
+        return None
+    tile = int(det.settings["tile_size"])
+    return tile, resolve_overlap(tile, det.settings["tile_overlap"])
 
 
 def _engine_for(sr: ServedRun, det: Any, sha: str, engine: str, threads: int) -> Engine:
@@ -189,6 +211,7 @@ def load_served_model(sr: ServedRun, engine: str = "onnx", threads: int = 1) -> 
         calibration=det.calibration_,
         color_range=map_range(det),
         info=_describe(run, det, sha, eng.name),
+        tiling=_tiling(det),
     )
 
 

@@ -1,0 +1,311 @@
+"""``reconad predict`` over folders of any size: bounded batches, rows flushed as they are
+scored, ``--resume`` after an interruption, and sharding across ``torchrun`` ranks.
+
+Memory does not grow with the number of images: images are read, scored and written one
+batch at a time, and each heat map is saved and dropped at once.  ``scores.csv`` gets a
+row per scored image, in input order, flushed after every batch; an image that cannot be
+read gets a row in ``errors.csv`` (path and reason) instead, and scoring goes on
+(``strict=True`` stops at the first one).  Each overlay is written (under a temporary
+name, then renamed) before its row, so a row never names a missing overlay.
+
+``resume=True`` keeps the rows already in ``scores.csv`` / ``errors.csv`` (a last line cut
+by the interruption is dropped), skips their images and appends the rest: the files end
+up identical to those of an uninterrupted run.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1), rank r scores the r-th contiguous share of the
+input list (ranks beyond the number of images score nothing) into
+``OUT/parts/scores-r-of-N.csv``; after a barrier rank 0 joins the parts, in rank order
+(so in input order), into ``OUT/scores.csv`` and ``OUT/errors.csv``.  The parts stay, so
+``--resume`` with the same number of ranks picks up unfinished shards.  Several
+machines need ``OUT`` on a shared file system.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from reconad.errors import DataError
+
+__all__ = ["StreamResult", "stream_predict", "shard_bounds", "complete_rows"]
+
+SCORE_HEADER = ["path", "score", "p_value", "label"]
+ERROR_HEADER = ["path", "reason"]
+#: (B, 3, H, W) images in [0, 1] -> (scores (B,), maps (B, H, W))
+BatchScorer = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass
+class StreamResult:
+    scores_csv: Path
+    errors_csv: Path
+    scored: int  # images scored in this call (every rank's, on rank 0 under torchrun)
+    failed: int  # unreadable images reported in this call
+    skipped: int  # rows kept from an earlier, interrupted call (resume)
+    seconds: float
+    main_process: bool = True  # False on ranks > 0 (rank 0 reports for all)
+
+
+def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
+    """[start, end) of rank's contiguous share of n items (sizes differ by at most one)."""
+    return n * rank // world, n * (rank + 1) // world
+
+
+def complete_rows(path: Path) -> list[list[str]]:
+    """The complete data rows of a CSV written by this module; a trailing partial line
+    (an interrupted write) is cut from the file.  [] when the file does not exist."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        with open(path, "r+b") as fh:
+            fh.truncate(len(data))
+    rows = list(csv.reader(data.decode("utf-8").splitlines()))
+    return rows[1:] if rows else []
+
+
+class _RowFile:
+    """A CSV opened for appending (header written when new), flushed on demand."""
+
+    def __init__(self, path: Path, header: list[str], keep: bool) -> None:
+        fresh = not keep or not path.exists() or path.stat().st_size == 0
+        self.fh = open(path, "w" if fresh else "a", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.fh, lineterminator="\n")
+        if fresh:
+            self.writer.writerow(header)
+
+    def write(self, row: Sequence[Any]) -> None:
+        self.writer.writerow(row)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _pending(files: Sequence[Path], done: Counter) -> list[tuple[int, Path]]:
+    """(input index, path) of the files not yet in ``done`` (a multiset: repeats count)."""
+    left = Counter(done)
+    out = []
+    for i, p in enumerate(files):
+        if left[str(p)] > 0:
+            left[str(p)] -= 1
+            continue
+        out.append((i, p))
+    return out
+
+
+def _batches(items: list[tuple[int, Path]], size: int) -> Iterator[list[tuple[int, Path]]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class _Scoring:
+    """What scoring one batch needs: the detector, its engine, the load geometry."""
+
+    def __init__(self, det: Any, scorer: BatchScorer, overlay_dir: Path | None, index_width: int) -> None:
+        from reconad.runs import map_range
+
+        self.det, self.scorer = det, scorer
+        self.size = None if det.tiled else int(det.settings["image_size"])
+        self.mode = str(det.settings["resize_mode"])
+        self.overlay_dir, self.width = overlay_dir, index_width
+        self.vmin, self.vmax = map_range(det)
+
+    def load(self, path: Path) -> torch.Tensor:
+        from reconad.data.image_io import load_image
+
+        return load_image(path, self.size, self.mode)
+
+    def score(self, images: list[torch.Tensor]) -> tuple[np.ndarray, list[np.ndarray]]:
+        if self.det.tiled:
+            from reconad.tiling import resolve_overlap, score_tiled
+
+            tile = int(self.det.settings["tile_size"])
+            overlap = resolve_overlap(tile, self.det.settings["tile_overlap"])
+
+            def tiles(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                s, m = self.scorer(x)
+                return torch.as_tensor(s), torch.as_tensor(m)
+
+            out = [score_tiled(img, tiles, tile, overlap, self.det._batch_size(self.det.model_)) for img in images]
+            return np.asarray([s for s, _ in out], dtype=np.float64), [m.numpy() for _, m in out]
+        scores, maps = self.scorer(torch.stack(images))
+        return np.asarray(scores, dtype=np.float64), list(maps)
+
+    def overlay(self, index: int, path: Path, image: torch.Tensor, amap: np.ndarray) -> None:
+        from reconad.visualize import save_overlay
+
+        if self.overlay_dir is None:
+            return
+        target = self.overlay_dir / f"{index:0{self.width}d}_{path.stem}.png"
+        tmp = target.with_name(target.stem + ".tmp.png")
+        save_overlay(tmp, image, amap, self.vmin, self.vmax)
+        os.replace(tmp, target)
+
+
+def _score_shard(
+    job: _Scoring,
+    files: Sequence[Path],
+    scores_path: Path,
+    errors_path: Path,
+    resume: bool,
+    strict: bool,
+    batch_size: int,
+    on_progress: Callable[[int], None],
+) -> tuple[int, int, int]:
+    """Score ``files`` into the two CSVs; (scored, failed, kept from before)."""
+    done: Counter = Counter()
+    if resume:
+        done.update(r[0] for r in complete_rows(scores_path) if r)
+        done.update(r[0] for r in complete_rows(errors_path) if r)
+    kept = sum(done.values())
+    on_progress(kept)
+    scores_file = _RowFile(scores_path, SCORE_HEADER, keep=resume)
+    errors_file = _RowFile(errors_path, ERROR_HEADER, keep=resume)
+    det, scored, failed = job.det, 0, 0
+    try:
+        for batch in _batches(_pending(files, done), batch_size):
+            good: list[tuple[int, Path, torch.Tensor]] = []
+            for index, path in batch:
+                try:
+                    good.append((index, path, job.load(path)))
+                except DataError as exc:
+                    if strict:
+                        raise
+                    errors_file.write([str(path), str(exc)])
+                    failed += 1
+            if good:
+                scores, maps = job.score([img for _, _, img in good])
+                p_values = (
+                    det.calibration_.p_values(scores) if det.calibration_ is not None else np.full(len(scores), np.nan)
+                )
+                for (index, path, img), s, pv, m in zip(good, scores, p_values, maps):
+                    job.overlay(index, path, img, m)
+                    label = "" if det.threshold_ is None else int(s > det.threshold_)
+                    scores_file.write([str(path), f"{s:.6f}", f"{pv:.6f}", label])
+                scored += len(good)
+            scores_file.flush()
+            errors_file.flush()
+            on_progress(kept + scored + failed)
+    finally:
+        scores_file.close()
+        errors_file.close()
+    return scored, failed, kept
+
+
+def _join(parts: list[Path], target: Path, header: list[str]) -> None:
+    """Concatenate the parts' rows under one header into ``target`` (temporary file, renamed)."""
+    tmp = target.with_name(target.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as out:
+        w = csv.writer(out, lineterminator="\n")
+        w.writerow(header)
+        for part in parts:
+            w.writerows(complete_rows(part))
+    os.replace(tmp, target)
+
+
+class _ProgressFiles:
+    """Per-rank done counts in small files, so rank 0's bar shows the global count."""
+
+    def __init__(self, folder: Path, rank: int, world: int) -> None:
+        self.folder, self.rank, self.world = folder, rank, world
+
+    def _path(self, r: int) -> Path:
+        return self.folder / f"progress-{r:05d}-of-{self.world:05d}"
+
+    def write(self, count: int) -> None:
+        tmp = self._path(self.rank).with_suffix(".tmp")
+        tmp.write_text(str(count))
+        os.replace(tmp, self._path(self.rank))
+
+    def total(self) -> int:
+        n = 0
+        for r in range(self.world):
+            try:
+                n += int(self._path(r).read_text() or 0)
+            except (OSError, ValueError):
+                pass
+        return n
+
+
+def stream_predict(
+    det: Any,
+    files: Sequence[Path],
+    out: Path,
+    scorer: BatchScorer,
+    resume: bool = False,
+    strict: bool = False,
+    batch_size: int = 8,
+    overlays: bool = True,
+    show_progress: bool = True,
+) -> StreamResult:
+    """Score ``files`` with ``scorer`` into ``out`` (see the module docstring)."""
+    from reconad.engine import distributed as dist_env
+    from reconad.engine.progress import progress
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    distributed = dist_env.launched_by_torchrun()
+    if distributed:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="gloo")
+    rank, world = dist_env.rank(), dist_env.world_size()
+    start, end = shard_bounds(len(files), rank, world)
+    job = _Scoring(det, scorer, out if overlays else None, max(4, len(str(len(files) - 1))))
+    if distributed:
+        parts = out / "parts"
+        parts.mkdir(exist_ok=True)
+        name = f"{rank:05d}-of-{world:05d}.csv"
+        scores_path, errors_path = parts / f"scores-{name}", parts / f"errors-{name}"
+    else:
+        scores_path, errors_path = out / "scores.csv", out / "errors.csv"
+    counts = _ProgressFiles(out / "parts", rank, world) if distributed else None
+    bar = progress(iter(()), enabled=show_progress and rank == 0, total=len(files), desc="scoring", unit="img")
+
+    def on_progress(n: int) -> None:
+        if counts is not None:
+            counts.write(n)
+        if rank == 0:
+            now = counts.total() if counts is not None else n
+            bar.update(max(0, now - bar.n))  # type: ignore[attr-defined]
+
+    try:
+        counts_here = _score_shard(
+            job, files[start:end], scores_path, errors_path, resume, strict, batch_size, on_progress
+        )
+        if distributed:
+            counts_here = _merge_shards(out, rank, world, counts_here)
+            on_progress(len(files))
+    finally:
+        bar.close()  # type: ignore[attr-defined]
+    scored, failed, kept = counts_here
+    seconds = time.perf_counter() - t0
+    return StreamResult(out / "scores.csv", out / "errors.csv", scored, failed, kept, seconds, rank == 0)
+
+
+def _merge_shards(out: Path, rank: int, world: int, counts: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Wait for every rank, join the parts on rank 0; the summed counts (rank 0) or this rank's."""
+    import torch.distributed as dist
+
+    total = torch.tensor(counts, dtype=torch.int64)
+    dist.all_reduce(total)  # also the barrier: every rank has finished its shard
+    if rank == 0:
+        names = [f"{r:05d}-of-{world:05d}.csv" for r in range(world)]
+        _join([out / "parts" / f"scores-{n}" for n in names], out / "scores.csv", SCORE_HEADER)
+        _join([out / "parts" / f"errors-{n}" for n in names], out / "errors.csv", ERROR_HEADER)
+    dist.barrier()  # nobody leaves before the joined files exist
+    return tuple(int(v) for v in total) if rank == 0 else counts  # type: ignore[return-value]
