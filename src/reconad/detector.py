@@ -511,13 +511,16 @@ class Detector:
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
         scores, maps = [], []
         show = self.train_config.progress and len(ds) > 4 * batch_size  # type: ignore[arg-type]
-        for batch in progress(loader, enabled=show, desc="scoring", unit="batch"):
+        bar = progress(iter(()), enabled=show, total=len(ds), desc="scoring", unit="img")  # type: ignore[arg-type]
+        for batch in loader:
             if on_batch is not None:
                 on_batch(batch)
             out = model.predict_step(batch.to(self._device))
             scores.append(out.scores.float().cpu().numpy())
             if want_maps and out.maps is not None:
                 maps.append(out.maps.float().cpu().numpy())
+            bar.update(batch.num_samples)  # type: ignore[attr-defined]
+        bar.close()  # type: ignore[attr-defined]
         return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
 
     def tile_scorer(self, model: AnomalyModel) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
@@ -540,7 +543,7 @@ class Detector:
         scorer, batch_size = self.tile_scorer(model), self._batch_size(model)
         scores, maps = [], []
         show = self.train_config.progress and len(ds) > 4  # type: ignore[arg-type]
-        for i in progress(range(len(ds)), enabled=show, desc="scoring", unit="image"):  # type: ignore[arg-type]
+        for i in progress(range(len(ds)), enabled=show, desc="scoring by tiles", unit="img"):  # type: ignore[arg-type]
             item = ds[i]
             if on_batch is not None:
                 on_batch(collate_images([item]))

@@ -25,7 +25,7 @@ from reconad.data.records import Batch, ImageBatch
 from reconad.detector import Detector
 from reconad.errors import DataError
 from reconad.metrics import evaluate
-from reconad.streaming import StreamResult, stream_predict
+from reconad.streaming import StreamResult, complete_rows, stream_predict
 from reconad.visualize import save_overlay
 
 RUN_FILE = "run.json"
@@ -435,8 +435,10 @@ def predict_run(
             raise DataError("video models run with --engine torch only")
         from reconad.protocols.video import predict_clips
 
+        t0 = time.perf_counter()
         path = predict_clips(det, paths, out)
-        return StreamResult(path, Path(out) / "errors.csv", 0, 0, 0, 0.0)
+        frames = len(complete_rows(path))
+        return StreamResult(path, Path(out) / "errors.csv", frames, 0, 0, time.perf_counter() - t0)
     if det.model_.data_kind != "image":
         raise DataError(f"predict scores images; this {det.model_name} model was trained on table rows")
     retile(det, tile_size, tile_overlap)
