@@ -192,3 +192,24 @@ def test_the_server_scores_a_tiled_run_by_tiles_at_native_size(tiled, tmp_path, 
     as_sent = (np.stack([normal[1], bad]) * 255).round() / 255  # the 8-bit PNGs the server decoded
     want = det.decision_function(as_sent.astype(np.float32))
     assert [ok["score"], flagged["score"]] == pytest.approx(want.tolist(), rel=1e-4)
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnx"])
+def test_predict_scores_a_tiled_run_by_tiles_with_either_engine(tiled, tmp_path, engine):
+    from PIL import Image
+
+    from reconad.runs import predict_run
+    from reconad.streaming import complete_rows
+
+    det, normal = tiled
+    det.save(tmp_path / "run" / "model")
+    paths = []
+    for i, img in enumerate(normal):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray((img * 255).round().astype(np.uint8)).save(paths[-1])
+    result = predict_run(tmp_path / "run", [str(p) for p in paths], tmp_path / "out", engine=engine, progress=False)
+    got = [float(r[1]) for r in complete_rows(result.scores_csv)]
+    want = det.decision_function(((normal * 255).round() / 255).astype(np.float32))
+    assert got == pytest.approx(want.tolist(), rel=1e-4, abs=1e-6)
+    with Image.open(sorted((tmp_path / "out").glob("*.png"))[0]) as overlay:
+        assert overlay.size[1] == 80 and overlay.size[0] >= 112  # panels at the image's own size
