@@ -310,13 +310,13 @@ def test_test_command_writes_the_report_from_one_scoring_pass(tiny_run, capsys, 
     from reconad.detector import Detector
 
     calls = []
-    original = Detector.score_and_map
+    original = Detector.iter_scored  # every scoring path (score_and_map, decision_function, ...) goes through it
 
     def counting(self, *a, **kw):
         calls.append(1)
         return original(self, *a, **kw)
 
-    monkeypatch.setattr(Detector, "score_and_map", counting)
+    monkeypatch.setattr(Detector, "iter_scored", counting)
     assert main(["test", str(tiny_run), "--heatmaps", "0", "--quiet"]) == 0
     assert len(calls) == 1
     out = capsys.readouterr().out

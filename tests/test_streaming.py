@@ -139,3 +139,34 @@ def test_a_failing_rank_fails_the_whole_command_with_its_error(run, folder, tmp_
     done = _torchrun(run, [str(folder)], tmp_path / "dist", "--strict")
     assert done.returncode != 0
     assert "reconad: error (rank 1): cannot read image" in done.stderr and "024b.png" in done.stderr
+
+
+def test_test_writes_scores_as_it_goes_and_keeps_maps_on_disk(tiny_mvtec, tmp_path):
+    from reconad.runs import DataSpec, evaluate_run, load_run, score_test_split, train_run
+
+    spec = DataSpec("mvtec", str(tiny_mvtec), "brick", image_size=32)
+    train_run(spec, tmp_path / "run", model="ae", epochs=1, progress=False)
+    det, _ = load_run(tmp_path / "run")
+    det._batch_size = lambda model: 2  # type: ignore[method-assign]  # several batches of the 8 test images
+    flushed = []
+
+    from torch.utils.data import Dataset
+
+    class Watch(Dataset):
+        def __init__(self, test):
+            self.test = test
+
+        def __len__(self):
+            return len(self.test)
+
+        def __getitem__(self, i):  # rows of earlier batches are already on disk when a new one is read
+            flushed.append(len(complete_rows(tmp_path / "run" / "scores.csv")))
+            return self.test[i]
+
+    tp = score_test_split(det, Watch(spec.build("test")), tmp_path / "run" / "scores.csv", tmp_path / "run")
+    assert isinstance(tp.maps, np.memmap) and isinstance(tp.masks, np.memmap)
+    assert max(flushed) > 0  # scores.csv grew during the pass, not only at its end
+    assert len(complete_rows(tmp_path / "run" / "scores.csv")) == len(tp.scores) == 8
+    metrics = evaluate_run(tmp_path / "run")
+    assert 0 <= metrics["pixel_auroc"] <= 1
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".test-")]  # nothing left behind

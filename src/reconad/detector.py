@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -486,7 +486,6 @@ class Detector:
         # ...unless the model names its own (small networks score faster in large batches).
         return model.inference_batch_size or default
 
-    @torch.inference_mode()
     def _run(
         self,
         data: Any,
@@ -495,6 +494,28 @@ class Detector:
         batch_size: int | None = None,
         on_batch: Callable[[Batch], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray | None]:
+        scores, maps = [], []
+        for s, m in self.iter_scored(data, want_maps, method, batch_size, on_batch):
+            scores.append(s)
+            if want_maps and m is not None:
+                maps.append(m)
+        if want_maps and len({m.shape[1:] for m in maps}) > 1:
+            raise DataError(
+                "tiled maps of images of different sizes cannot be stacked into one array: "
+                "score them one at a time (or use `reconad predict`, which writes each map on its own)"
+            )
+        return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
+
+    def iter_scored(
+        self,
+        data: Any,
+        want_maps: bool = True,
+        method: str = "iter_scored",
+        batch_size: int | None = None,
+        on_batch: Callable[[Batch], None] | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """(scores, maps or None) batch by batch, so a caller can write each and drop it
+        (tiled: image by image); ``on_batch`` sees each input batch first."""
         model = self._require_model(method)
         batch_size = batch_size or self._batch_size(model)
         model.eval()
@@ -506,57 +527,50 @@ class Detector:
         if len(ds) == 0:  # type: ignore[arg-type]
             raise DataError("no rows to score" if table else "no images to score")
         if self.tiled and not (table or video):
-            return self._run_tiled(ds, model, want_maps, on_batch)
+            yield from self._iter_tiled(ds, model, want_maps, on_batch)
+            return
         collate = collate_rows if table else collate_clips if video else collate_images
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
-        scores, maps = [], []
         show = self.train_config.progress and len(ds) > 4 * batch_size  # type: ignore[arg-type]
         bar = progress(iter(()), enabled=show, total=len(ds), desc="scoring", unit="img")  # type: ignore[arg-type]
-        for batch in loader:
-            if on_batch is not None:
-                on_batch(batch)
-            out = model.predict_step(batch.to(self._device))
-            scores.append(out.scores.float().cpu().numpy())
-            if want_maps and out.maps is not None:
-                maps.append(out.maps.float().cpu().numpy())
-            bar.update(batch.num_samples)  # type: ignore[attr-defined]
-        bar.close()  # type: ignore[attr-defined]
-        return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
+        try:
+            for batch in loader:
+                if on_batch is not None:
+                    on_batch(batch)
+                with torch.inference_mode():
+                    out = model.predict_step(batch.to(self._device))
+                m = out.maps.float().cpu().numpy() if want_maps and out.maps is not None else None
+                bar.update(batch.num_samples)  # type: ignore[attr-defined]
+                yield out.scores.float().cpu().numpy(), m
+        finally:
+            bar.close()  # type: ignore[attr-defined]
 
     def tile_scorer(self, model: AnomalyModel) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """Scores and maps of a batch of tiles with ``model`` on this detector's device."""
 
         def score(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            out = model.predict_step(ImageBatch.of(tiles.to(self._device)))
+            with torch.inference_mode():
+                out = model.predict_step(ImageBatch.of(tiles.to(self._device)))
             if out.maps is None:
                 raise ConfigError(f"{self.model_name} gives no anomaly map, so it cannot score by tiles")
             return out.scores, out.maps
 
         return score
 
-    def _run_tiled(
+    def _iter_tiled(
         self, ds: Dataset, model: AnomalyModel, want_maps: bool, on_batch: Callable[[Batch], None] | None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """One image at a time: its tiles in batches, maps stitched (reconad.tiling)."""
         tile = int(self.settings["tile_size"])
         overlap = resolve_overlap(tile, self.settings["tile_overlap"])
         scorer, batch_size = self.tile_scorer(model), self._batch_size(model)
-        scores, maps = [], []
         show = self.train_config.progress and len(ds) > 4  # type: ignore[arg-type]
         for i in progress(range(len(ds)), enabled=show, desc="scoring by tiles", unit="img"):  # type: ignore[arg-type]
             item = ds[i]
             if on_batch is not None:
                 on_batch(collate_images([item]))
             s, m = score_tiled(item.image, scorer, tile, overlap, batch_size)
-            scores.append(s)
-            if want_maps:
-                maps.append(m.numpy())
-        if want_maps and len({m.shape for m in maps}) > 1:
-            raise DataError(
-                "tiled maps of images of different sizes cannot be stacked into one array: "
-                "score them one at a time (or use `reconad predict`, which writes each map on its own)"
-            )
-        return np.asarray(scores, dtype=np.float32), (np.stack(maps) if want_maps else None)
+            yield np.asarray([s], dtype=np.float32), (m.numpy()[None] if want_maps else None)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (PyOD's sign)."""

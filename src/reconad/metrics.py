@@ -76,13 +76,15 @@ def _as_stack(x: np.ndarray, name: str) -> np.ndarray:
 
 def _pixel_inputs(masks: Any, maps: Any) -> tuple[np.ndarray, np.ndarray]:
     """(boolean ground truth, float32/float64 maps), both (N, H, W)."""
-    gt = _as_stack(_to_numpy(masks), "masks") > 0.5
+    gt = _as_stack(_to_numpy(masks), "masks")
+    if gt.dtype != np.bool_:  # boolean masks (e.g. disk-backed ones) are used as they are, not copied
+        gt = gt > 0.5
     amap = _as_stack(_to_numpy(maps), "maps")
     if amap.dtype not in (np.float32, np.float64):
         amap = amap.astype(np.float64)
     if gt.shape != amap.shape:
         raise ValueError(f"masks and maps differ in shape: {gt.shape} vs {amap.shape}")
-    if np.isnan(amap).any():
+    if any(np.isnan(m).any() for m in amap):  # image by image: no full-size temporary
         raise ValueError("maps contain NaN")
     return gt, amap
 

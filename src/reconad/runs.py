@@ -191,24 +191,69 @@ class ScoredSplit:
     seconds: float
 
 
-def score_test_split(det: Detector, test: Dataset) -> ScoredSplit:
-    """Scores and maps of every test image, with labels and masks read in the same pass."""
-    labels, masks, paths, with_masks = [], [], [], []
+class _DiskStack:
+    """An (n, H, W) array in an anonymous temporary file beside the run (deleted when
+    closed, even after a crash), filled batch by batch: a test split's maps and masks
+    never sit in memory all at once, while metrics and reports read them per image."""
+
+    def __init__(self, n: int, folder: Path, dtype: Any) -> None:
+        self.n, self.folder, self.dtype = n, folder, dtype
+        self.array: np.ndarray | None = None
+        self._file: Any = None
+        self.filled = 0
+
+    def add(self, part: np.ndarray) -> None:
+        import tempfile
+
+        if self.array is None:
+            self._file = tempfile.TemporaryFile(dir=self.folder, prefix=".test-")
+            self.array = np.memmap(self._file, dtype=self.dtype, mode="w+", shape=(self.n, *part.shape[1:]))
+        if part.shape[1:] != self.array.shape[1:]:
+            raise DataError(
+                f"test images differ in size under tiling ({part.shape[1:]} vs {self.array.shape[1:]}): "
+                "pixel metrics need one size; score them with `reconad predict`"
+            )
+        self.array[self.filled : self.filled + len(part)] = part
+        self.filled += len(part)
+
+
+def score_test_split(det: Detector, test: Dataset, scores_csv: Path, folder: Path) -> ScoredSplit:
+    """Score every test image once: rows appended to ``scores_csv`` (path, score, p-value,
+    label, prediction) and flushed batch by batch, maps and masks written to disk-backed
+    arrays in ``folder``, labels and paths kept (small)."""
+    n = len(test)  # type: ignore[arg-type]
+    labels: list[np.ndarray] = []
+    paths: list[str] = []
+    with_masks: list[bool] = []
+    maps, masks = _DiskStack(n, folder, np.float32), _DiskStack(n, folder, np.bool_)
+    scores: list[np.ndarray] = []
 
     def collect(batch: Batch) -> None:  # ground truth from the same pass that scores
         assert isinstance(batch, ImageBatch) and batch.label is not None and batch.mask is not None
         labels.append(batch.label.numpy())
-        masks.append(batch.mask[:, 0].numpy() > 0.5)
+        masks.add(batch.mask[:, 0].numpy() > 0.5)
         paths.extend(batch.path)
         with_masks.append(batch.has_mask)
 
     t0 = time.perf_counter()
-    scores, maps = det.score_and_map(test, on_batch=collect)
+    with open(scores_csv, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["path", "score", "p_value", "label", "predicted"])
+        for s, m in det.iter_scored(test, want_maps=True, method="score_and_map", on_batch=collect):
+            assert m is not None
+            maps.add(m)
+            first = len(paths) - len(s)
+            for p, score, pv, lab in zip(paths[first:], s, _p_values(det, s), labels[-1]):
+                flagged = int(det.threshold_ is not None and score > det.threshold_)
+                w.writerow([p, f"{score:.6f}", f"{pv:.6f}", int(lab), flagged])
+            fh.flush()
+            scores.append(s)
+    assert maps.array is not None and masks.array is not None
     return ScoredSplit(
-        scores=scores,
-        maps=maps,
+        scores=np.concatenate(scores),
+        maps=maps.array,
         labels=np.concatenate(labels),
-        masks=np.concatenate(masks),
+        masks=masks.array,
         paths=paths,
         has_masks=any(with_masks),
         seconds=time.perf_counter() - t0,
@@ -255,17 +300,6 @@ def split_metrics(det: Detector, spec: DataSpec, tp: ScoredSplit) -> dict[str, A
     return metrics
 
 
-def write_test_scores(path: Path, det: Detector, tp: ScoredSplit) -> None:
-    """scores.csv of a test pass: path, score, p-value, label and the prediction at the threshold."""
-    p_values = _p_values(det, tp.scores)
-    with open(path, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["path", "score", "p_value", "label", "predicted"])
-        for p, s, pv, lab in zip(tp.paths, tp.scores, p_values, tp.labels):
-            flagged = int(det.threshold_ is not None and s > det.threshold_)
-            w.writerow([p, f"{s:.6f}", f"{pv:.6f}", int(lab), flagged])
-
-
 def write_heatmaps(out: Path, det: Detector, test: Dataset, tp: ScoredSplit, count: int) -> None:
     """Overlays of the ``count`` most anomalous test images and of two normal ones."""
     vmin, vmax = map_range(det)
@@ -302,10 +336,9 @@ def evaluate_run(
     test = spec.build("test")
     if len(test) == 0:  # type: ignore[arg-type]
         raise DataError(f"the test split is empty: {spec.root}")
-    tp = score_test_split(det, test)
+    tp = score_test_split(det, test, run / "scores.csv", run)
     metrics = split_metrics(det, spec, tp)
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    write_test_scores(run / "scores.csv", det, tp)
     if heatmaps:
         write_heatmaps(run / "heatmaps", det, test, tp, heatmaps)
     if report:
