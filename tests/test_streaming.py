@@ -170,3 +170,16 @@ def test_test_writes_scores_as_it_goes_and_keeps_maps_on_disk(tiny_mvtec, tmp_pa
     metrics = evaluate_run(tmp_path / "run")
     assert 0 <= metrics["pixel_auroc"] <= 1
     assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".test-")]  # nothing left behind
+
+
+def test_resume_under_torchrun_finishes_the_unfinished_shard(run, folder, tmp_path):
+    assert _torchrun(run, [str(folder)], tmp_path / "dist").returncode == 0
+    full = (tmp_path / "dist" / "scores.csv").read_bytes()
+    part = tmp_path / "dist" / "parts" / "scores-00001-of-00002.csv"
+    data = part.read_bytes()
+    part.write_bytes(data[: len(data) // 3])  # rank 1 was killed a third of the way in
+    (tmp_path / "dist" / "scores.csv").unlink()
+    done = _torchrun(run, [str(folder)], tmp_path / "dist", "--resume")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "dist" / "scores.csv").read_bytes() == full
+    assert "kept from before" in done.stdout
