@@ -213,3 +213,37 @@ def test_predict_scores_a_tiled_run_by_tiles_with_either_engine(tiled, tmp_path,
     assert got == pytest.approx(want.tolist(), rel=1e-4, abs=1e-6)
     with Image.open(sorted((tmp_path / "out").glob("*.png"))[0]) as overlay:
         assert overlay.size[1] == 80 and overlay.size[0] >= 112  # panels at the image's own size
+
+
+def test_the_server_takes_another_tiling_and_then_gives_no_verdict(tiled, tmp_path):
+    import io
+
+    import httpx
+    from PIL import Image
+
+    from helpers.serve import server_thread
+    from reconad.serve.app import create_app
+    from reconad.serve.config import ServeConfig, ServedRun
+
+    det, normal = tiled
+    det.save(tmp_path / "run" / "model")
+    buf = io.BytesIO()
+    Image.fromarray((normal[0] * 255).round().astype(np.uint8)).save(buf, format="PNG")
+    config = ServeConfig(
+        runs=[ServedRun("t", str(tmp_path / "run"))], db=f"sqlite:///{tmp_path / 'r.db'}", threads=1, tile_overlap=0
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with server_thread(create_app(config)) as url, httpx.Client(base_url=url, timeout=60) as client:
+            r = client.post("/v1/models/t/score", params={"map": "raw"}, files=[("images", ("a.png", buf.getvalue()))])
+    assert r.status_code == 200, r.text
+    (res,) = r.json()["results"]
+    assert res["verdict"] is None and np.asarray(res["map"]).shape == (80, 112)
+    assert any("calibrated with tile_size=32" in str(w.message) for w in caught)
+
+
+def test_serve_refuses_an_overlap_as_large_as_the_tile():
+    from reconad.serve.config import ServeConfig
+
+    with pytest.raises(ConfigError, match="must be smaller than tile_size"):
+        ServeConfig(runs=[], tile_size=32, tile_overlap=40).check()

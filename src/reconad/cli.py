@@ -280,6 +280,7 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--keep-overlays", choices=("none", "flagged", "all"), default="flagged")
     s.add_argument("--overlay-cap-kb", type=int, default=512, help="largest overlay PNG kept in the database")
     s.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
+    _tiling_args(s, scoring=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -591,6 +592,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "max_batch": args.max_batch,
         "batch_wait_ms": args.batch_wait_ms,
         "queue_size": args.queue_size,
+        "tile_size": args.tile_size,
+        "tile_overlap": args.tile_overlap,
     }
     config = ServeConfig(
         runs=parse_runs(args.runs),

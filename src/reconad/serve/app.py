@@ -63,7 +63,9 @@ class ServerState:
         self.store.migrate()
         threads = cfg.inference_threads()
         for run in cfg.runs:
-            model = (preloaded or {}).get(run.name) or load_served_model(run, cfg.engine, threads)
+            model = (preloaded or {}).get(run.name) or load_served_model(
+                run, cfg.engine, threads, (cfg.tile_size, cfg.tile_overlap)
+            )
             model.warm_up(cfg.max_batch)
             self.models[run.name] = model
             self.batchers[run.name] = MicroBatcher(

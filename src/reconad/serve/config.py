@@ -89,6 +89,9 @@ class ServeConfig:
     max_connections: int = 128
     log_level: str = "info"
     graceful_timeout_s: float = 30.0
+    #: score by another tiling than the runs' own (reconad.runs.retile: their thresholds are then dropped)
+    tile_size: int | None = None
+    tile_overlap: int | None = None
 
     def __post_init__(self) -> None:
         self.runs = [r if isinstance(r, ServedRun) else ServedRun(**r) for r in self.runs]  # type: ignore[arg-type]
@@ -116,6 +119,9 @@ class ServeConfig:
             raise ConfigError("batch-wait-ms and overlay-cap must not be negative")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
+        from reconad.tiling import check_tiling
+
+        check_tiling(self.tile_size, self.tile_overlap)
 
     @property
     def db_url(self) -> str:

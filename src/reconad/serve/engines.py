@@ -184,7 +184,9 @@ def _engine_for(sr: ServedRun, det: Any, sha: str, engine: str, threads: int) ->
     return TorchEngine(det.model_)
 
 
-def load_served_model(sr: ServedRun, engine: str = "onnx", threads: int = 1) -> ServedModel:
+def load_served_model(
+    sr: ServedRun, engine: str = "onnx", threads: int = 1, tiling: tuple[int | None, int | None] = (None, None)
+) -> ServedModel:
     """Load a run for serving; ModelFileError naming the file when the model was tampered with."""
     from reconad.detector import Detector
     from reconad.runs import map_range
@@ -193,7 +195,14 @@ def load_served_model(sr: ServedRun, engine: str = "onnx", threads: int = 1) -> 
     run = Path(sr.path)
     if not run.is_dir():
         raise ModelFileError(f"no such run directory: {run}")
+    from reconad.runs import retile
+
     det = Detector.load(run / "model", device="cpu")  # checks the weights against their SHA-256
+    size_before = det.input_size
+    retile(det, *tiling)  # another tiling than the run's: its threshold is dropped, with a warning
+    if det.input_size != size_before and engine == "onnx":
+        log.warning("%s: tiles of %d px differ from the run's export; scoring with PyTorch", sr.name, det.input_size)
+        engine = "torch"
     kind = det.model_.data_kind
     if kind != "image":
         raise ConfigError(f"{run}: the server scores images; this {det.model_name} model takes {kind} data")

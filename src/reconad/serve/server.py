@@ -43,7 +43,10 @@ def preflight(config: ServeConfig) -> dict[str, ServedModel]:
     finally:
         store.close()
     threads = config.inference_threads()
-    return {run.name: load_served_model(run, config.engine, threads) for run in config.runs}
+    return {
+        run.name: load_served_model(run, config.engine, threads, (config.tile_size, config.tile_overlap))
+        for run in config.runs
+    }
 
 
 def serve(config: ServeConfig) -> None:
