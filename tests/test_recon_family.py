@@ -136,6 +136,23 @@ def test_rsrae_joint_training_has_one_optimiser_and_learns():
     assert roc_auc_score(labels, det.decision_function(test)) > 0.85
 
 
+def test_rsrae_scores_table_rows_by_residual_size_so_scaled_up_outliers_are_found():
+    """Outlier rows that are normal rows times four: same direction, larger values (a
+    z-scored outlier's usual shape).  The cosine score ranks them as normal; the table
+    default (score="auto": l2) finds them."""
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(3, 10))
+    train = (rng.normal(size=(400, 3)) @ basis).astype(np.float32)
+    normal = rng.normal(size=(60, 3)) @ basis
+    test = np.concatenate([normal, 4.0 * (rng.normal(size=(20, 3)) @ basis)]).astype(np.float32)
+    labels = np.r_[np.zeros(60), np.ones(20)]
+    aurocs = {}
+    for score in ("auto", "cosine"):
+        det = Detector("rsrae", **{**BASE, "epochs": 10, "lr": 1e-3, "score": score}).fit(train)
+        aurocs[score] = roc_auc_score(labels, det.decision_function(test))
+    assert aurocs["auto"] > 0.9 and aurocs["auto"] > aurocs["cosine"] + 0.2, aurocs
+
+
 # -------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("name", MODELS)
 def test_labelled_anomalies_are_refused_in_one_line(name):

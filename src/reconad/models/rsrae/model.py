@@ -14,9 +14,10 @@ default, as the official code's experiments): per batch one Adam step on L_AE ov
 encoder, A and decoder at the engine's ``lr`` (2.5e-4), then one on lambda2·L_RSR2 over A
 and one on lambda1·L_RSR1 over encoder and A, both at ``lr_rsr`` (2.5e-3, ten times
 more).  ``training="joint"`` (RSRAE+): one step on L_AE + lambda1·L_RSR1 + lambda2·L_RSR2.
-Score 1 - cos(x, x_hat) (the official experiments'); ``score="l2"``: the root of the
-mean squared residual.  Map |x - x_hat| (channel mean, [0, 1] units).  Images and
-table rows.
+Score 1 - cos(x, x_hat) (the official experiments') for images, the root of the mean
+squared residual for table rows (``score="auto"``; either can be asked for by name: the
+cosine ranks large-valued outlier rows as normal, see the config).  Map |x - x_hat|
+(channel mean, [0, 1] units).  Images and table rows.
 
 Official defaults: lambda1 = lambda2 = 0.1 (the model's; the experiment script passes
 lambda1 = 0.0025, unused by the alternating updates it runs), d = 10, Adam at 2.5e-4
@@ -124,7 +125,8 @@ class RSRAE(ReconstructionModel):
         x_net = self.network_input(x)
         _, x_hat = self.reconstruct(x_net)
         a, b = x_net.flatten(1), x_hat.flatten(1)
-        if self.config.score == "cosine":
+        score = self.config.score if self.config.score != "auto" else ("l2" if self.is_table else "cosine")
+        if score == "cosine":
             scores = 1.0 - (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-6)
         else:
             scores = (a - b).pow(2).mean(1).sqrt()
