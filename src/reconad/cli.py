@@ -632,20 +632,25 @@ HANDLERS = {
 }
 
 
+def _rank_label() -> str:
+    """Under torchrun every rank prints its own failure: " (rank N)" says which one."""
+    from reconad.engine.distributed import launched_by_torchrun
+
+    return f" (rank {os.environ.get('RANK', '?')})" if launched_by_torchrun() else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else None
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    # Under torchrun every rank prints its own failure: say which one it is.
-    where = f" (rank {os.environ['RANK']})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
     try:
         return HANDLERS[args.command](args)
     except ReconadError as exc:
-        print(f"reconad: error{where}: {exc}", file=sys.stderr)
+        print(f"reconad: error{_rank_label()}: {exc}", file=sys.stderr)
         return 2
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
-        print(f"reconad: error{where}: {exc}", file=sys.stderr)
+        print(f"reconad: error{_rank_label()}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("reconad: interrupted", file=sys.stderr)

@@ -168,6 +168,14 @@ class Detector:
         return self.settings.get("tile_size") is not None
 
     @property
+    def tiling(self) -> tuple[int, int] | None:
+        """(tile size, overlap in use) when scoring by tiles, else None."""
+        if not self.tiled:
+            return None
+        tile = int(self.settings["tile_size"])
+        return tile, resolve_overlap(tile, self.settings["tile_overlap"])
+
+    @property
     def input_size(self) -> int:
         """The side of the squares the model sees: the tile, or the whole resized image."""
         return int(self.settings["tile_size"] if self.tiled else self.settings["image_size"])
@@ -363,8 +371,11 @@ class Detector:
         train, val, table = self._split(data, y, val_data)
         torch.manual_seed(self.train_config.seed)
         model_config = dict(self.model_config)
+        seed = self.train_config.seed
+        tiles = self._tiles(train, seed)
+        assert tiles is not None
         if "input_shape" in model_config_fields(self.model_name):
-            first = self._tiles(train, 0)[0]  # type: ignore[index]
+            first = tiles[0]
             if _is_clips(train):  # (T, C, H, W) frames -> [C, T, H, W]
                 t, c, h, w = first.frames.shape
                 model_config["input_shape"] = [c, t, h, w]
@@ -372,9 +383,6 @@ class Detector:
                 model_config["input_shape"] = list((first.x if table else first.image).shape)
         model = build_model(self.model_name, **model_config)
         trainer = Trainer(self.train_config, checkpoint_dir=checkpoint_dir, resume=resume)
-        seed = self.train_config.seed
-        tiles = self._tiles(train, seed)
-        assert tiles is not None
         self.history_ = trainer.fit(model, tiles, self._tiles(val, seed + 1))
         self.model_ = model
         self._device = trainer.device
@@ -545,14 +553,15 @@ class Detector:
         finally:
             bar.close()  # type: ignore[attr-defined]
 
-    def tile_scorer(self, model: AnomalyModel) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """Scores and maps of a batch of tiles with ``model`` on this detector's device."""
+    def image_scorer(self, model: AnomalyModel) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+        """Scores and maps of a batch of model-sized images (or tiles) with ``model`` on
+        this detector's device."""
 
         def score(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             with torch.inference_mode():
                 out = model.predict_step(ImageBatch.of(tiles.to(self._device)))
             if out.maps is None:
-                raise ConfigError(f"{self.model_name} gives no anomaly map, so it cannot score by tiles")
+                raise ConfigError(f"{self.model_name} gives no anomaly maps (tiled scoring and predict need them)")
             return out.scores, out.maps
 
         return score
@@ -561,9 +570,9 @@ class Detector:
         self, ds: Dataset, model: AnomalyModel, want_maps: bool, on_batch: Callable[[Batch], None] | None
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """One image at a time: its tiles in batches, maps stitched (reconad.tiling)."""
-        tile = int(self.settings["tile_size"])
-        overlap = resolve_overlap(tile, self.settings["tile_overlap"])
-        scorer, batch_size = self.tile_scorer(model), self._batch_size(model)
+        assert self.tiling is not None
+        tile, overlap = self.tiling
+        scorer, batch_size = self.image_scorer(model), self._batch_size(model)
         show = self.train_config.progress and len(ds) > 4  # type: ignore[arg-type]
         for i in progress(range(len(ds)), enabled=show, desc="scoring by tiles", unit="img"):  # type: ignore[arg-type]
             item = ds[i]

@@ -75,14 +75,12 @@ def _preprocessing(det: Any, model: AnomalyModel) -> dict[str, Any]:
 
 def _tiling(det: Any) -> dict[str, Any] | None:
     """How a tiled model's graph is used on whole images (None: images resized to the input)."""
-    if not det.tiled:
+    if det.tiling is None:
         return None
-    from reconad.tiling import resolve_overlap
-
-    tile = int(det.settings["tile_size"])
+    tile, overlap = det.tiling
     return {
         "tile_size": tile,
-        "overlap": resolve_overlap(tile, det.settings["tile_overlap"]),
+        "overlap": overlap,
         "image": "read at its own resolution (no resize); padded by reflection up to the tile when smaller",
         "positions": "stride tile - overlap from the top-left; the last row/column of tiles ends at the border",
         "map": "tile maps blended with separable linear ramps over the overlap (reconad.tiling.blend_window)",

@@ -243,7 +243,7 @@ def score_test_split(det: Detector, test: Dataset, scores_csv: Path, folder: Pat
             assert m is not None
             maps.add(m)
             first = len(paths) - len(s)
-            for p, score, pv, lab in zip(paths[first:], s, _p_values(det, s), labels[-1]):
+            for p, score, pv, lab in zip(paths[first:], s, p_values_or_nan(det, s), labels[-1]):
                 flagged = int(det.threshold_ is not None and score > det.threshold_)
                 w.writerow([p, f"{score:.6f}", f"{pv:.6f}", int(lab), flagged])
             fh.flush()
@@ -359,7 +359,7 @@ def evaluate_run(
     return metrics
 
 
-def _p_values(det: Detector, scores: np.ndarray) -> np.ndarray:
+def p_values_or_nan(det: Detector, scores: np.ndarray) -> np.ndarray:
     """Conformal p-values of ``scores`` (nan for a model saved without a calibration)."""
     return det.calibration_.p_values(scores) if det.calibration_ is not None else np.full(len(scores), np.nan)
 
@@ -404,37 +404,33 @@ def batch_scorer(run: Path, det: Detector, engine: str) -> Callable[[torch.Tenso
     if engine == "onnx":
         session = onnx_session(run)
         return lambda x: session(x)
-    model = det.model_
+    score = det.image_scorer(det.model_)
 
-    @torch.inference_mode()
-    def score(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        out = model.predict_step(ImageBatch.of(x.to(det._device)))
-        if out.maps is None:
-            raise DataError(f"{det.model_name} gives no anomaly maps")
-        return out.scores.float().cpu().numpy(), out.maps.float().cpu().numpy()
+    def as_numpy(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        s, m = score(x)
+        return s.float().cpu().numpy(), m.float().cpu().numpy()
 
-    return score
+    return as_numpy
 
 
 def retile(det: Detector, tile_size: int | None, tile_overlap: int | None) -> None:
     """Score by the tiling given at scoring time.  The threshold and p-values were learnt
     from scores under the run's own tiling; under another they mean nothing, so they are
     dropped, with a warning, rather than applied to scores of another kind."""
-    from reconad.tiling import resolve_overlap
-
     if tile_size is None and tile_overlap is None:
         return
     size = tile_size if tile_size is not None else det.settings["tile_size"]
     if size is None:
         raise DataError("--tile-overlap needs --tile-size: this run does not score by tiles")
     overlap = tile_overlap if tile_overlap is not None else det.settings["tile_overlap"]
-    before = (det.settings["tile_size"], det.settings["tile_size"] and resolve_overlap(
-        int(det.settings["tile_size"]), det.settings["tile_overlap"]))  # fmt: skip
+    before = det.tiling or (None, None)
     det.set_params(tile_size=size, tile_overlap=overlap)
-    if before != (size, resolve_overlap(int(size), overlap)) and det.threshold_ is not None:
+    after = det.tiling
+    assert after is not None
+    if tuple(before) != after and det.threshold_ is not None:
         warnings.warn(
             f"the threshold and p-values of this run were calibrated with tile_size={before[0]}, "
-            f"overlap={before[1]}; with tile_size={size}, overlap {resolve_overlap(int(size), overlap)} "
+            f"overlap={before[1]}; with tile_size={after[0]}, overlap {after[1]} "
             "scores differ in kind, so no label or p-value is given",
             stacklevel=2,
         )

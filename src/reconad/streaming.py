@@ -129,11 +129,10 @@ class _Scoring:
         return load_image(path, self.size, self.mode)
 
     def score(self, images: list[torch.Tensor]) -> tuple[np.ndarray, list[np.ndarray]]:
-        if self.det.tiled:
-            from reconad.tiling import resolve_overlap, score_tiled
+        if self.det.tiling is not None:
+            from reconad.tiling import score_tiled
 
-            tile = int(self.det.settings["tile_size"])
-            overlap = resolve_overlap(tile, self.det.settings["tile_overlap"])
+            tile, overlap = self.det.tiling
 
             def tiles(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 s, m = self.scorer(x)
@@ -166,6 +165,8 @@ def _score_shard(
     on_progress: Callable[[int], None],
 ) -> tuple[int, int, int]:
     """Score ``files`` into the two CSVs; (scored, failed, kept from before)."""
+    from reconad.runs import p_values_or_nan  # runs imports this module
+
     done: Counter = Counter()
     if resume:
         done.update(r[0] for r in complete_rows(scores_path) if r)
@@ -188,10 +189,7 @@ def _score_shard(
                     failed += 1
             if good:
                 scores, maps = job.score([img for _, _, img in good])
-                p_values = (
-                    det.calibration_.p_values(scores) if det.calibration_ is not None else np.full(len(scores), np.nan)
-                )
-                for (index, path, img), s, pv, m in zip(good, scores, p_values, maps):
+                for (index, path, img), s, pv, m in zip(good, scores, p_values_or_nan(det, scores), maps):
                     job.overlay(index, path, img, m)
                     label = "" if det.threshold_ is None else int(s > det.threshold_)
                     scores_file.write([str(path), f"{s:.6f}", f"{pv:.6f}", label])

@@ -152,7 +152,7 @@ def _describe(run: Path, det: Any, sha: str, engine: str) -> dict[str, Any]:
         "model": det.model_name,
         "image_size": int(det.settings["image_size"]),
         "resize_mode": str(det.settings["resize_mode"]),
-        "tiling": _tiling(det),
+        "tiling": det.tiling,
         "threshold": det.threshold_,
         "threshold_basis": None if cal is None else cal.basis,
         "expected_false_alarm_rate": None if cal is None else cal.expected_fpr,
@@ -161,15 +161,6 @@ def _describe(run: Path, det: Any, sha: str, engine: str) -> dict[str, Any]:
         "model_sha256": sha,
         "engine": engine,
     }
-
-
-def _tiling(det: Any) -> tuple[int, int] | None:
-    from reconad.tiling import resolve_overlap
-
-    if not det.tiled:
-        return None
-    tile = int(det.settings["tile_size"])
-    return tile, resolve_overlap(tile, det.settings["tile_overlap"])
 
 
 def _engine_for(sr: ServedRun, det: Any, sha: str, engine: str, threads: int) -> Engine:
@@ -220,7 +211,7 @@ def load_served_model(
         calibration=det.calibration_,
         color_range=map_range(det),
         info=_describe(run, det, sha, eng.name),
-        tiling=_tiling(det),
+        tiling=det.tiling,
     )
 
 
