@@ -332,3 +332,59 @@ def test_model_classes_reject_unknown_variants() -> None:
         EfficientNetLite("efficientnet_lite4")
     with pytest.raises(ConfigError, match="wide_resnet50_2"):
         ResNet("resnet101")
+
+
+def _random_batchnorm_statistics(model: torch.nn.Module, seed: int) -> None:
+    """Running statistics and affine terms away from the identity, so folding has work to do."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
+
+
+@pytest.mark.parametrize("name", BACKBONES)
+def test_folding_batch_norms_keeps_every_backbone_s_stage_outputs(name):
+    import copy
+
+    from reconad.backbones.fold import fold_batchnorms
+
+    torch.manual_seed(0)
+    model = EfficientNetLite(name) if name.startswith("efficientnet") else ResNet(name)
+    _random_batchnorm_statistics(model, 1)
+    model.eval()
+    folded = copy.deepcopy(model)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert fold_batchnorms(folded) == n_bn  # every batch norm sits right after its convolution
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    stages = tuple(range(1, model.num_stages + 1))
+    with torch.no_grad():
+        for a, b in zip(model.forward_stages(x, stages), folded.forward_stages(x, stages)):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-4 * float(a.abs().max())), float((a - b).abs().max())
+        if name.startswith("efficientnet"):  # the classifier head folds too
+            assert torch.allclose(model(x), folded(x), rtol=1e-4, atol=1e-4)
+
+
+def test_the_pyramid_is_built_folded_and_equal_to_the_unfolded_encoder(lite0_pyramid, monkeypatch):
+    import reconad.backbones.pyramid as pyramid_module
+
+    assert lite0_pyramid.folded_batchnorms > 0
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in lite0_pyramid.modules())
+    monkeypatch.setattr(pyramid_module, "fold_batchnorms", lambda module: 0)
+    plain = build_backbone("efficientnet_lite0")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    x = torch.rand(2, 3, 96, 96, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        for a, b in zip(lite0_pyramid(x), plain(x)):
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()) + 1e-6)
+
+
+def test_folding_refuses_a_module_in_training_mode():
+    from reconad.backbones.fold import fold_batchnorms
+
+    with pytest.raises(ValueError, match="eval mode"):
+        fold_batchnorms(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).train())

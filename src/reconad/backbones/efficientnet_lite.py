@@ -118,7 +118,7 @@ class Conv2dTFSame(nn.Conv2d):
         pad_w = max((-(-w // s) - 1) * s + k - w, 0)
         if pad_h or pad_w:
             x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
-        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
 def _conv(cin: int, cout: int, kernel: int, stride: int, groups: int, tf_padding: bool) -> nn.Conv2d:
@@ -146,8 +146,8 @@ class MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self.has_expand:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+            y = F.relu6(self._bn0(self._expand_conv(y)), inplace=True)
+        y = F.relu6(self._bn1(self._depthwise_conv(y)), inplace=True)
         y = self._bn2(self._project_conv(y))
         return y + x if self.residual else y
 
@@ -229,7 +229,7 @@ class EfficientNetLite(nn.Module):
         if deepest >= len(self._blocks):
             raise RuntimeError(f"stage {max(stages)} was trimmed away")
         outputs: list[torch.Tensor] = []
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         for i, block in enumerate(self._blocks):
             x = block(x)
             if i in wanted:
@@ -241,7 +241,7 @@ class EfficientNetLite(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._fc is None:
             raise RuntimeError("this EfficientNetLite was trimmed for feature extraction")
-        x = F.relu6(self._bn0(self._conv_stem(x)))
+        x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         for block in self._blocks:
             x = block(x)
         x = F.relu6(self._bn1(self._conv_head(x)))  # type: ignore[misc]

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from reconad.backbones.fold import fold_batchnorms
 from reconad.errors import ConfigError
 
 
@@ -54,7 +55,8 @@ class FeaturePyramid(nn.Module):
 
     Attributes: ``name``, ``layers`` (1-based stage indices), ``channels`` and
     ``strides`` (one per returned map; a map is ``ceil(H / stride)`` high).
-    The given backbone is trimmed in place.
+    The given backbone is trimmed in place and its batch norms are folded into the
+    convolutions (``reconad.backbones.fold``), so load weights before building it.
     """
 
     mean: torch.Tensor
@@ -69,6 +71,10 @@ class FeaturePyramid(nn.Module):
         self.channels: list[int] = [staged.stage_channels[i - 1] for i in self.layers]
         self.strides: list[int] = [staged.stage_strides[i - 1] for i in self.layers]
         staged.trim_to(max(self.layers))
+        backbone.eval()
+        # Frozen for good, so its batch norms are folded into the convolutions once (the
+        # same function, one pass over every activation fewer).
+        self.folded_batchnorms = fold_batchnorms(backbone)
         self.backbone = backbone
         # Not persistent: the normalisation is part of the backbone's definition.
         mean = torch.tensor(staged.input_mean).view(1, 3, 1, 1)
