@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 DEMO_DATA ?= demo-data/textures
 DEMO_RUNS ?= runs/demo
 
-.PHONY: setup data demo test test-deps lint format bench clean
+.PHONY: setup data demo test test-deps lint format bench clean peer-venv
 
 setup: $(VENV)/.stamp-setup
 
@@ -77,3 +77,14 @@ bench: setup data
 
 clean:
 	rm -rf $(VENV) runs demo-data
+
+# The peer comparison (benchmarks/peer_anomalib.py, BENCHMARKS.md): anomalib with its own
+# torch and torchvision in a separate environment, since torchvision does not import
+# beside this project's CPU torch.  Optional; no test needs it.
+PEER_VENV ?= .peer-venv
+peer-venv: $(PEER_VENV)/.stamp-peer
+$(PEER_VENV)/.stamp-peer:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/pip install --quiet --upgrade pip
+	$(PEER_VENV)/bin/pip install --quiet "anomalib==2.7.0" torch torchvision onnx onnxruntime
+	touch $@

@@ -157,7 +157,8 @@ def test_speed_protocol_reports_both_engines_and_the_flop_floor(tmp_path):
         options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None),
     )
     r = run_protocol("speed", settings)
-    for engine in ("torch", "onnx"):
+    for engine in ("torch", "onnx", "onnx_int8"):
+        assert r[f"end_to_end_images_per_second_{engine}"] > 0  # the predict path, beside the engine alone
         for b in (1, 16):
             assert r[f"images_per_second_{engine}_batch{b}"] > 0
             assert r[f"ms_per_image_{engine}_batch{b}"] == pytest.approx(

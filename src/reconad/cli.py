@@ -125,6 +125,7 @@ def _test_parsers(sub: Any) -> None:
     _data_args(e)
     e.add_argument("--heatmaps", type=int, default=8, help="write this many most-anomalous overlays (0: none)")
     _tiling_args(e, scoring=True)
+    _engine_arg(e)
     e.add_argument(
         "--no-report", dest="report", action="store_false", help="do not write the HTML report (RUN/report/report.html)"
     )
@@ -132,7 +133,20 @@ def _test_parsers(sub: Any) -> None:
     rp = sub.add_parser("report", help="test a run and write its HTML report (RUN/report/report.html)")
     rp.add_argument("run")
     _data_args(rp)
+    _engine_arg(rp)
     rp.add_argument("--quiet", action="store_true")
+
+
+def _engine_arg(p: Any) -> None:
+    from reconad.engines import DEFAULT_ENGINE, ENGINES
+
+    p.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=DEFAULT_ENGINE,
+        help="auto (default): ONNX Runtime on RUN/export/model.onnx where the model exports (written on first "
+        "use), PyTorch otherwise; onnx-int8: the export of `reconad export RUN --quantize int8`",
+    )
 
 
 def _predict_export_parsers(sub: Any) -> None:
@@ -140,12 +154,7 @@ def _predict_export_parsers(sub: Any) -> None:
     pr.add_argument("run")
     pr.add_argument("paths", nargs="+", help="image files or folders")
     pr.add_argument("--out", required=True)
-    pr.add_argument(
-        "--engine",
-        choices=("torch", "onnx"),
-        default="torch",
-        help="onnx: run RUN/export/model.onnx with onnxruntime (exported first if missing)",
-    )
+    _engine_arg(pr)
     pr.add_argument("--resume", action="store_true", help="keep the rows already in OUT/scores.csv, score the rest")
     pr.add_argument(
         "--strict",
@@ -158,6 +167,13 @@ def _predict_export_parsers(sub: Any) -> None:
     x.add_argument("run")
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.add_argument("--out", default=None, help="output file (default RUN/export/model.onnx)")
+    x.add_argument(
+        "--quantize",
+        choices=("int8",),
+        default=None,
+        help="also write RUN/export/model.int8.onnx: static int8 (QDQ) calibrated on the run's held-out "
+        "normal images, offered to --engine onnx-int8 only where its accuracy check passes",
+    )
 
 
 def _benchmark_parser(sub: Any) -> None:
@@ -266,7 +282,7 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("runs", nargs="+", metavar="RUN", help="run directories, each RUN or NAME=RUN")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--engine", choices=("onnx", "torch"), default="onnx", help="onnx where the model exports")
+    _engine_arg(s)
     s.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN/results.db, first RUN)")
     s.add_argument("--api-key-file", default=None, help="file holding the key clients send as 'Bearer KEY'")
     s.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model copy")
@@ -543,6 +559,7 @@ def cmd_test(args: argparse.Namespace) -> int:
     m = evaluate_run(
         args.run, spec, heatmaps=getattr(args, "heatmaps", 0), report=report,
         tile_size=getattr(args, "tile_size", None), tile_overlap=getattr(args, "tile_overlap", None),
+        engine=args.engine,
     )  # fmt: skip
     print(markdown_table([m], ["category"] + [k for k in METRIC_KEYS if k in m]))
     if m.get("threshold") is not None:
@@ -559,12 +576,21 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from reconad.runs import predict_run
+    result = None
+    if args.tile_size is None and args.tile_overlap is None:  # the cold-start path, without torch
+        from reconad.quick_predict import quick_predict
 
-    result = predict_run(
-        args.run, args.paths, args.out, engine=args.engine, resume=args.resume, strict=args.strict,
-        progress=not args.quiet, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
-    )  # fmt: skip
+        result = quick_predict(
+            args.run, args.paths, args.out, engine=args.engine, resume=args.resume, strict=args.strict,
+            progress=not args.quiet,
+        )  # fmt: skip
+    if result is None:
+        from reconad.runs import predict_run
+
+        result = predict_run(
+            args.run, args.paths, args.out, engine=args.engine, resume=args.resume, strict=args.strict,
+            progress=not args.quiet, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
+        )  # fmt: skip
     if not result.main_process:
         return 0  # rank 0 speaks for every rank
     kept = f", {result.skipped} kept from before" if result.skipped else ""
@@ -577,8 +603,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from reconad.runs import export_run
 
+    if args.quantize and args.out is not None:
+        raise ReconadError(
+            "--quantize writes RUN/export/model.int8.onnx beside the run's export: give it without --out"
+        )
     path = export_run(args.run, args.format, args.out)
     print(f"exported to {path} (pre-processing and threshold in {path.with_suffix('.json')})")
+    if args.quantize == "int8":
+        from reconad.quantize import quantize_run
+
+        q = quantize_run(args.run)
+        verdict = "offered to --engine onnx-int8" if q.offered else "NOT offered (--engine onnx-int8 refuses it)"
+        print(f"int8 export written to {q.path}: {verdict}; {q.reason}")
     return 0
 
 

@@ -521,9 +521,12 @@ class Detector:
         method: str = "iter_scored",
         batch_size: int | None = None,
         on_batch: Callable[[Batch], None] | None = None,
+        scorer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """(scores, maps or None) batch by batch, so a caller can write each and drop it
-        (tiled: image by image); ``on_batch`` sees each input batch first."""
+        (tiled: image by image); ``on_batch`` sees each input batch first.  ``scorer``
+        scores image batches in place of the model (``reconad.engines.run_scorer``: the
+        run's ONNX export)."""
         model = self._require_model(method)
         batch_size = batch_size or self._batch_size(model)
         model.eval()
@@ -535,7 +538,7 @@ class Detector:
         if len(ds) == 0:  # type: ignore[arg-type]
             raise DataError("no rows to score" if table else "no images to score")
         if self.tiled and not (table or video):
-            yield from self._iter_tiled(ds, model, want_maps, on_batch)
+            yield from self._iter_tiled(ds, model, want_maps, on_batch, scorer)
             return
         collate = collate_rows if table else collate_clips if video else collate_images
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
@@ -545,11 +548,16 @@ class Detector:
             for batch in loader:
                 if on_batch is not None:
                     on_batch(batch)
-                with torch.inference_mode():
-                    out = model.predict_step(batch.to(self._device))
-                m = out.maps.float().cpu().numpy() if want_maps and out.maps is not None else None
+                maps: torch.Tensor | None
+                if scorer is not None and isinstance(batch, ImageBatch):
+                    scores, maps = scorer(batch.image)
+                else:
+                    with torch.inference_mode():
+                        out = model.predict_step(batch.to(self._device))
+                    scores, maps = out.scores, out.maps
+                m = maps.float().cpu().numpy() if want_maps and maps is not None else None
                 bar.update(batch.num_samples)  # type: ignore[attr-defined]
-                yield out.scores.float().cpu().numpy(), m
+                yield scores.float().cpu().numpy(), m
         finally:
             bar.close()  # type: ignore[attr-defined]
 
@@ -567,12 +575,17 @@ class Detector:
         return score
 
     def _iter_tiled(
-        self, ds: Dataset, model: AnomalyModel, want_maps: bool, on_batch: Callable[[Batch], None] | None
+        self,
+        ds: Dataset,
+        model: AnomalyModel,
+        want_maps: bool,
+        on_batch: Callable[[Batch], None] | None,
+        scorer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """One image at a time: its tiles in batches, maps stitched (reconad.tiling)."""
         assert self.tiling is not None
         tile, overlap = self.tiling
-        scorer, batch_size = self.image_scorer(model), self._batch_size(model)
+        scorer, batch_size = scorer or self.image_scorer(model), self._batch_size(model)
         show = self.train_config.progress and len(ds) > 4  # type: ignore[arg-type]
         for i in progress(range(len(ds)), enabled=show, desc="scoring by tiles", unit="img"):  # type: ignore[arg-type]
             item = ds[i]

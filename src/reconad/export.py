@@ -21,19 +21,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from reconad.data.records import ImageBatch
-from reconad.errors import ConfigError, DataError, ModelFileError
+from reconad.engines import INPUT_NAME, OUTPUT_NAMES, OnnxDetector
+from reconad.errors import ConfigError
 from reconad.models.base import AnomalyModel
 
 __all__ = ["export_onnx", "OnnxDetector", "ScoreGraph", "EXPORT_FORMATS", "INPUT_NAME", "OUTPUT_NAMES"]
 
 EXPORT_FORMATS = ("onnx",)
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("scores", "maps")
 OPSET = 17
 
 
@@ -150,33 +148,3 @@ def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET, weights_s
         tmp_meta.unlink(missing_ok=True)
         model.to(det._device)
     return path
-
-
-class OnnxDetector:
-    """Score pre-processed image batches with an exported file (onnxruntime, CPU)."""
-
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # pragma: no cover - a dependency
-            raise ConfigError("the onnx engine needs onnxruntime: pip install onnxruntime") from exc
-        self.path = Path(path)
-        if not self.path.exists():
-            raise ModelFileError(f"no exported model at {self.path}: run `reconad export RUN --format onnx`")
-        meta_path = self.path.with_suffix(".json")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelFileError(f"{self.path}: not a readable ONNX model: {exc}") from exc
-
-    def __call__(self, images: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        x = images.detach().cpu().numpy() if torch.is_tensor(images) else np.asarray(images)
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise DataError(f"expected pre-processed images (N, 3, H, W), got {x.shape}")
-        scores, maps = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: np.ascontiguousarray(x, dtype=np.float32)})
-        return scores, maps

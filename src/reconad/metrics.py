@@ -21,8 +21,6 @@ import sys
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 __all__ = ["image_auroc", "image_aupr", "f1_max", "pixel_auroc", "pro_score", "evaluate"]
 
@@ -95,12 +93,16 @@ def _pixel_inputs(masks: Any, maps: Any) -> tuple[np.ndarray, np.ndarray]:
 def image_auroc(labels: Any, scores: Any) -> float:
     """Area under the ROC curve of image scores (anomaly = positive); nan with one class."""
     data = _image_inputs(labels, scores)
+    from sklearn.metrics import roc_auc_score  # here, not at import: scikit-learn takes a second to load
+
     return _NAN if data is None else float(roc_auc_score(*data))
 
 
 def image_aupr(labels: Any, scores: Any) -> float:
     """Average precision of image scores with anomaly as the positive class; nan with one class."""
     data = _image_inputs(labels, scores)
+    from sklearn.metrics import average_precision_score
+
     return _NAN if data is None else float(average_precision_score(*data))
 
 
@@ -112,6 +114,8 @@ def f1_max(labels: Any, scores: Any) -> tuple[float, float]:
     data = _image_inputs(labels, scores)
     if data is None:
         return _NAN, _NAN
+    from sklearn.metrics import precision_recall_curve
+
     precision, recall, thresholds = precision_recall_curve(*data)
     # The last precision/recall pair (1, 0) has no threshold.
     p, r = precision[:-1], recall[:-1]
@@ -145,6 +149,8 @@ def pixel_auroc(masks: Any, maps: Any, max_pixels: int | None = 4_000_000, seed:
         y_sub, s_sub = y[idx], s[idx]
         if y_sub.any() and not y_sub.all():
             y, s = y_sub, s_sub
+    from sklearn.metrics import roc_auc_score
+
     return float(roc_auc_score(y, s))
 
 
@@ -222,10 +228,12 @@ def _pro_curve(gt: np.ndarray, amap: np.ndarray, thresholds: np.ndarray) -> tupl
     normal_hist = np.zeros(n_bins, dtype=np.int64)
     region_hist = np.zeros(n_bins, dtype=np.float64)
     n_regions = 0
+    from scipy.ndimage import label
+
     for g, m in zip(gt, amap):
         # bin b = number of thresholds <= value: the pixel is detected at thresholds[:b].
         bins = np.searchsorted(thresholds, m.reshape(-1), side="right")
-        regions, count = ndimage.label(g, structure=_EIGHT_CONNECTED)
+        regions, count = label(g, structure=_EIGHT_CONNECTED)
         regions = regions.reshape(-1)
         inside = regions > 0
         # ufunc.at rather than bincount(minlength=n_bins): no per-image allocation of

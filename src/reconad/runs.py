@@ -21,12 +21,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from reconad.calibration import p_values_or_nan
 from reconad.data.records import Batch, ImageBatch
 from reconad.detector import Detector
+from reconad.engines import DEFAULT_ENGINE, ENGINES, Scorer, resolve_engine, run_scorer
 from reconad.errors import DataError
 from reconad.metrics import evaluate
 from reconad.streaming import StreamResult, complete_rows, stream_predict
-from reconad.visualize import save_overlay
+from reconad.visualize import map_range, save_overlay
 
 RUN_FILE = "run.json"
 #: where the embedded texture data is generated when no --root is given
@@ -217,10 +219,12 @@ class _DiskStack:
         self.filled += len(part)
 
 
-def score_test_split(det: Detector, test: Dataset, scores_csv: Path, folder: Path) -> ScoredSplit:
-    """Score every test image once: rows appended to ``scores_csv`` (path, score, p-value,
-    label, prediction) and flushed batch by batch, maps and masks written to disk-backed
-    arrays in ``folder``, labels and paths kept (small)."""
+def score_test_split(
+    det: Detector, test: Dataset, scores_csv: Path, folder: Path, scorer: Scorer | None = None
+) -> ScoredSplit:
+    """Score every test image once (with ``scorer`` where given, see reconad.engines): rows
+    appended to ``scores_csv`` (path, score, p-value, label, prediction) and flushed batch by
+    batch, maps and masks written to disk-backed arrays in ``folder``, labels and paths kept."""
     n = len(test)  # type: ignore[arg-type]
     labels: list[np.ndarray] = []
     paths: list[str] = []
@@ -239,7 +243,8 @@ def score_test_split(det: Detector, test: Dataset, scores_csv: Path, folder: Pat
     with open(scores_csv, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["path", "score", "p_value", "label", "predicted"])
-        for s, m in det.iter_scored(test, want_maps=True, method="score_and_map", on_batch=collect):
+        scored = det.iter_scored(test, want_maps=True, method="score_and_map", on_batch=collect, scorer=scorer)
+        for s, m in scored:
             assert m is not None
             maps.add(m)
             first = len(paths) - len(s)
@@ -321,11 +326,14 @@ def evaluate_run(
     report: bool = False,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
+    engine: str = DEFAULT_ENGINE,
 ) -> dict[str, Any]:
     """Evaluate on the test split; write metrics.json and scores.csv (and heat maps, and with
-    ``report`` the HTML report of reconad.report, from this same pass: nothing is scored twice)."""
+    ``report`` the HTML report of reconad.report, from this same pass: nothing is scored twice).
+    ``engine``: see reconad.engines (ONNX Runtime where the model exports)."""
     run = Path(run)
     det, saved = load_run(run)
+    size = det.input_size
     retile(det, tile_size, tile_overlap)
     spec = spec or saved
     if spec is None:
@@ -336,8 +344,10 @@ def evaluate_run(
     test = spec.build("test")
     if len(test) == 0:  # type: ignore[arg-type]
         raise DataError(f"the test split is empty: {spec.root}")
-    tp = score_test_split(det, test, run / "scores.csv", run)
-    metrics = split_metrics(det, spec, tp)
+    used, scorer = run_scorer(run, det, engine, run_input_size=size) if det.model_.data_kind == "image" else (
+        resolve_engine(det, engine), None)  # fmt: skip
+    tp = score_test_split(det, test, run / "scores.csv", run, scorer)
+    metrics = {**split_metrics(det, spec, tp), "engine": used}
     (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
     if heatmaps:
         write_heatmaps(run / "heatmaps", det, test, tp, heatmaps)
@@ -359,24 +369,9 @@ def evaluate_run(
     return metrics
 
 
-def p_values_or_nan(det: Detector, scores: np.ndarray) -> np.ndarray:
-    """Conformal p-values of ``scores`` (nan for a model saved without a calibration)."""
-    return det.calibration_.p_values(scores) if det.calibration_ is not None else np.full(len(scores), np.nan)
-
-
-def map_range(det: Detector) -> tuple[float, float]:
-    """Colour range of heat maps: 0 (a typical normal pixel) to the image threshold."""
-    vmax = det.threshold_ if det.threshold_ is not None and det.threshold_ > 0 else 1.0
-    return 0.0, float(vmax)
-
-
-ENGINES = ("torch", "onnx")
-#: where ``reconad export RUN`` writes the ONNX model (and where ``--engine onnx`` looks)
-EXPORT_FILE = Path("export") / "model.onnx"
-
-
 def export_run(run: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None) -> Path:
     """Export a run's model (default ``RUN/export/model.onnx``, with ``model.json`` beside it)."""
+    from reconad.engines import EXPORT_FILE
     from reconad.export import EXPORT_FORMATS, export_onnx
 
     if fmt not in EXPORT_FORMATS:
@@ -388,23 +383,8 @@ def export_run(run: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike
     return export_onnx(det, target, weights_sha256=recorded_sha256(Path(run) / "model"))
 
 
-def onnx_session(run: Path) -> Any:
-    """The run's exported ONNX model in onnxruntime (exported first if missing or older than the model)."""
-    from reconad.export import OnnxDetector
-
-    path = run / EXPORT_FILE
-    weights = [p.stat().st_mtime for p in (run / "model").glob("*") if p.is_file()]
-    if not path.exists() or (weights and path.stat().st_mtime < max(weights)):  # missing or older than the model
-        export_run(run, "onnx", path)
-    return OnnxDetector(path)
-
-
-def batch_scorer(run: Path, det: Detector, engine: str) -> Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]:
-    """(B, 3, H, W) images -> (scores, maps) with the run's model on ``engine``."""
-    if engine == "onnx":
-        session = onnx_session(run)
-        return lambda x: session(x)
-    score = det.image_scorer(det.model_)
+def numpy_scorer(score: Scorer) -> Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]:
+    """A scorer whose outputs are float32 numpy arrays (what the streaming writer takes)."""
 
     def as_numpy(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         s, m = score(x)
@@ -441,17 +421,17 @@ def predict_run(
     run: str | os.PathLike,
     paths: list[str],
     out: str | os.PathLike,
-    engine: str = "torch",
+    engine: str = DEFAULT_ENGINE,
     resume: bool = False,
     strict: bool = False,
     progress: bool = True,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
 ) -> StreamResult:
-    """Score images with the run's model (PyTorch, or its ONNX export with onnxruntime);
-    write ``scores.csv`` (score, p-value, label at the threshold), ``errors.csv`` (images
-    that could not be read) and heat-map overlays, streaming in bounded batches
-    (reconad.streaming: constant memory, ``resume``, torchrun shards).
+    """Score images with the run's model (``engine``: ONNX Runtime where the model exports,
+    see reconad.engines); write ``scores.csv`` (score, p-value, label at the threshold),
+    ``errors.csv`` (images that could not be read) and heat-map overlays, streaming in
+    bounded batches (reconad.streaming: constant memory, ``resume``, torchrun shards).
     A video model scores clip folders / video files instead: per-frame scores and one
     overlay per frame (``reconad.protocols.video.predict_clips``)."""
     from reconad.data.inputs import expand_paths
@@ -460,8 +440,7 @@ def predict_run(
         raise DataError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
     det, _ = load_run(run)
     if det.model_.data_kind == "video":  # clip folders / video files: per-frame scores and overlays
-        if engine != "torch":
-            raise DataError("video models run with --engine torch only")
+        resolve_engine(det, engine)  # an explicit ONNX engine is refused, naming why
         from reconad.protocols.video import predict_clips
 
         t0 = time.perf_counter()
@@ -470,10 +449,12 @@ def predict_run(
         return StreamResult(path, Path(out) / "errors.csv", frames, 0, 0, time.perf_counter() - t0)
     if det.model_.data_kind != "image":
         raise DataError(f"predict scores images; this {det.model_name} model was trained on table rows")
+    size = det.input_size
     retile(det, tile_size, tile_overlap)
+    _, scorer = run_scorer(Path(run), det, engine, run_input_size=size)
     files = expand_paths(paths)
     result = stream_predict(
-        det, files, Path(out), batch_scorer(Path(run), det, engine), resume=resume, strict=strict,
+        det, files, Path(out), numpy_scorer(scorer), resume=resume, strict=strict,
         batch_size=det._batch_size(det.model_), show_progress=progress,
     )  # fmt: skip
     return result

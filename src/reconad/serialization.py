@@ -11,13 +11,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING, Any
 
 from reconad.errors import ModelFileError
+
+if TYPE_CHECKING:  # torch loads only where tensors are read or written: checks stay light
+    import torch
 
 FORMAT = "reconad-model"
 FORMAT_VERSION = 1
@@ -43,6 +42,8 @@ def recorded_sha256(directory: str | os.PathLike) -> str | None:
 
 
 def write_model_dir(directory: str | os.PathLike, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
+    from safetensors.torch import save_file
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS
@@ -52,7 +53,9 @@ def write_model_dir(directory: str | os.PathLike, state: dict[str, torch.Tensor]
     return directory
 
 
-def read_model_dir(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_model_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """A model directory's config, once its format is known and its tensor file matches its
+    recorded SHA-256 (ModelFileError naming the file otherwise); the tensors are not read."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelFileError(f"not a model directory: {directory}")
@@ -73,6 +76,15 @@ def read_model_dir(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor
         raise ModelFileError(f"{cfg_path} was written by a newer reconad (format {config['format_version']})")
     if config.get("weights_sha256") != sha256_of(weights):
         raise ModelFileError(f"{weights} does not match its checksum in {CONFIG}: the file was modified or replaced")
+    return config
+
+
+def read_model_dir(directory: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    config = read_model_config(directory)
+    weights = Path(directory) / WEIGHTS
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:

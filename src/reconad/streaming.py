@@ -29,19 +29,24 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from reconad.errors import DataError
+
+if TYPE_CHECKING:  # torch loads where it is used: ``reconad.quick_predict`` runs without it
+    import torch
 
 __all__ = ["StreamResult", "stream_predict", "shard_bounds", "complete_rows"]
 
 SCORE_HEADER = ["path", "score", "p_value", "label"]
 ERROR_HEADER = ["path", "reason"]
-#: (B, 3, H, W) images in [0, 1] -> (scores (B,), maps (B, H, W))
-BatchScorer = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
+#: (B, 3, H, W) images in [0, 1] (a tensor, or a numpy array where the images are loaded
+#: as arrays) -> (scores (B,), maps (B, H, W))
+BatchScorer = Callable[[Any], tuple[np.ndarray, np.ndarray]]
+#: (path, image size or None, resize mode) -> (3, H, W) image in [0, 1]
+ImageLoader = Callable[[Path, int | None, str], Any]
 
 
 @dataclass
@@ -114,21 +119,31 @@ def _batches(items: list[tuple[int, Path]], size: int) -> Iterator[list[tuple[in
 class _Scoring:
     """What scoring one batch needs: the detector, its engine, the load geometry."""
 
-    def __init__(self, det: Any, scorer: BatchScorer, overlay_dir: Path | None, index_width: int) -> None:
-        from reconad.runs import map_range
+    def __init__(
+        self, det: Any, scorer: BatchScorer, overlay_dir: Path | None, index_width: int, loader: ImageLoader | None
+    ) -> None:
+        from reconad.visualize import map_range
 
         self.det, self.scorer = det, scorer
         self.size = None if det.tiled else int(det.settings["image_size"])
         self.mode = str(det.settings["resize_mode"])
         self.overlay_dir, self.width = overlay_dir, index_width
         self.vmin, self.vmax = map_range(det)
+        self.loader = loader
 
-    def load(self, path: Path) -> torch.Tensor:
+    def load(self, path: Path) -> Any:
+        if self.loader is not None:
+            return self.loader(path, self.size, self.mode)
         from reconad.data.image_io import load_image
 
         return load_image(path, self.size, self.mode)
 
-    def score(self, images: list[torch.Tensor]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def score(self, images: list[Any]) -> tuple[np.ndarray, list[np.ndarray]]:
+        if isinstance(images[0], np.ndarray):  # loaded as arrays: no torch on this path
+            scores, maps = self.scorer(np.stack(images))
+            return np.asarray(scores, dtype=np.float64), list(maps)
+        import torch
+
         if self.det.tiling is not None:
             from reconad.tiling import score_tiled
 
@@ -143,7 +158,7 @@ class _Scoring:
         scores, maps = self.scorer(torch.stack(images))
         return np.asarray(scores, dtype=np.float64), list(maps)
 
-    def overlay(self, index: int, path: Path, image: torch.Tensor, amap: np.ndarray) -> None:
+    def overlay(self, index: int, path: Path, image: Any, amap: np.ndarray) -> None:
         from reconad.visualize import save_overlay
 
         if self.overlay_dir is None:
@@ -165,7 +180,7 @@ def _score_shard(
     on_progress: Callable[[int], None],
 ) -> tuple[int, int, int]:
     """Score ``files`` into the two CSVs; (scored, failed, kept from before)."""
-    from reconad.runs import p_values_or_nan  # runs imports this module
+    from reconad.calibration import p_values_or_nan
 
     done: Counter = Counter()
     if resume:
@@ -178,7 +193,7 @@ def _score_shard(
     det, scored, failed = job.det, 0, 0
     try:
         for batch in _batches(_pending(files, done), batch_size):
-            good: list[tuple[int, Path, torch.Tensor]] = []
+            good: list[tuple[int, Path, Any]] = []
             for index, path in batch:
                 try:
                     good.append((index, path, job.load(path)))
@@ -248,22 +263,27 @@ def stream_predict(
     batch_size: int = 8,
     overlays: bool = True,
     show_progress: bool = True,
+    loader: ImageLoader | None = None,
 ) -> StreamResult:
-    """Score ``files`` with ``scorer`` into ``out`` (see the module docstring)."""
-    from reconad.engine import distributed as dist_env
+    """Score ``files`` with ``scorer`` into ``out`` (see the module docstring); ``loader``
+    reads each image (default ``reconad.data.image_io.load_image``)."""
     from reconad.engine.progress import progress
 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    distributed = dist_env.launched_by_torchrun()
+    rank, world = 0, 1
+    # engine.distributed.launched_by_torchrun's test, without importing torch where it is not
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         import torch.distributed as dist
 
+        from reconad.engine import distributed as dist_env
+
         if not dist.is_initialized():
             dist.init_process_group(backend="gloo")
-    rank, world = dist_env.rank(), dist_env.world_size()
+        rank, world = dist_env.rank(), dist_env.world_size()
     start, end = shard_bounds(len(files), rank, world)
-    job = _Scoring(det, scorer, out if overlays else None, max(4, len(str(len(files) - 1))))
+    job = _Scoring(det, scorer, out if overlays else None, max(4, len(str(len(files) - 1))), loader)
     if distributed:
         parts = out / "parts"
         parts.mkdir(exist_ok=True)
@@ -297,6 +317,7 @@ def stream_predict(
 
 def _merge_shards(out: Path, rank: int, world: int, counts: tuple[int, int, int]) -> tuple[int, int, int]:
     """Wait for every rank, join the parts on rank 0; the summed counts (rank 0) or this rank's."""
+    import torch
     import torch.distributed as dist
 
     total = torch.tensor(counts, dtype=torch.int64)

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
+
+
+def map_range(det: Any) -> tuple[float, float]:
+    """Colour range of a run's heat maps: 0 (a typical normal pixel) to the image threshold."""
+    vmax = det.threshold_ if det.threshold_ is not None and det.threshold_ > 0 else 1.0
+    return 0.0, float(vmax)
+
+
+def _as_array(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    return image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
 
 
 def _colormap(values: np.ndarray) -> np.ndarray:
@@ -25,7 +38,7 @@ def overlay(
     on a fixed range [vmin, vmax] (the same for every image of a run, so colours are
     comparable: red means at or above ``vmax``).  Returns (H, W, 3) uint8.
     """
-    img = image.detach().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
+    img = _as_array(image)
     if img.ndim == 3 and img.shape[0] in (1, 3):
         img = np.transpose(img, (1, 2, 0))
     if img.shape[-1] == 1:
@@ -46,7 +59,7 @@ def save_overlay(
     mask: np.ndarray | None = None,
 ) -> Path:
     """Write the image and its overlay side by side (plus the ground-truth mask if given)."""
-    img = image.detach().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
+    img = _as_array(image)
     if img.ndim == 3 and img.shape[0] in (1, 3):
         img = np.transpose(img, (1, 2, 0))
     panels = [(np.clip(img, 0, 1) * 255).astype(np.uint8), overlay(img, amap, vmin, vmax)]
@@ -97,7 +110,7 @@ def overlay_panel(
     ``size`` (optional) scales each panel to that many pixels on its longer side (for
     thumbnails).  Returns (H, 2W + gap, 3) uint8 with a white gap.
     """
-    img = image.detach().cpu().numpy() if torch.is_tensor(image) else np.asarray(image)
+    img = _as_array(image)
     if img.ndim == 3 and img.shape[0] in (1, 3):
         img = np.transpose(img, (1, 2, 0))
     if img.shape[-1] == 1:

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset
 
 from reconad.data.records import ImageItem
 from reconad.errors import DataError
+from reconad.imaging import expand_paths
 
 
 class ArrayImageDataset(Dataset):
@@ -66,24 +67,6 @@ def path_dataset(paths: Sequence[str | os.PathLike], image_size: int | None, res
     from reconad.data.base import ImageListDataset, SampleRecord
 
     return ImageListDataset([SampleRecord(Path(p), 0) for p in paths], image_size, resize_mode)
-
-
-def expand_paths(items: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files as given; folders replaced by the images they hold (sorted)."""
-    from reconad.data.image_io import list_images
-
-    out: list[Path] = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(list_images(p))
-        elif p.exists():
-            out.append(p)
-        else:
-            raise DataError(f"no such file or folder: {p}")
-    if not out:
-        raise DataError("no images found in: " + ", ".join(str(i) for i in items))
-    return out
 
 
 def as_image_dataset(data: Any, image_size: int | None, resize_mode: str = "resize") -> Dataset:

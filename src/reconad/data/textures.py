@@ -51,12 +51,12 @@ import json
 import math
 import os
 import shutil
+import types
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
-from scipy import ndimage
 
 from reconad.errors import ConfigError, DataError
 
@@ -103,6 +103,14 @@ _SPLIT_IDS = {"train": 0, "test": 1}
 
 
 # ----------------------------------------------------------------------------- sources
+
+
+def _ndimage() -> types.ModuleType:
+    """scipy.ndimage, imported on first use: it is slow to load, and most imports of this
+    package (every ``reconad`` command) never generate a texture."""
+    from scipy import ndimage
+
+    return ndimage
 
 
 def _source(name: str) -> np.ndarray:
@@ -153,7 +161,7 @@ def _normal_crop(
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, sigma: float) -> np.ndarray:
-    n = ndimage.gaussian_filter(rng.standard_normal((size, size)), sigma=max(sigma, 0.5), mode="wrap")
+    n = _ndimage().gaussian_filter(rng.standard_normal((size, size)), sigma=max(sigma, 0.5), mode="wrap")
     return (n - n.mean()) / (n.std() + 1e-8)
 
 
@@ -182,7 +190,7 @@ def _blob_alpha(rng: np.random.Generator, size: int, area_frac: float, roughness
     # Soften the hard shape by blurring it: the blend weight then falls to ~0 within a
     # few pixels of the shape, and sub-threshold bumps of ``field`` leave no trace.
     hard = (field >= thr).astype(np.float64)
-    return np.clip(ndimage.gaussian_filter(hard, sigma=0.6 * edge_px), 0.0, 1.0).astype(np.float32)
+    return np.clip(_ndimage().gaussian_filter(hard, sigma=0.6 * edge_px), 0.0, 1.0).astype(np.float32)
 
 
 def _area_frac(rng: np.random.Generator, lo: float = 0.01, hi: float = 0.08) -> float:
@@ -287,7 +295,7 @@ def local_contrast(rgb: np.ndarray, mask: np.ndarray, ring_px: int = RING_PX) ->
     the mask; the shift is the root mean square over the channels, the std is pooled over
     the ring's pixels and channels.
     """
-    ring = ndimage.binary_dilation(mask, iterations=ring_px) & ~mask
+    ring = _ndimage().binary_dilation(mask, iterations=ring_px) & ~mask
     if not mask.any() or not ring.any():
         return 0.0
     inside, around = rgb[mask], rgb[ring]

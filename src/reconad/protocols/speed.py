@@ -1,8 +1,17 @@
 """``speed``: training time on generated texture images, inference speed and memory per engine.
 
-Inference runs each engine in a fresh process (so its peak RSS is its own): images/s
-at batch 1, 4 and 16 (median of ``rounds`` rounds of ``n_images`` images) with
-PyTorch and with onnxruntime on the exported model.  The floor: the model's
+Inference runs each engine in a fresh process (so its peak RSS is its own), measured
+two ways:
+
+* **engine**: images/s at batch 1, 4 and 16 (median of ``rounds`` rounds of
+  ``n_images`` images) on an array already pre-processed, so only the engine is timed:
+  PyTorch, ONNX Runtime on the float export, and on the int8 export (calibrated on the
+  training images);
+* **end to end**: what ``reconad predict`` does per image (PNG decode, resize, scoring,
+  the p-value, ``scores.csv`` and the overlay PNG), over ``n_images`` PNG files, once
+  warm (start-up excluded).
+
+The floor: the model's
 convolution/matmul FLOPs per image over this machine's float32 matrix-multiply rate,
 measured in the same run; ``fraction_of_flop_floor`` = achieved / that limit.  A
 torch.profiler op table per batch size goes to the output folder.
@@ -41,7 +50,7 @@ def _inference_worker(
 
     g = torch.Generator().manual_seed(0)
     images = torch.rand(max(batches), 3, image_size, image_size, generator=g)
-    if engine == "onnx":
+    if engine.startswith("onnx"):
         from reconad.export import OnnxDetector
 
         fn: Any = OnnxDetector(onnx_path, threads=threads)  # type: ignore[arg-type]
@@ -56,12 +65,31 @@ def _inference_worker(
     queue.put({"images_per_second": rates, "peak_rss_mib": vm_hwm_mib()})
 
 
-def _in_subprocess(*args: Any) -> dict[str, Any]:
+def _end_to_end_worker(run_dir: str, onnx_path: str | None, engine: str, threads: int, pngs: str, queue: Any) -> None:
+    """images/s of the predict path over the PNG files in ``pngs`` (second pass: warm)."""
+    torch.set_num_threads(threads)
+    from reconad.engines import onnx_scorer
+    from reconad.runs import load_run, numpy_scorer
+    from reconad.streaming import stream_predict
+
+    det, _ = load_run(run_dir)
+    score = onnx_scorer(Path(str(onnx_path)), threads) if engine.startswith("onnx") else det.image_scorer(det.model_)
+    files = sorted(Path(pngs).glob("*.png"))
+    seconds = []
+    for i in range(2):
+        out = Path(run_dir) / f"e2e-{engine}-{i}"
+        t0 = time.perf_counter()
+        stream_predict(det, files, out, numpy_scorer(score), batch_size=1, show_progress=False)
+        seconds.append(time.perf_counter() - t0)
+    queue.put({"images_per_second": len(files) / seconds[-1], "peak_rss_mib": vm_hwm_mib()})
+
+
+def _in_subprocess(*args: Any, target: Any = _inference_worker) -> dict[str, Any]:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    proc = ctx.Process(target=_inference_worker, args=(*args, queue))
+    proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
     result = queue.get(timeout=1800)
     proc.join()
@@ -122,8 +150,10 @@ def profile_inference(net: Any, image_size: int, batch: int, out: Path, reps: in
     return {"top_ops": top, "ms_per_image": _stage_split(net, x, reps)}
 
 
-def _train(s: SpeedSettings) -> tuple[Any, float]:
-    """Fit the model on ``n_train`` generated brick images; (detector, seconds)."""
+def _train(s: SpeedSettings, pngs: Path) -> tuple[Any, float]:
+    """Fit the model on ``n_train`` generated brick images; (detector, seconds).  The first
+    ``n_images`` of them are copied to ``pngs`` (the end-to-end timing's files)."""
+    import shutil
     import tempfile
 
     from reconad.data import build_image_dataset
@@ -140,6 +170,9 @@ def _train(s: SpeedSettings) -> tuple[Any, float]:
             n_test_good=0,
             n_test_defect_per_type=0,
         )
+        pngs.mkdir(parents=True, exist_ok=True)
+        for f in sorted((Path(root) / "brick" / "train" / "good").glob("*.png"))[: max(s.n_images, 2)]:
+            shutil.copy(f, pngs / f.name)
         train = build_image_dataset("mvtec", str(root), category="brick", split="train", image_size=s.image_size)
         det = Detector(s.model, image_size=s.image_size, **options)
         t0 = time.perf_counter()
@@ -162,29 +195,52 @@ def _one_block_rate(net: Any, s: SpeedSettings) -> tuple[int | None, float | Non
         net.cpu_micro_batch_pixels = budget
 
 
-def _engine_rates(det: Any, s: SpeedSettings, out: Path, threads: int) -> dict[str, Any]:
+def _exports(det: Any, s: SpeedSettings, run: Path, pngs: Path) -> dict[str, Path | None]:
+    """The model file of each engine: the float export, and int8 calibrated on the training images."""
+    from reconad.engines import EXPORT_FILE, INT8_FILE
     from reconad.export import export_onnx
+    from reconad.quantize import CALIBRATION_IMAGES, _quantize
 
-    det.save(out / "model")
-    onnx_path = export_onnx(det, out / "model.onnx") if s.onnx else None
+    paths: dict[str, Path | None] = {"torch": None}
+    if not s.onnx:
+        return paths
+    paths["onnx"] = export_onnx(det, run / EXPORT_FILE)
+    from reconad.data import load_image
+
+    files = sorted(pngs.glob("*.png"))[:CALIBRATION_IMAGES]
+    inputs = [load_image(f, s.image_size)[None].numpy() for f in files]
+    _quantize(run / EXPORT_FILE, run / INT8_FILE, inputs)
+    paths["onnx-int8"] = run / INT8_FILE
+    return paths
+
+
+def _engine_rates(det: Any, s: SpeedSettings, out: Path, threads: int, pngs: Path) -> dict[str, Any]:
+    run = out / "run"
+    det.save(run / "model")
     engines: dict[str, Any] = {}
-    for engine in ("torch", "onnx") if s.onnx else ("torch",):
+    for engine, path in _exports(det, s, run, pngs).items():
         engines[engine] = _in_subprocess(
-            str(out / "model"), str(onnx_path), engine, s.image_size, threads, BATCHES, s.n_images, s.rounds
+            str(run / "model"), str(path), engine, s.image_size, threads, BATCHES, s.n_images, s.rounds
         )
+        e2e = _in_subprocess(str(run), str(path), engine, threads, str(pngs), target=_end_to_end_worker)
+        engines[engine]["end_to_end_images_per_second"] = e2e["images_per_second"]
+        engines[engine]["end_to_end_peak_rss_mib"] = e2e["peak_rss_mib"]
     return engines
 
 
 def _flatten(engines: dict[str, Any], gflop: float, peak: float) -> dict[str, Any]:
     """Per-engine, per-batch figures under the key names earlier results used."""
     result: dict[str, Any] = {}
-    for engine, r in engines.items():
+    for name, r in engines.items():
+        engine = name.replace("-", "_")
         for b, value in r["images_per_second"].items():
             key = f"{engine}_batch{b.replace(', one block', '_one_block')}"
             result[f"images_per_second_{key}"] = value
             result[f"ms_per_image_{key}"] = 1000.0 / value
             result[f"fraction_of_flop_floor_{key}"] = value * gflop / peak if gflop else None
         result[f"peak_rss_mib_inference_{engine}"] = r["peak_rss_mib"]
+        result[f"end_to_end_images_per_second_{engine}"] = r.get("end_to_end_images_per_second")
+        result[f"end_to_end_peak_rss_mib_{engine}"] = r.get("end_to_end_peak_rss_mib")
         b1, b16 = result[f"images_per_second_{engine}_batch1"], result[f"images_per_second_{engine}_batch16"]
         result[f"{engine}_batch16_not_slower_per_image"] = bool(b16 >= 0.97 * b1)  # 3 %: timing noise
     result["images_per_second_batch1"] = result["images_per_second_torch_batch1"]
@@ -210,6 +266,14 @@ def _write(
         for b, v in r["images_per_second"].items()
     ]
     table = markdown_table(rows, ["engine", "batch", "images/s", "ms/image", "fraction of FLOP floor", "peak RSS MiB"])
+    e2e = [
+        {"engine": e, "images/s": r["end_to_end_images_per_second"], "peak RSS MiB": r["end_to_end_peak_rss_mib"]}
+        for e, r in engines.items()
+        if r.get("end_to_end_images_per_second")
+    ]
+    if e2e:
+        table += "\n\nEnd to end (`reconad predict`'s path, batch 1, PNG files, warm):\n\n"
+        table += markdown_table(e2e, ["engine", "images/s", "peak RSS MiB"])
     body = (
         f"{table}\n\nTraining: {train_s:.1f} s on {s.n_train} images. {gflop:.3f} GFLOP/image (conv + matmul), "
         f"matmul rate {peak:.1f} GFLOP/s: floor {peak / gflop:.1f} images/s.\n"
@@ -239,10 +303,10 @@ def run(settings: SpeedSettings) -> dict[str, Any]:
     out = Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
     threads = torch.get_num_threads()
-    det, train_s = _train(s)
+    det, train_s = _train(s, out / "pngs")
     rss_after_train = peak_rss_mib()
     net = det.model_.cpu().eval()
-    engines = _engine_rates(det, s, out, threads)
+    engines = _engine_rates(det, s, out, threads, out / "pngs")
     chunk, one_block = _one_block_rate(net, s)
     if one_block is not None:
         engines["torch"]["images_per_second"]["16, one block"] = one_block

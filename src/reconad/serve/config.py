@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reconad.engines import DEFAULT_ENGINE, ENGINES
 from reconad.errors import ConfigError
 
 __all__ = ["ServeConfig", "ServedRun", "parse_runs", "OVERLAY_POLICIES", "ENGINES", "CONFIG_ENV"]
 
-ENGINES = ("onnx", "torch")
 #: which scored images keep their heat-map overlay in the database
 OVERLAY_POLICIES = ("none", "flagged", "all")
 #: the environment variable that hands the configuration to uvicorn's worker processes
@@ -73,7 +73,7 @@ class ServeConfig:
     runs: list[ServedRun] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 8000
-    engine: str = "onnx"
+    engine: str = DEFAULT_ENGINE
     db: str | None = None
     api_key_file: str | None = None
     workers: int = 1

@@ -23,7 +23,7 @@ import torch
 from reconad.errors import ConfigError, ModelFileError
 from reconad.serve.config import ServedRun
 
-__all__ = ["Engine", "ServedModel", "ensure_onnx_export", "load_served_model", "overlay_png"]
+__all__ = ["Engine", "ServedModel", "load_served_model", "overlay_png"]
 
 log = logging.getLogger("reconad.serve")
 
@@ -37,11 +37,10 @@ class Engine(Protocol):
 
 
 class OnnxEngine:
-    name = "onnx"
-
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, name: str = "onnx") -> None:
         from reconad.export import OnnxDetector
 
+        self.name = name
         self.session = OnnxDetector(path, threads=threads)
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -59,36 +58,6 @@ class TorchEngine:
             out = self.model.score_images(torch.from_numpy(images))
         maps = None if out.maps is None else out.maps.float().numpy()
         return out.scores.float().numpy(), maps
-
-
-def ensure_onnx_export(run_dir: Path, det: Any, weights_sha256: str) -> Path:
-    """The run's ONNX export, written now if missing; ModelFileError for a stale or replaced one."""
-    from reconad.export import export_onnx
-    from reconad.runs import EXPORT_FILE
-    from reconad.serialization import sha256_of
-
-    path = run_dir / EXPORT_FILE
-    meta_path = path.with_suffix(".json")
-    if not path.exists():
-        log.warning("exporting %s to ONNX (first use)", run_dir)
-        return export_onnx(det, path, weights_sha256=weights_sha256)
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelFileError(f"{meta_path}: missing or unreadable beside {path} ({exc})") from None
-    recorded = meta.get("weights_sha256")
-    if recorded is None:
-        raise ModelFileError(
-            f"{path} records no model checksum (an older export): run `reconad export {run_dir}` to re-export it"
-        )
-    if recorded != weights_sha256:
-        raise ModelFileError(
-            f"{path} was exported from other weights than {run_dir / 'model'} (stale or foreign): "
-            f"run `reconad export {run_dir}` to re-export it"
-        )
-    if meta.get("onnx_sha256") != sha256_of(path):
-        raise ModelFileError(f"{path} does not match its checksum in {meta_path}: the file was modified or replaced")
-    return path
 
 
 @dataclass
@@ -164,19 +133,23 @@ def _describe(run: Path, det: Any, sha: str, engine: str) -> dict[str, Any]:
 
 
 def _engine_for(sr: ServedRun, det: Any, sha: str, engine: str, threads: int) -> Engine:
-    """ONNX Runtime where the model exports (and ``engine`` asks for it), PyTorch otherwise."""
-    if engine == "onnx":
-        blocker = det.model_.export_blocker()
-        if blocker is None:
-            torch.set_num_threads(1)  # PyTorch only resizes uploads then; ONNX Runtime has the cores
-            return OnnxEngine(ensure_onnx_export(Path(sr.path), det, sha), threads)
-        log.warning("%s: %s; scoring with PyTorch", sr.name, blocker)
+    """ONNX Runtime (float or int8) where the model exports and ``engine`` allows, PyTorch otherwise."""
+    from reconad.engines import ensure_export, int8_export, resolve_engine
+
+    used = resolve_engine(det, engine)
+    if used == "torch" and engine == "auto":
+        log.warning("%s: %s does not export; scoring with PyTorch", sr.name, det.model_name)
+    if used != "torch":
+        torch.set_num_threads(1)  # PyTorch only resizes uploads then; ONNX Runtime has the cores
+        run = Path(sr.path)
+        path = int8_export(run, sha) if used == "onnx-int8" else ensure_export(run, det, sha)
+        return OnnxEngine(path, threads, used)
     torch.set_num_threads(threads)
     return TorchEngine(det.model_)
 
 
 def load_served_model(
-    sr: ServedRun, engine: str = "onnx", threads: int = 1, tiling: tuple[int | None, int | None] = (None, None)
+    sr: ServedRun, engine: str = "auto", threads: int = 1, tiling: tuple[int | None, int | None] = (None, None)
 ) -> ServedModel:
     """Load a run for serving; ModelFileError naming the file when the model was tampered with."""
     from reconad.detector import Detector
@@ -191,7 +164,7 @@ def load_served_model(
     det = Detector.load(run / "model", device="cpu")  # checks the weights against their SHA-256
     size_before = det.input_size
     retile(det, *tiling)  # another tiling than the run's: its threshold is dropped, with a warning
-    if det.input_size != size_before and engine == "onnx":
+    if det.input_size != size_before and engine != "torch":
         log.warning("%s: tiles of %d px differ from the run's export; scoring with PyTorch", sr.name, det.input_size)
         engine = "torch"
     kind = det.model_.data_kind

@@ -1,0 +1,138 @@
+"""reconad.engines and reconad.quantize: ONNX Runtime by default wherever the model exports,
+the export cached and checked against the model file, and the int8 export offered only
+where its accuracy check passes.
+
+One tiny HFR run (tests/helpers/runs.py) is trained per module and copied where a test
+edits it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from helpers.runs import train_tiny_run
+from reconad.engines import DEFAULT_ENGINE, INT8_FILE, resolve_engine
+from reconad.errors import ConfigError, ModelFileError
+from reconad.runs import evaluate_run, load_run
+
+pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def run(single_thread, tiny_mvtec, tmp_path_factory):
+    return train_tiny_run(tiny_mvtec, tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture()
+def fresh_run(run, tmp_path):
+    """A copy of the run without any export (tests that write or edit exports)."""
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("export"))
+    return copy
+
+
+def _predict(run, images, out, *extra):
+    from reconad.cli import main
+
+    code = main(["predict", str(run), *map(str, images), "--out", str(out), "--quiet", *extra])
+    rows = list(csv.DictReader(open(out / "scores.csv"))) if code == 0 else []
+    return code, rows
+
+
+def test_the_default_engine_is_onnx_runtime_written_on_first_use(fresh_run, tiny_mvtec, tmp_path):
+    assert DEFAULT_ENGINE == "auto"
+    det, _ = load_run(fresh_run)
+    assert resolve_engine(det, "auto") == "onnx"
+    assert not (fresh_run / "export").exists()
+    images = [tiny_mvtec / "brick" / "test" / "hole"]
+    code, rows = _predict(fresh_run, images, tmp_path / "auto")
+    assert code == 0 and (fresh_run / "export" / "model.onnx").exists()  # exported on first use
+    code, torch_rows = _predict(fresh_run, images, tmp_path / "torch", "--engine", "torch")
+    assert code == 0 and len(rows) == len(torch_rows) == 1
+    assert float(rows[0]["score"]) == pytest.approx(float(torch_rows[0]["score"]), rel=1e-4, abs=1e-5)
+
+
+def test_test_runs_on_onnx_by_default_and_agrees_with_torch(fresh_run):
+    m_onnx = evaluate_run(fresh_run)
+    assert json.loads((fresh_run / "metrics.json").read_text())["engine"] == "onnx"
+    m_torch = evaluate_run(fresh_run, engine="torch")
+    assert m_torch["engine"] == "torch"
+    for key in ("image_auroc", "pixel_auroc", "pro"):
+        assert m_onnx[key] == pytest.approx(m_torch[key], abs=1e-3)
+
+
+def test_a_foreign_export_is_refused_by_predict(fresh_run, run, tiny_mvtec, tmp_path, capsys):
+    from reconad.runs import export_run
+
+    export_run(fresh_run)
+    meta_path = fresh_run / "export" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "weights_sha256": "f" * 64}))  # as if copied from another run
+    code, _ = _predict(fresh_run, [tiny_mvtec / "brick" / "test" / "hole"], tmp_path / "o")
+    assert code == 2 and "stale or foreign" in capsys.readouterr().err
+    code, _ = _predict(fresh_run, [tiny_mvtec / "brick" / "test" / "hole"], tmp_path / "t", "--engine", "torch")
+    assert code == 0  # PyTorch does not read the export
+
+
+def test_models_that_do_not_export_fall_back_to_torch_unless_onnx_is_asked_for(tmp_path):
+    from reconad.detector import Detector
+
+    rows = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
+    det = Detector("ae", epochs=1, progress=False).fit(rows)
+    assert resolve_engine(det, "auto") == "torch"
+    with pytest.raises(ConfigError, match="use --engine torch"):
+        resolve_engine(det, "onnx")
+    with pytest.raises(ConfigError):
+        resolve_engine(det, "onnx-int8")
+
+
+def test_int8_export_records_its_accuracy_check_and_the_engine_obeys_it(fresh_run, tiny_mvtec, tmp_path, monkeypatch):
+    import reconad.quantize as quantize
+
+    images = [tiny_mvtec / "brick" / "test" / "hole"]
+    code, _ = _predict(fresh_run, images, tmp_path / "none", "--engine", "onnx-int8")
+    assert code == 2  # no int8 export yet: the line says how to make one
+    monkeypatch.setattr(quantize, "TOLERANCE", -1.0)  # nothing passes
+    result = quantize.quantize_run(fresh_run)
+    assert not result.offered and (fresh_run / INT8_FILE).exists()
+    meta = json.loads((fresh_run / INT8_FILE).with_suffix(".json").read_text())
+    check = meta["accuracy_check"]
+    assert check["offered"] is False and set(check["float"]) == {"image_auroc", "pixel_auroc", "pro"}
+    assert meta["quantization"]["method"].startswith("onnxruntime static") and meta["weights_sha256"]
+    code, _ = _predict(fresh_run, images, tmp_path / "refused", "--engine", "onnx-int8")
+    assert code == 2
+    monkeypatch.setattr(quantize, "TOLERANCE", 1.0)  # everything passes
+    assert quantize.quantize_run(fresh_run).offered
+    code, rows = _predict(fresh_run, images, tmp_path / "int8", "--engine", "onnx-int8")
+    _, float_rows = _predict(fresh_run, images, tmp_path / "float", "--engine", "onnx")
+    assert code == 0 and len(rows) == 1
+    assert float(rows[0]["score"]) == pytest.approx(float(float_rows[0]["score"]), rel=0.25)  # int8 is close, not equal
+
+
+def test_a_changed_int8_file_is_refused(fresh_run, monkeypatch):
+    import reconad.quantize as quantize
+    from reconad.engines import int8_export
+    from reconad.serialization import recorded_sha256
+
+    monkeypatch.setattr(quantize, "TOLERANCE", 1.0)
+    quantize.quantize_run(fresh_run)
+    path = fresh_run / INT8_FILE
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(ModelFileError, match="checksum"):
+        int8_export(fresh_run, recorded_sha256(fresh_run / "model"))
+
+
+def test_the_int8_verdict_bounds_the_change_both_ways():
+    from reconad.quantize import TOLERANCE, _verdict
+
+    base = {"image_auroc": 0.9, "pixel_auroc": 0.95, "pro": 0.8}
+    assert _verdict(base, dict(base))[0]
+    assert not _verdict(base, {**base, "pro": 0.8 + 2 * TOLERANCE})[0]  # a rise is a change too
+    assert not _verdict(base, {**base, "pixel_auroc": 0.95 - 2 * TOLERANCE})[0]
+    offered, reason = _verdict({**base, "pro": None}, base)
+    assert not offered and "pro" in reason
