@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,9 @@ from typing import Any
 import torch
 
 PATCHCORE_BANK = 16384
+
+sys.path.insert(0, str(Path(__file__).parent))
+from peer_anomalib import timed_rate  # noqa: E402  (numpy only at import: no reconad here)
 
 
 def _reverse_distillation(size: int) -> torch.nn.Module:
@@ -92,17 +94,6 @@ class Outputs(torch.nn.Module):
         return out.pred_score, out.anomaly_map
 
 
-def _rate(fn: Any, x: Any, batch: int, seconds: float) -> float:
-    """images/s of ``fn`` on batches of ``batch``, after a warm-up call, over about ``seconds``
-    (at least one call).  The same rule as ``peer_anomalib.timed_rate`` on our side."""
-    fn(x[:batch])
-    calls, t0 = 0, time.perf_counter()
-    while calls == 0 or time.perf_counter() - t0 < seconds:
-        fn(x[:batch])
-        calls += 1
-    return calls * batch / (time.perf_counter() - t0)
-
-
 def _onnx(model: torch.nn.Module, size: int, work: Path, name: str, threads: int) -> Any:
     import onnxruntime as ort
 
@@ -143,7 +134,7 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
                 return model(batch)
 
         data = x
-    rates = {str(b): _rate(fn, data, b, float(spec["seconds"])) for b in batches}
+    rates = {str(b): timed_rate(fn, data, b, float(spec["seconds"])) for b in batches}
     return {"model": spec["model"], "engine": spec["engine"], "images_per_second": rates, "pid": os.getpid()}
 
 
