@@ -36,6 +36,7 @@ __all__ = [
     "OUTPUT_NAMES",
     "OnnxDetector",
     "Scorer",
+    "engine_export",
     "ensure_export",
     "machine_threads",
     "onnx_scorer",
@@ -138,6 +139,13 @@ def int8_export(run_dir: Path, weights_sha256: str) -> Path:
     return path
 
 
+def engine_export(run_dir: Path, det: Any, weights_sha256: str, engine: str) -> Path:
+    """The checked export file an ONNX engine (``onnx`` or ``onnx-int8``) runs."""
+    if engine == "onnx-int8":
+        return int8_export(run_dir, weights_sha256)
+    return ensure_export(run_dir, det, weights_sha256)
+
+
 def onnx_scorer(path: Path, threads: int | None = None) -> Scorer:
     """A scorer on an ONNX export (``OnnxDetector``) that takes and gives torch tensors."""
     import torch
@@ -175,8 +183,7 @@ def run_scorer(
     sha = recorded_sha256(run_dir / "model")
     if sha is None:
         raise ModelFileError(f"{run_dir / 'model'}: no checksum recorded")
-    path = int8_export(run_dir, sha) if used == "onnx-int8" else ensure_export(run_dir, det, sha)
-    return used, onnx_scorer(path, threads)
+    return used, onnx_scorer(engine_export(run_dir, det, sha, used), threads)
 
 
 class OnnxDetector:
@@ -191,8 +198,6 @@ class OnnxDetector:
         self.path = Path(path)
         if not self.path.exists():
             raise ModelFileError(f"no exported model at {self.path}: run `reconad export RUN --format onnx`")
-        meta_path = self.path.with_suffix(".json")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text()) if meta_path.exists() else {}
         opts = ort.SessionOptions()
         # One pool of the machine's cores inside each operator; the graph runs its nodes in order.
         opts.intra_op_num_threads = int(threads) if threads else machine_threads()

@@ -32,7 +32,7 @@ import torch
 from reconad.engines import INT8_FILE, ensure_export, onnx_scorer
 from reconad.errors import ConfigError, DataError
 
-__all__ = ["CALIBRATION_IMAGES", "TOLERANCE", "QuantizeResult", "quantize_run"]
+__all__ = ["CALIBRATION_IMAGES", "TOLERANCE", "QuantizeResult", "quantize_file", "quantize_run"]
 
 CALIBRATION_IMAGES = 32
 #: largest change of image AUROC, pixel AUROC or PRO for which int8 is offered
@@ -69,7 +69,9 @@ def _calibration_inputs(det: Any, spec: Any) -> list[np.ndarray]:
     return [np.ascontiguousarray(x, dtype=np.float32) for x in inputs[:CALIBRATION_IMAGES]]
 
 
-def _quantize(float_path: Path, target: Path, inputs: list[np.ndarray]) -> None:
+def quantize_file(float_path: Path, target: Path, inputs: list[np.ndarray]) -> None:
+    """Write the int8 (QDQ) version of the ONNX file ``float_path`` to ``target``, its
+    activation ranges calibrated on ``inputs`` (each (1, 3, s, s) float32)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -128,7 +130,7 @@ def _verdict(f: dict[str, float | None], q: dict[str, float | None]) -> tuple[bo
 
 def quantize_run(run: str | os.PathLike) -> QuantizeResult:
     """Write the run's int8 export and its accuracy check (see the module docstring)."""
-    from reconad.runs import load_run
+    from reconad.runs import align_spec, load_run
     from reconad.serialization import recorded_sha256, sha256_of
 
     run = Path(run)
@@ -137,21 +139,20 @@ def quantize_run(run: str | os.PathLike) -> QuantizeResult:
         raise DataError(f"{run} does not say what data it was trained on, so it has no held-out images to calibrate on")
     if det.model_.data_kind != "image" or det.model_.export_blocker() is not None:
         raise ConfigError(f"{det.model_name} does not export to ONNX, so it has no int8 export")
-    spec.image_size, spec.resize_mode = int(det.settings["image_size"]), str(det.settings["resize_mode"])
-    spec.tile_size = det.settings.get("tile_size")
+    align_spec(spec, det)
     sha = recorded_sha256(run / "model")
     assert sha is not None  # Detector.load checked it
     float_path = ensure_export(run, det, sha)
     target = run / INT8_FILE
     tmp = target.with_name(target.name + ".tmp")
     try:
-        _quantize(float_path, tmp, _calibration_inputs(det, spec))
+        quantize_file(float_path, tmp, _calibration_inputs(det, spec))
         meta = json.loads(float_path.with_suffix(".json").read_text())
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     meta.update({"quantization": _description(), "onnx_sha256": sha256_of(target), "accuracy_check": None})
-    target.with_suffix(".json").write_text(json.dumps(meta, indent=2))
+    _write_json(target.with_suffix(".json"), meta)  # not offered until the check below passes
     with torch.inference_mode():
         f, q = _test_metrics(det, spec, run, float_path), _test_metrics(det, spec, run, target)
     offered, reason = _verdict(f, q)

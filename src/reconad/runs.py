@@ -319,6 +319,14 @@ def write_heatmaps(out: Path, det: Detector, test: Dataset, tp: ScoredSplit, cou
         save_overlay(out / name, item.image, tp.maps[i], vmin, vmax, mask=mask)
 
 
+def align_spec(spec: DataSpec, det: Detector) -> DataSpec:
+    """Read the data the way ``det`` scores it (its image size, resize mode and tiling)."""
+    spec.image_size = int(det.settings["image_size"])
+    spec.resize_mode = str(det.settings["resize_mode"])
+    spec.tile_size = det.settings.get("tile_size")
+    return spec
+
+
 def evaluate_run(
     run: str | os.PathLike,
     spec: DataSpec | None = None,
@@ -338,9 +346,7 @@ def evaluate_run(
     spec = spec or saved
     if spec is None:
         raise DataError(f"{run} does not say what data it was trained on: give --dataset/--root/--category")
-    spec.image_size = int(det.settings["image_size"])
-    spec.resize_mode = str(det.settings["resize_mode"])
-    spec.tile_size = det.settings.get("tile_size")
+    align_spec(spec, det)
     test = spec.build("test")
     if len(test) == 0:  # type: ignore[arg-type]
         raise DataError(f"the test split is empty: {spec.root}")

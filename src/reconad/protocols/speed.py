@@ -199,7 +199,7 @@ def _exports(det: Any, s: SpeedSettings, run: Path, pngs: Path) -> dict[str, Pat
     """The model file of each engine: the float export, and int8 calibrated on the training images."""
     from reconad.engines import EXPORT_FILE, INT8_FILE
     from reconad.export import export_onnx
-    from reconad.quantize import CALIBRATION_IMAGES, _quantize
+    from reconad.quantize import CALIBRATION_IMAGES, quantize_file
 
     paths: dict[str, Path | None] = {"torch": None}
     if not s.onnx:
@@ -209,7 +209,7 @@ def _exports(det: Any, s: SpeedSettings, run: Path, pngs: Path) -> dict[str, Pat
 
     files = sorted(pngs.glob("*.png"))[:CALIBRATION_IMAGES]
     inputs = [load_image(f, s.image_size)[None].numpy() for f in files]
-    _quantize(run / EXPORT_FILE, run / INT8_FILE, inputs)
+    quantize_file(run / EXPORT_FILE, run / INT8_FILE, inputs)
     paths["onnx-int8"] = run / INT8_FILE
     return paths
 

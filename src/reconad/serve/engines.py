@@ -134,16 +134,14 @@ def _describe(run: Path, det: Any, sha: str, engine: str) -> dict[str, Any]:
 
 def _engine_for(sr: ServedRun, det: Any, sha: str, engine: str, threads: int) -> Engine:
     """ONNX Runtime (float or int8) where the model exports and ``engine`` allows, PyTorch otherwise."""
-    from reconad.engines import ensure_export, int8_export, resolve_engine
+    from reconad.engines import engine_export, resolve_engine
 
     used = resolve_engine(det, engine)
     if used == "torch" and engine == "auto":
         log.warning("%s: %s does not export; scoring with PyTorch", sr.name, det.model_name)
     if used != "torch":
         torch.set_num_threads(1)  # PyTorch only resizes uploads then; ONNX Runtime has the cores
-        run = Path(sr.path)
-        path = int8_export(run, sha) if used == "onnx-int8" else ensure_export(run, det, sha)
-        return OnnxEngine(path, threads, used)
+        return OnnxEngine(engine_export(Path(sr.path), det, sha, used), threads, used)
     torch.set_num_threads(threads)
     return TorchEngine(det.model_)
 
