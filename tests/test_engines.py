@@ -136,3 +136,12 @@ def test_the_int8_verdict_bounds_the_change_both_ways():
     assert not _verdict(base, {**base, "pixel_auroc": 0.95 - 2 * TOLERANCE})[0]
     offered, reason = _verdict({**base, "pro": None}, base)
     assert not offered and "pro" in reason
+
+
+def test_quantize_with_out_is_refused_before_anything_is_written(fresh_run, tmp_path, capsys):
+    from reconad.cli import main
+
+    target = tmp_path / "elsewhere.onnx"
+    assert main(["export", str(fresh_run), "--quantize", "int8", "--out", str(target)]) == 2
+    assert "--quantize" in capsys.readouterr().err
+    assert not target.exists() and not (fresh_run / "export").exists()
