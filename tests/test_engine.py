@@ -143,6 +143,28 @@ def test_bad_settings_and_empty_data():
         Trainer(cfg()).fit(ToyAE(), ToyRows(0))
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_bfloat16_is_used_only_where_native_and_falls_back_with_a_warning(monkeypatch, caplog, native):
+    from reconad.engine import precision
+
+    monkeypatch.setattr(precision, "bf16_native", lambda device: native)
+    _, h32 = train(cfg())
+    with caplog.at_level("WARNING", logger="reconad"):
+        _, h16 = train(cfg(precision="bfloat16"))
+    _, hauto = train(cfg(precision="auto"))
+    assert h32.precision == "float32"
+    expected = "bfloat16" if native else "float32"
+    assert h16.precision == hauto.precision == expected
+    assert ("no native bfloat16" in caplog.text) == (not native)
+    if native:  # autocast really ran: same seed, different rounding, still learning
+        assert h16.train_loss != h32.train_loss
+        assert h16.train_loss[-1] < h16.train_loss[0]
+    else:  # the fallback is exactly float32 training
+        assert h16.train_loss == h32.train_loss
+    with pytest.raises(ConfigError, match="precision"):
+        TrainConfig(precision="float16")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,6 +10,7 @@ from reconad.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "cosine", "step")
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 def check_types(
@@ -49,7 +50,10 @@ class TrainConfig(Settings):
     last epoch, never stop early) or ``auto`` (the model's own default; for most models
     the held-out loss).  ``patience`` counts epochs without improvement of the
     monitored value before stopping early (``None`` or 0 disables it).  ``device`` is
-    ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.
+    ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.  ``precision``:
+    ``float32``, ``bfloat16`` (autocast in the training and held-out steps; falls back to
+    float32 with a warning where the hardware has no native bfloat16) or ``auto``
+    (bfloat16 only where native); the precision used is recorded in the history.
     """
 
     epochs: int = 40
@@ -67,6 +71,7 @@ class TrainConfig(Settings):
     num_workers: int = 0
     progress: bool = True
     grad_clip: float | None = None
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         check_types(
@@ -85,6 +90,8 @@ class TrainConfig(Settings):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:
             raise ConfigError(f"unknown scheduler {self.scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         if not isinstance(self.monitor, str) or not self.monitor:
             raise ConfigError(f"monitor must be a logged value's name, 'auto' or 'none', got {self.monitor!r}")
         betas = self.betas

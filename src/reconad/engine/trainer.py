@@ -20,6 +20,7 @@ from reconad.engine import distributed as dist_utils
 from reconad.engine.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_tensors
 from reconad.engine.config import TrainConfig
 from reconad.engine.device import seed_everything, select_device
+from reconad.engine.precision import autocast, resolve_precision
 from reconad.engine.progress import progress, progress_enabled
 from reconad.errors import ConfigError, DataError, TrainingError
 
@@ -65,6 +66,7 @@ class TrainHistory:
     stopped_early: bool = False
     seconds: float = 0.0
     prepare_seconds: float = 0.0
+    precision: str = "float32"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,6 +108,7 @@ class _Run:
     monitor: str
     main: bool
     show: bool
+    precision: str = "float32"
     start_epoch: int = 0
     stale: int = 0
     best_state: dict[str, torch.Tensor] | None = None
@@ -212,7 +215,8 @@ class Trainer:
         monitor = cfg.monitor if cfg.monitor != "auto" else model.default_monitor
         if monitor == "auto":
             monitor = "val_loss" if val_ds is not None else "loss"
-        history = TrainHistory(prepare_seconds=time.perf_counter() - t0, monitor=monitor)
+        precision = resolve_precision(cfg.precision, self.device)
+        history = TrainHistory(prepare_seconds=time.perf_counter() - t0, monitor=monitor, precision=precision)
         return _Run(
             model=model,
             train_ds=train_ds,
@@ -226,6 +230,7 @@ class Trainer:
             monitor=monitor,
             main=main,
             show=show,
+            precision=precision,
         )
 
     def _restore(self, run: _Run) -> None:
@@ -247,6 +252,7 @@ class Trainer:
         prepare_seconds = run.history.prepare_seconds
         run.history = TrainHistory.from_dict(ck.info.get("history", {}))
         run.history.prepare_seconds = prepare_seconds
+        run.history.precision = run.precision
         run.ctx.global_step = run.history.global_step
         run.start_epoch = int(ck.info["epoch"]) + 1
         if run.history.best_epoch >= 0:
@@ -272,7 +278,8 @@ class Trainer:
         means = _Means()
         for batch in loader:
             batch = move_to(batch, self.device)
-            out = run.model.training_step(batch, run.ctx)
+            with autocast(run.precision, self.device):
+                out = run.model.training_step(batch, run.ctx)
             means.add({"loss": float(out.loss), **out.logs}, num_samples(batch))
             run.ctx.global_step += 1
         dist_utils.average_buffers(run.model)
@@ -290,7 +297,7 @@ class Trainer:
             return {}
         run.model.eval()
         means = _Means()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(run.precision, self.device):
             for batch in run.val_loader:
                 batch = move_to(batch, self.device)
                 means.add(run.model.validation_step(batch), num_samples(batch))
