@@ -11,7 +11,7 @@ from reconad.cli import main
 from reconad.data.class_datasets import load_one_class_set
 from reconad.errors import ConfigError
 from reconad.protocols import OneClassSettings, run_protocol
-from reconad.protocols.one_class import knn_scores, labelled_anomalies
+from reconad.protocols.one_class import _class_split, knn_scores, labelled_anomalies
 
 pytestmark = pytest.mark.slow
 
@@ -66,6 +66,24 @@ def test_labelled_anomalies_ratio_and_source():
     assert len(labelled_anomalies(data, 3, n, 0.0, seed=0)) == 0
     with pytest.raises(ConfigError):
         labelled_anomalies(data, 3, n, 1.0, seed=0)
+
+
+def test_train_per_class_draws_a_seeded_subset_of_that_class_and_keeps_the_test_split(tmp_path):
+    data = load_one_class_set("digits")
+    full = OneClassSettings(dataset="digits")
+    small = OneClassSettings(dataset="digits", train_per_class=40)
+    x_all, _, y_test_all, _ = _class_split(data, 3, full, seed=0)
+    x, _, y_test, _ = _class_split(data, 3, small, seed=0)
+    assert len(x) == 40 < len(x_all)
+    rows = {r.tobytes() for r in x_all}
+    assert all(r.tobytes() in rows for r in x)  # a subset of the class's own images
+    assert np.array_equal(y_test, y_test_all)
+    again, _, _, _ = _class_split(data, 3, small, seed=0)
+    other, _, _, _ = _class_split(data, 3, small, seed=1)
+    assert np.array_equal(again, x) and not np.array_equal(other, x)
+    for bad in (["--train-per-class", "0"], ["--train-per-class", "5", "--anomalous-class"]):
+        argv = ["benchmark", "--protocol", "one-class", "--dataset", "digits", "--out", str(tmp_path), *bad]
+        assert main(argv) == 2
 
 
 def test_cli_one_class_errors(capsys, tmp_path):

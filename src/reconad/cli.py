@@ -241,6 +241,13 @@ def _one_class_args(b: argparse.ArgumentParser) -> None:
         help="one-class, semi-supervised models: labelled anomalies a/(n+a) added to training",
     )
     b.add_argument(
+        "--train-per-class",
+        type=int,
+        default=None,
+        help="one-class: keep this many normal training images per class (seeded draw; "
+        "a control for the training-set size)",
+    )
+    b.add_argument(
         "--anomalous-class",
         action="store_true",
         help="one-class: the inverse protocol (GANomaly's): each class in turn anomalous, the others normal",
@@ -445,6 +452,7 @@ def _one_class_settings(args: argparse.Namespace) -> ProtocolSettings:
         classes=parse_classes(args.classes),
         image_size=args.image_size,
         labelled_ratio=float(args.labelled_ratio or 0.0),
+        train_per_class=args.train_per_class,
         download=args.download,
         anomalous_class=inverse,
     )

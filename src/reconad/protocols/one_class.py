@@ -257,6 +257,14 @@ def _run_hfr(data: OneClassData, classes: list[int], image_size: int, s: OneClas
     return {"scores": hfr, "knn": knn, "patchcore": patchcore, "seconds": secs, "details": details}
 
 
+def subsample(indices: np.ndarray, n: int | None, seed: int) -> np.ndarray:
+    """A seeded draw of ``n`` of ``indices`` in their order (all of them when ``n`` is None)."""
+    if n is None or n >= len(indices):
+        return indices
+    keep = np.random.default_rng(seed).choice(len(indices), size=n, replace=False)
+    return indices[np.sort(keep)]
+
+
 def _class_split(
     data: OneClassData, c: int, s: OneClassSettings, seed: int
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, int]:
@@ -264,7 +272,7 @@ def _class_split(
     class ``c`` normal, or with ``anomalous_class`` class ``c`` anomalous and all others normal."""
     if s.anomalous_class:
         return data.train_x[data.train_y != c], None, (data.test_y == c).astype(int), 0
-    own = np.flatnonzero(data.train_y == c)
+    own = subsample(np.flatnonzero(data.train_y == c), s.train_per_class, seed + c)
     extra = labelled_anomalies(data, c, len(own), s.labelled_ratio, seed)
     y = np.concatenate([np.zeros(len(own), dtype=int), np.ones(len(extra), dtype=int)])
     x = data.train_x[np.concatenate([own, extra])]
@@ -303,6 +311,7 @@ def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: On
         "labelled_ratio": s.labelled_ratio,
         "labelled_anomalies_per_class": n_labelled,
         "labelled_anomalies": how if s.labelled_ratio > 0 else None,
+        "train_per_class": s.train_per_class,
     }
     return {"scores": aurocs, "knn": {}, "patchcore": {}, "seconds": secs, "details": details}
 
@@ -330,6 +339,10 @@ def run(settings: OneClassSettings) -> dict[str, Any]:
         raise ConfigError(f"unknown class(es) {bad} for {s.dataset}; classes are {all_classes}")
     image_size = _image_size(s, data)
     t0 = time.perf_counter()
+    if s.train_per_class is not None and (s.train_per_class < 1 or s.anomalous_class or s.model == "hfr"):
+        raise ConfigError(
+            "--train-per-class takes a positive count, with the standard protocol and a model other than hfr"
+        )
     if s.model == "hfr":
         if s.labelled_ratio > 0:
             raise ConfigError("hfr trains on normal data only; drop --labelled-ratio")
@@ -426,6 +439,8 @@ def results_markdown(result: dict[str, Any], class_names: tuple[str, ...]) -> st
             "",
         ]
     lines += [f"Total: {result['total_seconds']:.0f} s; image size {result['image_size']}.", ""]
+    if d.get("train_per_class"):
+        lines += [f"Training set: a seeded draw of {d['train_per_class']} normal images per class.", ""]
     if d.get("labelled_ratio"):
         lines += [f"Labelled anomalies: ratio {d['labelled_ratio']} = a/(n+a), {d['labelled_anomalies']}.", ""]
     return "\n".join(lines)

@@ -74,13 +74,15 @@ class CalibrationSettings(ProtocolSettings):
 class OneClassSettings(ProtocolSettings):
     """Each class in turn normal, the rest anomalous (image sets); with ``anomalous_class``
     the inverse (GANomaly's and EGBAD's protocol): each class in turn anomalous, the other
-    classes normal."""
+    classes normal.  ``train_per_class`` keeps a seeded draw of that many normal training
+    images (all when None): the same test split, a smaller training set."""
 
     dataset: str = "digits"
     root: str | None = None
     classes: list[int] | None = None
     image_size: int | None = None
     labelled_ratio: float = 0.0
+    train_per_class: int | None = None
     download: bool = False
     val_fraction: float = 0.1
     anomalous_class: bool = False
