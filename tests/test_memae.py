@@ -57,6 +57,19 @@ def test_image_memory_addresses_every_position():
     assert m.memory.threshold == pytest.approx(0.01)
 
 
+def test_image_query_addresses_the_whole_map_with_image_sized_slots():
+    m = build_model("memae", input_shape=[1, 28, 28], query="image").eval()
+    c, (h, w_) = m.encoder.out_channels, m.encoder.out_size
+    assert m.memory.slots.shape == (100, c * h * w_)
+    x_hat, w = m.reconstruct(torch.rand(3, 1, 28, 28))
+    assert w.shape == (3, 100) and x_hat.shape == (3, 1, 28, 28)
+    # every image is rebuilt from the slots alone: the decoder's input is w @ slots
+    z_hat = (w @ m.memory.slots).view(3, c, h, w_)
+    assert torch.allclose(m.decoder(z_hat), x_hat, atol=1e-6)
+    with pytest.raises(ConfigError, match="query"):
+        build_model("memae", input_shape=[1, 28, 28], query="pixel")
+
+
 def test_defaults_and_validation():
     assert build_model("memae", input_shape=[12]).memory.slots.shape[0] == 50
     with pytest.raises(ConfigError, match="shrink_threshold"):

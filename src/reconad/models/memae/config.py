@@ -29,6 +29,9 @@ class MemAEConfig(NetConfig):
     we keep the cosine and default to 0.01.
     similarity: ``cosine`` (the paper) or ``dot`` (the official code's unnormalised
     dot product; use with ``temperature=1``).
+    query: images only. ``position`` (the official code's: one query per position of
+    the encoder's map, of its channel size) or ``image`` (the whole map flattened into
+    one query, so each slot is a prototype of a whole image).
     """
 
     memory_size: int | None = None
@@ -36,6 +39,7 @@ class MemAEConfig(NetConfig):
     entropy_weight: float = 0.0002
     temperature: float = 0.01
     similarity: str = "cosine"
+    query: str = "position"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -51,6 +55,8 @@ class MemAEConfig(NetConfig):
             raise ConfigError(f"shrink_threshold must be in [0, 1), got {self.shrink_threshold}")
         if self.similarity not in ("cosine", "dot"):
             raise ConfigError(f"similarity must be 'cosine' or 'dot', got {self.similarity!r}")
+        if self.query not in ("position", "image"):
+            raise ConfigError(f"query must be 'position' or 'image', got {self.query!r}")
         if self.entropy_weight < 0 or self.temperature <= 0:
             raise ConfigError("entropy_weight must be >= 0 and temperature > 0")
 

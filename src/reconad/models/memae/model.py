@@ -12,7 +12,8 @@ loss = mean squared reconstruction error + alpha · mean over queries of the
 entropy -sum_i w''_i log w''_i.  Score = mean squared reconstruction error.
 
 Images: like the official code, the memory addresses each spatial position of the
-encoder's conv map (a query per position, of the map's channel size).  Video clips
+encoder's conv map (a query per position, of the map's channel size); ``query="image"``
+addresses the whole map as one query instead.  Video clips
 ([C, T, H, W], the paper's video experiments): a 3-D conv encoder/decoder
 (``reconad.models.networks3d``) and a query per position of the 3-D feature map.  Rows: one
 query per row, the MLP code.  The official code scores slots with a plain dot
@@ -94,6 +95,8 @@ class MemAE(ReconstructionModel):
             self.encoder = conv
             self.decoder = ConvDecoder(conv)
             dim = conv.out_channels
+            if cfg.query == "image":
+                dim *= conv.out_size[0] * conv.out_size[1]
         self.memory = Memory(cfg.resolved_memory_size(), dim, cfg.resolved_threshold(), cfg.temperature, cfg.similarity)
 
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,6 +108,9 @@ class MemAE(ReconstructionModel):
             c = z.shape[1]
             q_hat, w = self.memory(z.movedim(1, -1).reshape(-1, c))
             z_hat = q_hat.view(*z.movedim(1, -1).shape).movedim(-1, 1)
+        elif self.config.query == "image":
+            q_hat, w = self.memory(z.flatten(1))
+            z_hat = q_hat.view_as(z)
         else:
             b, c, h, w_ = z.shape
             q = z.permute(0, 2, 3, 1).reshape(-1, c)
