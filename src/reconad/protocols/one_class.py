@@ -327,10 +327,20 @@ def _image_size(s: OneClassSettings, data: OneClassData) -> int:
     return max(int(model_entry(s.model)[0].min_image_size), int(data.train_x.shape[1]))
 
 
+def _check_settings(s: OneClassSettings) -> None:
+    if s.train_per_class is not None and (s.train_per_class < 1 or s.anomalous_class or s.model == "hfr"):
+        raise ConfigError(
+            "--train-per-class takes a positive count, with the standard protocol and a model other than hfr"
+        )
+    if s.model == "hfr" and s.labelled_ratio > 0:
+        raise ConfigError("hfr trains on normal data only; drop --labelled-ratio")
+
+
 def run(settings: OneClassSettings) -> dict[str, Any]:
     """Run the one-class protocol; write ``results.json`` and ``results.md`` under ``out``."""
     s = settings
     s.model = s.model.lower()
+    _check_settings(s)
     data = load_one_class_set(s.dataset, s.root, download=s.download)
     all_classes = sorted(int(c) for c in np.unique(data.train_y))
     classes = list(s.classes) if s.classes else all_classes
@@ -339,13 +349,7 @@ def run(settings: OneClassSettings) -> dict[str, Any]:
         raise ConfigError(f"unknown class(es) {bad} for {s.dataset}; classes are {all_classes}")
     image_size = _image_size(s, data)
     t0 = time.perf_counter()
-    if s.train_per_class is not None and (s.train_per_class < 1 or s.anomalous_class or s.model == "hfr"):
-        raise ConfigError(
-            "--train-per-class takes a positive count, with the standard protocol and a model other than hfr"
-        )
     if s.model == "hfr":
-        if s.labelled_ratio > 0:
-            raise ConfigError("hfr trains on normal data only; drop --labelled-ratio")
         r = _run_hfr(data, classes, image_size, s)
     else:
         r = _run_detector(data, classes, image_size, s)
