@@ -108,7 +108,6 @@ class _Run:
     monitor: str
     main: bool
     show: bool
-    precision: str = "float32"
     start_epoch: int = 0
     stale: int = 0
     best_state: dict[str, torch.Tensor] | None = None
@@ -215,8 +214,11 @@ class Trainer:
         monitor = cfg.monitor if cfg.monitor != "auto" else model.default_monitor
         if monitor == "auto":
             monitor = "val_loss" if val_ds is not None else "loss"
-        precision = resolve_precision(cfg.precision, self.device)
-        history = TrainHistory(prepare_seconds=time.perf_counter() - t0, monitor=monitor, precision=precision)
+        history = TrainHistory(
+            prepare_seconds=time.perf_counter() - t0,
+            monitor=monitor,
+            precision=resolve_precision(cfg.precision, self.device),
+        )
         return _Run(
             model=model,
             train_ds=train_ds,
@@ -230,7 +232,6 @@ class Trainer:
             monitor=monitor,
             main=main,
             show=show,
-            precision=precision,
         )
 
     def _restore(self, run: _Run) -> None:
@@ -249,10 +250,9 @@ class Trainer:
                 sched.load_state_dict(ck.scheduler_states[name])
         run.ctx.counters.update(ck.counters)
         restore_rng(ck.rng)
-        prepare_seconds = run.history.prepare_seconds
+        prepare_seconds, precision = run.history.prepare_seconds, run.history.precision
         run.history = TrainHistory.from_dict(ck.info.get("history", {}))
-        run.history.prepare_seconds = prepare_seconds
-        run.history.precision = run.precision
+        run.history.prepare_seconds, run.history.precision = prepare_seconds, precision
         run.ctx.global_step = run.history.global_step
         run.start_epoch = int(ck.info["epoch"]) + 1
         if run.history.best_epoch >= 0:
@@ -278,7 +278,7 @@ class Trainer:
         means = _Means()
         for batch in loader:
             batch = move_to(batch, self.device)
-            with autocast(run.precision, self.device):
+            with autocast(run.history.precision, self.device):
                 out = run.model.training_step(batch, run.ctx)
             means.add({"loss": float(out.loss), **out.logs}, num_samples(batch))
             run.ctx.global_step += 1
@@ -297,7 +297,7 @@ class Trainer:
             return {}
         run.model.eval()
         means = _Means()
-        with torch.no_grad(), autocast(run.precision, self.device):
+        with torch.no_grad(), autocast(run.history.precision, self.device):
             for batch in run.val_loader:
                 batch = move_to(batch, self.device)
                 means.add(run.model.validation_step(batch), num_samples(batch))
