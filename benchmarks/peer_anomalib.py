@@ -131,11 +131,17 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _int8_offered(run: Path) -> bool:
-    """Whether the run's int8 export passed its accuracy check (our default engine is then int8)."""
-    meta = run / "export" / "model.int8.json"
-    if not meta.exists():
+    """Whether the engine would run the run's int8 export (it exists, matches the model and
+    passed its accuracy check): our default engine is then int8."""
+    from reconad.engines import int8_export
+    from reconad.errors import ReconadError
+    from reconad.serialization import recorded_sha256
+
+    try:
+        int8_export(run, recorded_sha256(run / "model") or "")
+    except ReconadError:
         return False
-    return bool((json.loads(meta.read_text()).get("accuracy_check") or {}).get("offered"))
+    return True
 
 
 def _markdown(doc: dict[str, Any]) -> str:
