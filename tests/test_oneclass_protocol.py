@@ -68,7 +68,7 @@ def test_labelled_anomalies_ratio_and_source():
         labelled_anomalies(data, 3, n, 1.0, seed=0)
 
 
-def test_train_per_class_draws_a_seeded_subset_of_that_class_and_keeps_the_test_split(tmp_path):
+def test_train_per_class_draws_a_seeded_subset_of_that_class_and_keeps_the_test_split(tmp_path, capsys):
     data = load_one_class_set("digits")
     full = OneClassSettings(dataset="digits")
     small = OneClassSettings(dataset="digits", train_per_class=40)
@@ -82,8 +82,12 @@ def test_train_per_class_draws_a_seeded_subset_of_that_class_and_keeps_the_test_
     other, _, _, _ = _class_split(data, 3, small, seed=1)
     assert np.array_equal(again, x) and not np.array_equal(other, x)
     for bad in (["--train-per-class", "0"], ["--train-per-class", "5", "--anomalous-class"]):
-        argv = ["benchmark", "--protocol", "one-class", "--dataset", "digits", "--out", str(tmp_path), *bad]
+        out = tmp_path / "out"
+        argv = ["benchmark", "--protocol", "one-class", "--dataset", "digits", "--out", str(out), *bad]
         assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--train-per-class" in err[0]
+        assert not out.exists()
 
 
 def test_cli_one_class_errors(capsys, tmp_path):
