@@ -654,7 +654,8 @@ class Detector:
                 train_cfg["device"] = device
             elif train_cfg.get("device", "auto") not in ("auto", "cpu") and not torch.cuda.is_available():
                 train_cfg["device"] = "cpu"
-            det = cls(cfg["model"], **cfg.get("model_config", {}), **train_cfg, **cfg.get("detector", {}))
+            saved = model_entry(cfg["model"])[1].saved_options(cfg.get("model_config", {}))
+            det = cls(cfg["model"], **saved, **train_cfg, **cfg.get("detector", {}))
             model = build_model(det.model_name, **det.model_config)
             model.load_trainable_state_dict(state)
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:

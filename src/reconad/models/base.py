@@ -78,6 +78,15 @@ if TYPE_CHECKING:
 class ModelConfig(Settings):
     """Base of every model's settings dataclass: plain JSON-able fields."""
 
+    #: For a field whose default changed after models were saved without it: the value
+    #: such an older model file was trained with (a saved file records every field).
+    legacy_values: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def saved_options(cls, saved: Mapping[str, Any]) -> dict[str, Any]:
+        """The options a saved ``model_config`` rebuilds its model with."""
+        return {**cls.legacy_values, **saved}
+
 
 @dataclass
 class StepOutput:

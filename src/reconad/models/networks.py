@@ -111,7 +111,13 @@ class ConvEncoder(nn.Module):
     """(B, C, H, W) -> (B, channels[-1], h, w); records each stage's size for the decoder."""
 
     def __init__(
-        self, in_channels: int, size: tuple[int, int], width: int, min_size: int, batchnorm: bool = True
+        self,
+        in_channels: int,
+        size: tuple[int, int],
+        width: int,
+        min_size: int,
+        batchnorm: bool = True,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         self.batchnorm = batchnorm
@@ -124,7 +130,7 @@ class ConvEncoder(nn.Module):
         while max(h, w) > min_size and min(h, w) >= 4:
             c_out = width * min(2**i, 8)
             layers += [
-                nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=not batchnorm),
+                nn.Conv2d(c_in, c_out, 4, stride=2, padding=1, bias=bias and not batchnorm),
                 nn.BatchNorm2d(c_out) if batchnorm else nn.Identity(),
                 _act(),
             ]
@@ -172,28 +178,34 @@ class ConvDecoder(nn.Module):
         return x
 
 
-def mlp(dims: list[int], last_activation: bool = False) -> nn.Sequential:
+def mlp(dims: list[int], last_activation: bool = False, bias: bool = True) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(len(dims) - 1):
-        layers.append(nn.Linear(dims[i], dims[i + 1]))
+        layers.append(nn.Linear(dims[i], dims[i + 1], bias=bias))
         if i < len(dims) - 2 or last_activation:
             layers.append(_act())
     return nn.Sequential(*layers)
 
 
 class VectorEncoder(nn.Module):
-    """Input -> code vector of ``out_dim`` (conv + linear for images, MLP for rows)."""
+    """Input -> code vector of ``out_dim`` (conv + linear for images, MLP for rows).
 
-    def __init__(self, cfg: NetConfig, out_dim: int, batchnorm: bool = True) -> None:
+    ``bias=False`` (with ``batchnorm=False``) drops every additive term, so the network
+    cannot map all inputs to one constant code (Deep SVDD's argument against the
+    trivial hypersphere).
+    """
+
+    def __init__(self, cfg: NetConfig, out_dim: int, batchnorm: bool = True, bias: bool = True) -> None:
         super().__init__()
         shape = cfg.input_shape
         assert shape is not None
         if len(shape) == 1:
-            self.net: nn.Module = mlp([shape[0], *cfg.resolved_hidden(), out_dim])
+            self.net: nn.Module = mlp([shape[0], *cfg.resolved_hidden(), out_dim], bias=bias)
         else:
-            conv = ConvEncoder(shape[0], (shape[1], shape[2]), cfg.width, cfg.min_size, batchnorm)
+            conv = ConvEncoder(shape[0], (shape[1], shape[2]), cfg.width, cfg.min_size, batchnorm, bias)
             h, w = conv.out_size
-            self.net = nn.Sequential(conv, nn.Flatten(), nn.Linear(conv.out_channels * h * w, out_dim))
+            linear = nn.Linear(conv.out_channels * h * w, out_dim, bias=bias)
+            self.net = nn.Sequential(conv, nn.Flatten(), linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
