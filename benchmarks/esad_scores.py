@@ -36,12 +36,12 @@ def score_parts(det: Detector, images: np.ndarray) -> dict[str, np.ndarray]:
 
     def record(batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
-            z, x_hat, z_hat = model.codes(batch)
+            terms, _ = model.score_terms(batch)  # the terms the model's own scores combine
             rows = {
-                "recon": (batch - x_hat).pow(2).flatten(1).mean(1),
-                "||z_hat-c||^2": model.latent_term(z_hat),
-                "||z||^2": z.pow(2).sum(1),
-                "||z-z_hat||^2": (z - z_hat).pow(2).sum(1),
+                "recon": terms[:, 0],
+                "||z_hat-c||^2": terms[:, 1],
+                "||z||^2": model.encoder(batch).pow(2).sum(1),
+                "||z-z_hat||^2": terms[:, 2],
             }
         rows["paper"] = rows["recon"] + rows["||z_hat-c||^2"]
         for k, v in rows.items():

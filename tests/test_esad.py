@@ -7,6 +7,7 @@ from sklearn.metrics import roc_auc_score
 
 from helpers.recon_toys import image_toy, table_toy
 from reconad import Detector
+from reconad.errors import ConfigError
 from reconad.models import build_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -97,6 +98,12 @@ def test_bias_free_encoders_have_no_additive_terms(bias_free, e1_bias, e2_bias):
     assert has_bias(m.decoder)
     zero = m.encoder2(torch.zeros(2, 1, 16, 16))
     assert bool((zero == 0).all()) == (not e2_bias)
+
+
+@pytest.mark.parametrize(("option", "value"), [("center", "middle"), ("bias_free", "first"), ("score", "sum")])
+def test_unknown_option_values_are_refused_naming_the_option(option, value):
+    with pytest.raises(ConfigError, match=f"unknown {option} {value!r}"):
+        build_model("esad", input_shape=[4], **{option: value})
 
 
 def test_initial_center_is_fitted_once_from_the_untrained_codes():

@@ -56,7 +56,6 @@ class ESAD(ReconstructionModel):
     name = "esad"
     uses_labels: ClassVar[bool] = True
     center: torch.Tensor  # buffers, present only with the options that use them
-    center_fitted: torch.Tensor
     term_means: torch.Tensor
 
     def __init__(self, config: ESADConfig | None = None, **kwargs: Any) -> None:
@@ -70,8 +69,7 @@ class ESAD(ReconstructionModel):
         self.encoder2 = VectorEncoder(self.config, latent, batchnorm=False, bias=free == "none")
         # Only the options that use them add buffers, so default models keep their keys.
         if self.config.center == "initial":
-            self.register_buffer("center", torch.zeros(latent))
-            self.register_buffer("center_fitted", torch.zeros(()))
+            self.register_buffer("center", torch.zeros(latent))  # all zero until fitted
         if self.config.score in ("balanced", "recon+consistency"):
             self.register_buffer("term_means", torch.ones(3))
 
@@ -87,8 +85,7 @@ class ESAD(ReconstructionModel):
         c = normal.detach().mean(0)
         eps = 0.1
         c = torch.where(c.abs() < eps, torch.where(c < 0, -eps, eps), c)
-        self.center.copy_(c)
-        self.center_fitted.fill_(1.0)
+        self.center.copy_(c)  # every entry now at least eps from 0: fitted
 
     def latent_term(self, z_hat: torch.Tensor) -> torch.Tensor:
         """||z_hat - c||^2 per sample (c = 0 unless ``center="initial"``)."""
@@ -98,7 +95,7 @@ class ESAD(ReconstructionModel):
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         z, x_hat, z_hat = self.codes(x)
-        if self.config.center == "initial" and not bool(self.center_fitted):
+        if self.config.center == "initial" and not bool(self.center.any()):
             self._fit_center(z_hat, labels)
         anomaly = labels == 1
         rec = ((x - x_hat) ** 2).flatten(1).mean(1)
@@ -110,7 +107,7 @@ class ESAD(ReconstructionModel):
         cfg = self.config
         return (rec + cfg.entropy_weight * ent + cfg.consistency_weight * con).mean()
 
-    def _terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def score_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """((B, 3) per-sample reconstruction error, latent term and consistency; element-wise error)."""
         z, x_hat, z_hat = self.codes(x)
         err = (x - x_hat) ** 2
@@ -126,7 +123,7 @@ class ESAD(ReconstructionModel):
         sums, count = torch.zeros(3, dtype=torch.float64), 0
         for batch in DataLoader(train_data, batch_size=256, shuffle=False, collate_fn=self.collate_fn()):
             x, labels = self.batch_inputs(batch.to(device))
-            terms, _ = self._terms(x)
+            terms, _ = self.score_terms(x)
             keep = labels != 1
             sums += terms[keep].sum(0).double().cpu()
             count += int(keep.sum())
@@ -134,7 +131,7 @@ class ESAD(ReconstructionModel):
         self.term_means.copy_(torch.where(means > 0, means, torch.ones_like(means)).float())
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        terms, err = self._terms(x)
+        terms, err = self.score_terms(x)
         score = self.config.score
         if score == "latent":
             return terms[:, 1], err
