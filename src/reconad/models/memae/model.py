@@ -18,6 +18,12 @@ addresses the whole map as one query instead.  Video clips
 (``reconad.models.networks3d``) and a query per position of the 3-D feature map.  Rows: one
 query per row, the MLP code.  The official code scores slots with a plain dot
 product; we follow the paper's cosine similarity.
+
+Deviations that remain (measured in BENCHMARKS §16.1): the image networks are the
+library's shared ones (stride-2 4 x 4 convolutions of ``width`` x 1, 2, 4 channels, 32-64-128
+by default), not the paper's MNIST network (3 x 3 convolutions, 16-32-64: ``width=16`` is
+closest, and scored lower here for both AE and MemAE); the addressing temperature (see
+``MemAEConfig``); the shrinkage threshold 1/N rather than the official code's fixed 0.0025.
 """
 
 from __future__ import annotations
