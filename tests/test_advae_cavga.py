@@ -140,7 +140,9 @@ def test_kde_threshold_on_a_known_density():
     assert cal.threshold_for_fpr(0.05) == pytest.approx(thr)
     back = Calibration.from_dict(cal.to_dict())
     assert back.method == "kde" and back.to_dict() == cal.to_dict()
-    assert kde_threshold(np.full(10, 3.0), 0.1) == (3.0, 0.0)  # one distinct score: no spread
+    # one distinct score: no spread, so the rate is the conformal one of a threshold at the
+    # largest normal score, 1/(n+1), not a tail mass of 0
+    assert kde_threshold(np.full(10, 3.0), 0.1) == (3.0, pytest.approx(1 / 11))
     with pytest.raises(ConfigError):
         kde_threshold(scores, 0.0)
     with pytest.raises(ConfigError, match="method"):

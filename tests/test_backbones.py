@@ -320,7 +320,7 @@ def test_bad_layers_raise_config_error(name: str, layers: object) -> None:
 
 
 def test_resnet_needs_weights_path_when_pretrained() -> None:
-    with pytest.raises(ConfigError, match="weights=<path"):
+    with pytest.raises(ConfigError, match="--backbone-weights PATH"):
         build_backbone("resnet50")
     p = build_backbone("resnet18", layers=(2, 4), pretrained=False)  # random init is allowed
     assert p.channels == [128, 512] and p.strides == [8, 32]

@@ -263,9 +263,13 @@ def test_folder_dataset(tmp_path: Path) -> None:
     only_normal = FolderDataset(tmp_path / "good", image_size=8)
     assert len(only_normal) == 2 and not only_normal.has_masks and only_normal[0].mask is None
 
+    # two normals are too few to split into train and test parts; a good_test folder is the test's
+    with pytest.raises(DataError, match=r"only 2 normal image\(s\) in .*good"):
+        build_image_dataset("folder", tmp_path, split="test", image_size=8)
+    _png(tmp_path / "good_test" / "t1.png", _rgb(20, 20))
     with pytest.warns(UserWarning):
         via_root = build_image_dataset("folder", tmp_path, split="test", image_size=8)
-    assert via_root.labels == [0, 0, 1, 1, 1]
+    assert via_root.labels == [0, 1, 1, 1] and "good_test" in via_root.paths[0]
     train = build_image_dataset("folder", tmp_path, split="train", image_size=8)
     assert train.labels == [0, 0]
     with pytest.raises(DataError, match="no_such"):

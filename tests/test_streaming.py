@@ -148,7 +148,9 @@ def test_test_writes_scores_as_it_goes_and_keeps_maps_on_disk(tiny_mvtec, tmp_pa
     train_run(spec, tmp_path / "run", model="ae", epochs=1, progress=False)
     det, _ = load_run(tmp_path / "run")
     det._batch_size = lambda model: 2  # type: ignore[method-assign]  # several batches of the 8 test images
-    flushed = []
+    run = tmp_path / "run"
+    (run / "scores.csv").write_text("an earlier test's scores\n")
+    flushed, kept = [], []
 
     from torch.utils.data import Dataset
 
@@ -159,13 +161,17 @@ def test_test_writes_scores_as_it_goes_and_keeps_maps_on_disk(tiny_mvtec, tmp_pa
         def __len__(self):
             return len(self.test)
 
-        def __getitem__(self, i):  # rows of earlier batches are already on disk when a new one is read
-            flushed.append(len(complete_rows(tmp_path / "run" / "scores.csv")))
+        def __getitem__(self, i):  # rows of earlier batches are already on disk when a new one is read,
+            # in a temporary file beside scores.csv, which stays the earlier one until the pass is done
+            tmp = [p for p in run.iterdir() if p.name.startswith(".scores.csv.")]
+            flushed.append(tmp[0].read_bytes().count(b"\n") - 1 if tmp else 0)
+            kept.append((run / "scores.csv").read_text() == "an earlier test's scores\n")
             return self.test[i]
 
     tp = score_test_split(det, Watch(spec.build("test")), tmp_path / "run" / "scores.csv", tmp_path / "run")
     assert isinstance(tp.maps, np.memmap) and isinstance(tp.masks, np.memmap)
-    assert max(flushed) > 0  # scores.csv grew during the pass, not only at its end
+    assert max(flushed) > 0  # the rows grew on disk during the pass, not only at its end
+    assert all(kept)  # a kill during the pass leaves the earlier scores.csv whole
     assert len(complete_rows(tmp_path / "run" / "scores.csv")) == len(tp.scores) == 8
     metrics = evaluate_run(tmp_path / "run")
     assert 0 <= metrics["pixel_auroc"] <= 1

@@ -10,6 +10,12 @@ scores alone give
   flagged is ``k / (n + 1) <= alpha`` (equal to ``alpha`` up to rounding).  With fewer
   than ``1/alpha - 1`` normals no score reaches that rate; the threshold is then the
   largest normal score and ``expected_fpr`` says what that gives (``1 / (n + 1)``);
+* the **expected false-alarm rate** of any threshold ``t``, one formula for every basis
+  (``expected_fpr``): ``(1 + #{normal scores > t}) / (n + 1)``, the chance that a new
+  exchangeable normal score lies above ``t`` when ``t`` is one of the normal scores, and
+  at most that when ``t`` lies between two.  ``n`` normals resolve no rate below
+  ``1 / (n + 1)`` (``fpr_resolution``): a target below it (``fpr``, or ``1 - quantile``)
+  is reported as not resolved, with how many normals it needs, never as a precise rate;
 * **conformal p-values** ``p(s) = (1 + #{normal scores >= s}) / (n + 1)``, in
   ``(0, 1]``: the share of normal images at least as anomalous as this one.  For a
   normal image ``P(p <= a) <= a`` for every ``a``; flagging ``p <= alpha`` is the same
@@ -33,16 +39,31 @@ fits the scores.  p-values stay conformal.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from reconad.errors import ConfigError, DataError
+from reconad.errors import ConfigError, DataError, ScoringError
 
-__all__ = ["Calibration", "conformal_p_values", "threshold_for_fpr", "kde_threshold", "f1_optimal_threshold"]
+__all__ = [
+    "Calibration",
+    "conformal_p_values",
+    "expected_fpr",
+    "f1_optimal_threshold",
+    "finite_scores",
+    "fpr_resolution",
+    "kde_threshold",
+    "normals_needed",
+    "threshold_for_fpr",
+]
 
 METHODS = ("conformal", "kde")
+
+
+def _pct(rate: float) -> str:
+    return f"{100 * rate:.2g}%"
 
 
 def _scores(values: Any, what: str) -> np.ndarray:
@@ -54,28 +75,74 @@ def _scores(values: Any, what: str) -> np.ndarray:
     return arr
 
 
+def finite_scores(scores: Any, names: Sequence[str] | None = None, why: str = "") -> np.ndarray:
+    """``scores`` as float64, or a ``ScoringError`` naming the first NaN / infinite one.
+
+    A NaN compares below every threshold and above no normal score, so unchecked it would
+    pass as "normal" with the smallest p-value.  ``names``: one per score (image paths,
+    ``array[i]``, ``row i``); ``why`` is added to the message (e.g. what gave the score).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(s.ravel()))
+    if bad.size:
+        i = int(bad[0])
+        name = names[i] if names is not None and i < len(names) else f"score {i}"
+        kind = "NaN" if np.isnan(s.ravel()[i]) else "infinite"
+        more = f" ({bad.size - 1} more in the batch)" if bad.size > 1 else ""
+        raise ScoringError(f"{name}: {kind} score{why}{more}; no threshold or p-value applies to it")
+    return s
+
+
 def conformal_p_values(normal_sorted: np.ndarray, scores: Any) -> np.ndarray:
     """``(1 + #{normal >= s}) / (n + 1)`` for each ``s``; ``normal_sorted`` ascending."""
-    s = np.asarray(scores, dtype=np.float64)
+    s = finite_scores(scores)
     n = normal_sorted.size
     at_least = n - np.searchsorted(normal_sorted, s, side="left")
     return (1.0 + at_least) / (n + 1.0)
 
 
+def fpr_resolution(n: int) -> float:
+    """``1 / (n + 1)``: the smallest false-alarm rate ``n`` normal scores can resolve."""
+    return 1.0 / (int(n) + 1.0)
+
+
+def normals_needed(rate: float) -> int:
+    """The fewest normal scores that resolve ``rate`` (``n + 1 >= 1 / rate``)."""
+    return max(1, math.ceil(1.0 / rate - 1e-9) - 1)
+
+
+def expected_fpr(normal_sorted: np.ndarray, threshold: float, method: str = "conformal") -> float:
+    """The false-alarm rate ``score > threshold`` is expected to give on new normal data.
+
+    The one place expected rates are computed.  ``conformal``: ``(1 + #{normal >
+    threshold}) / (n + 1)``, exact (for exchangeable, untied scores) when the threshold
+    is a normal score, an upper bound between two.  ``kde``: the kernel density
+    estimate's tail mass above the threshold (the conformal rate when all scores are
+    equal and the estimate has no width).
+    """
+    s = np.asarray(normal_sorted, dtype=np.float64)
+    if method == "kde":
+        h = silverman_bandwidth(s)
+        if h > 0:
+            from scipy.special import ndtr
+
+            return float(np.mean(ndtr((s - threshold) / h)))
+    above = s.size - np.searchsorted(s, threshold, side="right")
+    return (1.0 + float(above)) / (s.size + 1.0)
+
+
 def threshold_for_fpr(normal_sorted: np.ndarray, fpr: float) -> tuple[float, float]:
     """Conformal threshold for false-alarm rate ``fpr`` and the rate it is expected to give.
 
-    Flag ``score > threshold``.  Returns ``(threshold, expected_fpr)`` where
-    ``expected_fpr = k / (n + 1)``, or ``1 / (n + 1)`` when there are too few normals.
+    Flag ``score > threshold``.  Returns ``(threshold, expected_fpr)``: ``k / (n + 1)``
+    for untied scores, ``1 / (n + 1)`` when there are too few normals (``expected_fpr``).
     """
     if not 0 < fpr < 1:
         raise ConfigError(f"fpr must be in (0, 1), got {fpr}")
     n = normal_sorted.size
-    k = int(math.floor(fpr * (n + 1) + 1e-9))
-    if k < 1:
-        return float(normal_sorted[-1]), 1.0 / (n + 1)
-    k = min(k, n)
-    return float(normal_sorted[n - k]), k / (n + 1.0)
+    k = min(int(math.floor(fpr * (n + 1) + 1e-9)), n)
+    thr = float(normal_sorted[-1] if k < 1 else normal_sorted[n - k])
+    return thr, expected_fpr(normal_sorted, thr)
 
 
 def silverman_bandwidth(scores: np.ndarray) -> float:
@@ -89,24 +156,24 @@ def kde_threshold(scores: Any, fpr: float) -> tuple[float, float]:
 
     Flag ``score > threshold``.  The CDF, ``mean_i Phi((t - s_i) / h)``, is monotone, so the
     threshold is found by bracketing root search; with one distinct score (zero bandwidth)
-    the threshold is that score and the tail mass 0.
+    the threshold is that score and its rate the conformal one (``expected_fpr``).
     """
     from scipy.optimize import brentq
     from scipy.special import ndtr
 
     if not 0 < fpr < 1:
         raise ConfigError(f"fpr must be in (0, 1), got {fpr}")
-    s = _scores(scores, "normal")
+    s = np.sort(_scores(scores, "normal"))
     h = silverman_bandwidth(s)
     if not h > 0:
-        return float(s.max()), 0.0
+        return float(s.max()), expected_fpr(s, float(s.max()), "kde")
 
     def tail(t: float) -> float:
         return float(np.mean(ndtr((s - t) / h))) - fpr
 
     lo, hi = float(s.min()) - 10.0 * h, float(s.max()) + 10.0 * h
     thr = float(brentq(tail, lo, hi, xtol=1e-12 * max(1.0, abs(hi)), maxiter=200))
-    return thr, float(np.mean(ndtr((s - thr) / h)))
+    return thr, expected_fpr(s, thr, "kde")
 
 
 def f1_optimal_threshold(normal: Any, anomalous: Any) -> tuple[float, float]:
@@ -146,7 +213,10 @@ class Calibration:
     ``"f1"`` (labelled anomalies), prefixed ``"kde "`` when ``method`` is ``"kde"`` (a
     kernel density estimate of the normal scores, see the module docstring) rather than
     ``"conformal"``.  ``source``: which normals were scored (``"held-out normal"``, or
-    ``"training"`` when nothing was held out: optimistic).
+    ``"training"`` when nothing was held out: optimistic).  ``expected_fpr`` is always
+    computed from the scores and the threshold (``expected_fpr()``), also for records
+    saved by older versions; ``resolved`` says whether the normals can resolve the rate
+    asked for at all.
     """
 
     normal_scores: np.ndarray
@@ -154,11 +224,15 @@ class Calibration:
     basis: str
     fpr: float | None = None
     quantile: float | None = None
-    expected_fpr: float | None = None
     f1_threshold: float | None = None
     f1: float | None = None
     source: str = "held-out normal"
     method: str = "conformal"
+    expected_fpr: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.normal_scores = np.sort(_scores(self.normal_scores, "normal"))
+        self.expected_fpr = expected_fpr(self.normal_scores, float(self.threshold), self.method)
 
     @classmethod
     def fit(
@@ -181,9 +255,8 @@ class Calibration:
             f1_thr, f1 = f1_optimal_threshold(normal, anomaly_scores)
         elif use_f1:
             raise DataError("an F1-optimal threshold needs scores of labelled anomalies")
-        expected = None
         if fpr is not None:
-            thr, expected = _fpr_threshold(normal, float(fpr), method)
+            thr = _fpr_threshold(normal, float(fpr), method)[0]
             basis = f"fpr={float(fpr):g}"
         elif quantile is not None:
             if not 0 < quantile <= 1:
@@ -191,23 +264,20 @@ class Calibration:
             if method == "kde":
                 if quantile == 1:
                     raise ConfigError("the kde threshold needs a quantile below 1 (or an fpr)")
-                thr, expected = kde_threshold(normal, 1.0 - float(quantile))
+                thr = kde_threshold(normal, 1.0 - float(quantile))[0]
             else:
                 thr = float(np.quantile(normal, float(quantile)))
-                expected = float(np.mean(normal > thr)) * normal.size / (normal.size + 1.0)
             basis = f"quantile={float(quantile):g}"
         elif not use_f1:
             raise ConfigError("give fpr, quantile or anomaly scores with use_f1=True")
         if use_f1:
             thr, basis = f1_thr, "f1"  # type: ignore[assignment]
-            expected = float(np.mean(normal > thr)) * normal.size / (normal.size + 1.0)
         return cls(
             normal_scores=normal,
             threshold=float(thr),
             basis=basis if method == "conformal" or basis == "f1" else f"kde {basis}",
             fpr=None if fpr is None else float(fpr),
             quantile=None if quantile is None else float(quantile),
-            expected_fpr=expected,
             f1_threshold=f1_thr,
             f1=f1,
             source=source,
@@ -218,6 +288,29 @@ class Calibration:
     def n(self) -> int:
         return int(self.normal_scores.size)
 
+    @property
+    def target_fpr(self) -> float | None:
+        """The false-alarm rate asked for: ``fpr``, ``1 - quantile``, or None (F1 threshold)."""
+        if self.basis == "f1":
+            return None
+        if self.fpr is not None:
+            return float(self.fpr)
+        return None if self.quantile is None else 1.0 - float(self.quantile)
+
+    @property
+    def resolution(self) -> float:
+        """The smallest false-alarm rate these normal scores resolve: ``1 / (n + 1)``."""
+        return fpr_resolution(self.n)
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the normals resolve the rate: the target is at least ``resolution``
+        (without a target: some normal score lies above the threshold)."""
+        target = self.target_fpr
+        if target is None:
+            return bool(self.threshold < self.normal_scores[-1])
+        return target >= self.resolution - 1e-12
+
     def p_values(self, scores: Any) -> np.ndarray:
         """Conformal p-value of each score (small = unusual for a normal image)."""
         return conformal_p_values(self.normal_scores, scores)
@@ -227,22 +320,41 @@ class Calibration:
         return _fpr_threshold(self.normal_scores, fpr, self.method)[0]
 
     def predict(self, scores: Any) -> np.ndarray:
-        return (np.asarray(scores) > self.threshold).astype(int)
+        """1 above the threshold; a NaN / infinite score is a ``ScoringError``, not a 0."""
+        return (finite_scores(scores) > self.threshold).astype(int)
+
+    def rate_note(self) -> str:
+        """The expected false-alarm rate in words, saying so when the normals cannot resolve it."""
+        conformal, target = self.method == "conformal", self.target_fpr
+        rate = f"at most {_pct(self.expected_fpr)}" if conformal else f"{_pct(self.expected_fpr)} by the kde"
+        if self.resolved:
+            return f"expected false-alarm rate {rate}"
+        if not conformal:
+            rate += ", an extrapolation"
+        elif target:
+            rate += f" on average, not the {_pct(target)} asked"
+        need = f" ({_pct(target)} needs at least {normals_needed(target)})" if target else ""
+        return (
+            f"expected false-alarm rate not resolved ({rate}): too few {self.source} scores "
+            f"({self.n}) to resolve a rate below {_pct(self.resolution)}{need}"
+        )
 
     def describe(self) -> str:
         """One line for people: the threshold and what it means."""
-        text = f"threshold {self.threshold:.4g} ({self.basis}, from {self.n} {self.source} scores"
-        if self.expected_fpr is not None:
-            text += f"; expected false-alarm rate {100 * self.expected_fpr:.2g}%"
-        return text + ")"
+        return f"threshold {self.threshold:.4g} ({self.basis}, from {self.n} {self.source} scores; {self.rate_note()})"
 
     def to_dict(self) -> dict[str, Any]:
+        target = self.target_fpr
         return {
             "threshold": self.threshold,
             "basis": self.basis,
             "fpr": self.fpr,
             "quantile": self.quantile,
             "expected_fpr": self.expected_fpr,
+            "expected_fpr_resolved": self.resolved,
+            "fpr_resolution": self.resolution,
+            "normals_needed": normals_needed(target) if target else None,
+            "expected_fpr_note": self.rate_note(),
             "f1_threshold": self.f1_threshold,
             "f1": self.f1,
             "source": self.source,
@@ -253,15 +365,14 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Calibration:
+        """A saved record; the expected rate and its resolution are recomputed, not read."""
         try:
-            normal = np.sort(_scores(d["normal_scores"], "normal"))
             return cls(
-                normal_scores=normal,
+                normal_scores=np.asarray(d["normal_scores"], dtype=np.float64),
                 threshold=float(d["threshold"]),
                 basis=str(d["basis"]),
                 fpr=d.get("fpr"),
                 quantile=d.get("quantile"),
-                expected_fpr=d.get("expected_fpr"),
                 f1_threshold=d.get("f1_threshold"),
                 f1=d.get("f1"),
                 source=str(d.get("source", "held-out normal")),

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from reconad.errors import ReconadError
 
@@ -39,6 +42,35 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _whole(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum`` (``--heatmaps -1`` is a typo, not "all")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _finite(text: str) -> float:
+    """An argparse type: a finite number (``nan`` and ``inf`` parse as floats)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+COUNT, POSITIVE = _whole(0), _whole(1)
+
+
 # ------------------------------------------------------------------ parsers
 
 
@@ -52,13 +84,13 @@ def _tiling_args(p: argparse.ArgumentParser, scoring: bool = False) -> None:
     after = " (default: the run's own)" if scoring else ""
     p.add_argument(
         "--tile-size",
-        type=int,
+        type=POSITIVE,
         default=None,
         help="score large images by overlapping tiles of this many pixels at their own resolution "
         "(the model trains on tiles of this size)" + after,
     )
     p.add_argument(
-        "--tile-overlap", type=int, default=None, help="pixels shared by neighbouring tiles (default tile/8)" + after
+        "--tile-overlap", type=COUNT, default=None, help="pixels shared by neighbouring tiles (default tile/8)" + after
     )
 
 
@@ -77,22 +109,22 @@ def _train_parser(sub: Any) -> None:
     t.add_argument("--model", default="hfr")
     _data_args(t)
     t.add_argument("--out", required=True, help="run directory to create")
-    t.add_argument("--image-size", type=int, default=256)
+    t.add_argument("--image-size", type=POSITIVE, default=256)
     t.add_argument("--resize-mode", choices=("resize", "pad", "crop"), default="resize")
     _tiling_args(t)
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--batch-size", type=int, default=None)
-    t.add_argument("--lr", type=float, default=None)
+    t.add_argument("--epochs", type=POSITIVE, default=None)
+    t.add_argument("--batch-size", type=POSITIVE, default=None)
+    t.add_argument("--lr", type=_finite, default=None)
     t.add_argument(
         "--backbone",
         default=None,
         help="efficientnet_lite0 (default), efficientnet_lite1/2, resnet18, resnet50, wide_resnet50_2",
     )
     t.add_argument("--backbone-weights", default=None, help="checkpoint file for ResNet backbones")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=COUNT, default=0)
     t.add_argument(
         "--fpr",
-        type=float,
+        type=_finite,
         default=None,
         help="target false-alarm rate on normal images: the threshold is chosen from held-out "
         "normal scores so that about this share of normal images is flagged "
@@ -108,13 +140,24 @@ def _train_parser(sub: Any) -> None:
     )
     t.add_argument(
         "--labelled-fraction",
-        type=float,
+        type=_finite,
         default=None,
         help="magnetic-tile: move this seeded share of each defect class into training as labelled "
         "anomalies (and out of the test split)",
     )
     t.add_argument("--preset", default=None, help="a named set of model options (hfr: paper)")
-    t.add_argument("--resume", action="store_true", help="continue from RUN/checkpoints")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue RUN's training from RUN/checkpoints, with the data and options it was trained with "
+        "(another model, model option, lr, optimiser or schedule is refused; --epochs may grow)",
+    )
+    t.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out: the new run is built beside it and replaces it only once it "
+        "has succeeded (without --overwrite or --resume an existing run is refused)",
+    )
     _set_arg(t)
     t.add_argument("--quiet", action="store_true")
 
@@ -123,7 +166,7 @@ def _test_parsers(sub: Any) -> None:
     e = sub.add_parser("test", help="evaluate a run on its test split")
     e.add_argument("run")
     _data_args(e)
-    e.add_argument("--heatmaps", type=int, default=8, help="write this many most-anomalous overlays (0: none)")
+    e.add_argument("--heatmaps", type=COUNT, default=8, help="write this many most-anomalous overlays (0: none)")
     _tiling_args(e, scoring=True)
     _engine_arg(e)
     e.add_argument(
@@ -204,26 +247,26 @@ def _benchmark_parser(sub: Any) -> None:
     _one_class_args(b)
     b.add_argument(
         "--image-size",
-        type=int,
+        type=POSITIVE,
         default=None,
         help="default 256; one-class: 64 for hfr, the data's own size for others",
     )
     b.add_argument("--resize-mode", choices=("resize", "pad", "crop"), default="resize")
-    b.add_argument("--epochs", type=int, default=None)
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--epochs", type=POSITIVE, default=None)
+    b.add_argument("--seed", type=COUNT, default=0)
     _set_arg(b)
     b.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_BENCH_OUT}; one-class: a named one)")
     b.add_argument(
         "--n-train",
-        type=int,
+        type=POSITIVE,
         default=None,
         help="speed: training images (default 300; small for a quick check); "
         "calibration: training images per texture (default 120)",
     )
-    b.add_argument("--fpr", type=float, default=None, help="calibration: target false-alarm rate (default 0.05)")
+    b.add_argument("--fpr", type=_finite, default=None, help="calibration: target false-alarm rate (default 0.05)")
     b.add_argument(
         "--labelled-fraction",
-        type=float,
+        type=_finite,
         default=None,
         help="localization, magnetic-tile: a seeded share of each defect class moved into training, labelled",
     )
@@ -236,7 +279,7 @@ def _one_class_args(b: argparse.ArgumentParser) -> None:
     b.add_argument("--classes", default=None, help="one-class: comma-separated normal classes (default: all)")
     b.add_argument(
         "--labelled-ratio",
-        type=float,
+        type=_finite,
         default=0.0,
         help="one-class, semi-supervised models: labelled anomalies a/(n+a) added to training",
     )
@@ -278,7 +321,7 @@ def _tabular_args(tab: Any) -> None:
     tab.add_argument("--seeds", type=int, default=None, help="number of seeds, --seed, --seed+1, ... (default 5)")
     tab.add_argument(
         "--label-fraction",
-        type=float,
+        type=_finite,
         default=None,
         help="share of the train part's anomalies given labelled to semi-supervised models (default 0.1)",
     )
@@ -288,28 +331,37 @@ def _serve_parser(sub: Any) -> None:
     s = sub.add_parser("serve", help="serve runs over HTTP: REST API, results database, web page")
     s.add_argument("runs", nargs="+", metavar="RUN", help="run directories, each RUN or NAME=RUN")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=COUNT, default=8000)
     _engine_arg(s)
     s.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN/results.db, first RUN)")
     s.add_argument("--api-key-file", default=None, help="file holding the key clients send as 'Bearer KEY'")
-    s.add_argument("--workers", type=int, default=1, help="worker processes, each with its own model copy")
-    s.add_argument("--threads", type=int, default=None, help="inference threads per worker (default cores/workers)")
-    s.add_argument("--max-body-mb", type=float, default=20.0, help="request body limit (413 beyond)")
-    s.add_argument("--max-pixels", type=int, default=None, help="pixels per image (400 beyond; default 4096x4096)")
-    s.add_argument("--max-images", type=int, default=None, help="images per request (default 32)")
-    s.add_argument("--max-batch", type=int, default=None, help="images per forward pass (default 4)")
-    s.add_argument("--batch-wait-ms", type=float, default=None, help="wait for a fuller batch (default 2)")
-    s.add_argument("--queue-size", type=int, default=None, help="images queued per model before 503 (default 64)")
+    s.add_argument("--workers", type=POSITIVE, default=1, help="worker processes, each with its own model copy")
+    s.add_argument(
+        "--threads", type=POSITIVE, default=None, help="inference threads per worker (default cores/workers)"
+    )
+    s.add_argument("--max-body-mb", type=_finite, default=20.0, help="request body limit (413 beyond)")
+    s.add_argument("--max-pixels", type=POSITIVE, default=None, help="pixels per image (400 beyond; default 4096x4096)")
+    s.add_argument("--max-images", type=POSITIVE, default=None, help="images per request (default 32)")
+    s.add_argument("--max-batch", type=POSITIVE, default=None, help="images per forward pass (default 4)")
+    s.add_argument("--batch-wait-ms", type=_finite, default=None, help="wait for a fuller batch (default 2)")
+    s.add_argument("--queue-size", type=POSITIVE, default=None, help="images queued per model before 503 (default 64)")
     s.add_argument("--keep-overlays", choices=("none", "flagged", "all"), default="flagged")
-    s.add_argument("--overlay-cap-kb", type=int, default=512, help="largest overlay PNG kept in the database")
+    s.add_argument("--overlay-cap-kb", type=COUNT, default=512, help="largest overlay PNG kept in the database")
     s.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
     _tiling_args(s, scoring=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line, like every other bad input (argparse prints the whole usage first)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from reconad import __version__
 
-    parser = argparse.ArgumentParser(prog="reconad", description="Reconstruction-based anomaly detection.")
+    parser = _Parser(prog="reconad", description="Reconstruction-based anomaly detection.")
     parser.add_argument("--version", action="version", version=f"reconad {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _train_parser(sub)
@@ -542,7 +594,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     spec = _spec(args, default_dataset="mvtec")
     assert spec is not None
-    det = train_run(spec, args.out, model=args.model, resume=args.resume, **_options(args))
+    det = train_run(spec, args.out, model=args.model, resume=args.resume, overwrite=args.overwrite, **_options(args))
     h = det.history_
     assert h is not None
     cal = det.calibration_.describe() if det.calibration_ is not None else f"threshold {det.threshold_:.4f}"
@@ -575,6 +627,9 @@ def cmd_test(args: argparse.Namespace) -> int:
             f"threshold {m['threshold']:.4g} ({m.get('threshold_basis')}): false-alarm rate "
             f"{m.get('false_alarm_rate', float('nan')):.3f}, detection rate {m.get('detection_rate', float('nan')):.3f}"
         )
+        note = (m.get("calibration") or {}).get("expected_fpr_note")
+        if note:  # what calibration promised, beside what the test split measured
+            print(f"calibration: {note}")
     print(f"metrics written to {Path(args.run) / 'metrics.json'}")
     if report:
         from reconad.report import report_path
@@ -601,11 +656,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if not result.main_process:
         return 0  # rank 0 speaks for every rank
+    if result.failed and not result.scored and not result.skipped:  # nothing scored is not a success
+        raise ReconadError(f"none of the {result.failed} image(s) could be read ({_first_error(result.errors_csv)})")
     kept = f", {result.skipped} kept from before" if result.skipped else ""
     print(f"scored {result.scored} image(s) in {result.seconds:.1f}s{kept}; scores written to {result.scores_csv}")
     if result.failed:
         print(f"{result.failed} image(s) could not be read: listed in {result.errors_csv}", file=sys.stderr)
     return 0
+
+
+def _first_error(errors_csv: Path) -> str:
+    """The first reason listed in a predict's ``errors.csv`` (path, reason), and where the rest are."""
+    import csv
+
+    with open(errors_csv, newline="", encoding="utf-8") as fh:
+        rows = [row for row in csv.reader(fh) if len(row) >= 2][1:]
+    first = f"{rows[0][1]}; " if rows else ""
+    return f"{first}all listed in {errors_csv}"
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -639,6 +706,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "tile_size": args.tile_size,
         "tile_overlap": args.tile_overlap,
     }
+    if args.max_body_mb * 1024 * 1024 < 1:
+        raise ReconadError(f"--max-body-mb must be > 0, got {args.max_body_mb:g}")
     config = ServeConfig(
         runs=parse_runs(args.runs),
         host=args.host,
@@ -683,22 +752,34 @@ def _rank_label() -> str:
     return f" (rank {os.environ.get('RANK', '?')})" if launched_by_torchrun() else ""
 
 
+def format_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """A warning as the CLI prints it: one line saying what is wrong (the message names the
+    files), not Python's file:line and the source line that raised it."""
+    kind = "" if category is UserWarning else f"{category.__name__}: "
+    return f"reconad: warning: {kind}{message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else None
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    before, warnings.formatwarning = warnings.formatwarning, format_warning
     try:
         return HANDLERS[args.command](args)
     except ReconadError as exc:
         print(f"reconad: error{_rank_label()}: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+    except OSError as exc:  # a missing, read-only or full file system: the path and the reason, one line
         print(f"reconad: error{_rank_label()}: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("reconad: interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = before
 
 
 if __name__ == "__main__":

@@ -14,17 +14,25 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 import reconad
-from reconad.calibration import Calibration
+from reconad.calibration import Calibration, finite_scores
 from reconad.data.inputs import as_image_dataset
 from reconad.data.labels import LabelledDataset, dataset_labels
-from reconad.data.records import Batch, ImageBatch, collate_clips, collate_images, collate_rows
+from reconad.data.records import (
+    Batch,
+    ClipBatch,
+    ImageBatch,
+    RowBatch,
+    collate_clips,
+    collate_images,
+    collate_rows,
+)
 from reconad.data.rows import as_table_dataset, is_table
 from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
 from reconad.engine.progress import progress
 from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
 from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
-from reconad.serialization import read_model_dir, write_model_dir
+from reconad.serialization import CONFIG, read_model_dir, write_model_dir
 from reconad.tiling import RandomTiles, check_tiling, resolve_overlap, score_tiled
 
 log = logging.getLogger("reconad")
@@ -79,6 +87,23 @@ def _alias(old: str, new: str) -> property:
         return self.__dict__.get(new)
 
     return property(get, doc=f"Deprecated read-only alias of ``{new}``.")
+
+
+def _sample_names(batch: Batch, first: int) -> list[str]:
+    """How an error names each sample of a batch: its path, clip, or row number."""
+    n = batch.num_samples
+    given = batch.path if isinstance(batch, ImageBatch) else batch.clip if isinstance(batch, ClipBatch) else []
+    kind = "image" if isinstance(batch, ImageBatch) else "clip" if isinstance(batch, ClipBatch) else "row"
+    return [given[j] if j < len(given) and given[j] else f"{kind} {first + j}" for j in range(n)]
+
+
+def _batch_inputs(batch: Batch) -> torch.Tensor | None:
+    """The input tensor of a batch (images, rows or clip frames), sample first."""
+    if isinstance(batch, ImageBatch):
+        return batch.image
+    if isinstance(batch, ClipBatch):
+        return batch.frames
+    return batch.x if isinstance(batch, RowBatch) else None
 
 
 class Detector:
@@ -544,6 +569,7 @@ class Detector:
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
         show = self.train_config.progress and len(ds) > 4 * batch_size  # type: ignore[arg-type]
         bar = progress(iter(()), enabled=show, total=len(ds), desc="scoring", unit="img")  # type: ignore[arg-type]
+        first = 0
         try:
             for batch in loader:
                 if on_batch is not None:
@@ -557,7 +583,8 @@ class Detector:
                     scores, maps = out.scores, out.maps
                 m = maps.float().cpu().numpy() if want_maps and maps is not None else None
                 bar.update(batch.num_samples)  # type: ignore[attr-defined]
-                yield scores.float().cpu().numpy(), m
+                yield self._checked_scores(torch.as_tensor(scores).float().cpu().numpy(), batch, first), m
+                first += batch.num_samples
         finally:
             bar.close()  # type: ignore[attr-defined]
 
@@ -589,10 +616,31 @@ class Detector:
         show = self.train_config.progress and len(ds) > 4  # type: ignore[arg-type]
         for i in progress(range(len(ds)), enabled=show, desc="scoring by tiles", unit="img"):  # type: ignore[arg-type]
             item = ds[i]
+            one = collate_images([item])
             if on_batch is not None:
-                on_batch(collate_images([item]))
+                on_batch(one)
             s, m = score_tiled(item.image, scorer, tile, overlap, batch_size)
-            yield np.asarray([s], dtype=np.float32), (m.numpy()[None] if want_maps else None)
+            yield (
+                self._checked_scores(np.asarray([s], dtype=np.float32), one, i),
+                (m.numpy()[None] if want_maps else None),
+            )
+
+    def _checked_scores(self, scores: np.ndarray, batch: Batch, first: int) -> np.ndarray:
+        """``scores`` of ``batch`` (its first sample is number ``first``) if all are finite.
+
+        A NaN score would pass every threshold as "normal": a non-finite input is a
+        ``DataError`` naming the sample, a non-finite score of a finite input a
+        ``ScoringError`` (the model itself is broken).
+        """
+        if np.isfinite(scores).all():
+            return scores
+        names = _sample_names(batch, first)
+        inputs = _batch_inputs(batch)
+        for j in np.flatnonzero(~np.isfinite(scores)):
+            if inputs is not None and not torch.isfinite(inputs[j]).all():
+                raise DataError(f"{names[j]}: the input holds NaN or infinite values")
+        why = f" from the {self.model_name} model although the input is finite (check its weights, or retrain it)"
+        return finite_scores(scores, names, why)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (PyOD's sign)."""
@@ -658,6 +706,8 @@ class Detector:
             det = cls(cfg["model"], **saved, **train_cfg, **cfg.get("detector", {}))
             model = build_model(det.model_name, **det.model_config)
             model.load_trainable_state_dict(state)
+        except ConfigError as exc:  # an edited config.json: name the file the value came from
+            raise ModelFileError(f"{Path(directory) / CONFIG}: {exc}") from exc
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"{directory}: model file does not match its config: {exc}") from exc
         det.model_ = model.to(det._device).eval()

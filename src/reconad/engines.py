@@ -2,12 +2,15 @@
 
 ``auto`` (the default of ``predict``, ``test``, ``report`` and ``serve``) means ONNX
 Runtime wherever the model exports, PyTorch otherwise (tables, video, AnoGAN's latent
-search).  The export is written into the run on first use (``RUN/export/model.onnx``)
-and records the SHA-256 of the model file it came from; an export that records other
-weights (stale, or copied from another run) or whose own file does not match its
-checksum is refused, never silently used.  ``onnx-int8`` runs the statically quantised
-export of ``reconad export RUN --quantize int8`` (``reconad.quantize``), which is
-offered only where its accuracy check passed.
+search, the VAE's seeded draws).  The export is written into the run on first use
+(``RUN/export/model.onnx``; should that export fail, ``auto`` scores with PyTorch and
+warns) and records the SHA-256 of the model file it came from; an export that records
+other weights (stale, or copied from another run) or whose own file does not match its
+checksum is refused by every ONNX engine, ``auto`` included, never silently used nor
+silently replaced (the file may be someone's deployment): the error says to re-export
+with ``reconad export RUN``, or to score with ``--engine torch``.  ``onnx-int8`` runs
+the statically quantised export of ``reconad export RUN --quantize int8``
+(``reconad.quantize``), which is offered only where its accuracy check passed.
 
 A scorer takes pre-processed images (B, 3, H, W) float in [0, 1] and returns
 (scores (B,), maps (B, H, W)) as torch tensors, whatever the engine.
@@ -111,7 +114,10 @@ def check_export(path: Path, run_dir: Path, weights_sha256: str) -> dict[str, An
             f"run `reconad export {run_dir}` to re-export it"
         )
     if meta.get("onnx_sha256") != sha256_of(path):
-        raise ModelFileError(f"{path} does not match its checksum in {meta_path}: the file was modified or replaced")
+        raise ModelFileError(
+            f"{path} does not match its checksum in {meta_path}: the file was modified or replaced "
+            f"(e.g. copied from another run): run `reconad export {run_dir}` to re-export it"
+        )
     return meta
 
 
@@ -183,7 +189,14 @@ def run_scorer(
     sha = recorded_sha256(run_dir / "model")
     if sha is None:
         raise ModelFileError(f"{run_dir / 'model'}: no checksum recorded")
-    return used, onnx_scorer(engine_export(run_dir, det, sha, used), threads)
+    try:
+        path = engine_export(run_dir, det, sha, used)
+    except ConfigError as exc:  # the first-use export failed (a stale or foreign one is a ModelFileError)
+        if engine != "auto":
+            raise
+        warnings.warn(f"{exc}; scoring with PyTorch", stacklevel=2)
+        return "torch", det.image_scorer(det.model_)
+    return used, onnx_scorer(path, threads)
 
 
 class OnnxDetector:

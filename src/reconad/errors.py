@@ -23,6 +23,10 @@ class TrainingError(ReconadError, FloatingPointError):
     """Training cannot go on (e.g. a loss became NaN); says which optimiser and when."""
 
 
+class ScoringError(ReconadError, FloatingPointError):
+    """A model gave a NaN or infinite score on finite input: no verdict can be made from it."""
+
+
 _not_fitted: type | None = None
 
 

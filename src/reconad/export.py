@@ -15,7 +15,6 @@ p-values without reconad).
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from pathlib import Path
@@ -24,9 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from reconad import jsonfile
+from reconad.atomic import atomic_path, write_text
 from reconad.data.records import ImageBatch
 from reconad.engines import INPUT_NAME, OUTPUT_NAMES, OnnxDetector
-from reconad.errors import ConfigError
+from reconad.errors import ConfigError, DataError, ReconadError
 from reconad.models.base import AnomalyModel
 
 __all__ = ["export_onnx", "OnnxDetector", "ScoreGraph", "EXPORT_FORMATS", "INPUT_NAME", "OUTPUT_NAMES"]
@@ -110,41 +111,90 @@ def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET, weights_s
     """Write ``det``'s model as ONNX to ``path`` and its pre-processing to ``path``.json.
 
     Both files are written under temporary names and renamed at the end, so a failed
-    export leaves nothing half-written behind.  The JSON records the SHA-256 of the ONNX
-    file and, when given, ``weights_sha256`` (the model file it was exported from), so a
-    stale or swapped export can be told apart (``reconad serve`` refuses one).
+    export leaves nothing half-written behind (nor a folder it had to create).  A model
+    that cannot be exported, an exporter failure and an exported graph whose scores differ
+    from PyTorch's on a check batch are each a one-line ConfigError.  The JSON records the
+    SHA-256 of the ONNX file and, when given, ``weights_sha256`` (the model file it was
+    exported from), so a stale or swapped export can be told apart (the ONNX engines and
+    ``reconad serve`` refuse one).
     """
     model: AnomalyModel = det._require_model("export")
     blocker = model.export_blocker()
     if blocker is not None:
         raise ConfigError(f"cannot export {det.model_name}: {blocker}")
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"--out {path} is a directory: give the file to write, e.g. {path / 'model.onnx'}")
+    created = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path) as tmp_model:
+            _trace(det, model, tmp_model, opset)
+            from reconad.serialization import sha256_of
+
+            meta = {
+                **_metadata(det, model, opset),
+                "weights_sha256": weights_sha256,
+                "onnx_sha256": sha256_of(tmp_model),
+            }
+            write_text(path.with_suffix(".json"), jsonfile.dumps(meta, indent=2))
+    except BaseException:
+        for folder in created:  # the folders this export made, when nothing else is in them
+            if folder.exists() and not any(folder.iterdir()):
+                folder.rmdir()
+        raise
+    finally:
+        model.to(det._device)
+    return path
+
+
+def _trace(det: Any, model: AnomalyModel, target: Path, opset: int) -> None:
+    """Trace the scoring graph into ``target`` and check it against PyTorch (ConfigError, one line)."""
     size = det.input_size
     graph = ScoreGraph(model).cpu().eval()
-    tmp_model = path.with_name(path.name + ".tmp")
-    tmp_meta = path.with_suffix(".json.tmp")
+    gen = torch.Generator().manual_seed(0)  # not the global generator: exporting changes no random state
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # tracer warnings about shapes fixed at export (H, W are)
             torch.onnx.export(
                 graph,
-                (torch.rand(2, 3, size, size),),
-                str(tmp_model),
+                (torch.rand(2, 3, size, size, generator=gen),),
+                str(target),
                 input_names=[INPUT_NAME],
                 output_names=list(OUTPUT_NAMES),
                 dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAMES[0]: {0: "batch"}, OUTPUT_NAMES[1]: {0: "batch"}},
                 opset_version=opset,
                 dynamo=False,
             )
-        from reconad.serialization import sha256_of
+    except ReconadError:
+        raise
+    except Exception as exc:  # the exporter's own error types; their text can run to hundreds of lines
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ConfigError(
+            f"cannot export {det.model_name}: the ONNX exporter failed ({type(exc).__name__}: {first}); "
+            "score it with --engine torch"
+        ) from None
+    _check_parity(det, graph, target, torch.rand(3, 3, size, size, generator=gen))
 
-        meta = {**_metadata(det, model, opset), "weights_sha256": weights_sha256, "onnx_sha256": sha256_of(tmp_model)}
-        tmp_meta.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp_model, path)
-        os.replace(tmp_meta, path.with_suffix(".json"))
-    finally:
-        tmp_model.unlink(missing_ok=True)
-        tmp_meta.unlink(missing_ok=True)
-        model.to(det._device)
-    return path
+
+def _check_parity(det: Any, graph: ScoreGraph, onnx_file: Path, images: torch.Tensor) -> None:
+    """Refuse an export whose scores or maps differ from PyTorch's on ``images`` (another batch
+    size than the traced one, so a constant baked in for one batch shows)."""
+    import numpy as np
+
+    with torch.inference_mode():
+        s_t, m_t = (t.float().numpy() for t in graph(images))
+    s_o, m_o = OnnxDetector(onnx_file, threads=1)(images)
+    if s_o.shape != s_t.shape or m_o.shape != m_t.shape:
+        gap = float("inf")
+    else:
+        spread = max(float(np.ptp(m_t)), float(np.abs(m_t).max()), 1e-12)
+        gap = max(
+            float(np.max(np.abs(s_o - s_t) / (1e-3 * np.maximum(np.abs(s_t), 1.0)))),
+            float(np.max(np.abs(m_o - m_t))) / (1e-3 * spread),
+        )
+    if not gap <= 1.0:
+        raise ConfigError(
+            f"cannot export {det.model_name}: the exported graph does not reproduce PyTorch's scores "
+            f"(off by {gap:.3g}x the tolerance on a check batch); score it with --engine torch"
+        )

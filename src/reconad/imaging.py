@@ -32,6 +32,7 @@ __all__ = [
     "load_array",
     "read_array",
     "target_hw",
+    "to_unit_range",
 ]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -128,33 +129,114 @@ def fit_plan(h: int, w: int, image_size: Size, resize_mode: str = "resize") -> F
     return FitPlan(whole, (sh, sw), (left, pw - left, top, ph - top))
 
 
+#: rounding noise tolerated (and clipped) at the edges of the float range [0, 1]
+FLOAT_TOLERANCE = 1e-6
+
+
+def _scale(dtype: np.dtype, where: str) -> float:
+    """The fixed divisor that brings pixels of ``dtype`` to [0, 1] (see ``to_unit_range``)."""
+    if dtype.kind == "b":
+        return 1.0
+    if dtype.kind == "u" and dtype.itemsize in (1, 2):
+        return 255.0 if dtype.itemsize == 1 else 65535.0
+    if dtype.kind == "f":
+        return 1.0
+    raise DataError(
+        f"{where}: {dtype} pixel values have no fixed scale (8- or 16-bit?): pass uint8 (0-255), "
+        "uint16 (0-65535), bool or floats in [0, 1]"
+    )
+
+
+def _first_bad(ok: np.ndarray, names: Sequence[str] | None) -> int | None:
+    """The index (axis 0) of the first image where ``ok`` is False; None without ``names``."""
+    if names is None:
+        return None
+    return int(np.flatnonzero(~ok.reshape(len(names), -1).all(axis=1))[0])
+
+
+def to_unit_range(values: np.ndarray, where: str = "image", names: Sequence[str] | None = None) -> np.ndarray:
+    """Pixel values as float32 in [0, 1], by a fixed scale per dtype, never by the data.
+
+    The accepted ranges: bool (False/True -> 0/1), uint8 (0-255, divided by 255),
+    uint16 (0-65535, divided by 65535), floats (float16/32/64: already in [0, 1], within
+    ``FLOAT_TOLERANCE`` of rounding, which is clipped).  Other integer dtypes (int8..int64,
+    uint32/64) are refused: their values could be on either the 8- or the 16-bit scale,
+    and guessing from the data (e.g. the batch's maximum) would make one image's score
+    depend on the other images it is scored with.  NaN, infinite and out-of-range
+    floats are refused too, never clipped: a score of a repaired image is not the score
+    of the image given.  Errors are one ``DataError`` line naming ``where``, or with
+    ``names`` (one per entry of axis 0, e.g. ``array[3]``) the first bad image.
+    """
+    arr = np.asarray(values)
+    scale = _scale(arr.dtype, where)
+    if arr.dtype.kind != "f":
+        out = arr.astype(np.float32)
+        out /= np.float32(scale)
+        return out
+    for ok, problem in ((np.isfinite, "NaN or infinite"), (_in_unit_range, "out-of-range")):
+        good = ok(arr)
+        if not good.all():
+            i = _first_bad(good, names)
+            img = arr if i is None else arr[i]
+            name = where if i is None or names is None else names[i]
+            raise DataError(f"{name}: {_describe_bad(img, problem)}")
+    return np.clip(arr, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def _in_unit_range(arr: np.ndarray) -> np.ndarray:
+    return (arr >= -FLOAT_TOLERANCE) & (arr <= 1.0 + FLOAT_TOLERANCE)
+
+
+def _describe_bad(img: np.ndarray, problem: str) -> str:
+    """What is wrong with the float pixels of one image, in words."""
+    if problem != "out-of-range":
+        return f"{int((~np.isfinite(img)).sum())} pixel value(s) are NaN or infinite"
+    return (
+        f"float pixel values must lie in [0, 1], found {float(img.min()):.4g} to {float(img.max()):.4g} "
+        "(divide 8-bit values by 255, 16-bit ones by 65535, or pass them as uint8 / uint16)"
+    )
+
+
+def _decoded(im: Image.Image, path: Path) -> np.ndarray:
+    """The pixels of an opened image in the dtype that fixes their scale (see ``to_unit_range``)."""
+    mode = im.mode
+    if mode.startswith("I"):  # 16-bit grayscale (PNG/TIFF; some decode as 32-bit "I"): the 16-bit scale
+        arr = np.asarray(im)
+        if arr.dtype != np.uint16 and arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise DataError(
+                f"{path}: integer pixel values must lie in 0-65535 (read on the 16-bit scale), "
+                f"found {int(arr.min())} to {int(arr.max())}"
+            )
+        return arr.astype(np.uint16)
+    if mode == "F":  # 32-bit float (TIFF): must already lie in [0, 1]
+        return np.asarray(im, dtype=np.float32)
+    if mode in ("L", "1", "LA", "La"):
+        return np.asarray(im.convert("L"))
+    return np.asarray(im.convert("RGB"))  # RGB, RGBA, P, CMYK, YCbCr, ...: drop alpha, expand palettes
+
+
 def read_array(path: PathLike, fp: BinaryIO | None = None) -> np.ndarray:
     """Decode a file (or the open binary stream ``fp``, named ``path``) to float32 (H, W, C)
-    in [0, 1] with C in {1, 3}."""
+    in [0, 1] with C in {1, 3}.
+
+    8-bit files are divided by 255, 16-bit ones (and 32-bit integer ones, whose values must
+    lie in 0-65535) by 65535; float files must hold finite values in [0, 1]
+    (``to_unit_range``): anything else is a ``DataError`` naming the file, never clipped.
+    """
     path = Path(path)
     try:
         with Image.open(path if fp is None else fp) as im:
             im.load()
-            mode = im.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-                # 16-bit grayscale (PNG/TIFF); 32-bit integer images are read on the
-                # same 16-bit scale and clipped.
-                arr = np.asarray(im, dtype=np.float64) / 65535.0
-            elif mode == "F":
-                arr = np.asarray(im, dtype=np.float64)
-            elif mode in ("L", "1", "LA", "La"):
-                arr = np.asarray(im.convert("L"), dtype=np.float64) / 255.0
-            else:  # RGB, RGBA, P, CMYK, YCbCr, ...: drop alpha, expand palettes
-                arr = np.asarray(im.convert("RGB"), dtype=np.float64) / 255.0
+            raw = _decoded(im, path)
     except FileNotFoundError:
         raise DataError(f"cannot read image: {path}: file not found") from None
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image: {path}: {exc}") from None
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise DataError(f"cannot read image: {path}: unexpected shape {arr.shape}")
-    return np.clip(arr, 0.0, 1.0).astype(np.float32)
+    if raw.ndim == 2:
+        raw = raw[:, :, None]
+    if raw.ndim != 3 or raw.shape[0] == 0 or raw.shape[1] == 0:
+        raise DataError(f"cannot read image: {path}: unexpected shape {raw.shape}")
+    return to_unit_range(raw, str(path))
 
 
 def _taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:

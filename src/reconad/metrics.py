@@ -11,7 +11,8 @@ Conventions shared by every function here:
 * An undefined metric is ``float('nan')`` rather than an error: the image metrics and pixel
   AUROC are nan when only one class is present, PRO is nan when the masks hold no anomalous
   region or no normal pixel. ``reconad test`` can then still print every metric that is
-  defined (e.g. on a split without anomalies). Malformed input (shape mismatch, labels other
+  defined (e.g. on a split without anomalies); ``undefined_reasons`` says why each nan
+  is one, for the reports that write ``null`` in its place. Malformed input (shape mismatch, labels other
   than 0/1, NaN scores or maps) raises ``ValueError``.
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["image_auroc", "image_aupr", "f1_max", "pixel_auroc", "pro_score", "evaluate"]
+__all__ = ["image_auroc", "image_aupr", "f1_max", "pixel_auroc", "pro_score", "evaluate", "undefined_reasons"]
 
 _NAN = float("nan")
 # 8-connectivity for the ground-truth regions of PRO.
@@ -293,3 +294,38 @@ def evaluate(
         result["pixel_auroc"] = pixel_auroc(masks, maps, max_pixels=max_pixels)
         result["pro"] = pro_score(masks, maps, fpr_limit=fpr_limit)
     return {key: float(value) for key, value in result.items()}
+
+
+_IMAGE_KEYS = ("image_auroc", "image_aupr", "image_f1_max", "image_f1_threshold")
+
+
+def undefined_reasons(labels: Any, masks: Any = None, has_masks: bool = True) -> dict[str, str]:
+    """Why each metric that ``evaluate`` (and a threshold's rates) leaves undefined on this
+    data is undefined, by key; {} when every metric is defined.  Reports write ``null`` for
+    those metrics and this reason beside them, so a missing number is never a mystery."""
+    y = _to_numpy(labels).reshape(-1)
+    n_bad = int(np.count_nonzero(y == 1))
+    n_good = int(y.size) - n_bad
+    reasons: dict[str, str] = {}
+    if n_good == 0:
+        reasons["false_alarm_rate"] = "false-alarm rate undefined: the test split has no normal image"
+    if n_bad == 0:
+        reasons["detection_rate"] = "detection rate undefined: the test split has no anomalous image"
+    if n_good == 0 or n_bad == 0:
+        which = "anomalous" if n_bad == 0 else "normal"
+        reasons.update(dict.fromkeys(_IMAGE_KEYS, f"image metrics undefined: the test split has no {which} image"))
+    if has_masks and masks is not None:
+        gt = _as_stack(_to_numpy(masks), "masks")
+        n_on = sum(int(np.count_nonzero(m if m.dtype == np.bool_ else m > 0.5)) for m in gt)  # image by image
+        why = None
+        if n_on == 0:
+            why = (
+                "the test split has no anomalous image"
+                if n_bad == 0
+                else f"no defect pixels in the masks of the {n_bad} anomalous test image(s)"
+            )
+        elif n_on == gt.size:
+            why = "every mask pixel is a defect pixel (no normal pixel to compare with)"
+        if why is not None:
+            reasons.update(dict.fromkeys(("pixel_auroc", "pro"), f"pixel metrics undefined: {why}"))
+    return reasons

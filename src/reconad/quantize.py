@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from reconad import jsonfile
+from reconad.atomic import atomic_path, write_text
 from reconad.engines import INT8_FILE, ensure_export, onnx_scorer
 from reconad.errors import ConfigError, DataError
 
@@ -144,13 +146,9 @@ def quantize_run(run: str | os.PathLike) -> QuantizeResult:
     assert sha is not None  # Detector.load checked it
     float_path = ensure_export(run, det, sha)
     target = run / INT8_FILE
-    tmp = target.with_name(target.name + ".tmp")
-    try:
+    with atomic_path(target) as tmp:
         quantize_file(float_path, tmp, _calibration_inputs(det, spec))
         meta = json.loads(float_path.with_suffix(".json").read_text())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     meta.update({"quantization": _description(), "onnx_sha256": sha256_of(target), "accuracy_check": None})
     _write_json(target.with_suffix(".json"), meta)  # not offered until the check below passes
     with torch.inference_mode():
@@ -171,6 +169,4 @@ def _description() -> dict[str, Any]:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    write_text(path, jsonfile.dumps(data, indent=2))

@@ -8,8 +8,8 @@ for ``--resume``), and after testing ``metrics.json`` and ``scores.csv``.
 from __future__ import annotations
 
 import csv
-import json
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -21,12 +21,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from reconad.atomic import atomic_open
 from reconad.calibration import p_values_or_nan
+from reconad.data.base import check_disjoint
 from reconad.data.records import Batch, ImageBatch
 from reconad.detector import Detector
 from reconad.engines import DEFAULT_ENGINE, ENGINES, Scorer, resolve_engine, run_scorer
-from reconad.errors import DataError
-from reconad.metrics import evaluate
+from reconad.errors import DataError, ModelFileError
+from reconad.jsonfile import write_json
+from reconad.metrics import evaluate, undefined_reasons
 from reconad.streaming import StreamResult, complete_rows, stream_predict
 from reconad.visualize import map_range, save_overlay
 
@@ -44,6 +47,8 @@ def resolve_root(dataset: str, root: str | os.PathLike | None) -> str:
     path = Path(root)
     if dataset != "textures" and not path.exists():
         raise DataError(f"dataset root not found: {path}")
+    if path.exists() and not path.is_dir():
+        raise DataError(f"dataset root is a file, not a folder: {path}")
     return str(path.resolve())
 
 
@@ -120,6 +125,17 @@ class DataSpec:
         return self.dataset in WITH_VAL_SPLIT
 
 
+def split_if_readable(spec: DataSpec, split: str) -> Dataset | None:
+    """``spec``'s ``split`` to check another split against (quietly: its own warnings come when
+    it is used); None where it cannot be read (no test folder yet, the training data moved)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return spec.build(split)
+    except DataError:
+        return None
+
+
 def _normal_only(ds: Dataset) -> Dataset:
     from torch.utils.data import Subset
 
@@ -144,40 +160,83 @@ def labelled_folder(folder: str | os.PathLike, image_size: int | None, resize_mo
 
 
 def train_run(
-    spec: DataSpec, out: str | os.PathLike, model: str = "hfr", resume: bool = False, **config: Any
+    spec: DataSpec,
+    out: str | os.PathLike,
+    model: str = "hfr",
+    resume: bool = False,
+    overwrite: bool = False,
+    **config: Any,
 ) -> Detector:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Train into the run directory ``out``.  One that already holds a run is refused unless
+    ``resume`` (continue it in place) or ``overwrite`` (replaced once the new run has
+    succeeded): see reconad.rundir."""
+    from reconad.rundir import run_directory, save_model, write_run_info
+
     config.setdefault("image_size", spec.image_size)
     config.setdefault("resize_mode", spec.resize_mode)
     if spec.tile_size is not None:
         config.setdefault("tile_size", spec.tile_size)
     det = Detector(model, **config)
-    train = spec.build("train")
-    if len(train) == 0:  # type: ignore[arg-type]
-        raise DataError(f"the training set is empty: {spec.root}")
-    val = spec.build("val") if spec.has_val_split() else None
-    (out / RUN_FILE).write_text(json.dumps({"data": spec.__dict__, "model": model}, indent=2))
-    t0 = time.perf_counter()
-    det.fit(train, val_data=val, checkpoint_dir=out / "checkpoints", resume=resume)
-    det.save(out / "model")
-    info = json.loads((out / RUN_FILE).read_text())
-    info["train_seconds"] = time.perf_counter() - t0
-    info["train_images"] = len(train)  # type: ignore[arg-type]
-    (out / RUN_FILE).write_text(json.dumps(info, indent=2))
+    _check_label_policy(spec, det)
+    with run_directory(out, spec.__dict__, model, resume=resume, overwrite=overwrite) as work:
+        train = spec.build("train")
+        if len(train) == 0:  # type: ignore[arg-type]
+            raise DataError(f"the training set is empty: {spec.root}")
+        val = spec.build("val") if spec.has_val_split() else None
+        check_disjoint(train, split_if_readable(spec, "test"))  # before training, not after it
+        if not (resume and (work / "checkpoints").exists()):  # a new run says its data before a kill can cut it
+            write_run_info(work, {"data": spec.__dict__, "model": model})  # (a resumed one's was checked)
+        t0 = time.perf_counter()
+        det.fit(train, val_data=val, checkpoint_dir=work / "checkpoints", resume=resume)
+        save_model(det, work / "model")
+        seconds, n_train = time.perf_counter() - t0, len(train)  # type: ignore[arg-type]
+        write_run_info(work, {"data": spec.__dict__, "model": model, "train_seconds": seconds, "train_images": n_train})
     return det
 
 
+def _check_label_policy(spec: DataSpec, det: Detector) -> None:
+    """Labelled anomalies for a model that trains on normal data only: refused before any data
+    is read, naming the option that brought them (not the ``y`` the Python API would name)."""
+    from reconad.errors import ConfigError
+    from reconad.models import MODELS, model_uses_labels
+
+    option = "--labelled-anomalies" if spec.labelled_anomalies else "--labelled-fraction"
+    if not (spec.labelled_anomalies or spec.labelled_fraction) or spec.drop_labelled:
+        return
+    if not model_uses_labels(det.model_name, det.model_config):
+        semi = ", ".join(n for n in MODELS if model_uses_labels(n))
+        raise ConfigError(
+            f"{option}: model {det.model_name} trains on normal data only; "
+            f"drop {option} or use a model that learns from labelled anomalies ({semi})"
+        )
+
+
 def load_run(run: str | os.PathLike) -> tuple[Detector, DataSpec | None]:
+    """A run's detector and the data it was trained on (None when run.json is missing);
+    one-line errors for a run without a model (an interrupted training) or a damaged run.json."""
     run = Path(run)
     if not run.is_dir():
         raise DataError(f"no such run directory: {run}")
-    det = Detector.load(run / "model")
-    spec = None
-    if (run / RUN_FILE).exists():
-        info = json.loads((run / RUN_FILE).read_text())
-        spec = DataSpec(**info["data"])
-    return det, spec
+    if not (run / "model").exists() and any((run / name).exists() for name in (RUN_FILE, "checkpoints")):
+        raise ModelFileError(
+            f"{run} holds no trained model yet (its training failed or was interrupted): "
+            "continue it with `reconad train ... --resume` and the same options"
+        )
+    return Detector.load(run / "model"), recorded_spec(run)
+
+
+def recorded_spec(run: Path) -> DataSpec | None:
+    """The data ``RUN/run.json`` records (None without a run.json); ModelFileError (one line)
+    for a damaged or incomplete one."""
+    from reconad.rundir import read_run_info
+
+    info = read_run_info(run)
+    if info is None:
+        return None
+    try:
+        return DataSpec(**info["data"])
+    except TypeError as exc:
+        raise ModelFileError(f"{run / RUN_FILE}: its 'data' record does not describe a dataset ({exc})") from None
 
 
 @dataclass
@@ -240,7 +299,7 @@ def score_test_split(
         with_masks.append(batch.has_mask)
 
     t0 = time.perf_counter()
-    with open(scores_csv, "w", newline="") as fh:
+    with atomic_open(scores_csv, "w", newline="") as fh:  # the old file stays whole until this one is
         w = csv.writer(fh)
         w.writerow(["path", "score", "p_value", "label", "predicted"])
         scored = det.iter_scored(test, want_maps=True, method="score_and_map", on_batch=collect, scorer=scorer)
@@ -302,11 +361,21 @@ def split_metrics(det: Detector, spec: DataSpec, tp: ScoredSplit) -> dict[str, A
 
         # Chosen on the test labels themselves: a reference, never the model's threshold.
         metrics["f1_threshold_on_test"], _ = f1_optimal_threshold(scores[y == 0], scores[y == 1])
+    why = undefined_reasons(y, tp.masks if tp.has_masks else None, tp.has_masks)
+    undefined = {k: r for k, r in why.items() if isinstance(metrics.get(k), float) and not np.isfinite(metrics[k])}
+    if undefined:  # metrics.json writes these as null: say why, there and on stderr
+        metrics["undefined"] = undefined
+        for reason in sorted(set(undefined.values())):
+            warnings.warn(reason, stacklevel=2)
     return metrics
 
 
 def write_heatmaps(out: Path, det: Detector, test: Dataset, tp: ScoredSplit, count: int) -> None:
-    """Overlays of the ``count`` most anomalous test images and of two normal ones."""
+    """Overlays of the ``count`` most anomalous test images and of two normal ones; ``out``
+    belongs to this command, so the overlays of an earlier call are removed first."""
+    if out.is_dir():
+        for old in out.glob("*.png"):
+            old.unlink()
     vmin, vmax = map_range(det)
     order = np.argsort(-tp.scores)
     picks = list(order[:count])
@@ -350,13 +419,16 @@ def evaluate_run(
     test = spec.build("test")
     if len(test) == 0:  # type: ignore[arg-type]
         raise DataError(f"the test split is empty: {spec.root}")
+    check_disjoint(split_if_readable(saved or spec, "train"), test)
     used, scorer = run_scorer(run, det, engine, run_input_size=size) if det.model_.data_kind == "image" else (
         resolve_engine(det, engine), None)  # fmt: skip
     tp = score_test_split(det, test, run / "scores.csv", run, scorer)
     metrics = {**split_metrics(det, spec, tp), "engine": used}
-    (run / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    write_json(run / "metrics.json", metrics)  # strict JSON: undefined metrics are null
     if heatmaps:
         write_heatmaps(run / "heatmaps", det, test, tp, heatmaps)
+    elif (run / "heatmaps").is_dir():  # --heatmaps 0: no overlays of an earlier test stay
+        shutil.rmtree(run / "heatmaps")
     if report:
         from reconad.report import write_report
 
@@ -455,10 +527,10 @@ def predict_run(
         return StreamResult(path, Path(out) / "errors.csv", frames, 0, 0, time.perf_counter() - t0)
     if det.model_.data_kind != "image":
         raise DataError(f"predict scores images; this {det.model_name} model was trained on table rows")
+    files = expand_paths(paths)  # missing inputs are refused before a first use writes the export
     size = det.input_size
     retile(det, tile_size, tile_overlap)
     _, scorer = run_scorer(Path(run), det, engine, run_input_size=size)
-    files = expand_paths(paths)
     result = stream_predict(
         det, files, Path(out), numpy_scorer(scorer), resume=resume, strict=strict,
         batch_size=det._batch_size(det.model_), show_progress=progress,

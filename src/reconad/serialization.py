@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from reconad import jsonfile
 from reconad.errors import ModelFileError
 
 if TYPE_CHECKING:  # torch loads only where tensors are read or written: checks stay light
@@ -44,12 +45,18 @@ def recorded_sha256(directory: str | os.PathLike) -> str | None:
 def write_model_dir(directory: str | os.PathLike, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
     from safetensors.torch import save_file
 
+    from reconad.atomic import atomic_path, write_text
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / WEIGHTS
-    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(weights), metadata={"format": FORMAT})
-    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "weights_sha256": sha256_of(weights)}
-    (directory / CONFIG).write_text(json.dumps(doc, indent=2, sort_keys=False))
+    # Each file is written whole or not at all (reconad.atomic); between the two renames the
+    # config's checksum names the other weights, and loading refuses the pair in one line.
+    with atomic_path(directory / WEIGHTS) as weights:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        save_file(tensors, str(weights), metadata={"format": FORMAT})
+        sha = sha256_of(weights)
+    doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "weights_sha256": sha}
+    write_text(directory / CONFIG, jsonfile.dumps(doc, indent=2, sort_keys=False))
     return directory
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from reconad.atomic import atomic_open, write_text
 from reconad.errors import DataError
 
 if TYPE_CHECKING:  # torch loads where it is used: ``reconad.quick_predict`` runs without it
@@ -164,9 +167,7 @@ class _Scoring:
         if self.overlay_dir is None:
             return
         target = self.overlay_dir / f"{index:0{self.width}d}_{path.stem}.png"
-        tmp = target.with_name(target.stem + ".tmp.png")
-        save_overlay(tmp, image, amap, self.vmin, self.vmax)
-        os.replace(tmp, target)
+        save_overlay(target, image, amap, self.vmin, self.vmax)  # written under a temporary name, renamed
 
 
 def _score_shard(
@@ -180,7 +181,7 @@ def _score_shard(
     on_progress: Callable[[int], None],
 ) -> tuple[int, int, int]:
     """Score ``files`` into the two CSVs; (scored, failed, kept from before)."""
-    from reconad.calibration import p_values_or_nan
+    from reconad.calibration import finite_scores, p_values_or_nan
 
     done: Counter = Counter()
     if resume:
@@ -204,6 +205,9 @@ def _score_shard(
                     failed += 1
             if good:
                 scores, maps = job.score([img for _, _, img in good])
+                scores = finite_scores(
+                    scores, [str(path) for _, path, _ in good], " from the model (its input is finite)"
+                )
                 for (index, path, img), s, pv, m in zip(good, scores, p_values_or_nan(det, scores), maps):
                     job.overlay(index, path, img, m)
                     label = "" if det.threshold_ is None else int(s > det.threshold_)
@@ -220,13 +224,11 @@ def _score_shard(
 
 def _join(parts: list[Path], target: Path, header: list[str]) -> None:
     """Concatenate the parts' rows under one header into ``target`` (temporary file, renamed)."""
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as out:
+    with atomic_open(target, "w", newline="", encoding="utf-8") as out:
         w = csv.writer(out, lineterminator="\n")
         w.writerow(header)
         for part in parts:
             w.writerows(complete_rows(part))
-    os.replace(tmp, target)
 
 
 class _ProgressFiles:
@@ -239,9 +241,7 @@ class _ProgressFiles:
         return self.folder / f"progress-{r:05d}-of-{self.world:05d}"
 
     def write(self, count: int) -> None:
-        tmp = self._path(self.rank).with_suffix(".tmp")
-        tmp.write_text(str(count))
-        os.replace(tmp, self._path(self.rank))
+        write_text(self._path(self.rank), str(count))
 
     def total(self) -> int:
         n = 0
@@ -251,6 +251,35 @@ class _ProgressFiles:
             except (OSError, ValueError):
                 pass
         return n
+
+
+_OVERLAY_NAME = re.compile(r"^\d{4,}_.*\.png$")
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove what an earlier predict wrote into ``out`` (its CSVs, shard parts and indexed
+    overlays), so stale overlays never sit beside new scores; other files are left alone."""
+    for name in ("scores.csv", "errors.csv"):
+        (out / name).unlink(missing_ok=True)
+    if (out / "parts").is_dir():
+        shutil.rmtree(out / "parts")
+    for f in out.iterdir():
+        if f.is_file() and _OVERLAY_NAME.match(f.name):
+            f.unlink()
+
+
+def _ranks() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless launched by torchrun (``WORLD_SIZE`` > 1, the test of
+    ``engine.distributed.launched_by_torchrun``, without importing torch where it is not)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    from reconad.engine import distributed as dist_env
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+    return dist_env.rank(), dist_env.world_size()
 
 
 def stream_predict(
@@ -271,17 +300,15 @@ def stream_predict(
 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    rank, world = 0, 1
-    # engine.distributed.launched_by_torchrun's test, without importing torch where it is not
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if distributed:
-        import torch.distributed as dist
+    rank, world = _ranks()
+    distributed = world > 1
+    if not resume:  # a fresh call owns its outputs: nothing of an earlier one stays beside them
+        if rank == 0:
+            clear_outputs(out)
+        if distributed:
+            import torch.distributed as dist
 
-        from reconad.engine import distributed as dist_env
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="gloo")
-        rank, world = dist_env.rank(), dist_env.world_size()
+            dist.barrier()
     start, end = shard_bounds(len(files), rank, world)
     job = _Scoring(det, scorer, out if overlays else None, max(4, len(str(len(files) - 1))), loader)
     if distributed:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from reconad.atomic import atomic_path
+
 if TYPE_CHECKING:
     import torch
 
@@ -72,7 +74,8 @@ def save_overlay(
         row = np.concatenate([row, gap, p], axis=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(row).save(path)
+    with atomic_path(path) as tmp:  # a kill leaves the old overlay or the new one
+        Image.fromarray(row).save(tmp, format="PNG")
     return path
 
 

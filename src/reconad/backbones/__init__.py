@@ -83,8 +83,8 @@ def _weights_source(name: str, weights: str | os.PathLike | None, pretrained: bo
         return None
     if name in RESNET_SPECS:
         raise ConfigError(
-            f"{name} has no bundled weights: pass weights=<path to a torchvision-format "
-            ".pth/.safetensors state dict>, or pretrained=False for a random init"
+            f"{name} has no bundled weights: give a torchvision-format .pth/.safetensors state dict "
+            "with --backbone-weights PATH (Python: backbone_weights=PATH; build_backbone: weights=PATH)"
         )
     return packaged_lite_weights(int(name[-1]))
 

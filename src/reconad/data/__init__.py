@@ -12,12 +12,16 @@ mask (1, H, W) {0, 1} or None, path, defect name); ``collate_images`` batches th
   ``texture_size``: the stored image size, default 256) go in ``kwargs``.
 * ``"magnetic-tile"``: ``MagneticTileDataset(root, split)``; split "train", "val" or
   "test" (``seed`` and ``labelled_fraction`` in ``kwargs``).  ``category`` is ignored.
-* ``"folder"``: ``FolderDataset`` from ``normal_dir`` / ``abnormal_dir`` / ``mask_dir``
-  in ``kwargs``; or, without them, from sub-folders of ``root``: normal images in
-  ``good`` or ``normal``, anomalous ones in ``defect``, ``abnormal`` or ``anomaly``,
-  masks in ``mask``, ``masks`` or ``ground_truth``.  ``split="train"`` reads only the
-  normal folder; ``split="test"`` reads normal and anomalous folders, so give the test
-  call a normal folder that training did not use.  ``category`` is ignored.
+* ``"folder"``: ``FolderDataset`` from ``normal_dir`` / ``normal_test_dir`` /
+  ``abnormal_dir`` / ``mask_dir`` in ``kwargs``; or, without them, from sub-folders of
+  ``root``: normal images in ``good`` or ``normal``, normal test images (optional) in
+  ``good_test`` or ``normal_test``, anomalous ones in ``defect``, ``abnormal`` or
+  ``anomaly``, masks in ``mask``, ``masks`` or ``ground_truth``.  ``split="train"`` reads
+  normal images only; ``split="test"`` reads normal and anomalous ones.  Train and test
+  never share an image: the normal test images are the separate folder when there is
+  one, otherwise a fixed seeded 20 % of the normal folder that training leaves out
+  (``reconad.data.folder.split_normals``; ``test_share`` and ``split_seed`` in
+  ``kwargs``; refused with fewer than 5 normal images).  ``category`` is ignored.
 
 Only magnetic-tile has a "val" split; for the others hold out normals from the
 training set with ``split_holdout`` (``train_val_datasets`` does the right thing for
@@ -33,7 +37,7 @@ from typing import Any
 from torch.utils.data import Dataset
 
 from reconad.data.base import ImageListDataset, SampleRecord, split_holdout
-from reconad.data.folder import FolderDataset
+from reconad.data.folder import TEST_SHARE, FolderDataset, split_normals
 from reconad.data.image_io import IMAGE_EXTENSIONS, RESIZE_MODES, list_images, load_image, load_mask
 from reconad.data.magnetic_tile import MagneticTileDataset
 from reconad.data.mvtec import MVTecDataset, list_categories
@@ -72,6 +76,7 @@ WITH_VAL_SPLIT: tuple[str, ...] = ("magnetic-tile",)
 
 _TEXTURE_OPTIONS = ("n_train", "n_test_good", "n_test_defect_per_type", "seed")
 _FOLDER_NORMAL = ("good", "normal")
+_FOLDER_NORMAL_TEST = ("good_test", "normal_test")
 _FOLDER_ABNORMAL = ("defect", "abnormal", "anomaly")
 _FOLDER_MASKS = ("mask", "masks", "ground_truth")
 
@@ -99,6 +104,24 @@ def _mvtec_split(name: str, split: str) -> None:
         )
 
 
+def _folder_dirs(root: str | os.PathLike[str] | None, dirs: dict[str, Any]) -> dict[str, Any]:
+    """The folder layout's folders: the ones given, or else the sub-folders of ``root``."""
+    if any(v is not None for v in dirs.values()):
+        return dirs
+    base = _need_root("folder", root)
+    if not base.is_dir():
+        raise DataError(f"dataset root not found: {base}")
+    found = {
+        "normal_dir": _first_dir(base, _FOLDER_NORMAL),
+        "normal_test_dir": _first_dir(base, _FOLDER_NORMAL_TEST),
+        "abnormal_dir": _first_dir(base, _FOLDER_ABNORMAL),
+        "mask_dir": _first_dir(base, _FOLDER_MASKS),
+    }
+    if found["normal_dir"] is None and found["abnormal_dir"] is None:
+        raise DataError(f"no image folders in {base}: expected one of {', '.join(_FOLDER_NORMAL + _FOLDER_ABNORMAL)}")
+    return found
+
+
 def _folder_dataset(
     root: str | os.PathLike[str] | None,
     split: str,
@@ -107,31 +130,30 @@ def _folder_dataset(
     cache: bool,
     kwargs: dict[str, Any],
 ) -> FolderDataset:
-    """The ``folder`` layout: explicit normal / abnormal / mask folders, or sub-folders of ``root``."""
+    """The ``folder`` layout: explicit folders or sub-folders of ``root``; train and test
+    never share a normal image (a separate normal test folder, or ``split_normals``)."""
     name = "folder"
-    dirs = {k: kwargs.pop(k, None) for k in ("normal_dir", "abnormal_dir", "mask_dir")}
+    dirs = {k: kwargs.pop(k, None) for k in ("normal_dir", "normal_test_dir", "abnormal_dir", "mask_dir")}
+    share, seed = float(kwargs.pop("test_share", TEST_SHARE)), int(kwargs.pop("split_seed", 0))
     _no_extra(name, kwargs)
     _mvtec_split(name, split)
     if split not in ("train", "test"):
         raise ConfigError(f"unknown split {split!r} for dataset 'folder'; choose train or test")
-    if all(v is None for v in dirs.values()):
-        base = _need_root(name, root)
-        if not base.is_dir():
-            raise DataError(f"dataset root not found: {base}")
-        dirs = {
-            "normal_dir": _first_dir(base, _FOLDER_NORMAL),
-            "abnormal_dir": _first_dir(base, _FOLDER_ABNORMAL),
-            "mask_dir": _first_dir(base, _FOLDER_MASKS),
-        }
-        if dirs["normal_dir"] is None and dirs["abnormal_dir"] is None:
-            raise DataError(
-                f"no image folders in {base}: expected one of {', '.join(_FOLDER_NORMAL + _FOLDER_ABNORMAL)}"
-            )
+    dirs = _folder_dirs(root, dirs)
+    normal, normal_test = dirs.pop("normal_dir"), dirs.pop("normal_test_dir")
+    files: list[Path] | None = None
     if split == "train":
-        if dirs["normal_dir"] is None:
+        if normal is None:
             raise DataError(f"no normal-image folder for training (root: {root})")
-        dirs = {"normal_dir": dirs["normal_dir"], "abnormal_dir": None, "mask_dir": None}
-    return FolderDataset(image_size=image_size, resize_mode=resize_mode, cache=cache, **dirs)
+        files = None if normal_test is not None else split_normals(normal, share, seed)["train"]
+        dirs = {"abnormal_dir": None, "mask_dir": None}
+    elif normal_test is not None:
+        normal = normal_test
+    elif normal is not None:
+        files = split_normals(normal, share, seed)["test"]
+    return FolderDataset(
+        normal, image_size=image_size, resize_mode=resize_mode, cache=cache, normal_files=files, **dirs
+    )
 
 
 def build_image_dataset(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,19 @@ from reconad.data.image_io import IMAGE_EXTENSIONS, RESIZE_MODES, Size, load_ima
 from reconad.data.records import ImageItem
 from reconad.errors import ConfigError, DataError
 
-__all__ = ["SampleRecord", "ImageListDataset", "split_holdout", "find_mask", "warn_missing_masks"]
+__all__ = [
+    "SampleRecord",
+    "ImageListDataset",
+    "split_holdout",
+    "find_mask",
+    "expected_mask",
+    "warn_missing_masks",
+    "dataset_paths",
+    "check_disjoint",
+]
+
+#: mask file names tried for an image ``<stem>.<ext>``: ``<stem>_mask.<ext>``, then ``<stem>.<ext>``
+MASK_SUFFIXES: tuple[str, ...] = ("_mask", "")
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class ImageListDataset(Dataset[ImageItem]):
         self.resize_mode = resize_mode
         self._has_masks = bool(has_masks)
         self._cache: dict[int, ImageItem] | None = {} if cache else None
+        self._masks_read: set[int] = set()  # a mask's warnings (e.g. read as empty) come once, not per pass
 
     @property
     def has_masks(self) -> bool:
@@ -86,7 +101,10 @@ class ImageListDataset(Dataset[ImageItem]):
         if self._has_masks:
             if rec.label == 1 and rec.mask_path is not None:
                 check_mask_size(rec.path, rec.mask_path)
-                mask = load_mask(rec.mask_path, self.image_size, self.resize_mode)
+                mask = load_mask(
+                    rec.mask_path, self.image_size, self.resize_mode, warn_empty=index not in self._masks_read
+                )
+                self._masks_read.add(index)
             else:
                 mask = torch.zeros(1, *image.shape[-2:])
         item = ImageItem(image=image, label=int(rec.label), mask=mask, path=str(rec.path), defect=rec.defect)
@@ -115,7 +133,7 @@ def check_mask_size(image: Path, mask: Path) -> None:
         raise DataError(f"mask {mask} is {mb[0]}x{mb[1]} pixels but its image {image} is {ia[0]}x{ia[1]}")
 
 
-def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")) -> Path | None:
+def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = MASK_SUFFIXES) -> Path | None:
     """The first existing ``<folder>/<stem><suffix><ext>`` over suffixes and image extensions."""
     if not folder.is_dir():
         return None
@@ -127,13 +145,22 @@ def find_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = ("_mask", "")
     return None
 
 
-def warn_missing_masks(missing: list[Path], where: Path | str) -> None:
-    """One warning for all anomalous images whose mask file could not be found."""
+def expected_mask(folder: Path, stem: str, suffixes: tuple[str, ...] = MASK_SUFFIXES) -> Path:
+    """The mask path ``find_mask`` tries first: what a warning about a missing mask names."""
+    return folder / f"{stem}{suffixes[0]}.png"
+
+
+def warn_missing_masks(missing: Sequence[tuple[Path, Path]]) -> None:
+    """One warning for all anomalous images whose mask file could not be found.
+
+    ``missing`` holds (image, expected mask path) pairs; the warning names both, so the
+    fix (put the mask there, or rename it) is plain without reading any code.
+    """
     if missing:
-        shown = ", ".join(str(p) for p in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        shown = "; ".join(f"{mask} for {image}" for image, mask in missing[:3]) + ("; ..." if len(missing) > 3 else "")
         warnings.warn(
-            f"{len(missing)} anomalous image(s) under {where} have no mask file; "
-            f"using an all-zero mask for them: {shown}",
+            f"{len(missing)} anomalous image(s) have no mask file, so their masks are all zero "
+            f"(no defect pixel): expected {shown}",
             stacklevel=3,
         )
 
@@ -154,3 +181,38 @@ def split_holdout(dataset: Dataset, fraction: float = 0.1, seed: int = 0) -> tup
     val_idx = sorted(int(i) for i in perm[:n_val])
     train_idx = sorted(int(i) for i in perm[n_val:])
     return Subset(dataset, train_idx), Subset(dataset, val_idx)
+
+
+def dataset_paths(dataset: Dataset) -> list[str] | None:
+    """The items' file paths without decoding any image, where the dataset knows them; else None."""
+    from torch.utils.data import ConcatDataset
+
+    from reconad.data.labels import LabelledDataset
+
+    if isinstance(dataset, LabelledDataset):
+        return dataset_paths(dataset.dataset)
+    if isinstance(dataset, ConcatDataset):
+        parts = [dataset_paths(d) for d in dataset.datasets]
+        return None if any(p is None for p in parts) else [p for part in parts for p in part]  # type: ignore[union-attr]
+    if isinstance(dataset, Subset):
+        inner = dataset_paths(dataset.dataset)
+        return None if inner is None else [inner[int(i)] for i in dataset.indices]
+    paths = getattr(dataset, "paths", None)
+    return [str(p) for p in paths] if isinstance(paths, (list, tuple)) else None
+
+
+def check_disjoint(train: Dataset | None, test: Dataset | None) -> None:
+    """DataError when the test split holds a file that training also read (compared by
+    resolved path): metrics on images the model was fitted to would be optimistic."""
+    a = dataset_paths(train) if train is not None else None
+    b = dataset_paths(test) if test is not None else None
+    if not a or not b:
+        return
+    seen = {os.path.realpath(p) for p in a}
+    shared = [p for p in b if os.path.realpath(p) in seen]
+    if shared:
+        shown = ", ".join(shared[:3]) + (", ..." if len(shared) > 3 else "")
+        raise DataError(
+            f"the test split shares {len(shared)} image(s) with the training data, so its metrics would be "
+            f"optimistic: {shown}"
+        )

@@ -3,7 +3,8 @@
 Every image becomes a float32 tensor in [0, 1] of shape (3, H, W): grayscale (8- or
 16-bit) is replicated to three channels, palette images are expanded, and an alpha
 channel is dropped (the colour values are kept as stored, not composited).  Masks become
-(1, H, W) float tensors of {0, 1}.
+(1, H, W) float tensors of {0, 1}: 0/1 masks and 0/255 (or 0/65535) masks both work, see
+``load_mask`` for how other values are read.
 
 Geometry (``resize_mode``), shared by images and masks so that they stay aligned:
 
@@ -21,6 +22,7 @@ Resizing is bilinear with antialiasing (so strong downscaling does not alias).
 from __future__ import annotations
 
 import os
+import warnings
 from typing import BinaryIO
 
 import numpy as np
@@ -89,16 +91,40 @@ def load_image(
 
 
 def load_mask(
-    path: PathLike, image_size: Size | None, resize_mode: str = "resize", threshold: int = 128
+    path: PathLike,
+    image_size: Size | None,
+    resize_mode: str = "resize",
+    threshold: int = 128,
+    warn_empty: bool = True,
 ) -> torch.Tensor:
     """Read a mask as a (1, H, W) float tensor of {0, 1}.
 
-    The mask is reduced to one channel (colour masks: the maximum over channels), brought
-    to ``image_size`` with the same geometry as the image, and only then thresholded:
-    a pixel is 1 where its value on the 0..255 scale is >= ``threshold``.
+    How stored values are read (any bit depth; colour masks: the maximum over channels):
+
+    * a 0/1 mask (the label-image convention: no value above 1 on the 0..255 scale, so
+      0/1 stored at 8 or 16 bits) marks every non-zero pixel as defect;
+    * any other mask (0/255, 0/65535, anti-aliased grey edges) marks as defect the pixels
+      whose value is >= ``threshold`` on the 0..255 scale, i.e. half the full scale of the
+      bit depth by default: grey below that is background;
+    * a mask with non-zero pixels of which none reaches the threshold (e.g. a label image
+      with small values other than 1) is read as empty, with a warning naming it
+      (``warn_empty=False``: without, for a caller that has said so once already).
+
+    The mask is brought to ``image_size`` with the same geometry as the image and only
+    then thresholded, so defects stay aligned with the image (``threshold`` also applies
+    to the resampled 0/1 masks, which are scaled to 0/255 first).
     """
     check_mode(resize_mode)
     arr = read_array(path).max(axis=2, keepdims=True) * 255.0
+    top = float(arr.max())
+    if 0.0 < top <= 1.0 + 1e-3:  # a 0/1 mask (8- or 16-bit): its 1 pixels are the defect
+        arr = (arr > 0.0).astype(np.float32) * 255.0
+    elif warn_empty and 0.0 < top < float(threshold) - 1e-3:
+        warnings.warn(
+            f"mask {path} has non-zero pixels, but none reaches {threshold} of 255 (largest {top:.0f}) "
+            "and it is not a 0/1 mask: it is read as empty",
+            stacklevel=2,
+        )
     m = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
     if image_size is not None:
         m = fit_to_size(m, image_size, resize_mode)

@@ -14,31 +14,43 @@ from torch.utils.data import Dataset
 
 from reconad.data.records import ImageItem
 from reconad.errors import DataError
-from reconad.imaging import expand_paths
+from reconad.imaging import expand_paths, to_unit_range
+
+
+def _as_numpy(images: np.ndarray | torch.Tensor) -> np.ndarray:
+    """The array behind ``images``; bfloat16 tensors (which numpy lacks) as float32, losslessly."""
+    if not torch.is_tensor(images):
+        return np.asarray(images)
+    t = images.detach().cpu()
+    return (t.float() if t.dtype == torch.bfloat16 else t).numpy()
 
 
 class ArrayImageDataset(Dataset):
-    """Images from an array: (N,H,W), (N,H,W,C) or (N,C,H,W); uint8 is scaled to [0,1]."""
+    """Images from an array or tensor: (N,H,W), (N,H,W,C) or (N,C,H,W).
+
+    Pixel values are brought to [0, 1] by a fixed scale per dtype
+    (``reconad.imaging.to_unit_range``: uint8 / 255, uint16 / 65535, bool 0/1, floats as
+    they are), never by a statistic of the batch, so an image scores the same whatever
+    it is scored with; out-of-range, NaN or infinite values are a ``DataError`` naming
+    the image (``array[i]``).
+    """
 
     def __init__(
         self, images: np.ndarray | torch.Tensor, image_size: int | None, labels: Sequence[int] | None = None
     ) -> None:
-        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-        if x.ndim == 3:
-            x = x.unsqueeze(1)
-        if x.ndim != 4:
-            raise DataError(f"expected images shaped (N,H,W), (N,H,W,C) or (N,C,H,W), got {tuple(x.shape)}")
-        if x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3, 4):
-            x = x.permute(0, 3, 1, 2)
-        if x.shape[1] == 4:
-            x = x[:, :3]
-        if x.shape[1] not in (1, 3):
-            raise DataError(f"images must have 1 or 3 channels, got shape {tuple(x.shape)}")
-        if x.dtype == torch.uint8:
-            x = x.float() / 255.0
-        elif not x.is_floating_point():
-            x = x.float() / float(x.max().clamp_min(1))
-        self.images = x.float()
+        arr = _as_numpy(images)
+        if arr.ndim == 3:
+            arr = arr[:, None]
+        if arr.ndim != 4:
+            raise DataError(f"expected images shaped (N,H,W), (N,H,W,C) or (N,C,H,W), got {tuple(arr.shape)}")
+        if arr.shape[1] not in (1, 3) and arr.shape[-1] in (1, 3, 4):
+            arr = arr.transpose(0, 3, 1, 2)
+        if arr.shape[1] == 4:
+            arr = arr[:, :3]
+        if arr.shape[1] not in (1, 3):
+            raise DataError(f"images must have 1 or 3 channels, got shape {tuple(arr.shape)}")
+        names = [f"array[{i}]" for i in range(arr.shape[0])]
+        self.images = torch.from_numpy(to_unit_range(np.ascontiguousarray(arr), "image array", names))
         self.image_size = None if image_size is None else int(image_size)
         self.labels = list(labels) if labels is not None else [0] * len(self.images)
         if len(self.labels) != len(self.images):

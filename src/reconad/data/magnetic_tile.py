@@ -151,7 +151,7 @@ class MagneticTileDataset(ImageListDataset):
             labelled = labelled_defects(by_class, self.labelled_fraction, seed) if self.labelled_fraction else set()
             defects = [r for rs in by_class.values() for r in rs]
             keep = [r for r in defects if (r.path in labelled) == (split == "train")]
-            warn_missing_masks([r.path for r in keep if r.mask_path is None], root)
+            warn_missing_masks([(r.path, r.path.with_suffix(".png")) for r in keep if r.mask_path is None])
             records += keep
         has_masks = split == "test" or self.labelled_fraction > 0
         super().__init__(records, image_size, resize_mode, has_masks=has_masks, cache=cache)

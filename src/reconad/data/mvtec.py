@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reconad.data.base import ImageListDataset, SampleRecord, find_mask, warn_missing_masks
+from reconad.data.base import ImageListDataset, SampleRecord, expected_mask, find_mask, warn_missing_masks
 from reconad.data.image_io import Size, list_images
 from reconad.errors import ConfigError, DataError
 
@@ -78,7 +78,7 @@ class MVTecDataset(ImageListDataset):
         else:
             if not split_dir.is_dir():
                 raise DataError(f"test folder not found: {split_dir}")
-            missing: list[Path] = []
+            missing: list[tuple[Path, Path]] = []
             defect_dirs = sorted(
                 (d for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")),
                 key=lambda d: (d.name != NORMAL_NAME, d.name),
@@ -90,9 +90,9 @@ class MVTecDataset(ImageListDataset):
                         continue
                     mask = find_mask(gt_dir / ddir.name, p.stem) if has_masks else None
                     if has_masks and mask is None:
-                        missing.append(p)
+                        missing.append((p, expected_mask(gt_dir / ddir.name, p.stem)))
                     records.append(SampleRecord(p, 1, ddir.name, mask))
             if not records:
                 raise DataError(f"no test images in {split_dir}")
-            warn_missing_masks(missing, gt_dir)
+            warn_missing_masks(missing)
         super().__init__(records, image_size, resize_mode, has_masks=has_masks, cache=cache)

@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import Dataset, Subset
 
 from reconad.data.records import RowItem
+from reconad.data.table_files import first_cell, first_nonfinite
 from reconad.errors import DataError
 
 __all__ = ["TabularDataset", "is_table", "as_table_dataset"]
@@ -40,6 +41,9 @@ def is_table(data: Any) -> bool:
 
 
 def _rows(data: Any) -> np.ndarray:
+    """``data`` as float32 (rows x features); a NaN / infinite cell is a ``DataError``
+    naming its row and column (a NaN row would score NaN, and NaN passes any threshold)."""
+    columns = [str(c) for c in data.columns] if _is_dataframe(data) else None
     if _is_dataframe(data):
         bad = [
             str(c)
@@ -48,23 +52,26 @@ def _rows(data: Any) -> np.ndarray:
         ]
         if bad:
             raise DataError(f"non-numeric column(s) {', '.join(bad[:5])}: encode them (e.g. one-hot) first")
-        arr = data.to_numpy(dtype=np.float32)
+        arr = data.to_numpy(dtype=np.float64)
     elif torch.is_tensor(data):
-        arr = data.detach().cpu().numpy()
+        arr = data.detach().cpu().to(torch.float64).numpy()
     else:
         arr = np.asarray(data)
     if arr.ndim != 2:
         raise DataError(f"table rows must be 2-D (rows x features), got shape {arr.shape}")
     try:
-        arr = arr.astype(np.float32)
+        wide = arr.astype(np.float64)
     except (TypeError, ValueError):
         raise DataError("table holds non-numeric values: encode them (e.g. one-hot) first") from None
-    if arr.shape[1] == 0:
+    if wide.shape[1] == 0:
         raise DataError("the table has no feature columns")
-    if not np.isfinite(arr).all():
-        rows = np.where(~np.isfinite(arr).all(axis=1))[0]
-        raise DataError(f"{len(rows)} row(s) hold NaN or infinite values (first: row {int(rows[0])})")
-    return arr
+    cell = first_nonfinite(wide, columns)
+    if cell is not None:
+        raise DataError(f"table {cell}: NaN or infinite values cannot be scored")
+    cell = first_cell(np.abs(wide) > np.finfo(np.float32).max, wide, columns)
+    if cell is not None:
+        raise DataError(f"table {cell}: too large for float32 (over 3.4e38); rescale that column")
+    return wide.astype(np.float32)
 
 
 class TabularDataset(Dataset):

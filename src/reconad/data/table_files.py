@@ -128,6 +128,9 @@ class TabularData:
             raise DataError(f"{self.name or 'table'}: {self.y.shape[0]} labels for {self.X.shape[0]} rows")
         if len(self.feature_names) != self.X.shape[1]:
             raise DataError(f"{self.name or 'table'}: {len(self.feature_names)} names for {self.X.shape[1]} features")
+        where = first_nonfinite(self.X, self.feature_names) if self.X.dtype.kind == "f" else None
+        if where is not None:
+            raise DataError(f"{self.name or 'table'}: {where}: NaN or infinite values cannot be scored")
 
     @property
     def n_anomalies(self) -> int:
@@ -140,13 +143,66 @@ class TabularData:
 # ------------------------------------------------------------------------- helpers
 
 
-def _open_text(path: str | os.PathLike) -> io.TextIOBase:
+def first_nonfinite(X: np.ndarray, columns: Sequence[str] | None = None) -> str | None:
+    """Where the first NaN / infinite cell of a 2-D table is, in words, or None when all are finite.
+
+    Rows are counted from 0; columns are named by ``columns`` where given, else numbered
+    from 0.  Used wherever a table is taken in, so every refusal names the cell.
+    """
+    return first_cell(~np.isfinite(X), X, columns)
+
+
+def first_cell(bad: np.ndarray, X: np.ndarray, columns: Sequence[str] | None = None) -> str | None:
+    """``"row r, column c is v"`` for the first True cell of ``bad`` (X's shape), or None."""
+    if not bad.any():
+        return None
+    flat = np.flatnonzero(bad.ravel())
+    r, c = divmod(int(flat[0]), X.shape[1])
+    col = repr(str(columns[c])) if columns is not None and c < len(columns) else str(c)
+    more = f" ({flat.size - 1} more such cells)" if flat.size > 1 else ""
+    return f"row {r}, column {col} is {X[r, c]:.6g}{more}"
+
+
+def _open_text(path: str | os.PathLike, encoding: str = "utf-8-sig") -> io.TextIOBase:
+    """A text file, plain or ``.gz``; the default ``utf-8-sig`` reads UTF-8 with or without
+    the byte-order mark that spreadsheet programs write before the header."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"no such file: {p}")
     if p.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", newline="")
-    return open(p, encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding=encoding, newline="")
+    return open(p, encoding=encoding, newline="")
+
+
+def _read_csv_rows(path: str | os.PathLike, delimiter: str, encoding: str) -> list[list[str]]:
+    """Every row of a CSV file; a file in another encoding is one line naming the file."""
+    try:
+        with _open_text(path, encoding) as fh:
+            return list(csv.reader(fh, delimiter=delimiter))
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not {encoding} text (byte {exc.start}: {exc.reason}); "
+            "re-save it as UTF-8 or pass its encoding (load_csv(..., encoding='latin-1'))"
+        ) from None
+    except LookupError:
+        raise ConfigError(f"unknown text encoding {encoding!r}") from None
+    except csv.Error as exc:
+        raise DataError(f"{path}: not a readable CSV file: {exc}") from None
+
+
+def _csv_header(first: list[str], header: bool, where: str) -> list[str]:
+    """The column names: the first row, or ``c0, c1, ...`` for a file without a header.
+    A first row of numbers only is refused, since taking a data row as the header would
+    silently drop it and misname every column."""
+    if not header:
+        return [f"c{i}" for i in range(len(first))]
+    names = [h.strip() for h in first]
+    if names and all(_as_float(h) is not None for h in names):
+        raise DataError(
+            f"{where}: the first line holds only numbers ({', '.join(names[:4])}...), so it looks like data, "
+            "not a header; add a header row, or pass header=False (columns named c0, c1, ...)"
+        )
+    return names
 
 
 def _as_float(value: str) -> float | None:
@@ -190,7 +246,8 @@ def _encode_columns(columns: dict[str, list[str]], categorical: str, where: str)
         if all(v is not None for v in nums):
             col = np.array(nums, dtype=np.float64)
             if not np.isfinite(col).all():
-                raise DataError(f"{where}: column {name!r} holds NaN or infinite values")
+                r = int(np.flatnonzero(~np.isfinite(col))[0])
+                raise DataError(f"{where}: data row {r}, column {name!r} holds {values[r]!r} (NaN or infinite)")
             blocks.append(col[:, None])
             names.append(name)
             continue
@@ -222,35 +279,39 @@ def load_csv(
     normal_values: Iterable[str] | None = None,
     categorical: str = "onehot",
     delimiter: str = ",",
+    encoding: str = "utf-8-sig",
+    header: bool = True,
 ) -> TabularData:
-    """Read a CSV with a header row.
+    """Read a CSV with a header row (``header=False``: none; columns are named ``c0, c1, ...``).
 
     ``feature_columns``: the columns to use (default: every column but the label).
     ``label_column``: None gives an all-zero ``y`` (unlabelled data to fit on).
+    ``encoding``: the file's text encoding; the default reads UTF-8 with or without a
+    byte-order mark.
     """
     where = str(path)
-    with _open_text(path) as fh:
-        reader = csv.reader(fh, delimiter=delimiter)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise DataError(f"{where}: the file is empty") from None
-        rows = [r for r in reader if r and any(c.strip() for c in r)]
-    if len(set(header)) != len(header):
+    lines = _read_csv_rows(path, delimiter, encoding)
+    if not lines:
+        raise DataError(f"{where}: the file is empty")
+    names = _csv_header(lines[0], header, where)
+    first = 1 if header else 0
+    numbered = [(n, r) for n, r in enumerate(lines[first:], first + 1) if r and any(c.strip() for c in r)]
+    rows = [r for _, r in numbered]
+    if len(set(names)) != len(names):
         raise DataError(f"{where}: duplicate column names in the header")
-    for i, r in enumerate(rows):
-        if len(r) != len(header):
-            raise DataError(f"{where}: line {i + 2} has {len(r)} fields, the header has {len(header)}")
+    for n, r in numbered:
+        if len(r) != len(names):
+            raise DataError(f"{where}: line {n} has {len(r)} fields, the header has {len(names)}")
     if not rows:
         raise DataError(f"{where}: no data rows")
-    col = {h: i for i, h in enumerate(header)}
+    col = {h: i for i, h in enumerate(names)}
     if label_column is not None and label_column not in col:
-        raise DataError(f"{where}: no label column {label_column!r}; columns: {', '.join(header)}")
+        raise DataError(f"{where}: no label column {label_column!r}; columns: {', '.join(names)}")
     if feature_columns is None:
-        feature_columns = [h for h in header if h != label_column]
+        feature_columns = [h for h in names if h != label_column]
     missing = [c for c in feature_columns if c not in col]
     if missing:
-        raise DataError(f"{where}: no column(s) {', '.join(map(repr, missing))}; columns: {', '.join(header)}")
+        raise DataError(f"{where}: no column(s) {', '.join(map(repr, missing))}; columns: {', '.join(names)}")
     if label_column is not None and label_column in feature_columns:
         raise ConfigError(f"the label column {label_column!r} cannot also be a feature")
     if not feature_columns:
@@ -284,8 +345,9 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> TabularData:
         X = X[:, None]
     if not np.isin(y_raw, (0, 1)).all():
         raise DataError(f"{p}: y must hold 0 (normal) and 1 (anomaly)")
-    if not np.isfinite(X).all():
-        raise DataError(f"{p}: X holds NaN or infinite values")
+    bad = first_nonfinite(X) if X.ndim == 2 else None
+    if bad is not None:
+        raise DataError(f"{p}: X: {bad} (NaN or infinite)")
     return TabularData(X, y_raw.astype(np.int64), [f"x{i}" for i in range(X.shape[1])], name=name or p.stem)
 
 
@@ -384,8 +446,9 @@ def read_kdd_rows(path: str | os.PathLike, chunk: int = 50_000) -> KddTable:
     if not numeric:
         raise DataError(f"{path}: no data rows")
     num = np.concatenate(numeric)
-    if not np.isfinite(num).all():
-        raise DataError(f"{path}: NaN or infinite values in numeric fields")
+    bad = first_nonfinite(num, KDD_NUMERIC)
+    if bad is not None:
+        raise DataError(f"{path}: data {bad} (NaN or infinite)")
     return KddTable(num, {c: np.concatenate(v) for c, v in symbolic.items()}, np.concatenate(labels))
 
 

@@ -59,6 +59,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from reconad.errors import ConfigError, DataError
+from reconad.jsonfile import write_json
 
 __all__ = [
     "TEXTURE_CATEGORIES",
@@ -482,7 +483,7 @@ def _write(out: Path, s: dict, categories: Sequence[str]) -> None:
         if cat not in s["categories"] and (out / cat).is_dir():
             shutil.rmtree(out / cat)
     (out / README_FILE).write_text(_readme(s))
-    (out / SETTINGS_FILE).write_text(json.dumps(s, indent=2, sort_keys=True) + "\n")
+    write_json(out / SETTINGS_FILE, s, sort_keys=True)
 
 
 def generate_textures(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from numbers import Integral, Real
 from typing import Any
@@ -17,12 +18,18 @@ def check_types(
     obj: Any, integers: tuple[str, ...] = (), numbers: tuple[str, ...] = (), optional: tuple[str, ...] = ()
 ) -> None:
     """ConfigError naming the field when a value has the wrong type (e.g. ``--set epochs=abc``);
-    names in ``optional`` may also be None."""
+    names in ``optional`` may also be None.  Booleans are not numbers here (``epochs=true``
+    is a typo, not 1), and numbers must be finite: JSON readers accept ``NaN`` and
+    ``Infinity``, and a NaN learning rate or noise level would train silently wrong."""
     for names, kind, what in ((integers, Integral, "an integer"), (numbers, Real, "a number")):
         for name in names:
             value = getattr(obj, name)
-            if not isinstance(value, kind) and not (value is None and name in optional):
+            if value is None and name in optional:
+                continue
+            if not isinstance(value, kind) or isinstance(value, bool):
                 raise ConfigError(f"{name} must be {what}, got {value!r}")
+            if not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value!r}")
 
 
 @dataclass
@@ -49,7 +56,8 @@ class TrainConfig(Settings):
     early stopping (``val_loss``, ``loss``, any key the model logs), ``none`` (keep the
     last epoch, never stop early) or ``auto`` (the model's own default; for most models
     the held-out loss).  ``patience`` counts epochs without improvement of the
-    monitored value before stopping early (``None`` or 0 disables it).  ``device`` is
+    monitored value before stopping early: a whole number >= 1, or ``None`` (never
+    stop early).  ``device`` is
     ``"auto"`` (CUDA when present), ``"cpu"`` or ``"cuda[:N]"``.  ``precision``:
     ``float32``, ``bfloat16`` (autocast in the training and held-out steps; falls back to
     float32 with a warning where the hardware has no native bfloat16) or ``auto``
@@ -86,6 +94,10 @@ class TrainConfig(Settings):
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.patience is not None and (not isinstance(self.patience, Integral) or self.patience < 1):
+            raise ConfigError(
+                f"patience must be a whole number of epochs >= 1 (or null: no early stop), got {self.patience!r}"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:

@@ -17,11 +17,12 @@ from torch.utils.data.distributed import DistributedSampler
 
 from reconad.data.records import num_samples
 from reconad.engine import distributed as dist_utils
-from reconad.engine.checkpoint import load_checkpoint, restore_rng, save_checkpoint, save_tensors
+from reconad.engine.checkpoint import load_checkpoint, load_tensors, restore_rng, save_checkpoint, save_tensors
 from reconad.engine.config import TrainConfig
 from reconad.engine.device import seed_everything, select_device
 from reconad.engine.precision import autocast, resolve_precision
 from reconad.engine.progress import progress, progress_enabled
+from reconad.engine.resume import check_resumable, fitting_state, model_options
 from reconad.errors import ConfigError, DataError, TrainingError
 
 if TYPE_CHECKING:
@@ -73,7 +74,11 @@ class TrainHistory:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainHistory:
-        return cls(**{k: v for k, v in values.items() if k in cls.__dataclass_fields__})
+        """The history ``to_dict`` gave, read back from strict JSON (where an infinite ``best_val`` is null)."""
+        kept = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        if kept.get("best_val", 0.0) is None:
+            kept["best_val"] = math.inf
+        return cls(**kept)
 
 
 class _Means:
@@ -241,17 +246,17 @@ class Trainer:
         ck = load_checkpoint(self.checkpoint_dir)
         if ck is None:
             return
-        run.model.load_trainable_state_dict(ck.model_state)
-        for name, opt in run.optimizers.items():
-            if name in ck.optimizer_states:
+        check_resumable(ck, run.model, run.optimizers, run.schedulers, self.checkpoint_dir)
+        with fitting_state(self.checkpoint_dir, run.model.name):  # a mismatch is one line, not a traceback
+            run.model.load_trainable_state_dict(ck.model_state)
+            for name, opt in run.optimizers.items():
                 opt.load_state_dict(ck.optimizer_states[name])
-        for name, sched in run.schedulers.items():
-            if name in ck.scheduler_states:
+            for name, sched in run.schedulers.items():
                 sched.load_state_dict(ck.scheduler_states[name])
-        run.ctx.counters.update(ck.counters)
-        restore_rng(ck.rng)
-        prepare_seconds, precision = run.history.prepare_seconds, run.history.precision
-        run.history = TrainHistory.from_dict(ck.info.get("history", {}))
+            run.ctx.counters.update(ck.counters)
+            restore_rng(ck.rng)
+            prepare_seconds, precision = run.history.prepare_seconds, run.history.precision
+            run.history = TrainHistory.from_dict(ck.info.get("history", {}))
         run.history.prepare_seconds, run.history.precision = prepare_seconds, precision
         run.ctx.global_step = run.history.global_step
         run.start_epoch = int(ck.info["epoch"]) + 1
@@ -259,9 +264,7 @@ class Trainer:
             run.stale = len(run.history.train_loss) - 1 - run.history.best_epoch
         best_path = self.checkpoint_dir / BEST_FILE
         if best_path.exists() and run.monitor != "none":
-            from safetensors.torch import load_file
-
-            run.best_state = load_file(str(best_path))
+            run.best_state = load_tensors(best_path)
         log.info("resumed from %s at epoch %d", self.checkpoint_dir, run.start_epoch)
         if run.history.stopped_early:
             run.start_epoch = self.config.epochs
@@ -345,6 +348,7 @@ class Trainer:
             {
                 "epoch": epoch,
                 "model": run.model.name,
+                "model_config": model_options(run.model),  # what a resume must agree on (engine.resume)
                 "history": run.history.to_dict(),
                 "config": self.config.to_dict(),
             },

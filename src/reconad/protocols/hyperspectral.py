@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from reconad.atomic import atomic_path
 from reconad.data.hyperspectral import Scene, list_scenes, load_scene
 from reconad.errors import ConfigError, DataError
 from reconad.metrics import image_auroc
@@ -107,7 +108,8 @@ def _save_maps(path: Path, scene: Scene, maps: dict[str, np.ndarray], aurocs: di
     fig.suptitle(scene.name)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
 
 

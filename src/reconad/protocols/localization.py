@@ -64,7 +64,7 @@ def _run_model(s: LocalizationSettings, model: str, root: str, categories: list[
         )
         run_dir = out / (cat or s.dataset)
         t0 = time.perf_counter()
-        train_run(spec, run_dir, model=model, **s.options)
+        train_run(spec, run_dir, model=model, overwrite=True, **s.options)  # a benchmark re-run replaces its runs
         train_s = time.perf_counter() - t0
         m = evaluate_run(run_dir, heatmaps=s.heatmaps)
         row = {

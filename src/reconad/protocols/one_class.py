@@ -16,7 +16,6 @@ Public helpers (also used by ``benchmarks/oneclass_ablation.py``): ``encode_imag
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from reconad.data.records import FeatureBatch
 from reconad.engine import TrainConfig, Trainer
 from reconad.engine.device import select_device
 from reconad.errors import ConfigError
+from reconad.jsonfile import write_json
 from reconad.metrics import image_auroc
 from reconad.models.encoder_features import FeatureCache, encode_dataset
 from reconad.models.hfr import HFR
@@ -303,7 +303,7 @@ def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: On
             "per_class": {str(k): v for k, v in aurocs.items()},
             "seconds_per_class": {str(k): v for k, v in secs.items()},
         }
-        (out / "partial.json").write_text(json.dumps(partial, indent=1))
+        write_json(out / "partial.json", partial, indent=1)
         if s.echo:
             print(f"class {c} ({data.class_names[c]}): {s.model} AUROC {aurocs[c]:.4f}  ({secs[c]:.0f}s)", flush=True)
     how = "drawn uniformly at random (seeded) from the training images of all other classes"

@@ -17,6 +17,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from reconad.jsonfile import dumps
+
 __all__ = ["Published", "Results", "machine_info", "markdown_table", "write_results", "atomic_write_text"]
 
 
@@ -91,22 +93,11 @@ def markdown_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities become null (JSON has no NaN); containers are walked."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary sibling, then rename it over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    """Write ``text`` to a temporary sibling, then rename it over ``path`` (reconad.atomic)."""
+    from reconad.atomic import write_text
+
+    write_text(path, text)
 
 
 def _published_block(results: Results) -> list[str]:
@@ -157,6 +148,6 @@ def write_results(out: str | os.PathLike, results: Results) -> dict[str, Any]:
         f"torch {machine['torch']}" + (f", GPU {machine['cuda']}" if machine["cuda"] else ", no GPU"),
         "",
     ]
-    atomic_write_text(out / "results.json", json.dumps(_json_safe(doc), indent=2, default=str))
+    atomic_write_text(out / "results.json", dumps(doc, indent=2, default=str))  # NaN -> null
     atomic_write_text(out / "results.md", "\n".join(lines))
     return doc

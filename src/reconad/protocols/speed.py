@@ -19,13 +19,14 @@ torch.profiler op table per batch size goes to the output folder.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from reconad.atomic import write_text
+from reconad.jsonfile import write_json
 from reconad.protocols.measure import forward_gflops, matmul_gflops, peak_rss_mib, rate, vm_hwm_mib
 from reconad.protocols.results import Results, markdown_table, write_results
 from reconad.protocols.settings import SpeedSettings
@@ -136,7 +137,7 @@ def profile_inference(net: Any, image_size: int, batch: int, out: Path, reps: in
             for _ in range(reps):
                 net.score_images(x)
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25)
-    (out / f"profile_batch{batch}.txt").write_text(table)
+    write_text(out / f"profile_batch{batch}.txt", table)
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
     total = sum(e.self_cpu_time_total for e in events) or 1.0
     top = [
@@ -291,9 +292,7 @@ def _write(
             body,
         ),
     )
-    (Path(s.out) / "speed.json").write_text(
-        json.dumps({**payload, "protocol": "speed", "date": doc["date"]}, indent=2, default=str)
-    )
+    write_json(Path(s.out) / "speed.json", {**payload, "protocol": "speed", "date": doc["date"]}, default=str)
     return table, doc
 
 

@@ -639,9 +639,9 @@ def run(settings: TabularSettings) -> dict[str, Any]:
         s.options = {"batch_size": KDD_BATCH_SIZE, **s.options}
     task = _kdd_task if kdd else _tabular_task
     with torch_threads(s.threads):
-        t = task(s)
-        makers, skipped = resolve_models(s.models or (KDD_DEFAULT_MODELS if kdd else None))
+        makers, skipped = resolve_models(s.models or (KDD_DEFAULT_MODELS if kdd else None))  # before loading data
         per_opts = _checked_options(makers, s.options)
+        t = task(s)
         _warm_up()
         doc = _run_grid(t, s, makers, per_opts, skipped)
     if s.echo:

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from reconad.atomic import atomic_open
 from reconad.data.records import collate_clips
 from reconad.data.video import Clip, ClipWindows, find_clips, load_clip, load_ucsd_split
 from reconad.errors import ConfigError, DataError
@@ -308,7 +309,7 @@ def predict_clips(det: Any, paths: list[str], out: str | os.PathLike[str], strid
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     vmax = float(det.threshold_) if det.threshold_ else float(max(s.frame_scores.max() for s in scored))
-    with open(out / "scores.csv", "w", newline="") as fh:
+    with atomic_open(out / "scores.csv", "w", newline="") as fh:
         wr = csv.writer(fh)
         wr.writerow(["clip", "frame", "path", "score", "score_clip_norm", "above_threshold"])
         for sc, norm in zip(scored, normalise([s.frame_scores for s in scored], "clip")):

@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from reconad.atomic import atomic_path
+
 NORMAL_COLOR = "#2b7bba"
 ANOMALY_COLOR = "#d9534f"
 THRESHOLD_COLOR = "#222222"
@@ -31,7 +33,8 @@ def _save_figure(fig: Any, path: Path) -> Path:
 
     FigureCanvasAgg(fig)
     fig.tight_layout()
-    fig.savefig(path, format="png")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 

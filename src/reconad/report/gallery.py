@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from reconad.atomic import write_bytes
 from reconad.report.figures import data_uri, png_bytes
 from reconad.visualize import overlay_panel
 
@@ -155,7 +156,7 @@ def gallery_cards(
             continue
         where = Path(view.paths[i])
         stem = f"{rank[i]:04d}_{'anomalous' if y[i] else 'normal'}_{where.parent.name}_{where.stem}"
-        (run_out / "images" / f"{stem}.png").write_bytes(png)
+        write_bytes(run_out / "images" / f"{stem}.png", png)
         p_value = None if view.p_values is None else float(view.p_values[i])
         cards[i] = card_html(i, rank[i], png, str(view.paths[i]), int(y[i]), float(s[i]), p_value, view.threshold)
     return cards, omitted

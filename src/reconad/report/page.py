@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from reconad.atomic import write_text
 from reconad.errors import DataError
 from reconad.report.figures import colorbar_png, data_uri, histogram_figure, pr_figure, roc_figure
 from reconad.report.gallery import Gallery, GalleryInputs, gallery_cards, select_galleries
@@ -409,5 +410,5 @@ def write_report(
     title, sub = _subtitle(m, info, config, model)
     nav = [("metrics", "Metrics"), ("curves", "Curves"), *gallery_nav]
     path = out / REPORT_FILE
-    path.write_text(_page(title, sub, run, nav, body, str(config.get("reconad_version", ""))), encoding="utf-8")
+    write_text(path, _page(title, sub, run, nav, body, str(config.get("reconad_version", ""))))
     return path

@@ -27,6 +27,8 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from reconad.calibration import finite_scores
+from reconad.errors import ScoringError
 from reconad.serve.batcher import BatchResult, MicroBatcher, QueueFull
 from reconad.serve.config import ServeConfig
 from reconad.serve.decode import BadImage, Upload, decode_upload
@@ -144,6 +146,10 @@ async def run_in_threadpool_limited(state: ServerState, fn: Any, *args: Any) -> 
 def _rows(
     model: ServedModel, uploads: list[Upload], result: BatchResult, latency_ms: float, overlays: list[bytes | None]
 ) -> list[ResultRow]:
+    try:  # a model that gives NaN on a decoded (so finite) image is a fault, never "normal"
+        finite_scores(result.scores, [u.name for u in uploads], f" from model {model.name!r}")
+    except ScoringError as exc:
+        raise HTTPException(500, str(exc)) from None
     p_values = model.p_values(result.scores)
     now = utc_now()
     rows = []

@@ -11,6 +11,7 @@ from typing import Any
 
 from reconad.engines import DEFAULT_ENGINE, ENGINES
 from reconad.errors import ConfigError
+from reconad.jsonfile import dumps
 
 __all__ = ["ServeConfig", "ServedRun", "parse_runs", "OVERLAY_POLICIES", "ENGINES", "CONFIG_ENV"]
 
@@ -135,7 +136,7 @@ class ServeConfig:
         return self.threads or max(1, available_cores() // max(1, self.workers))
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return dumps(asdict(self))
 
     @classmethod
     def from_json(cls, text: str) -> ServeConfig:

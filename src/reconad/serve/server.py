@@ -11,7 +11,9 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+from pathlib import Path
 
+from reconad.errors import DataError
 from reconad.serve.config import CONFIG_ENV, ServeConfig
 from reconad.serve.engines import ServedModel, load_served_model
 from reconad.serve.security import read_api_key
@@ -33,6 +35,9 @@ def _is_loopback(host: str) -> bool:
 
 def preflight(config: ServeConfig) -> dict[str, ServedModel]:
     """Key file, database and models, checked (and the schema migrated) before serving."""
+    for run in config.runs:  # before the default database, which would be opened inside the first run
+        if not Path(run.path).is_dir():
+            raise DataError(f"no such run directory: {run.path}")
     if config.api_key_file:
         read_api_key(config.api_key_file)
     elif not _is_loopback(config.host):

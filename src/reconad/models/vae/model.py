@@ -62,6 +62,14 @@ class VAE(ReconstructionModel):
         kl = 0.5 * (mu**2 + logvar.exp() - 1.0 - logvar).sum(1)
         return ((nll + kl) / d).mean()
 
+    def export_blocker(self) -> str | None:
+        """The score's latent draws come from a seeded generator, one (L, B, k) block per batch,
+        so a sample's noise depends on the batch it is in: no single traced graph gives those."""
+        return super().export_blocker() or (
+            f"its score averages {self.config.n_samples} latent draws from a seeded random generator per batch, "
+            "which one ONNX graph cannot reproduce"
+        )
+
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.posterior(x)
         n = self.config.n_samples

@@ -1,0 +1,148 @@
+"""A run directory's life: a new run never mixes with an old one, and a failure or a kill
+never leaves a run that silently describes other data than its model was trained on.
+
+``reconad train --out RUN``:
+
+* a new or empty ``RUN`` (or one whose training failed before its first checkpoint:
+  only ``run.json``): trained in place, so a killed training continues with ``--resume``
+  from ``RUN/checkpoints``;
+* a ``RUN`` that already holds a run (``model/`` or ``checkpoints/``) is
+  refused unless ``--resume`` (continue that training in place: the data and model must
+  be the ones ``run.json`` records) or ``--overwrite`` (the new run is built in a hidden
+  sibling, ``.RUN.overwrite``, and put in place of the old one only once it has succeeded,
+  with ``reconad.atomic.replace_dir``; a failed or killed overwrite leaves the old run
+  whole, and the next ``--overwrite`` starts the sibling afresh);
+* an existing file: refused.
+
+The model directory is written beside its place and swapped in (``save_model``), so
+``RUN/model`` is always one whole model, the old or the new.  Under ``torchrun`` every rank
+trains, but only rank 0 writes the run (as the engine checkpoints on rank 0 only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from reconad.atomic import replace_dir, temp_sibling
+from reconad.errors import ConfigError, DataError, ModelFileError
+
+__all__ = ["RUN_FILE", "holds_run", "read_run_info", "run_directory", "save_model", "write_run_info"]
+
+RUN_FILE = "run.json"
+#: what makes a directory a run (any one of them): something a new training would lose
+RUN_MARKERS = ("model", "checkpoints")
+
+
+def _writes() -> bool:
+    """Whether this process writes the run: always, except on the ranks > 0 of a torchrun."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def holds_run(path: Path) -> bool:
+    """Whether ``path`` holds a run (or an interrupted one's checkpoints): a run.json alone, of a
+    training that failed before its first epoch, holds nothing to lose or to resume."""
+    return path.is_dir() and any((path / m).exists() for m in RUN_MARKERS)
+
+
+def read_run_info(run: Path) -> dict[str, Any] | None:
+    """``RUN/run.json`` (None when there is none); ModelFileError (one line) when it is not valid
+    JSON or lacks its ``data`` record."""
+    path = Path(run) / RUN_FILE
+    if not path.exists():
+        return None
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON ({exc}): the run's record is damaged") from None
+    if not isinstance(info, dict) or not isinstance(info.get("data"), dict):
+        raise ModelFileError(f"{path} is incomplete: it records no 'data' (which dataset the run was trained on)")
+    return info
+
+
+def _check_same_run(out: Path, data: dict[str, Any], model: str) -> None:
+    """``--resume`` continues a training: refuse other data or another model than ``run.json`` records."""
+    from reconad.runs import recorded_spec
+
+    spec = recorded_spec(out)  # a damaged run.json is one line
+    if spec is None:
+        return
+    info = read_run_info(out) or {}
+    if info.get("model", model) != model:
+        raise ConfigError(
+            f"--resume continues {out}'s training of model {info['model']}, not {model}: "
+            "give the same --model, or --overwrite to train afresh"
+        )
+    saved = spec.__dict__
+    diff = [f"{k} {saved[k]!r} there, {data[k]!r} now" for k in sorted(data) if k in saved and saved[k] != data[k]]
+    if diff:
+        raise DataError(
+            f"--resume continues {out}'s training on the data its run.json records; these differ: "
+            + "; ".join(diff)
+            + " (give the same data options, or --overwrite to train afresh)"
+        )
+
+
+@contextmanager
+def run_directory(
+    out: str | os.PathLike[str], data: dict[str, Any], model: str, resume: bool = False, overwrite: bool = False
+) -> Iterator[Path]:
+    """The directory to write the run into (see the module docstring); with ``overwrite`` of an
+    existing run, a staging sibling that replaces ``out`` when the block ends without an error."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} is an existing file, not a run directory")
+    if resume and overwrite:
+        raise ConfigError("--resume continues a run in place, --overwrite replaces it: give one of them")
+    existing = holds_run(out)
+    if existing and not (resume or overwrite):
+        raise DataError(
+            f"{out} already holds a run: give --overwrite to replace it (once the new run has succeeded), "
+            "--resume to continue its training, or another --out"
+        )
+    if existing and resume:
+        _check_same_run(out, data, model)
+    staging = out.resolve().with_name(f".{out.resolve().name}.overwrite")
+    if not _writes():  # a torchrun rank > 0: the same directory as rank 0, which alone writes it
+        yield staging if existing and overwrite else out
+        return
+    if not (existing and overwrite):
+        out.mkdir(parents=True, exist_ok=True)
+        yield out
+        return
+    if staging.exists():  # the remains of an overwrite that failed or was killed
+        shutil.rmtree(staging)
+    staging.mkdir()
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    replace_dir(staging, out.resolve())
+
+
+def save_model(det: Any, target: Path) -> Path:
+    """``det.save`` into a sibling, swapped in for ``target``: ``target`` is one whole model, old or new."""
+    if not _writes():
+        return target
+    tmp = temp_sibling(target, ".new")
+    try:
+        det.save(tmp)
+        replace_dir(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def write_run_info(run: Path, info: dict[str, Any]) -> None:
+    """Write ``RUN/run.json`` (atomically, strict JSON; rank 0 only under torchrun)."""
+    from reconad.jsonfile import write_json
+
+    if _writes():
+        write_json(run / RUN_FILE, info)
