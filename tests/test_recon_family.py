@@ -171,6 +171,7 @@ def test_labelled_anomalies_are_refused_in_one_line(name):
         ("alocc", {"d_norm": "group"}, "d_norm"),
         ("aae", {"disc_hidden": []}, "disc_hidden"),
         ("aae", {"w_consistency": "high"}, "w_consistency"),
+        ("aae", {"norm": "group"}, "norm"),
         ("adae", {"score": "cosine"}, "score"),
         ("adae", {"w_fake": -1}, "w_fake"),
         ("rsrae", {"training": "sgd"}, "training"),
@@ -182,6 +183,16 @@ def test_a_bad_option_is_a_one_line_config_error(name, option, match):
     with pytest.raises(ConfigError, match=match) as err:
         build_model(name, input_shape=[3, 16, 16], **option)
     assert "\n" not in str(err.value)
+
+
+def test_aae_networks_keep_no_batch_statistics_by_default():
+    """The consistency term encodes reconstructions too: batch norm's running statistics
+    would mix them with real images and spoil the test-time codes."""
+    model = build_model("aae", input_shape=[1, 16, 16])
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert any(
+        isinstance(m, torch.nn.BatchNorm2d) for m in build_model("aae", input_shape=[1, 16, 16], norm="batch").modules()
+    )
 
 
 def test_alocc_takes_images_only():

@@ -33,9 +33,9 @@ FAST = {"epochs": 1, "batch_size": 32, "progress": False, "patience": None}
         ({"lr": math.inf}, "lr must be a finite number"),
         ({"min_delta": math.nan}, "min_delta must be a finite number"),
         ({"epochs": True}, "epochs must be an integer"),
-        ({"patience": 0}, "patience must be a whole number"),
-        ({"patience": -2}, "patience must be a whole number"),
-        ({"patience": 1.5}, "patience must be a whole number"),
+        ({"patience": 0}, "patience must be an integer"),
+        ({"patience": -2}, "patience must be an integer"),
+        ({"patience": 1.5}, "patience must be an integer"),
         ({"grad_clip": math.nan}, "grad_clip must be a finite number"),
     ],
 )

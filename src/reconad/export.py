@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from reconad import jsonfile
-from reconad.atomic import atomic_path, write_text
+from reconad.atomic import atomic_path
 from reconad.data.records import ImageBatch
 from reconad.engines import INPUT_NAME, OUTPUT_NAMES, OnnxDetector
 from reconad.errors import ConfigError, DataError, ReconadError
@@ -137,7 +137,7 @@ def export_onnx(det: Any, path: str | os.PathLike, opset: int = OPSET, weights_s
                 "weights_sha256": weights_sha256,
                 "onnx_sha256": sha256_of(tmp_model),
             }
-            write_text(path.with_suffix(".json"), jsonfile.dumps(meta, indent=2))
+            jsonfile.write_json(path.with_suffix(".json"), meta)
     except BaseException:
         for folder in created:  # the folders this export made, when nothing else is in them
             if folder.exists() and not any(folder.iterdir()):

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from reconad import jsonfile
-from reconad.atomic import atomic_path, write_text
+from reconad.atomic import atomic_path
 from reconad.engines import INT8_FILE, ensure_export, onnx_scorer
 from reconad.errors import ConfigError, DataError
 
@@ -150,12 +150,12 @@ def quantize_run(run: str | os.PathLike) -> QuantizeResult:
         quantize_file(float_path, tmp, _calibration_inputs(det, spec))
         meta = json.loads(float_path.with_suffix(".json").read_text())
     meta.update({"quantization": _description(), "onnx_sha256": sha256_of(target), "accuracy_check": None})
-    _write_json(target.with_suffix(".json"), meta)  # not offered until the check below passes
+    jsonfile.write_json(target.with_suffix(".json"), meta)  # not offered until the check below passes
     with torch.inference_mode():
         f, q = _test_metrics(det, spec, run, float_path), _test_metrics(det, spec, run, target)
     offered, reason = _verdict(f, q)
     meta["accuracy_check"] = {"offered": offered, "reason": reason, "tolerance": TOLERANCE, "float": f, "int8": q}
-    _write_json(target.with_suffix(".json"), meta)
+    jsonfile.write_json(target.with_suffix(".json"), meta)
     return QuantizeResult(target, offered, reason, f, q)
 
 
@@ -166,7 +166,3 @@ def _description() -> dict[str, Any]:
         "activations": "uint8, per tensor, min-max ranges",
         "calibration": f"up to {CALIBRATION_IMAGES} held-out normal training images of the run (tiles when tiled)",
     }
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    write_text(path, jsonfile.dumps(data, indent=2))

@@ -45,7 +45,7 @@ def recorded_sha256(directory: str | os.PathLike) -> str | None:
 def write_model_dir(directory: str | os.PathLike, state: dict[str, torch.Tensor], config: dict[str, Any]) -> Path:
     from safetensors.torch import save_file
 
-    from reconad.atomic import atomic_path, write_text
+    from reconad.atomic import atomic_path
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -56,7 +56,7 @@ def write_model_dir(directory: str | os.PathLike, state: dict[str, torch.Tensor]
         save_file(tensors, str(weights), metadata={"format": FORMAT})
         sha = sha256_of(weights)
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "weights_sha256": sha}
-    write_text(directory / CONFIG, jsonfile.dumps(doc, indent=2, sort_keys=False))
+    jsonfile.write_json(directory / CONFIG, doc)
     return directory
 
 

@@ -84,8 +84,8 @@ class TrainConfig(Settings):
     def __post_init__(self) -> None:
         check_types(
             self,
-            integers=("epochs", "batch_size", "seed", "num_workers"),
-            numbers=("lr", "weight_decay", "min_delta", "patience", "grad_clip"),
+            integers=("epochs", "batch_size", "seed", "num_workers", "patience"),
+            numbers=("lr", "weight_decay", "min_delta", "grad_clip"),
             optional=("patience", "grad_clip"),
         )
         if self.epochs < 1:
@@ -94,10 +94,8 @@ class TrainConfig(Settings):
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.patience is not None and (not isinstance(self.patience, Integral) or self.patience < 1):
-            raise ConfigError(
-                f"patience must be a whole number of epochs >= 1 (or null: no early stop), got {self.patience!r}"
-            )
+        if self.patience is not None and self.patience < 1:
+            raise ConfigError(f"patience must be an integer >= 1 (or null: no early stop), got {self.patience!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.scheduler not in SCHEDULERS:

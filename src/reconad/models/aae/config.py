@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from reconad.errors import ConfigError
-from reconad.models.adversarial import GANConfig, check_choice, check_weights
+from reconad.models.adversarial import NORMS, GANConfig, check_choice, check_weights
 
 SCORES = ("l1", "l2")
 
@@ -23,6 +23,11 @@ class AAEConfig(GANConfig):
     map) or the mean ``l2`` squared residual.
     disc_hidden: hidden layers of the latent discriminator (default [256, 256] for
     images, [64, 64] for rows).
+    norm: normalisation in the image encoder and decoder, ``layer`` (default), ``batch``
+    or ``none``.  The consistency term runs the encoder on reconstructions as well as on
+    real images; with batch norm its running statistics then mix the two kinds, and at
+    test time it encodes neither well (MNIST-10k class 0, one-class AUROC: 0.48 with
+    ``batch``, 0.93 with ``layer``; ``none`` does not train, 0.40).
     latent_dim: None = 128 for images, 32 for rows.  hidden: the MLP's hidden sizes for
     rows (default [64]).  width: 32.
     lr_g, betas_g: the autoencoder's (encoder and decoder, both of its phases); lr_d,
@@ -33,6 +38,7 @@ class AAEConfig(GANConfig):
     w_consistency: float = 1.0
     score: str = "l1"
     disc_hidden: list[int] | None = None
+    norm: str = "layer"
 
     image_latent: ClassVar[int] = 128
     table_latent: ClassVar[int] = 32
@@ -41,6 +47,7 @@ class AAEConfig(GANConfig):
         super().__post_init__()
         check_weights(self, "w_adv", "w_consistency")
         check_choice("score", self.score, SCORES)
+        check_choice("norm", self.norm, NORMS)
         if self.disc_hidden is not None:
             try:
                 self.disc_hidden = [int(h) for h in self.disc_hidden]

@@ -60,8 +60,8 @@ class AAE(AdversarialModel):
     def __init__(self, config: AAEConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config or AAEConfig(**kwargs))
         c = self.config
-        self.encoder = build_encoder(c)
-        self.decoder = build_generator(c)
+        self.encoder = build_encoder(c, norm=c.norm)
+        self.decoder = build_generator(c, norm=c.norm)
         self.latent_discriminator = RowDiscriminator(
             c.resolved_latent(), c.resolved_disc_hidden(), spectral=c.spectral_norm
         )

@@ -1,0 +1,44 @@
+"""ADAE on one MNIST-10k class, scored five ways by the same trained model.
+
+Usage (from the project root, in the project's venv):
+
+    python benchmarks/adae_scores.py 0 '{}'
+
+Trains ``adae`` with the one-class benchmark's settings on the training images of the
+class given and prints the test-set AUROC of the paper's ||x - D(G(x))||^2, of G's own
+residual ||x - G(x)||^2, of D's residual on the real image ||x - D(x)||^2, of D's
+residual on G's output ||G(x) - D(G(x))||^2, and of the ink (mean pixel value).  The
+second argument holds extra Detector options (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import torch
+
+from score_variants import run
+
+
+def _sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (a - b).pow(2).flatten(1).mean(1)
+
+
+def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    g = model.generator(images)
+    dg = model.discriminator(g)
+    return {
+        "x-D(G(x))": _sq(images, dg),
+        "x-G(x)": _sq(images, g),
+        "x-D(x)": _sq(images, model.discriminator(images)),
+        "G(x)-D(G(x))": _sq(g, dg),
+        "ink": images.flatten(1).mean(1),
+    }
+
+
+if __name__ == "__main__":
+    run(
+        "adae", int(sys.argv[1]) if len(sys.argv) > 1 else 0, json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}, rows
+    )

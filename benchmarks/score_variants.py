@@ -1,0 +1,50 @@
+"""Train one model on one MNIST-10k class and score its test set several ways.
+
+The shared body of the per-model diagnostics (``alocc_scores.py``, ``adae_scores.py``):
+each supplies ``rows(model, images) -> {name: scores}``, computed by the same trained
+model during the normal ``decision_function`` pass, so the AUROCs compare like with like.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from reconad.data.class_datasets import load_one_class_set
+from reconad.detector import Detector
+from reconad.metrics import image_auroc
+
+Rows = Callable[[Any, torch.Tensor], dict[str, torch.Tensor]]
+
+
+def run(model_name: str, normal_class: int, opts: dict[str, Any], rows: Rows) -> None:
+    """Fit ``model_name`` with the one-class benchmark's settings (28 px, seed 0), print the
+    logged losses (every 4th epoch), then the AUROC and the normal / anomalous means of each row."""
+    torch.set_num_threads(1)
+    data = load_one_class_set("mnist-10k")
+    x = data.train_x[data.train_y == normal_class]
+    y = (data.test_y != normal_class).astype(int)
+    t0 = time.time()
+    det = Detector(model_name, image_size=28, seed=0, progress=False, **opts).fit(x)
+    print(f"fit {time.time() - t0:.0f}s")
+    assert det.history_ is not None
+    for key, values in det.history_.logs.items():
+        print(key, " ".join(f"{v:.3g}" for v in values[::4]))
+    model, seen = det.model_, {}
+    plain = model.score
+
+    def variants(images: torch.Tensor) -> Any:
+        with torch.no_grad():
+            for k, v in rows(model, images).items():
+                seen.setdefault(k, []).append(v.reshape(len(images)).numpy())
+        return plain(images)
+
+    model.score = variants
+    print("default", round(image_auroc(y, det.decision_function(data.test_x)), 4))
+    for k, parts in seen.items():
+        v = np.concatenate(parts)
+        print(f"{k:13s} AUROC {image_auroc(y, v):.4f}  normal {v[y == 0].mean():.4g}  anomalous {v[y == 1].mean():.4g}")
