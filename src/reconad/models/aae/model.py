@@ -23,7 +23,9 @@ epochs (the family's DCGAN defaults); latent 128 numbers for images, 32 for rows
 Deviations and choices: the paper's networks and optimiser settings are not reproduced
 (it trains on 2-D MRI slices); we use this library's DCGAN-style conv encoder / decoder
 (stride-2 4x4 stages to ``min_size``, channels capped at 8·width) and an MLP latent
-discriminator.  The constraint is the squared code difference averaged over the code's
+discriminator.  Those networks use layer norm, not DCGAN's batch norm: the consistency
+term encodes reconstructions too, and batch norm's running statistics would mix them with
+real images (``AAEConfig.norm``).  The constraint is the squared code difference averaged over the code's
 elements, the same per-element scale as the reconstruction term: as a per-sample L2
 norm it outweighed the per-pixel reconstruction error and the autoencoder learned to
 reconstruct nothing.  The adversarial terms are the non-saturating GAN losses.  The
