@@ -13,13 +13,11 @@ second argument holds extra Detector options (JSON).
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
 import torch
 
-from score_variants import run
+from score_variants import main
 
 
 def _sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -39,6 +37,4 @@ def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 if __name__ == "__main__":
-    run(
-        "adae", int(sys.argv[1]) if len(sys.argv) > 1 else 0, json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}, rows
-    )
+    main("adae", rows)

@@ -13,13 +13,11 @@ normal and anomalous images.  The second argument holds extra Detector options (
 
 from __future__ import annotations
 
-import json
-import sys
 from typing import Any
 
 import torch
 
-from score_variants import run
+from score_variants import main
 
 
 def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -33,9 +31,4 @@ def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 if __name__ == "__main__":
-    run(
-        "alocc",
-        int(sys.argv[1]) if len(sys.argv) > 1 else 0,
-        json.loads(sys.argv[2]) if len(sys.argv) > 2 else {},
-        rows,
-    )
+    main("alocc", rows)

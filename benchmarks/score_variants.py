@@ -7,6 +7,8 @@ model during the normal ``decision_function`` pass, so the AUROCs compare like w
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,3 +50,9 @@ def run(model_name: str, normal_class: int, opts: dict[str, Any], rows: Rows) ->
     for k, parts in seen.items():
         v = np.concatenate(parts)
         print(f"{k:13s} AUROC {image_auroc(y, v):.4f}  normal {v[y == 0].mean():.4g}  anomalous {v[y == 1].mean():.4g}")
+
+
+def main(model_name: str, rows: Rows) -> None:
+    """``run`` with the class (default 0) and the Detector options (JSON, default none) from the command line."""
+    normal_class = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    run(model_name, normal_class, json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}, rows)

@@ -25,9 +25,9 @@ Deviations and choices: the paper's networks and optimiser settings are not repr
 (stride-2 4x4 stages to ``min_size``, channels capped at 8·width) and an MLP latent
 discriminator.  Those networks use layer norm, not DCGAN's batch norm: the consistency
 term encodes reconstructions too, and batch norm's running statistics would mix them with
-real images (``AAEConfig.norm``).  The constraint is the squared code difference averaged over the code's
-elements, the same per-element scale as the reconstruction term: as a per-sample L2
-norm it outweighed the per-pixel reconstruction error and the autoencoder learned to
+real images (``AAEConfig.norm``).  The constraint is the squared code difference averaged
+over the code's elements, the same per-element scale as the reconstruction term: as a
+per-sample L2 norm it outweighed the per-pixel reconstruction error and the autoencoder learned to
 reconstruct nothing.  The adversarial terms are the non-saturating GAN losses.  The
 encoder's last layer keeps PyTorch's initialisation so that codes start at about the
 prior's scale.  The last epoch is kept (``monitor="none"``).  Table rows: MLPs of
