@@ -53,6 +53,10 @@ def run(model_name: str, normal_class: int, opts: dict[str, Any], rows: Rows) ->
 
 
 def main(model_name: str, rows: Rows) -> None:
-    """``run`` with the class (default 0) and the Detector options (JSON, default none) from the command line."""
-    normal_class = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    run(model_name, normal_class, json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}, rows)
+    """``run`` for each class of the command line (comma-separated, default 0) with the
+    Detector options (JSON, default none) given after it."""
+    classes = sys.argv[1].split(",") if len(sys.argv) > 1 else ["0"]
+    opts = json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}
+    for normal_class in classes:
+        print(f"class {normal_class}", flush=True)
+        run(model_name, int(normal_class), opts, rows)
