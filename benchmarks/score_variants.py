@@ -1,8 +1,9 @@
-"""Train one model on one MNIST-10k class and score its test set several ways.
+"""Train one model on MNIST-10k classes, one at a time, and score each test set several ways.
 
-The shared body of the per-model diagnostics (``alocc_scores.py``, ``adae_scores.py``):
-each supplies ``rows(model, images) -> {name: scores}``, computed by the same trained
-model during the normal ``decision_function`` pass, so the AUROCs compare like with like.
+The shared body of the per-model diagnostics (``alocc_scores.py``, ``adae_scores.py``,
+``alad_scores.py``): each supplies ``rows(model, images) -> {name: scores}``, computed
+by the same trained model during the normal ``decision_function`` pass, so the AUROCs
+compare like with like.
 """
 
 from __future__ import annotations

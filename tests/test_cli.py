@@ -97,7 +97,8 @@ def test_test_command_writes_metrics(run, tiny_mvtec, capsys):
     # The scores are the saved model's scores of the test images.
     det = Detector.load(run / "model")
     expected = det.decision_function([r[0] for r in rows[1:]])
-    np.testing.assert_allclose([float(r[1]) for r in rows[1:]], expected, atol=2e-6)
+    # float32 sums in another batch order differ by a few ulps, more on some CPUs than others
+    np.testing.assert_allclose([float(r[1]) for r in rows[1:]], expected, rtol=1e-5, atol=1e-6)
     assert all(0.0 < float(r[2]) <= 1.0 for r in rows[1:])
     assert [int(r[3]) for r in rows[1:]] == [0] * 4 + [1] * 4
     assert 2 <= len(list((run / "heatmaps").glob("*.png"))) <= 4
@@ -117,7 +118,7 @@ def test_predict_command_writes_scores_and_one_png_per_image(run, tiny_mvtec, tm
     assert len(pngs) == len(files)
     det = Detector.load(run / "model")
     scores = np.array([float(r[1]) for r in rows[1:]])
-    np.testing.assert_allclose(scores, det.decision_function(files), atol=2e-6)
+    np.testing.assert_allclose(scores, det.decision_function(files), rtol=1e-5, atol=1e-6)
     assert [int(r[3]) for r in rows[1:]] == [int(s > det.threshold_) for s in scores]
 
 
@@ -246,3 +247,29 @@ def test_bad_labelled_anomaly_options_are_one_line_errors(tiny_mvtec, tmp_path, 
         assert main(_train_args(tiny_mvtec, tmp_path / "run", *extra)) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    "argv, flag, hint",
+    [
+        (["--protocol", "localization", "--classes", "3"], "--classes", "one-class"),
+        (["--protocol", "localization", "--seeds", "3"], "--seeds", "one-class"),
+        (["--protocol", "speed", "--categories", "brick"], "--categories", "calibration"),
+        (["--protocol", "one-class", "--dataset", "digits", "--labelled-fraction", "0.1"], "--labelled-fraction", ""),
+        (["--protocol", "tabular", "--data-root", "x", "--model", "ae"], "--model", "give --models"),
+        (["--protocol", "hyperspectral", "--image-size", "64"], "--image-size", "speed"),
+    ],
+)
+def test_benchmark_refuses_a_flag_its_protocol_does_not_read(tmp_path, capsys, argv, flag, hint):
+    """A flag the chosen protocol would drop is a one-line error naming it, before any work."""
+    assert main(["benchmark", *argv, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"reconad: error: {flag} does not apply to the") and hint in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_benchmark_flags_at_their_defaults_pass_the_protocol_check():
+    from reconad.cli import build_parser, check_protocol_flags
+
+    args = build_parser().parse_args(["benchmark", "--protocol", "tabular", "--resize-mode", "resize"])
+    check_protocol_flags(args)  # the default model and resize mode are not "given"

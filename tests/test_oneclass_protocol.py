@@ -132,3 +132,27 @@ def test_small_images_warn_for_the_semantic_settings(tmp_path):
             echo=False,
         )
         run_protocol("one-class", settings)
+
+
+def test_seeds_run_each_class_once_per_seed_and_report_the_spread(tmp_path):
+    """--seeds 2: one model per class and seed, the per-class mean over seeds, the spread beside it."""
+    out = tmp_path / "seeds"
+    argv = ["benchmark", "--protocol", "one-class", "--dataset", "digits", "--classes", "3", "--model", "ae"]
+    assert main([*argv, "--epochs", "1", "--seed", "4", "--seeds", "2", "--out", str(out), "--quiet"]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    d = saved["details"]
+    assert d["seeds"] == [4, 5] and set(d["per_seed"]) == {"4", "5"}
+    runs = [d["per_seed"][s]["3"] for s in ("4", "5")]
+    assert runs[0] != runs[1]  # the seed reaches the model: two different fits
+    assert saved["per_class"]["3"] == pytest.approx(np.mean(runs))
+    assert d["per_class_std"]["3"] == pytest.approx(np.std(runs))
+    assert {p.name for p in out.glob("partial*.json")} == {"partial-seed4.json", "partial-seed5.json"}
+    md = (out / "results.md").read_text()
+    assert "std over seeds" in md and "Seeds 4, 5:" in md
+
+
+def test_seeds_must_be_a_positive_count(tmp_path, capsys):
+    argv = ["benchmark", "--protocol", "one-class", "--dataset", "digits", "--seeds", "0", "--out", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--seeds must be a whole number >= 1" in err and "\n" not in err

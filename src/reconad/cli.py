@@ -318,7 +318,12 @@ def _tabular_args(tab: Any) -> None:
         default=None,
         help="comma-separated; tabular default ae,vae,memae,esad,pyod-ae,iforest; kddcup99 default ae,vae,memae,esad,iforest",
     )
-    tab.add_argument("--seeds", type=int, default=None, help="number of seeds, --seed, --seed+1, ... (default 5)")
+    tab.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="number of seeds, --seed, --seed+1, ... (tabular, kddcup99: default 5; one-class: runs per class, default 1)",
+    )
     tab.add_argument(
         "--label-fraction",
         type=_finite,
@@ -507,6 +512,7 @@ def _one_class_settings(args: argparse.Namespace) -> ProtocolSettings:
         train_per_class=args.train_per_class,
         download=args.download,
         anomalous_class=inverse,
+        seeds=1 if args.seeds is None else args.seeds,
     )
 
 
@@ -727,9 +733,49 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Benchmark flags that only some protocols read (argparse name -> those protocols), and
+#: the value each has when not given.  A flag given to a protocol that does not read it is
+#: refused rather than silently dropped.
+_ONE_CLASS_ONLY = ("classes", "labelled_ratio", "train_per_class", "anomalous_class", "download")
+_TABLES = ("tabular", "kddcup99")
+PROTOCOL_FLAGS: dict[str, tuple[str, ...]] = {
+    "model": tuple(p for p in PROTOCOL_NAMES if p not in _TABLES),
+    "dataset": ("localization", "calibration", "one-class", "video"),
+    "root": ("localization", "calibration", "one-class", "video", "hyperspectral", *_TABLES),
+    "run": ("serve",),
+    "categories": ("localization", "calibration"),
+    "scenes": ("hyperspectral",),
+    **dict.fromkeys(_ONE_CLASS_ONLY, ("one-class",)),
+    "image_size": ("localization", "speed", "calibration", "one-class"),
+    "resize_mode": ("localization",),
+    "n_train": ("speed", "calibration"),
+    "labelled_fraction": ("localization",),
+    "datasets": ("tabular",),
+    "data_root": _TABLES,
+    "models": _TABLES,
+    "seeds": (*_TABLES, "one-class"),
+    "label_fraction": _TABLES,
+}
+_NOT_GIVEN: dict[str, Any] = {"model": "hfr", "resize_mode": "resize", "labelled_ratio": 0.0}
+
+
+def check_protocol_flags(args: argparse.Namespace) -> None:
+    """ReconadError naming the first flag given that ``args.protocol`` does not read."""
+    for flag, readers in PROTOCOL_FLAGS.items():
+        value = getattr(args, flag, None)
+        if args.protocol in readers or value in (None, False, _NOT_GIVEN.get(flag)):
+            continue
+        name = "--" + flag.replace("_", "-")
+        hint = "; give --models" if flag == "model" else ""
+        raise ReconadError(
+            f"{name} does not apply to the {args.protocol} protocol (it is read by: {', '.join(readers)}){hint}"
+        )
+
+
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from reconad.protocols import run_protocol
 
+    check_protocol_flags(args)
     run_protocol(args.protocol, BENCHMARK_SETTINGS[args.protocol](args))
     return 0
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -300,10 +300,11 @@ def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: On
         secs[c] = time.perf_counter() - t
         out.mkdir(parents=True, exist_ok=True)  # long runs: what is done so far survives an interruption
         partial = {
+            "seed": seed,
             "per_class": {str(k): v for k, v in aurocs.items()},
             "seconds_per_class": {str(k): v for k, v in secs.items()},
         }
-        write_json(out / "partial.json", partial, indent=1)
+        write_json(out / ("partial.json" if s.seeds == 1 else f"partial-seed{seed}.json"), partial, indent=1)
         if s.echo:
             print(f"class {c} ({data.class_names[c]}): {s.model} AUROC {aurocs[c]:.4f}  ({secs[c]:.0f}s)", flush=True)
     how = "drawn uniformly at random (seeded) from the training images of all other classes"
@@ -334,6 +335,35 @@ def _check_settings(s: OneClassSettings) -> None:
         )
     if s.model == "hfr" and s.labelled_ratio > 0:
         raise ConfigError("hfr trains on normal data only; drop --labelled-ratio")
+    if isinstance(s.seeds, bool) or not isinstance(s.seeds, int) or s.seeds < 1:
+        raise ConfigError(f"--seeds must be a whole number >= 1, got {s.seeds!r}")
+
+
+def _over_seeds(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
+    """One runner result from several seeds' results: per-class means (AUROCs and seconds),
+    with every seed's AUROCs and the spread kept in ``details``."""
+    if len(runs) == 1:
+        return runs[0]
+    classes = list(runs[0]["scores"])
+    per_seed = {str(sd): {str(c): float(r["scores"][c]) for c in classes} for sd, r in zip(seeds, runs, strict=True)}
+    class_means = [float(np.mean(list(r["scores"].values()))) for r in runs]
+    details = {
+        **runs[0]["details"],
+        "seeds": seeds,
+        "per_seed": per_seed,
+        "per_class_std": {str(c): float(np.std([r["scores"][c] for r in runs])) for c in classes},
+        "mean_per_seed": dict(zip(map(str, seeds), class_means, strict=True)),
+        "mean_std": float(np.std(class_means)),
+    }
+    means = {key: _mean_over(runs, key, classes) for key in ("scores", "knn", "patchcore", "seconds")}
+    return {**means, "details": details}
+
+
+def _mean_over(runs: list[dict[str, Any]], key: str, classes: list[int]) -> dict[int, float]:
+    """Per-class mean of ``key`` over the runs (empty where the runner has no such values)."""
+    if not runs[0][key]:
+        return {}
+    return {c: float(np.mean([r[key][c] for r in runs])) for c in classes}
 
 
 def run(settings: OneClassSettings) -> dict[str, Any]:
@@ -349,10 +379,11 @@ def run(settings: OneClassSettings) -> dict[str, Any]:
         raise ConfigError(f"unknown class(es) {bad} for {s.dataset}; classes are {all_classes}")
     image_size = _image_size(s, data)
     t0 = time.perf_counter()
-    if s.model == "hfr":
-        r = _run_hfr(data, classes, image_size, s)
-    else:
-        r = _run_detector(data, classes, image_size, s)
+    runner = _run_hfr if s.model == "hfr" else _run_detector
+    base = int(s.options.get("seed", 0))
+    seeds = [base + i for i in range(s.seeds)]
+    runs = [runner(data, classes, image_size, replace(s, options={**s.options, "seed": sd})) for sd in seeds]
+    r = _over_seeds(runs, seeds)
     payload: dict[str, Any] = {
         "dataset": data.name,
         "root": data.root,
@@ -403,9 +434,13 @@ def results_markdown(result: dict[str, Any], class_names: tuple[str, ...]) -> st
         for k, label in (("knn", "kNN AUROC"), ("patchcore", "PatchCore AUROC"))
         if f"{k}_per_class" in result
     ]
+    d = result.get("details", {})
+    spread = d.get("per_class_std")
     rows = []
     for c, v in result["per_class"].items():
         row = {"class": c, "name": class_names[int(c)], f"{model} AUROC": v, "seconds": result["seconds_per_class"][c]}
+        if spread:
+            row["std over seeds"] = spread[c]
         for k, label in refs:
             row[label] = result[f"{k}_per_class"][c]
         rows.append(row)
@@ -416,6 +451,9 @@ def results_markdown(result: dict[str, Any], class_names: tuple[str, ...]) -> st
         "seconds": float(np.mean(list(result["seconds_per_class"].values()))),
     }
     keys = ["class", "name", f"{model} AUROC"]
+    if spread:
+        mean["std over seeds"] = d["mean_std"]
+        keys.append("std over seeds")
     for k, label in refs:
         mean[label] = result[f"{k}_mean"]
         keys.append(label)
@@ -429,13 +467,21 @@ def results_markdown(result: dict[str, Any], class_names: tuple[str, ...]) -> st
         "images of all other classes, test on the whole test set (that class = anomalous, all others = "
         "normal); image AUROC. Not comparable with the standard protocol's figures."
     )
-    lines = [
-        inverse if result.get("anomalous_class") else standard,
-        "",
-        markdown_table([*rows, mean], keys),
-        "",
-    ]
+    lines = [inverse if result.get("anomalous_class") else standard, "", markdown_table([*rows, mean], keys), ""]
+    return "\n".join(lines + _notes(result))
+
+
+def _notes(result: dict[str, Any]) -> list[str]:
+    """The lines under the per-class table: seeds, shared features, totals, training-set notes."""
     d = result.get("details", {})
+    lines = []
+    if d.get("per_class_std"):
+        lines += [
+            f"Seeds {', '.join(map(str, d['seeds']))}: each AUROC is the mean over the seeds, and its spread "
+            "the standard deviation (ddof=0) over them; the mean row's spread is that of the per-seed means "
+            "over the classes. Each seed's figures are in results.json (details.per_seed).",
+            "",
+        ]
     if "encode_seconds" in d:
         lines += [
             f"Encoder features of all images computed once: {d['encode_seconds']:.0f} s "
@@ -447,7 +493,7 @@ def results_markdown(result: dict[str, Any], class_names: tuple[str, ...]) -> st
         lines += [f"Training set: a seeded draw of {d['train_per_class']} normal images per class.", ""]
     if d.get("labelled_ratio"):
         lines += [f"Labelled anomalies: ratio {d['labelled_ratio']} = a/(n+a), {d['labelled_anomalies']}.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def parse_classes(text: str | None) -> list[int] | None:

@@ -75,7 +75,9 @@ class OneClassSettings(ProtocolSettings):
     """Each class in turn normal, the rest anomalous (image sets); with ``anomalous_class``
     the inverse (GANomaly's and EGBAD's protocol): each class in turn anomalous, the other
     classes normal.  ``train_per_class`` keeps a seeded draw of that many normal training
-    images (all when None): the same test split, a smaller training set."""
+    images (all when None): the same test split, a smaller training set.  ``seeds``: runs
+    per class, with seeds ``seed``, ``seed + 1``, ...; the table gives the mean over the
+    seeds and its spread."""
 
     dataset: str = "digits"
     root: str | None = None
@@ -86,6 +88,7 @@ class OneClassSettings(ProtocolSettings):
     download: bool = False
     val_fraction: float = 0.1
     anomalous_class: bool = False
+    seeds: int = 1
 
 
 @dataclass
