@@ -16,7 +16,10 @@ Deviations: DCGAN convolution stacks instead of the paper's residual blocks (32 
 wide first; the paper's networks are wider); the encoder trains with Adam at the
 engine's learning rate (the official code: RMSProp, 5e-5); the phase split is by
 epochs of one run (the paper trains the WGAN first and the encoder afterwards, for
-many more iterations).  Images only.
+many more iterations); batches of 16 for 70 epochs rather than the usual 64, so that sets
+of a few hundred images give the generator a few hundred steps (at 64 for 25 epochs, 720
+images gave it 36 and the scores stayed at chance: BENCHMARKS.md §11; on sets of many
+thousands, fewer epochs do).  Images only.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ class FAnoGAN(AdversarialModel):
     name = "fanogan"
     input_kinds = ("image",)
     image_only = True
-    train_defaults = {"batch_size": 64, "epochs": 25, "lr": 1e-4, "patience": None}
+    train_defaults = {"batch_size": 16, "epochs": 70, "lr": 1e-4, "patience": None}
 
     config: FAnoGANConfig
 
