@@ -17,20 +17,20 @@ from typing import Any
 
 import torch
 
+from reconad.models.alad.config import SCORES
 from score_variants import main
 
 
 def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    rec = model.generator(model.encoder(images))
-    logits, f_rec = model.d_xx(images, rec)
-    f_real = model.d_xx(images, images)[1]
-    return {
-        "fm": (f_real - f_rec).abs().flatten(1).sum(1),
-        "ce": torch.nn.functional.softplus(-logits).reshape(len(images)),
-        "l1": (images - rec).abs().flatten(1).sum(1),
-        "l2": (images - rec).flatten(1).norm(2, dim=1),
-        "ink": images.flatten(1).mean(1),
-    }
+    """Each of ALAD's own scores (``ALAD.score`` with ``config.score`` switched), and the ink."""
+    chosen, out = model.config.score, {}
+    try:
+        for kind in SCORES:
+            model.config.score = kind
+            out[kind] = type(model).score(model, images)[0]
+    finally:
+        model.config.score = chosen
+    return {**out, "ink": images.flatten(1).mean(1)}
 
 
 if __name__ == "__main__":
