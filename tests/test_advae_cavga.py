@@ -31,10 +31,11 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 BASE = {"progress": False, "device": "cpu", "width": 8, "batch_size": 16}
 #: toy settings (enough steps for each to separate the bars); cavga's latent map is 4x4
+#: (two halvings of the 16 px bars: ``min_stages=1`` lets ``min_size`` alone decide)
 SETTINGS = {
     "advae": {"epochs": 12},
-    "cavga-u": {"epochs": 20, "lr": 2e-3, "min_size": 4},
-    "cavga-w": {"epochs": 20, "lr": 3e-3, "min_size": 4, "variant": "w"},
+    "cavga-u": {"epochs": 20, "lr": 2e-3, "min_size": 4, "min_stages": 1},
+    "cavga-w": {"epochs": 20, "lr": 3e-3, "min_size": 4, "min_stages": 1, "variant": "w"},
 }
 N_LABELLED = 12  # labelled anomalies (vertical bars) beside the 160 normal training bars
 
@@ -81,6 +82,20 @@ def test_cavga_attention_map_is_higher_on_the_defect(fitted, bars):
     defect = test[labels == 1] > 0
     assert anomalous[defect].mean() > 1.3 * anomalous[~defect].mean()
     assert anomalous.mean() > maps[labels == 0].mean()
+
+
+def test_cavga_latent_map_needs_three_halvings_on_small_images():
+    """28 px digits get a 3x3 latent map (not 7x7, more numbers than the image has);
+    at 64 px and above min_size alone decides (8x8), as before min_stages existed."""
+    for side, expected in ((28, (3, 3)), (32, (4, 4)), (64, (8, 8)), (128, (8, 8)), (256, (8, 8))):
+        model = build_model("cavga", input_shape=[1, side, side]).eval()
+        with torch.no_grad():
+            _, mu, _ = model.nets.encoder(torch.zeros(1, 1, side, side))
+        assert tuple(mu.shape[2:]) == expected, side
+    model = build_model("cavga", input_shape=[1, 28, 28], min_stages=1).eval()
+    with torch.no_grad():
+        _, mu, _ = model.nets.encoder(torch.zeros(1, 1, 28, 28))
+    assert tuple(mu.shape[2:]) == (7, 7)
 
 
 def test_cavga_attention_is_grad_cam():
@@ -159,7 +174,7 @@ def _tiny_images(n: int = 40) -> LabelledDataset:
 
 def _tiny(key: str) -> dict:
     """The smallest networks (8 px images, width 4, 8 latent numbers / channels)."""
-    extra = {"min_size": 4, "variant": key.split("-")[1]} if key.startswith("cavga") else {}
+    extra = {"min_size": 4, "min_stages": 1, "variant": key.split("-")[1]} if key.startswith("cavga") else {}
     return {"input_shape": [3, 8, 8], "width": 4, "latent_dim": 8, **extra}
 
 
@@ -220,6 +235,7 @@ def test_bad_options_are_refused_in_one_line():
         ("advae", {"norm": "zzz"}, "norm"),
         ("cavga", {"variant": "x"}, "variant"),
         ("cavga", {"w_ae": -0.1}, "w_ae"),
+        ("cavga", {"min_stages": 0}, "min_stages"),
         ("cavga", {"betas_g": [0.5]}, "betas_g"),
     ]
     for name, opts, word in bad:

@@ -276,12 +276,13 @@ class ConvPlan:
         return self.out_channels * h * w
 
 
-def conv_plan(in_channels: int, size: Sequence[int], width: int, min_size: int = 4) -> ConvPlan:
-    """Stride-2 4x4 stages (padding 1) until the longer side is at most ``min_size``."""
+def conv_plan(in_channels: int, size: Sequence[int], width: int, min_size: int = 4, min_stages: int = 0) -> ConvPlan:
+    """Stride-2 4x4 stages (padding 1) until the longer side is at most ``min_size`` and
+    there are at least ``min_stages`` stages (while the shorter side is at least 4 px)."""
     h, w = int(size[0]), int(size[1])
     sizes, channels = [(h, w)], [in_channels]
     i = 0
-    while max(h, w) > min_size and min(h, w) >= 4:
+    while (max(h, w) > min_size or i < min_stages) and min(h, w) >= 4:
         h, w = h // 2, w // 2
         sizes.append((h, w))
         channels.append(width * min(2**i, 8))

@@ -26,7 +26,7 @@ Official settings: CAVGA-D uses DCGAN's discriminator and generator (pre-trained
 CelebA) as encoder and decoder, CAVGA-R a pre-trained ResNet-18 and a residual decoder;
 the loss weights above are the paper's.  Deviations: the networks are the library's
 DCGAN-style ones trained from scratch (no pre-trained weights here), with the latent map
-at ``min_size`` (8x8 by default); the optimiser settings were not available to us, so
+at ``min_size`` (8x8 by default, after at least ``min_stages`` = 3 halvings); the optimiser settings were not available to us, so
 every network uses DCGAN's Adam (lr 2e-4, betas 0.5 / 0.999), batch 32, 50 epochs, and
 the last epoch is kept (``monitor="none"``); A is squashed by a sigmoid rather than
 ReLU-and-rescaled (the paper needs A in [0, 1]); the classifier reads the mean of z

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reconad.models.adversarial import ConvPlan, ConvTrunk, ConvUp, ImageDiscriminator, image_plan, init_dcgan, norm2d
+from reconad.models.adversarial import ConvPlan, ConvTrunk, ConvUp, ImageDiscriminator, conv_plan, init_dcgan, norm2d
 from reconad.models.cavga.config import CAVGAConfig
 
 LOGVAR_RANGE = (-10.0, 10.0)
@@ -63,7 +63,7 @@ class CAVGANetworks(nn.Module):
         super().__init__()
         shape = cfg.input_shape
         assert shape is not None
-        plan = image_plan(cfg)
+        plan = conv_plan(shape[0], shape[1:], cfg.width, cfg.min_size, cfg.min_stages)
         k = cfg.resolved_latent()
         h, w = plan.out_size
         self.encoder = ConvLatentEncoder(plan, k)
