@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from reconad.engine.config import check_types
 from reconad.errors import ConfigError
@@ -45,6 +45,8 @@ class CAVGAConfig(GANConfig):
     min_stages: int = 3
 
     image_latent: ClassVar[int] = 32
+    #: model files saved before ``min_stages`` existed were built with min_size alone
+    legacy_values: ClassVar[dict[str, Any]] = {"min_stages": 1}
 
     def __post_init__(self) -> None:
         super().__post_init__()
