@@ -87,15 +87,12 @@ def test_cavga_attention_map_is_higher_on_the_defect(fitted, bars):
 def test_cavga_latent_map_needs_three_halvings_on_small_images():
     """28 px digits get a 3x3 latent map (not 7x7, more numbers than the image has);
     at 64 px and above min_size alone decides (8x8), as before min_stages existed."""
-    for side, expected in ((28, (3, 3)), (32, (4, 4)), (64, (8, 8)), (128, (8, 8)), (256, (8, 8))):
-        model = build_model("cavga", input_shape=[1, side, side]).eval()
+    cases = [(side, {}, expected) for side, expected in ((28, 3), (32, 4), (64, 8), (128, 8), (256, 8))]
+    for side, opts, expected in [*cases, (28, {"min_stages": 1}, 7)]:
+        model = build_model("cavga", input_shape=[1, side, side], **opts).eval()
         with torch.no_grad():
             _, mu, _ = model.nets.encoder(torch.zeros(1, 1, side, side))
-        assert tuple(mu.shape[2:]) == expected, side
-    model = build_model("cavga", input_shape=[1, 28, 28], min_stages=1).eval()
-    with torch.no_grad():
-        _, mu, _ = model.nets.encoder(torch.zeros(1, 1, 28, 28))
-    assert tuple(mu.shape[2:]) == (7, 7)
+        assert tuple(mu.shape[2:]) == (expected, expected), (side, opts)
 
 
 def test_a_cavga_saved_before_min_stages_loads_as_it_was_built(tmp_path):
