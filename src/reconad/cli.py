@@ -120,7 +120,11 @@ def _train_parser(sub: Any) -> None:
         default=None,
         help="efficientnet_lite0 (default), efficientnet_lite1/2, resnet18, resnet50, wide_resnet50_2",
     )
-    t.add_argument("--backbone-weights", default=None, help="checkpoint file for ResNet backbones")
+    t.add_argument(
+        "--backbone-weights",
+        default=None,
+        help="checkpoint file for ResNet backbones (or cache torchvision's: reconad weights download NAME)",
+    )
     t.add_argument("--seed", type=COUNT, default=0)
     t.add_argument(
         "--fpr",
@@ -356,6 +360,17 @@ def _serve_parser(sub: Any) -> None:
     _tiling_args(s, scoring=True)
 
 
+def _weights_parser(sub: Any) -> None:
+    w = sub.add_parser("weights", help="download optional encoder weights (torchvision ResNets) into the cache")
+    actions = w.add_subparsers(dest="weights_command", metavar="{download,list}", required=True)
+    d = actions.add_parser("download", help="fetch, verify (SHA-256) and convert one checkpoint")
+    d.add_argument("name", metavar="NAME", help="resnet18, resnet50 or wide_resnet50_2")
+    d.add_argument("--url", default=None, help="fetch from this address (a mirror) instead of download.pytorch.org")
+    d.add_argument("--force", action="store_true", help="download again even when the file is cached")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    actions.add_parser("list", help="show the cached weights")
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line, like every other bad input (argparse prints the whole usage first)."""
 
@@ -374,6 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     _predict_export_parsers(sub)
     _benchmark_parser(sub)
     _serve_parser(sub)
+    _weights_parser(sub)
     return parser
 
 
@@ -780,6 +796,26 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from reconad.backbones import download
+
+    if args.weights_command == "list":
+        entries = download.list_cached_weights()
+        print(f"weights cache: {download.weights_cache()}" + ("" if entries else " (empty)"))
+        for e in entries:
+            record = e["record"] or {}
+            origin = f"sha256 {record.get('sha256', '?')[:16]}, from {record.get('source_url', '?')}"
+            print(f"  {e['name']:<16} {e['bytes'] / 2**20:7.1f} MiB  {origin}, {record.get('created', '?')}")
+        return 0
+    cached = download.cached_weights(download.pinned_weights(args.name).name)
+    if cached is not None and not args.force:
+        print(f"{args.name}: already cached at {cached} (--force downloads it again)")
+        return 0
+    path = download.download_weights(args.name, url=args.url, force=args.force, quiet=args.quiet)
+    print(f"{args.name}: verified and saved to {path}; use it with --backbone {path.stem}")
+    return 0
+
+
 HANDLERS = {
     "train": cmd_train,
     "test": cmd_test,
@@ -788,6 +824,7 @@ HANDLERS = {
     "export": cmd_export,
     "benchmark": cmd_benchmark,
     "serve": cmd_serve,
+    "weights": cmd_weights,
 }
 
 

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from reconad.backbones.checkpoint import load_into, load_state_dict_file, packaged_lite_weights
+from reconad.backbones.download import cached_weights, weights_cache
 from reconad.backbones.efficientnet_lite import LITE_VARIANTS, EfficientNetLite
 from reconad.backbones.pyramid import FeaturePyramid, check_layers
 from reconad.backbones.resnet import RESNET_SPECS, ResNet
@@ -76,14 +77,19 @@ def _new_model(name: str) -> EfficientNetLite | ResNet:
 
 
 def _weights_source(name: str, weights: str | os.PathLike | None, pretrained: bool) -> str | os.PathLike | None:
-    """The file to load (given path, else the packaged Lite file), or None: random init."""
+    """The file to load (given path, else the packaged Lite file or a ResNet that
+    ``reconad weights download`` cached), or None: random init."""
     if weights is not None:
         return weights
     if not pretrained:
         return None
     if name in RESNET_SPECS:
+        cached = cached_weights(name)
+        if cached is not None:
+            return cached
         raise ConfigError(
-            f"{name} has no bundled weights: give a torchvision-format .pth/.safetensors state dict "
+            f"{name} has no bundled weights: fetch torchvision's with `reconad weights download {name}` "
+            f"(cached in {weights_cache()}), or give a torchvision-format .pth/.safetensors state dict "
             "with --backbone-weights PATH (Python: backbone_weights=PATH; build_backbone: weights=PATH)"
         )
     return packaged_lite_weights(int(name[-1]))
@@ -108,8 +114,9 @@ def build_backbone(
     """A frozen FeaturePyramid for ``name`` returning the maps of ``layers``.
 
     ``weights`` (a .pth/.pt/.safetensors state dict) always wins.  Without it,
-    ``pretrained=True`` loads the packaged EfficientNet-Lite weights (ResNets have
-    none, so ConfigError) and ``pretrained=False`` keeps a random init.
+    ``pretrained=True`` loads the packaged EfficientNet-Lite weights, or for a ResNet
+    the file ``reconad weights download NAME`` cached (ConfigError when there is none),
+    and ``pretrained=False`` keeps a random init.
     """
     canonical = canonical_name(name)
     source = _weights_source(canonical, weights, pretrained)
