@@ -138,6 +138,9 @@ def test_download_converts_and_backbone_finds_it(server, cache, monkeypatch, tin
 
     rc, out, _ = _cli("weights", "download", "resnet18", "--url", f"{url}/missing.pth")
     assert rc == 0 and "already cached" in out  # no request without --force
+    rc, _, err = _cli("weights", "download", "resnet18", "--url", f"{url}/missing.pth", "--force", "--quiet")
+    assert rc == 2 and "HTTP 404" in _one_error_line(err)
+    assert load_file(str(target)).keys() == state.keys()  # a failed --force keeps the cached file
     rc, out, _ = _cli("weights", "list")
     assert rc == 0 and "resnet18" in out and record["sha256"][:16] in out
 
@@ -209,3 +212,13 @@ def test_cache_location_follows_the_environment(tmp_path, monkeypatch) -> None:
     assert download.weights_cache() == tmp_path / "rc" / "weights"
     rc, out, _ = _cli("weights", "list")
     assert rc == 0 and "(empty)" in out
+
+
+def test_a_file_that_does_not_fit_the_model_is_not_cached(server, cache, monkeypatch) -> None:
+    url, handler = server
+    handler.files["small.pth"] = data = _saved({"conv1.weight": torch.ones(2, 3, 1, 1)})
+    _pin(monkeypatch, "resnet50", data)  # the digest matches, the content is not a ResNet-50
+    rc, _, err = _cli("weights", "download", "resnet50", "--url", f"{url}/small.pth", "--quiet")
+    line = _one_error_line(err)
+    assert rc == 2 and "resnet50" in line and "do not fit ResNet" in line
+    assert list(cache.iterdir()) == []

@@ -224,7 +224,7 @@ def _fetch(name: str, url: str, dest: Path, quiet: bool, timeout: float) -> tupl
             fh = open(dest, "xb")
         except OSError as exc:
             raise WeightsDownloadError(f"cannot write {dest}: {exc.strerror or exc}") from exc
-        with fh, _progress(name, expected, quiet) as advance:
+        with fh, _Progress(name, expected, quiet) as advance:
             digest, received = _copy(name, url, response, fh, advance)
     if expected is not None and received != expected:
         raise WeightsDownloadError(
@@ -256,7 +256,7 @@ def _copy(name: str, url: str, response: Any, fh: IO[bytes], advance: Callable[[
         advance(len(chunk))
 
 
-class _progress:
+class _Progress:
     """A byte-counting tqdm bar on a terminal; a no-op when quiet or not a terminal."""
 
     def __init__(self, name: str, total: int | None, quiet: bool) -> None:
