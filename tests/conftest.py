@@ -8,6 +8,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def empty_weights_cache(tmp_path_factory, monkeypatch):
+    """Every test sees an empty weights cache of its own, never the user's
+    (``reconad weights download`` fills ``$RECONAD_CACHE``; a ResNet found there would
+    change what tests of the missing-weights error see)."""
+    monkeypatch.setenv("RECONAD_CACHE", str(tmp_path_factory.mktemp("weights-cache")))
+
+
 @pytest.fixture(scope="module")
 def single_thread():
     """Run a module's tests on one intra-op thread (the test machine is small and shared)."""
