@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from reconad.errors import ReconadError
 
 if TYPE_CHECKING:
+    from reconad.data.spec import DataSpec
     from reconad.protocols.settings import ProtocolSettings
-    from reconad.runs import DataSpec
 
 DATASET_CHOICES = ("mvtec", "folder", "magnetic-tile", "textures")
 PROTOCOL_NAMES = (
@@ -397,7 +397,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _spec(args: argparse.Namespace, default_dataset: str | None = None) -> DataSpec | None:
-    from reconad.runs import DataSpec, resolve_root
+    from reconad.data.spec import DataSpec, resolve_root
 
     dataset = args.dataset or default_dataset
     if dataset is None:
