@@ -364,7 +364,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reconad import __version__
+    from reconad.version import __version__
 
     parser = _Parser(prog="reconad", description="Reconstruction-based anomaly detection.")
     parser.add_argument("--version", action="version", version=f"reconad {__version__}")
