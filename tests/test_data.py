@@ -327,7 +327,7 @@ def test_magnetic_tile_errors(mt_root: Path, tmp_path: Path) -> None:
 
 def test_magnetic_tile_labelled_fraction_moves_defects_from_test_to_train(mt_root: Path) -> None:
     from reconad.data.labels import dataset_labels
-    from reconad.runs import DataSpec
+    from reconad.data.spec import DataSpec
 
     plain = MagneticTileDataset(mt_root, "test", image_size=16)
     train = MagneticTileDataset(mt_root, "train", image_size=16, labelled_fraction=0.1)

@@ -112,7 +112,7 @@ def test_only_the_decoder_gets_gradients():
     assert dec and all(p.grad is not None for _, p in dec), [n for n, p in dec if p.grad is None]
     assert sum(float(p.grad.abs().sum()) for _, p in dec) > 0
     # The optimiser holds exactly the decoder's parameters.
-    from reconad.models.base import build_optimizer
+    from reconad.engine.step import build_optimizer
 
     opt = build_optimizer(model.optimizer_specs()["main"], TrainConfig(progress=False))
     in_opt = {id(p) for g in opt.param_groups for p in g["params"]}

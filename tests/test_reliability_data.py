@@ -68,7 +68,8 @@ def folder_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def folder_run(folder_root, tmp_path_factory) -> Path:
-    from reconad.runs import DataSpec, train_run
+    from reconad.data.spec import DataSpec
+    from reconad.runs import train_run
 
     out = tmp_path_factory.mktemp("run") / "run"
     spec = DataSpec("folder", str(folder_root), image_size=SIZE)
@@ -159,7 +160,8 @@ def test_history_with_an_infinite_best_value_survives_strict_json() -> None:
 def test_metrics_json_has_pixel_metrics_for_01_masks_and_null_with_a_reason_without_defect_pixels(
     folder_run: Path, folder_root: Path, tmp_path: Path
 ) -> None:
-    from reconad.runs import DataSpec, evaluate_run
+    from reconad.data.spec import DataSpec
+    from reconad.runs import evaluate_run
 
     metrics = evaluate_run(folder_run, engine="torch")
     doc = _strict((folder_run / "metrics.json").read_text())
@@ -253,7 +255,8 @@ def test_folder_normals_split_by_a_fixed_share_with_a_separate_test_folder_prefe
 
 
 def test_a_test_split_that_training_reads_is_refused_before_training(folder_root: Path, tmp_path: Path) -> None:
-    from reconad.runs import DataSpec, train_run
+    from reconad.data.spec import DataSpec
+    from reconad.runs import train_run
 
     spec = DataSpec("folder", str(folder_root), image_size=SIZE, labelled_anomalies=str(folder_root / "defect"))
     with pytest.raises(DataError, match=r"test split shares 3 image\(s\) with the training data.*d0.png"):

@@ -142,7 +142,8 @@ def test_a_failing_rank_fails_the_whole_command_with_its_error(run, folder, tmp_
 
 
 def test_test_writes_scores_as_it_goes_and_keeps_maps_on_disk(tiny_mvtec, tmp_path):
-    from reconad.runs import DataSpec, evaluate_run, load_run, score_test_split, train_run
+    from reconad.data.spec import DataSpec
+    from reconad.runs import evaluate_run, load_run, score_test_split, train_run
 
     spec = DataSpec("mvtec", str(tiny_mvtec), "brick", image_size=32)
     train_run(spec, tmp_path / "run", model="ae", epochs=1, progress=False)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 from reconad.errors import ConfigError, DataError, ModelFileError, ReconadError
+from reconad.version import __version__
 
 __all__ = ["Detector", "ReconadError", "DataError", "ConfigError", "ModelFileError", "__version__"]
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from reconad.errors import ReconadError
 
 if TYPE_CHECKING:
+    from reconad.data.spec import DataSpec
     from reconad.protocols.settings import ProtocolSettings
-    from reconad.runs import DataSpec
 
 DATASET_CHOICES = ("mvtec", "folder", "magnetic-tile", "textures")
 PROTOCOL_NAMES = (
@@ -379,7 +379,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reconad import __version__
+    from reconad.version import __version__
 
     parser = _Parser(prog="reconad", description="Reconstruction-based anomaly detection.")
     parser.add_argument("--version", action="version", version=f"reconad {__version__}")
@@ -413,7 +413,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _spec(args: argparse.Namespace, default_dataset: str | None = None) -> DataSpec | None:
-    from reconad.runs import DataSpec, resolve_root
+    from reconad.data.spec import DataSpec, resolve_root
 
     dataset = args.dataset or default_dataset
     if dataset is None:

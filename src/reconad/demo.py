@@ -18,7 +18,7 @@ from reconad.errors import ReconadError
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reconad.demo")
-    from reconad.runs import DEFAULT_TEXTURES_ROOT
+    from reconad.data.spec import DEFAULT_TEXTURES_ROOT
 
     p.add_argument("--data", default=DEFAULT_TEXTURES_ROOT)
     p.add_argument("--out", default="runs/demo")

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-import reconad
 from reconad.calibration import Calibration, finite_scores
 from reconad.data.inputs import as_image_dataset
 from reconad.data.labels import LabelledDataset, dataset_labels
@@ -34,6 +33,7 @@ from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
 from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
 from reconad.serialization import CONFIG, read_model_dir, write_model_dir
 from reconad.tiling import RandomTiles, check_tiling, resolve_overlap, score_tiled
+from reconad.version import __version__
 
 log = logging.getLogger("reconad")
 
@@ -676,7 +676,7 @@ class Detector:
         val_scores = self.__dict__.get("val_scores_")
         history: TrainHistory | None = self.__dict__.get("history_")
         return {
-            "reconad_version": reconad.__version__,
+            "reconad_version": __version__,
             "model": self.model_name,
             "model_config": model.config.to_dict() if model is not None else dict(self.model_config),
             "train_config": self.train_config.to_dict(),

@@ -27,12 +27,23 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconad.atomic import replace_dir, temp_sibling
 from reconad.errors import ConfigError, DataError, ModelFileError
 
-__all__ = ["RUN_FILE", "holds_run", "read_run_info", "run_directory", "save_model", "write_run_info"]
+if TYPE_CHECKING:
+    from reconad.data.spec import DataSpec
+
+__all__ = [
+    "RUN_FILE",
+    "holds_run",
+    "read_run_info",
+    "recorded_spec",
+    "run_directory",
+    "save_model",
+    "write_run_info",
+]
 
 RUN_FILE = "run.json"
 #: what makes a directory a run (any one of them): something a new training would lose
@@ -65,10 +76,22 @@ def read_run_info(run: Path) -> dict[str, Any] | None:
     return info
 
 
+def recorded_spec(run: Path) -> DataSpec | None:
+    """The data ``RUN/run.json`` records (None without a run.json); ModelFileError (one line)
+    for a damaged or incomplete one."""
+    from reconad.data.spec import DataSpec
+
+    info = read_run_info(run)
+    if info is None:
+        return None
+    try:
+        return DataSpec(**info["data"])
+    except TypeError as exc:
+        raise ModelFileError(f"{run / RUN_FILE}: its 'data' record does not describe a dataset ({exc})") from None
+
+
 def _check_same_run(out: Path, data: dict[str, Any], model: str) -> None:
     """``--resume`` continues a training: refuse other data or another model than ``run.json`` records."""
-    from reconad.runs import recorded_spec
-
     spec = recorded_spec(out)  # a damaged run.json is one line
     if spec is None:
         return

@@ -11,7 +11,8 @@ SIZE = 64
 def train_tiny_run(root: Path, out: Path) -> Path:
     """Train the tiny HFR run on ``root``'s brick category into ``out`` (BatchNorm statistics
     and the residual normalisation are real; the threshold targets fpr 0.25)."""
-    from reconad.runs import DataSpec, train_run
+    from reconad.data.spec import DataSpec
+    from reconad.runs import train_run
 
     spec = DataSpec("mvtec", str(root), "brick", image_size=SIZE)
     train_run(

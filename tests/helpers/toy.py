@@ -7,7 +7,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from reconad.data.records import RowBatch, RowItem, collate_rows
-from reconad.models.base import AnomalyModel, OptimizerSpec, ScoreOutput, StepContext, StepOutput
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
+from reconad.models.base import AnomalyModel, ScoreOutput
 
 
 class ToyRows(Dataset):

@@ -23,10 +23,11 @@ from reconad.engine.device import seed_everything, select_device
 from reconad.engine.precision import autocast, resolve_precision
 from reconad.engine.progress import progress, progress_enabled
 from reconad.engine.resume import check_resumable, fitting_state, model_options
+from reconad.engine.step import StepContext, build_optimizer, build_scheduler
 from reconad.errors import ConfigError, DataError, TrainingError
 
 if TYPE_CHECKING:
-    from reconad.models.base import AnomalyModel, StepContext
+    from reconad.models.base import AnomalyModel
 
 log = logging.getLogger("reconad")
 
@@ -191,8 +192,6 @@ class Trainer:
 
     def _start(self, model: AnomalyModel, train_data: Dataset, val_data: Dataset | None) -> _Run:
         """Seed, join the process group, prepare the data, build optimisers and schedulers."""
-        from reconad.models.base import StepContext, build_optimizer, build_scheduler
-
         cfg = self.config
         if len(train_data) == 0:  # type: ignore[arg-type]
             raise DataError("the training set is empty")

@@ -51,8 +51,9 @@ from torch.nn.utils import parametrize
 
 from reconad.data.records import ImageBatch, RowBatch
 from reconad.engine.config import check_types
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import ConfigError
-from reconad.models.base import OptimizerSpec, ScoreOutput, StepContext, StepOutput
+from reconad.models.base import ScoreOutput
 from reconad.models.networks import NetConfig
 from reconad.models.reconstruction import ReconstructionModel
 

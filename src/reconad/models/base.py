@@ -12,15 +12,16 @@ Training (called by :class:`reconad.engine.Trainer`, in this order)
     ``RowBatch``, ``FeatureBatch``); the engine counts samples with the record's
     ``num_samples``.
 ``optimizer_specs()``
-    ``{name: OptimizerSpec}``: the parameters of each optimiser and, where the model
-    wants its own, its learning rate, Adam betas, weight decay, scheduler and gradient
-    clipping.  Anything left ``None`` comes from the engine's ``TrainConfig``
-    (``lr``, ``betas``, ``weight_decay``, ``optimizer``, ``scheduler``, ``grad_clip``).
-    Default: one optimiser ``"main"`` over every trainable parameter.
+    ``{name: OptimizerSpec}`` (``reconad.engine.step``): the parameters of each optimiser
+    and, where the model wants its own, its learning rate, Adam betas, weight decay,
+    scheduler and gradient clipping.  Anything left ``None`` comes from the engine's
+    ``TrainConfig`` (``lr``, ``betas``, ``weight_decay``, ``optimizer``, ``scheduler``,
+    ``grad_clip``).  Default: one optimiser ``"main"`` over every trainable parameter.
 ``training_step(batch, ctx) -> StepOutput``
-    One batch.  ``ctx`` (:class:`StepContext`) holds the optimisers by name, the epoch,
-    the global step, the model's own step counters (saved in every checkpoint) and
-    ``ctx.step(name, loss)``, which back-propagates ``loss``, averages the gradients of
+    One batch.  ``ctx`` (``StepContext``; it and ``StepOutput`` live in
+    ``reconad.engine.step``, the engine's side of this contract) holds the optimisers by
+    name, the epoch, the global step, the model's own step counters (saved in every
+    checkpoint) and ``ctx.step(name, loss)``, which back-propagates ``loss``, averages the gradients of
     that optimiser's parameters across processes (torchrun), clips them with that
     optimiser's setting and steps it.  A single-optimiser model keeps two lines::
 
@@ -57,10 +58,9 @@ pretrained parts (``frozen_prefixes``) are rebuilt from the config instead of sa
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -68,10 +68,7 @@ from torch.utils.data import Dataset
 
 from reconad.data.records import Batch, ImageBatch, collate_images
 from reconad.engine.config import Settings
-from reconad.errors import TrainingError
-
-if TYPE_CHECKING:
-    from reconad.engine.config import TrainConfig
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 
 
 @dataclass
@@ -89,14 +86,6 @@ class ModelConfig(Settings):
 
 
 @dataclass
-class StepOutput:
-    """What one training step returns: the main loss (logged as ``loss``) and more values."""
-
-    loss: float | torch.Tensor
-    logs: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
 class ScoreOutput:
     """Image or row scores (B,), higher = more anomalous; pixel maps (B, H, W) or None."""
 
@@ -106,79 +95,6 @@ class ScoreOutput:
     def __iter__(self):  # type: ignore[no-untyped-def]
         """``scores, maps = model.predict_step(batch)`` reads naturally."""
         return iter((self.scores, self.maps))
-
-
-@dataclass
-class OptimizerSpec:
-    """One optimiser a model asks for; ``None`` fields take the engine's ``TrainConfig``."""
-
-    params: Iterable[nn.Parameter]
-    lr: float | None = None
-    betas: tuple[float, float] | None = None
-    weight_decay: float | None = None
-    optimizer: str | None = None
-    scheduler: str | None = None
-    grad_clip: float | None = None
-
-
-class StepContext:
-    """What a training step may use: optimisers by name, epoch, step, counters, ``step()``.
-
-    ``counters`` is a dict of ints the model owns (e.g. critic steps for an n-critic
-    schedule); the engine saves it in every checkpoint and restores it on resume.
-    ``epochs`` is the number of epochs the run is planned for (a model that trains in
-    phases, e.g. f-AnoGAN's GAN then encoder, splits them by it).
-    """
-
-    def __init__(
-        self,
-        optimizers: dict[str, torch.optim.Optimizer],
-        sync_gradients: Callable[[list[nn.Parameter]], None],
-        grad_clip: dict[str, float | None],
-        counters: dict[str, int],
-    ) -> None:
-        self.optimizers = optimizers
-        self.sync_gradients = sync_gradients
-        self.grad_clip = grad_clip
-        self.counters = counters
-        self.epoch = 0
-        self.epochs = 0
-        self.global_step = 0
-
-    def params(self, name: str) -> list[nn.Parameter]:
-        return [p for group in self.optimizer(name).param_groups for p in group["params"]]
-
-    def optimizer(self, name: str) -> torch.optim.Optimizer:
-        if name not in self.optimizers:
-            raise KeyError(f"no optimiser {name!r}; the model declared {', '.join(self.optimizers)}")
-        return self.optimizers[name]
-
-    def check_finite(self, name: str, loss: torch.Tensor) -> float:
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise TrainingError(
-                f"the loss of optimiser {name!r} became {value} at epoch {self.epoch + 1}, step "
-                f"{self.global_step + 1}; try a lower learning rate for it"
-            )
-        return value
-
-    def step(self, name: str, loss: torch.Tensor, retain_graph: bool = False) -> float:
-        """Back-propagate ``loss`` into optimiser ``name``'s parameters and step it; the loss's value.
-
-        The optimiser's gradients are cleared first, so gradients another network's
-        loss left on these parameters never leak into this update.
-        """
-        opt = self.optimizer(name)
-        value = self.check_finite(name, loss)
-        opt.zero_grad(set_to_none=True)
-        loss.backward(retain_graph=retain_graph)
-        params = self.params(name)
-        self.sync_gradients(params)
-        clip = self.grad_clip.get(name)
-        if clip:
-            nn.utils.clip_grad_norm_(params, clip)
-        opt.step()
-        return value
 
 
 class AnomalyModel(nn.Module):
@@ -287,29 +203,3 @@ class AnomalyModel(nn.Module):
                 f"unexpected {sorted(unexpected)[:5]}"
             )
         self.load_state_dict(state, strict=False)
-
-
-def build_optimizer(spec: OptimizerSpec, config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimiser ``spec`` asks for, with the engine's settings where it leaves them open."""
-    params = [p for p in spec.params if p.requires_grad]
-    kind = spec.optimizer or config.optimizer
-    lr = config.lr if spec.lr is None else spec.lr
-    wd = config.weight_decay if spec.weight_decay is None else spec.weight_decay
-    betas = tuple(config.betas if spec.betas is None else spec.betas)
-    if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)  # type: ignore[arg-type]
-    if kind == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)  # type: ignore[arg-type]
-    return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
-
-
-def build_scheduler(
-    name: str, optimizer: torch.optim.Optimizer, epochs: int
-) -> torch.optim.lr_scheduler.LRScheduler | None:
-    """Per-epoch learning-rate schedule: ``none``, ``cosine`` (to 0 over ``epochs``) or
-    ``step`` (x0.1 after each third of the epochs)."""
-    if name == "none":
-        return None
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(1, epochs // 3), gamma=0.1)

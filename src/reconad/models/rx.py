@@ -24,8 +24,9 @@ from torch.utils.data import Dataset, Subset
 from reconad.data.records import Batch, RowBatch, collate_rows
 from reconad.data.rows import TabularDataset
 from reconad.engine.config import check_types
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import ConfigError, DataError
-from reconad.models.base import AnomalyModel, ModelConfig, OptimizerSpec, ScoreOutput, StepContext, StepOutput
+from reconad.models.base import AnomalyModel, ModelConfig, ScoreOutput
 
 __all__ = ["RX", "RXConfig", "dataset_rows", "mahalanobis"]
 

@@ -26,13 +26,13 @@ import numpy as np
 import torch
 
 from reconad.atomic import atomic_path
+from reconad.clip_scoring import model_device
 from reconad.data.hyperspectral import Scene, list_scenes, load_scene
 from reconad.errors import ConfigError, DataError
 from reconad.metrics import image_auroc
 from reconad.protocols.results import Published, Results, write_results
 from reconad.protocols.settings import HyperspectralSettings
 from reconad.protocols.tabular import torch_threads
-from reconad.protocols.video import model_device
 
 __all__ = ["BASELINE", "PUBLISHED", "run", "scene_scores"]
 

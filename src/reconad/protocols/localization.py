@@ -47,8 +47,9 @@ def _data_description(dataset: str, root: str, categories: list[str | None], lab
 
 def _run_model(s: LocalizationSettings, model: str, root: str, categories: list[str | None]) -> dict[str, Any]:
     """Train and test one model on every category; its rows and their mean."""
+    from reconad.data.spec import DataSpec
     from reconad.models import model_uses_labels
-    from reconad.runs import DataSpec, evaluate_run, train_run
+    from reconad.runs import evaluate_run, train_run
 
     rows = []
     out = Path(s.out) / model if len(s.model_names()) > 1 else Path(s.out)
@@ -108,7 +109,7 @@ def _side_by_side(per_model: dict[str, dict[str, Any]]) -> str:
 def run(settings: LocalizationSettings) -> dict[str, Any]:
     """Train and test every model of ``settings.model`` (comma-separated) on every category, on
     the same splits; write results.json / results.md (a table per model, and side by side)."""
-    from reconad.runs import resolve_root
+    from reconad.data.spec import resolve_root
 
     s = settings
     root = resolve_root(s.dataset, s.root)

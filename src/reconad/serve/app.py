@@ -350,7 +350,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
 
 def create_app(config: ServeConfig, preloaded: dict[str, ServedModel] | None = None) -> FastAPI:
     """The ASGI app for ``config`` (``preloaded``: models the caller has loaded already)."""
-    from reconad import __version__
+    from reconad.version import __version__
 
     state = ServerState(config)
     key = read_api_key(config.api_key_file) if config.api_key_file else None

@@ -108,7 +108,8 @@ class ServedModel:
 
 
 def _describe(run: Path, det: Any, sha: str, engine: str) -> dict[str, Any]:
-    from reconad.runs import RUN_FILE, DataSpec
+    from reconad.data.spec import DataSpec
+    from reconad.rundir import RUN_FILE
 
     data = None  # the run's data, as train_run recorded it
     if (run / RUN_FILE).exists():

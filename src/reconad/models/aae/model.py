@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.aae.config import AAEConfig
 from reconad.models.adversarial import (
     AdversarialModel,
@@ -51,7 +52,6 @@ from reconad.models.adversarial import (
     mean_abs,
     mean_squared,
 )
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 
 
 class AAE(AdversarialModel):

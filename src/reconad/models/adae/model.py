@@ -33,10 +33,10 @@ from typing import Any, ClassVar
 
 import torch
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adae.config import ADAEConfig
 from reconad.models.adae.networks import Autoencoder
 from reconad.models.adversarial import AdversarialModel, mean_abs, mean_squared
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 
 
 class ADAE(AdversarialModel):

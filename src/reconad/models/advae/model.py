@@ -53,10 +53,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.advae.config import AdVAEConfig
 from reconad.models.advae.networks import GaussianEncoder, GaussianTransformer, build_generator
 from reconad.models.adversarial import AdversarialModel
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 
 #: most output numbers one generator call produces while scoring (bounds the memory of L draws)
 SCORE_CHUNK_ELEMENTS = 2**22

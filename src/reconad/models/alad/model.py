@@ -36,6 +36,7 @@ from typing import Any
 import torch
 from torch.nn.utils.parametrize import cached
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adversarial import (
     AdversarialModel,
     bce,
@@ -47,7 +48,6 @@ from reconad.models.adversarial import (
 )
 from reconad.models.alad.config import ALADConfig
 from reconad.models.alad.networks import build_dxx, build_dzz
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 
 
 class ALAD(AdversarialModel):

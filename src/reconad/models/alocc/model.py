@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adversarial import (
     AdversarialModel,
     ImageDiscriminator,
@@ -46,7 +47,6 @@ from reconad.models.adversarial import (
 )
 from reconad.models.alocc.config import ALOCCConfig
 from reconad.models.alocc.networks import Reconstructor
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 
 
 class ALOCC(AdversarialModel):

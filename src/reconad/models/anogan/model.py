@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adversarial import (
     AdversarialModel,
     ImageDiscriminator,
@@ -35,7 +36,6 @@ from reconad.models.adversarial import (
 )
 from reconad.models.anogan.config import AnoGANConfig
 from reconad.models.anogan.search import search_latent
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 
 
 class AnoGAN(AdversarialModel):

@@ -51,9 +51,10 @@ from torch.utils.data import Dataset
 
 from reconad.data.labels import dataset_labels
 from reconad.data.records import ImageBatch
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import DataError
 from reconad.models.adversarial import AdversarialModel, bce, discriminator_loss, pixel_residual, to_signed
-from reconad.models.base import OptimizerSpec, ScoreOutput, StepContext, StepOutput
+from reconad.models.base import ScoreOutput
 from reconad.models.cavga.config import CAVGAConfig
 from reconad.models.cavga.networks import CAVGANetworks, attention, cam_weights
 

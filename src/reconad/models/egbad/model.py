@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch.nn.utils.parametrize import cached
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adversarial import (
     AdversarialModel,
     bce,
@@ -39,7 +40,6 @@ from reconad.models.adversarial import (
     discriminator_loss,
     sum_abs,
 )
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 from reconad.models.egbad.config import EGBADConfig
 
 

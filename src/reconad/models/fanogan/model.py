@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adversarial import (
     AdversarialModel,
     ImageDiscriminator,
@@ -38,7 +39,6 @@ from reconad.models.adversarial import (
     mean_squared,
     wasserstein_critic_loss,
 )
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 from reconad.models.fanogan.config import FAnoGANConfig
 
 

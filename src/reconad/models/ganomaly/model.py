@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adversarial import (
     AdversarialModel,
     discriminator_loss,
@@ -34,7 +35,6 @@ from reconad.models.adversarial import (
     mean_squared,
     reinitialise,
 )
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 from reconad.models.ganomaly.config import GANomalyConfig
 from reconad.models.ganomaly.networks import EncoderDecoderEncoder, build_discriminator
 

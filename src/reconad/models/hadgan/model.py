@@ -47,8 +47,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from reconad.data.records import Batch, RowBatch, SpectrumBatch, collate_rows
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import ConfigError, DataError
-from reconad.models.base import AnomalyModel, OptimizerSpec, ScoreOutput, StepContext, StepOutput
+from reconad.models.base import AnomalyModel, ScoreOutput
 from reconad.models.hadgan.config import HADGANConfig
 from reconad.models.hadgan.detectors import fuse, spatial_detector
 from reconad.models.networks import mlp

@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from reconad.backbones import FeaturePyramid, build_backbone
 from reconad.data.records import Batch, FeatureBatch, ImageBatch, collate_features
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import ConfigError
-from reconad.models.base import AnomalyModel, OptimizerSpec, ScoreOutput, StepContext, StepOutput
+from reconad.models.base import AnomalyModel, ScoreOutput
 from reconad.models.encoder_features import FeatureCache, encode_with_labels
 from reconad.models.feature_maps import gaussian_blur, gaussian_kernel1d
 from reconad.models.hfr.config import HFRConfig

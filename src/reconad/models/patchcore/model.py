@@ -34,8 +34,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from reconad.backbones import DEFAULT_LAYERS, FeaturePyramid, build_backbone, canonical_name
 from reconad.data.records import Batch, FeatureBatch, ImageBatch, collate_features
+from reconad.engine.step import OptimizerSpec
 from reconad.errors import DataError
-from reconad.models.base import AnomalyModel, OptimizerSpec, ScoreOutput
+from reconad.models.base import AnomalyModel, ScoreOutput
 from reconad.models.coreset import greedy_coreset
 from reconad.models.encoder_features import FeatureCache, encode_dataset
 from reconad.models.feature_maps import gaussian_blur, gaussian_kernel1d, locally_aware_patches, pairwise_sq_distances

@@ -47,8 +47,8 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adversarial import pixel_residual, to_signed
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 from reconad.models.reconstruction import ReconstructionModel
 from reconad.models.rsrae.config import RSRAEConfig
 from reconad.models.rsrae.networks import RSRLayer, build_decoder, build_encoder

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adversarial import (
     AdversarialModel,
     ImageDiscriminator,
@@ -36,7 +37,6 @@ from reconad.models.adversarial import (
     mean_abs,
     mean_squared,
 )
-from reconad.models.base import OptimizerSpec, StepContext, StepOutput
 from reconad.models.skip_ganomaly.config import SkipGANomalyConfig
 
 
