@@ -19,6 +19,7 @@ import hashlib
 import http.client
 import os
 import platform
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -206,7 +207,7 @@ def _reason(exc: BaseException) -> str:
 
 
 def _open(name: str, url: str, timeout: float) -> Any:
-    from reconad import __version__
+    from reconad.version import __version__
 
     request = urllib.request.Request(url, headers={"User-Agent": f"reconad/{__version__}"})
     try:
@@ -262,9 +263,7 @@ class _Progress:
     def __init__(self, name: str, total: int | None, quiet: bool) -> None:
         from tqdm.auto import tqdm
 
-        from reconad.engine.progress import progress_enabled
-
-        disable = not progress_enabled(not quiet)
+        disable = quiet or not sys.stderr.isatty()  # a bar only on a terminal, as elsewhere
         self.bar = tqdm(total=total, desc=name, unit="B", unit_scale=True, unit_divisor=1024, disable=disable)
 
     def __enter__(self) -> Callable[[int], Any]:
@@ -289,7 +288,7 @@ def _convert(pinned: PinnedWeights, source: str, part: Path, target: Path, diges
     """
     from safetensors.torch import save_file
 
-    from reconad import __version__
+    from reconad.version import __version__
     from reconad.jsonfile import write_json
 
     state = load_state_dict_file(part)  # torch.load(weights_only=True): tensors, never code
