@@ -288,8 +288,8 @@ def _convert(pinned: PinnedWeights, source: str, part: Path, target: Path, diges
     """
     from safetensors.torch import save_file
 
-    from reconad.version import __version__
     from reconad.jsonfile import write_json
+    from reconad.version import __version__
 
     state = load_state_dict_file(part)  # torch.load(weights_only=True): tensors, never code
     load_into(ResNet(pinned.name), state, source=f"{pinned.name} from {source}")
