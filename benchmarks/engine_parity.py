@@ -79,14 +79,19 @@ def _fmt(value: Any) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    head = "| model | engine | max abs score diff / range | max abs map diff / range | verdicts agree | note |"
-    lines = [head, "|---|---|---|---|---|---|"]
+    head = (
+        "| model | engine | max abs score diff / range | max abs map diff / range | score range (max abs score) "
+        "| map range | within the test's bound | verdicts agree | note |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r.get("refused"):
-            lines.append(f"| {r['model']} | {r['engine']} | refused | refused | – | {r.get('note', '')} |")
+            lines.append(f"| {r['model']} | {r['engine']} | refused | | | | | | {r.get('note', '')} |")
             continue
         cells = [r["model"], r["engine"], _fmt(r.get("score_gap")), _fmt(r.get("map_gap"))]
-        cells += [_fmt(r.get("verdicts_agree")), r.get("note", "")]
+        cells += [f"{r['score_range']:.3g} ({r['score_scale']:.3g})" if "score_range" in r else "–"]
+        cells += [f"{r['map_range']:.3g}" if r.get("map_gap") is not None else "–"]
+        cells += ["yes" if r.get("within_bound") else "no", _fmt(r.get("verdicts_agree")), r.get("note", "")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -131,11 +131,19 @@ def parity_row(fr: FittedRun, engine: str, scores: Any, maps: Any, flags: Any) -
     """One line of the parity table: the gaps to the facade's PyTorch scores and maps, verdict agreement."""
     ref = fr.reference
     want = verdicts(ref["scores"], float(fr.det.threshold_))
+    extra = CSV_STEP if maps is None else 0.0  # scores read back from scores.csv
+    within = [np.abs(np.asarray(scores) - ref["scores"]).max() <= tolerance(ref["scores"], extra)]
+    if maps is not None:
+        within.append(np.abs(np.asarray(maps) - ref["maps"]).max() <= tolerance(ref["maps"]))
     return {
         "model": fr.name,
         "engine": engine,
-        "score_gap": None if scores is None else relative_gap(scores, ref["scores"]),
+        "score_gap": relative_gap(scores, ref["scores"]),
         "map_gap": None if maps is None else relative_gap(maps, ref["maps"]),
+        "score_range": float(np.ptp(ref["scores"])),
+        "score_scale": float(np.abs(ref["scores"]).max()),
+        "map_range": float(np.ptp(ref["maps"])),
+        "within_bound": bool(all(within)),
         "verdicts_agree": None if flags is None else float(np.mean(np.asarray(flags) == want)),
     }
 
