@@ -95,6 +95,7 @@ def test_generated_requests_find_no_failure(served):
     app, url = served
     schema = schemathesis.openapi.from_dict(app.openapi())
     sent, failures = _fuzz(schema, url, EXAMPLES)
+    print(f"schema-driven fuzz: {sent} requests, {len(failures)} distinct failures")
     report = "\n\n".join(f"{route}: {check}\n{text}" for (route, check), text in failures.items())
     assert not failures, f"{len(failures)} distinct failures in {sent} requests:\n{report}"
     assert sent >= 7 * EXAMPLES  # every route was reached (small parameter spaces end early)
