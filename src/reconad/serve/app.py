@@ -306,7 +306,9 @@ def _results_routes(app: FastAPI, state: ServerState) -> None:
     )
     async def list_results(
         since: Annotated[
-            datetime | None, iso_time, Query(description="ISO 8601 time (UTC when no offset is given)")
+            datetime | None,
+            iso_time,
+            Query(description="ISO 8601 time, e.g. 2024-05-01T12:00:00Z (UTC when no offset is given); not a number"),
         ] = None,
         verdict: Literal["anomalous", "normal"] | None = None,
         model: Annotated[str | None, Query(pattern=NAME_PATTERN, description="a served model's name")] = None,
@@ -408,13 +410,21 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
 
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route (and its dependencies) declares."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
 def _known_query_only(request: Request) -> None:
     """422 for a query parameter the route does not document (a misspelt filter is not ignored)."""
     route = request.scope.get("route")
     dependant = getattr(route, "dependant", None)
     if dependant is None or not getattr(route, "include_in_schema", False):
         return
-    known = {p.alias for p in dependant.query_params}
+    known = _query_names(dependant)
     unknown = [k for k in request.query_params if k not in known]
     if unknown:
         allowed = ", ".join(sorted(known)) or "none"
