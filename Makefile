@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 DEMO_DATA ?= demo-data/textures
 DEMO_RUNS ?= runs/demo
 
-.PHONY: setup data demo test test-deps lint format bench clean peer-venv
+.PHONY: setup data demo test test-deps fuzz lint format bench clean peer-venv
 
 setup: $(VENV)/.stamp-setup
 
@@ -46,6 +46,12 @@ test-deps:
 
 test: setup test-deps
 	$(PY) -m pytest -q
+
+# The service's OpenAPI contract under a larger schema-driven fuzz than `make test` runs
+# (seeded: the same requests each time; FUZZ_EXAMPLES per route and valid/invalid mode).
+FUZZ_EXAMPLES ?= 500
+fuzz: setup
+	RECONAD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/test_serve_contract.py -k generated
 
 # Lint: ruff (rules and formatting), mypy, and no function over 60 lines without a reason.
 LINT_PATHS := src tests benchmarks tools

@@ -40,3 +40,11 @@ def tiny_mvtec(tmp_path_factory) -> Path:
         n_test_good=4,
         n_test_defect_per_type=1,
     )
+
+
+@pytest.fixture(scope="module")
+def bars():
+    """(train, test, labels) of the 16 px bars toy (helpers.recon_toys.image_toy)."""
+    from helpers.recon_toys import image_toy
+
+    return image_toy()

@@ -18,7 +18,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from helpers.recon_toys import bar_images, image_toy, table_toy
-from helpers.recon_training import assert_finite, assert_resume_equals_uninterrupted, fit_tiny, tiny_images
+from helpers.recon_training import (
+    assert_finite,
+    assert_learns_the_bars,
+    assert_resume_equals_uninterrupted,
+    bars_fitter,
+    fit_tiny,
+    tiny_images,
+)
 from reconad import Detector
 from reconad.calibration import Calibration, kde_threshold
 from reconad.data.labels import LabelledDataset
@@ -40,38 +47,20 @@ SETTINGS = {
 N_LABELLED = 12  # labelled anomalies (vertical bars) beside the 160 normal training bars
 
 
-@pytest.fixture(scope="module")
-def bars():
-    return image_toy()
+def _with_labelled_anomalies(train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    extra = bar_images(N_LABELLED, np.random.default_rng(5), vertical=True)
+    return np.concatenate([train, extra]), np.r_[np.zeros(len(train)), np.ones(N_LABELLED)]
 
 
 @pytest.fixture(scope="module")
 def fitted(bars):
     """Each model (variant) trained once on the bars, lazily by key."""
-    cache: dict[str, Detector] = {}
-
-    def get(key: str) -> Detector:
-        if key not in cache:
-            train, _, _ = bars
-            y = None
-            if key == "cavga-w":
-                extra = bar_images(N_LABELLED, np.random.default_rng(5), vertical=True)
-                train, y = np.concatenate([train, extra]), np.r_[np.zeros(len(train)), np.ones(N_LABELLED)]
-            det = Detector(key.split("-")[0], image_size=16, **{**BASE, **SETTINGS[key]})
-            cache[key] = det.fit(train, y)
-        return cache[key]
-
-    return get
+    return bars_fitter(bars, BASE, SETTINGS, {"cavga-w": _with_labelled_anomalies})
 
 
 @pytest.mark.parametrize("key", list(SETTINGS))
 def test_learns_the_bars_with_maps(key, fitted, bars):
-    _, test, labels = bars
-    det = fitted(key)
-    scores, maps = det.score_and_map(test)
-    assert maps.shape == (len(test), 16, 16) and np.isfinite(maps).all()
-    assert roc_auc_score(labels, scores) > 0.9
-    assert det.history_.monitor == "none" and det.history_.epochs_run == det.train_config.epochs
+    assert_learns_the_bars(fitted(key), bars, 0.9)
 
 
 def test_cavga_attention_map_is_higher_on_the_defect(fitted, bars):

@@ -2,9 +2,9 @@
 
 Each model learns the separable toys (16 px bars; a table near a plane for the models
 with a table variant), trains 200 steps at a high learning rate without a non-finite
-value, resumes after a kill to the same weights, saves and loads to the same scores,
-exports its scoring path to ONNX, and refuses what it cannot do in one line.  Models are
-small (width 8) and each image model trains once per module.
+value, resumes after a kill to the same weights, saves and loads to the same scores, and
+refuses what it cannot do in one line.  Models are small (width 8) and each image model
+trains once per module (helpers.recon_training); ONNX parity: tests/test_engine_parity.py.
 """
 
 from __future__ import annotations
@@ -17,9 +17,15 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from helpers.recon_toys import image_toy, table_toy
-from helpers.recon_training import assert_finite, assert_resume_equals_uninterrupted, fit_tiny, tiny_images
+from helpers.recon_training import (
+    assert_finite,
+    assert_learns_the_bars,
+    assert_resume_equals_uninterrupted,
+    bars_fitter,
+    fit_tiny,
+    tiny_images,
+)
 from reconad import Detector
-from reconad.data.inputs import ArrayImageDataset
 from reconad.errors import ConfigError
 from reconad.models import build_model
 
@@ -38,32 +44,14 @@ TABLE_MODELS = ("aae", "adae", "rsrae")
 
 
 @pytest.fixture(scope="module")
-def bars():
-    return image_toy()
-
-
-@pytest.fixture(scope="module")
 def fitted(bars):
     """Each image model trained once on the bars (lazily, by name)."""
-    cache: dict[str, Detector] = {}
-
-    def get(name: str) -> Detector:
-        if name not in cache:
-            train, _, _ = bars
-            cache[name] = Detector(name, image_size=16, **{**BASE, **IMAGE_SETTINGS[name]}).fit(train)
-        return cache[name]
-
-    return get
+    return bars_fitter(bars, BASE, IMAGE_SETTINGS)
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_learns_the_bars_with_maps(name, fitted, bars):
-    _, test, labels = bars
-    det = fitted(name)
-    scores, maps = det.score_and_map(test)
-    assert maps.shape == (len(test), 16, 16) and np.isfinite(maps).all()
-    assert roc_auc_score(labels, scores) > 0.85
-    assert det.history_.monitor == "none" and det.history_.epochs_run == det.train_config.epochs
+    assert_learns_the_bars(fitted(name), bars, 0.85)
 
 
 @pytest.mark.parametrize("name", TABLE_MODELS)
@@ -87,21 +75,6 @@ def test_save_load_gives_identical_scores(name, fitted, bars, tmp_path):
     back = Detector.load(tmp_path / "m")
     np.testing.assert_array_equal(back.decision_function(test), det.decision_function(test))
     np.testing.assert_array_equal(back.anomaly_map(test[:4]), det.anomaly_map(test[:4]))
-
-
-@pytest.mark.parametrize("name", MODELS)
-def test_onnx_export_matches_torch(name, fitted, bars, tmp_path):
-    from reconad.export import OnnxDetector, export_onnx
-
-    _, test, _ = bars
-    det = fitted(name)
-    path = export_onnx(det, tmp_path / "g.onnx")
-    images = torch.stack([it.image for it in ArrayImageDataset(test[:8], 16)])
-    with torch.inference_mode():
-        s_t, m_t = det.model_.score_images(images)
-    s_o, m_o = OnnxDetector(path)(images)
-    np.testing.assert_allclose(s_o, s_t.numpy(), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(m_o, m_t.numpy(), rtol=1e-4, atol=1e-5)
 
 
 # ------------------------------------------------------------------ engine behaviour

@@ -129,7 +129,7 @@ def test_non_images_truncated_images_and_empty_requests_are_400_naming_the_probl
     assert r.status_code == 400 and "bad.png" in r.json()["detail"]
     assert client.post("/v1/models/brick/score", files=[("other", ("a.png", good))]).status_code == 422
     many = [("images", (f"{i}.png", good)) for i in range(5)]
-    assert client.post("/v1/models/brick/score", files=many).status_code == 413
+    assert client.post("/v1/models/brick/score", files=many).status_code == 422  # over --max-images
     assert store.count() == before
     assert _post(client, "after.png", good).status_code == 200  # the worker is still serving
 

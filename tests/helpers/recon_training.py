@@ -1,6 +1,8 @@
-"""The engine checks every reconstruction-family model passes: tiny networks at a high
-learning rate stay finite, and a kill mid-epoch then ``resume`` equals a run that was
-never interrupted."""
+"""What every reconstruction-family test module shares: each model fitted once on the bars
+toy (``bars_fitter``) and the check that it learnt them (``assert_learns_the_bars``), and the
+engine checks: tiny networks at a high learning rate stay finite, and a kill mid-epoch then
+``resume`` equals a run that was never interrupted.  (Export and engine parity of every
+registered model: tests/test_engine_parity.py.)"""
 
 from __future__ import annotations
 
@@ -10,11 +12,45 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import roc_auc_score
 from torch.utils.data import Dataset
 
 from helpers.recon_toys import bar_images
+from reconad import Detector
 from reconad.data.inputs import ArrayImageDataset
 from reconad.engine import TrainConfig, Trainer, TrainHistory
+
+Toy = tuple[np.ndarray, np.ndarray, np.ndarray]
+#: (train images, train labels) -> what a key fits on, for keys that add labelled anomalies
+Augment = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def bars_fitter(
+    bars: Toy, base: dict[str, Any], settings: dict[str, dict[str, Any]], augment: dict[str, Augment] | None = None
+) -> Callable[[str], Detector]:
+    """Each key of ``settings`` (a model name, or ``model-variant``) fitted once on the 16 px bars,
+    lazily: ``base`` then the key's own settings; ``augment[key]`` adds labelled training data."""
+    cache: dict[str, Detector] = {}
+
+    def get(key: str) -> Detector:
+        if key not in cache:
+            train, y = bars[0], None
+            if augment and key in augment:
+                train, y = augment[key](train)
+            det = Detector(key.split("-")[0], image_size=16, **{**base, **settings[key]})
+            cache[key] = det.fit(train, y)
+        return cache[key]
+
+    return get
+
+
+def assert_learns_the_bars(det: Detector, bars: Toy, min_auroc: float) -> None:
+    """Maps of the image's size, the bars told apart, and every epoch run (no early stop)."""
+    _, test, labels = bars
+    scores, maps = det.score_and_map(test)
+    assert maps.shape == (len(test), 16, 16) and np.isfinite(maps).all()
+    assert roc_auc_score(labels, scores) > min_auroc
+    assert det.history_.monitor == "none" and det.history_.epochs_run == det.train_config.epochs
 
 
 def tiny_images(n: int = 40) -> ArrayImageDataset:

@@ -14,6 +14,7 @@ offline web page to drop images on.  Modules, one job each:
 | ``store`` | the results database: schema, migration, queries |
 | ``security`` | API key (constant-time) and request-body limit, as ASGI middleware |
 | ``metrics`` / ``middleware`` | Prometheus text and request counting |
+| ``schemas`` | the contract: answer bodies and the status codes each route documents (OpenAPI) |
 | ``app`` | the routes and the server's start and stop |
 | ``server`` | checks before binding, then uvicorn |
 

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, File, HTTPException, Query, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
 from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
@@ -30,12 +31,23 @@ from starlette.concurrency import run_in_threadpool
 from reconad.calibration import finite_scores
 from reconad.errors import ScoringError
 from reconad.serve.batcher import BatchResult, MicroBatcher, QueueFull
-from reconad.serve.config import ServeConfig
+from reconad.serve.config import NAME_PATTERN, ServeConfig
 from reconad.serve.decode import BadImage, Upload, decode_upload
 from reconad.serve.engines import ServedModel, load_served_model, overlay_png
 from reconad.serve.metrics import BATCH_BUCKETS, Metrics
 from reconad.serve.middleware import RequestMetrics
-from reconad.serve.security import BearerAuth, BodyLimit, read_api_key
+from reconad.serve.schemas import (
+    Health,
+    ModelList,
+    Ready,
+    ResultList,
+    ScoreAnswer,
+    StoredResultWithOverlay,
+    document_api_key,
+    iso_time,
+    responses,
+)
+from reconad.serve.security import PUBLIC_PATHS, BearerAuth, BodyLimit, read_api_key
 from reconad.serve.store import ResultRow, ResultStore, utc_now
 
 __all__ = ["ServerState", "create_app", "app_from_env"]
@@ -110,12 +122,10 @@ def _decode_all(model: ServedModel, files: list[tuple[str, bytes]], max_pixels: 
 
 
 async def _admit_and_decode(state: ServerState, model: ServedModel, images: list[UploadFile]) -> list[Upload]:
-    """Reserve room in the model's queue (503 when full), then decode every upload (400 on a bad one)."""
+    """Reserve room in the model's queue (503 when full), then decode every upload (400 on a bad one).
+
+    The request's validation has checked that there are 1 to ``max_images`` uploads (422 otherwise)."""
     cfg = state.config
-    if not images:
-        raise HTTPException(400, "no image in the request: post them as multipart files named 'images'")
-    if len(images) > cfg.max_images:
-        raise HTTPException(413, f"{len(images)} images in one request; at most {cfg.max_images}")
     batcher = state.batchers[model.name]
     try:
         batcher.reserve(len(images))
@@ -288,11 +298,20 @@ def _register_gauges(state: ServerState) -> None:
 
 
 def _results_routes(app: FastAPI, state: ServerState) -> None:
-    @app.get("/v1/results", summary="recent results from the database, newest first")
+    @app.get(
+        "/v1/results",
+        summary="recent results from the database, newest first",
+        response_model=None,
+        responses={200: {"model": ResultList}, **responses(400, 413)},
+    )
     async def list_results(
-        since: Annotated[datetime | None, Query(description="ISO 8601 time (UTC when no offset is given)")] = None,
+        since: Annotated[
+            datetime | None,
+            iso_time,
+            Query(description="ISO 8601 time, e.g. 2024-05-01T12:00:00Z (UTC when no offset is given); not a number"),
+        ] = None,
         verdict: Literal["anomalous", "normal"] | None = None,
-        model: str | None = None,
+        model: Annotated[str | None, Query(pattern=NAME_PATTERN, description="a served model's name")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     ) -> dict:
         if since is not None and since.tzinfo is not None:
@@ -301,7 +320,12 @@ def _results_routes(app: FastAPI, state: ServerState) -> None:
         rows = await run_in_threadpool(state.store.query, since, verdict, model, limit)
         return {"results": [r.to_dict() for r in rows]}
 
-    @app.get("/v1/results/{result_id}", summary="one result, with its overlay PNG (base64) when kept")
+    @app.get(
+        "/v1/results/{result_id}",
+        summary="one result, with its overlay PNG (base64) when kept",
+        response_model=None,
+        responses={200: {"model": StoredResultWithOverlay}, **responses(400, 404, 413)},
+    )
     async def get_result(result_id: Annotated[str, PathParam(max_length=64)]) -> dict:
         assert state.store is not None
         row = await run_in_threadpool(state.store.get, result_id)
@@ -310,34 +334,72 @@ def _results_routes(app: FastAPI, state: ServerState) -> None:
         return row.to_dict(with_overlay=True)
 
 
-def _routes(app: FastAPI, state: ServerState) -> None:
-    @app.get("/healthz", summary="the process is up (no key needed)")
-    async def healthz() -> dict:
-        return {"status": "ok"}
-
-    @app.get("/readyz", summary="every model loaded and warm")
-    async def readyz() -> JSONResponse:
-        body = {"ready": state.ready, "models": sorted(state.models)}
-        return JSONResponse(body, status_code=200 if state.ready else 503)
-
-    @app.get("/metrics", summary="Prometheus text format", response_class=PlainTextResponse)
-    async def metrics() -> PlainTextResponse:
-        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    @app.get("/v1/models", summary="the served models")
-    async def models() -> dict:
-        return {"models": [{"name": k, **v.info} for k, v in state.models.items()]}
-
-    @app.post("/v1/models/{name}/score", summary="score one or several images (multipart files 'images')")
+def _score_route(app: FastAPI, state: ServerState) -> None:
     async def score(
-        name: str,
-        images: Annotated[list[UploadFile], File(description="one or several image files")],
+        name: Annotated[str, PathParam(pattern=NAME_PATTERN, description="a served model's name")],
+        images: list[UploadFile],
         map: Annotated[
             Literal["png", "raw"] | None, Query(description="png: overlay (base64 PNG); raw: the map")
         ] = None,
     ) -> JSONResponse:
         return JSONResponse(await score_images(state, name, images, map))
 
+    # The bounds come from the config, so the annotation is set here rather than in the signature.
+    n = state.config.max_images
+    score.__annotations__["images"] = Annotated[
+        list[UploadFile], File(description=f"one to {n} image files", min_length=1, max_length=n)
+    ]
+    app.post(
+        "/v1/models/{name}/score",
+        summary="score one or several images (multipart files 'images')",
+        response_model=None,
+        responses={200: {"model": ScoreAnswer}, **responses(400, 404, 413, 500, 503)},
+    )(score)
+
+
+def _routes(app: FastAPI, state: ServerState) -> None:
+    @app.get(
+        "/healthz",
+        summary="the process is up (no key needed)",
+        response_model=None,
+        responses={200: {"model": Health}, **responses(400, 413)},
+    )
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get(
+        "/readyz",
+        summary="every model loaded and warm",
+        response_model=None,
+        responses={
+            200: {"model": Ready},
+            503: {"model": Ready, "description": "models still loading"},
+            **responses(400, 413),
+        },
+    )
+    async def readyz() -> JSONResponse:
+        body = {"ready": state.ready, "models": sorted(state.models)}
+        return JSONResponse(body, status_code=200 if state.ready else 503)
+
+    @app.get(
+        "/metrics",
+        summary="Prometheus text format",
+        response_class=PlainTextResponse,
+        responses=responses(400, 413),
+    )
+    async def metrics() -> PlainTextResponse:
+        return PlainTextResponse(state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get(
+        "/v1/models",
+        summary="the served models",
+        response_model=None,
+        responses={200: {"model": ModelList}, **responses(400, 413)},
+    )
+    async def models() -> dict:
+        return {"models": [{"name": k, **v.info} for k, v in state.models.items()]}
+
+    _score_route(app, state)
     _results_routes(app, state)
 
     @app.get("/", include_in_schema=False)
@@ -346,6 +408,32 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         return FileResponse(STATIC / "index.html", headers=headers)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+
+def _query_names(dependant: Any) -> set[str]:
+    """The query parameters a route (and its dependencies) declares."""
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
+
+
+def _known_query_only(request: Request) -> None:
+    """422 for a query parameter the route does not document (a misspelt filter is not ignored)."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not getattr(route, "include_in_schema", False):
+        return
+    known = _query_names(dependant)
+    unknown = [k for k in request.query_params if k not in known]
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise RequestValidationError(
+            [
+                {"type": "extra_forbidden", "loc": ("query", k), "msg": f"unknown query parameter (allowed: {allowed})"}
+                for k in unknown
+            ]
+        )
 
 
 def create_app(config: ServeConfig, preloaded: dict[str, ServedModel] | None = None) -> FastAPI:
@@ -366,7 +454,12 @@ def create_app(config: ServeConfig, preloaded: dict[str, ServedModel] | None = N
         finally:
             await run_in_threadpool(state.stop)
 
-    app = FastAPI(title="reconad inspection service", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="reconad inspection service",
+        version=__version__,
+        lifespan=lifespan,
+        dependencies=[Depends(_known_query_only)],
+    )
     app.state.server = state
     _register_gauges(state)
     _routes(app, state)
@@ -374,8 +467,21 @@ def create_app(config: ServeConfig, preloaded: dict[str, ServedModel] | None = N
     if key is not None:
         reject = lambda: state.metrics.inc("reconad_rejected_total", (("reason", "unauthorized"),))
         app.add_middleware(BearerAuth, key=key, on_reject=reject)
+        _document_key(app)
     app.add_middleware(RequestMetrics, metrics=state.metrics)
     return app
+
+
+def _document_key(app: FastAPI) -> None:
+    """The OpenAPI document of a server with an API key says which routes need it (401 without)."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_api_key(plain(), PUBLIC_PATHS)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def app_from_env() -> FastAPI:

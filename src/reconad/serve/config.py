@@ -13,13 +13,15 @@ from reconad.engines import DEFAULT_ENGINE, ENGINES
 from reconad.errors import ConfigError
 from reconad.jsonfile import dumps
 
-__all__ = ["ServeConfig", "ServedRun", "parse_runs", "OVERLAY_POLICIES", "ENGINES", "CONFIG_ENV"]
+__all__ = ["ServeConfig", "ServedRun", "parse_runs", "OVERLAY_POLICIES", "ENGINES", "CONFIG_ENV", "NAME_PATTERN"]
 
 #: which scored images keep their heat-map overlay in the database
 OVERLAY_POLICIES = ("none", "flagged", "all")
 #: the environment variable that hands the configuration to uvicorn's worker processes
 CONFIG_ENV = "RECONAD_SERVE_CONFIG"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: what a served model's name may be (the API documents and checks it too)
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_NAME = re.compile(NAME_PATTERN)
 
 
 @dataclass(frozen=True)

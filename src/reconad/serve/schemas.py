@@ -1,0 +1,155 @@
+"""The service's contract: the body of every answer, and the status codes each route documents.
+
+The routes return plain dicts (the score route a ``JSONResponse``); these models only
+describe them in the OpenAPI document, so ``tests/test_serve_contract.py`` can check,
+with a schema-driven fuzzer, that every answer has a documented status and conforms.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field
+
+__all__ = [
+    "Detail",
+    "Health",
+    "Ready",
+    "ModelInfo",
+    "ModelList",
+    "StoredResult",
+    "StoredResultWithOverlay",
+    "ScoredImage",
+    "ScoreAnswer",
+    "ResultList",
+    "responses",
+    "iso_time",
+    "document_api_key",
+]
+
+Verdict = Literal["anomalous", "normal"]
+
+
+class Detail(BaseModel):
+    """Every refusal but a request validation error (422): one line saying why."""
+
+    detail: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    ready: bool
+    models: list[str]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    model: str = Field(description="the model kind, e.g. hfr")
+    image_size: int
+    resize_mode: str
+    tiling: list[int] | None = Field(description="[tile size, overlap] of a model that scores by tiles")
+    threshold: float | None
+    threshold_basis: str | None
+    expected_false_alarm_rate: float | None
+    calibration: str | None = Field(description="the threshold and what it means, in words")
+    training_data: str | None
+    model_sha256: str
+    engine: str
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class StoredResult(BaseModel):
+    """One scored image as the results database holds it."""
+
+    id: str
+    created_at: str = Field(json_schema_extra={"format": "date-time"}, description="UTC")
+    model_name: str
+    model_sha256: str
+    engine: str
+    image_name: str
+    image_sha256: str
+    image_bytes: int
+    width: int
+    height: int
+    score: float
+    p_value: float | None = Field(description="conformal p-value against the run's normal scores")
+    verdict: Verdict | None = Field(description="at the run's threshold; null when the run has none")
+    threshold: float | None
+    latency_ms: float
+    has_overlay: bool
+
+
+class StoredResultWithOverlay(StoredResult):
+    overlay_png: str | None = Field(description="the kept heat-map overlay, base64 PNG")
+
+
+class ScoredImage(StoredResult):
+    threshold_basis: str | None
+    batch_size: int = Field(description="images in the forward pass that scored this one")
+    overlay_png: str | None = Field(description="with ?map=png: the heat-map overlay, base64 PNG")
+    map: list[list[float]] | None = Field(default=None, description="with ?map=raw only: the anomaly map")
+
+
+class ScoreAnswer(BaseModel):
+    model: str
+    results: list[ScoredImage]
+
+
+class ResultList(BaseModel):
+    results: list[StoredResult]
+
+
+_WHY = {
+    400: "a malformed request: an upload that is not an image Pillow can read, one over --max-pixels, "
+    "a body that is not multipart, or an invalid Content-Length",
+    401: "missing or invalid API key (only when the server was started with --api-key-file)",
+    404: "no such model or result",
+    413: "request body over --max-body-mb",
+    500: "the model gave a non-finite score on a decoded image",
+    503: "not ready: models still loading, or the scoring queue is full (see Retry-After)",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The documented refusals ``codes`` (each answered as ``{"detail": "..."}``)."""
+    return {code: {"model": Detail, "description": _WHY[code]} for code in codes}
+
+
+def _no_numbers(value: Any) -> Any:
+    """Refuse a bare number where an ISO 8601 time is documented (pydantic reads it as a Unix time)."""
+    if isinstance(value, str) and not value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        return value
+    if value is None or isinstance(value, datetime):
+        return value
+    raise ValueError("give an ISO 8601 time such as 2024-05-01T12:00:00Z, not a number")
+
+
+#: a query parameter that takes an ISO 8601 time (a string), never a number of seconds
+iso_time = BeforeValidator(_no_numbers)
+
+
+def document_api_key(openapi: dict[str, Any], public: tuple[str, ...]) -> dict[str, Any]:
+    """``openapi`` with the bearer key required (and 401 documented) on every route but ``public``."""
+    openapi.setdefault("components", {}).setdefault("securitySchemes", {})["apiKey"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "the key in the server's --api-key-file",
+    }
+    detail = {"$ref": "#/components/schemas/Detail"}
+    for path, operations in openapi.get("paths", {}).items():
+        if path in public:
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"apiKey": []}]
+            operation.setdefault("responses", {})["401"] = {
+                "description": _WHY[401],
+                "content": {"application/json": {"schema": detail}},
+            }
+    return openapi
