@@ -146,18 +146,19 @@ def test_tile_settings_that_cannot_work_are_one_line_errors(options, message):
 
 
 def test_retiling_at_scoring_time_drops_a_threshold_it_would_misapply(tiled):
-    from reconad.runs import retile
-
     det, _ = tiled
     other = Detector("ae", tile_size=32, tile_overlap=8)
     other.model_, other.threshold_, other.calibration_ = det.model_, det.threshold_, det.calibration_
-    retile(other, 32, 8)  # the run's own tiling: kept
-    assert other.threshold_ == det.threshold_
+    pipe = other.pipeline()
+    same = pipe.with_tiling(32, 8)  # the run's own tiling: kept
+    assert same.threshold == det.threshold_ and same.tiling == (32, 8)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        retile(other, 32, 0)
-    assert other.threshold_ is None and other.calibration_ is None
+        retiled = pipe.with_tiling(32, 0)
+    assert retiled.threshold is None and retiled.calibrated.calibration is None and retiled.tiling == (32, 0)
+    assert np.isnan(retiled.p_values([1.0])).all() and retiled.labels([1.0]) is None
     assert any("calibrated with tile_size=32" in str(w.message) for w in caught)
+    assert pipe.threshold == det.threshold_ and pipe.tiling == (32, 8)  # a new pipeline: this one is unchanged
 
 
 @pytest.mark.parametrize("engine", ["onnx", "torch"])

@@ -21,7 +21,6 @@ trains, but only rank 0 writes the run (as the engine checkpoints on rank 0 only
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -30,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from reconad.atomic import replace_dir, temp_sibling
-from reconad.errors import ConfigError, DataError, ModelFileError
+from reconad.errors import ConfigError, DataError
+from reconad.inference.run_files import RUN_FILE, read_run_info
 
 __all__ = ["RUN_FILE", "holds_run", "read_run_info", "run_directory", "save_model", "write_run_info"]
 
-RUN_FILE = "run.json"
 #: what makes a directory a run (any one of them): something a new training would lose
 RUN_MARKERS = ("model", "checkpoints")
 
@@ -48,21 +47,6 @@ def holds_run(path: Path) -> bool:
     """Whether ``path`` holds a run (or an interrupted one's checkpoints): a run.json alone, of a
     training that failed before its first epoch, holds nothing to lose or to resume."""
     return path.is_dir() and any((path / m).exists() for m in RUN_MARKERS)
-
-
-def read_run_info(run: Path) -> dict[str, Any] | None:
-    """``RUN/run.json`` (None when there is none); ModelFileError (one line) when it is not valid
-    JSON or lacks its ``data`` record."""
-    path = Path(run) / RUN_FILE
-    if not path.exists():
-        return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelFileError(f"{path} is not valid JSON ({exc}): the run's record is damaged") from None
-    if not isinstance(info, dict) or not isinstance(info.get("data"), dict):
-        raise ModelFileError(f"{path} is incomplete: it records no 'data' (which dataset the run was trained on)")
-    return info
 
 
 def _check_same_run(out: Path, data: dict[str, Any], model: str) -> None:

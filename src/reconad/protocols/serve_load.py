@@ -42,11 +42,10 @@ PHASE_KEYS = ["clients", "seconds", "requests", "ok", "errors", "images_per_seco
 
 def _test_images(run_dir: Path, count: int) -> list[Path]:
     """Up to ``count`` test images of the data the run was trained on (its test split, else its train split)."""
-    import json
-
     from reconad.data.image_io import is_image_file
+    from reconad.inference import read_run_info
 
-    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    info = read_run_info(run_dir) or {}
     data = info.get("data") or {}
     root = Path(str(data.get("root", ""))) / str(data.get("category") or "")
     for split in ("test", "train"):
