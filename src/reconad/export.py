@@ -42,5 +42,11 @@ def export_pipeline(
 
 
 def export_onnx(det: Detector, path: str | os.PathLike, opset: int = OPSET, weights_sha256: str | None = None) -> Path:
-    """Write a fitted ``Detector``'s model as ONNX to ``path`` and its JSON to ``path``.json."""
+    """Write a fitted ``Detector``'s model as ONNX to ``path`` and its JSON to ``path``.json
+    (ConfigError, one line, for a model that cannot export, e.g. one of table rows)."""
+    from reconad.errors import ConfigError
+
+    blocker = det.fitted_model("export").export_blocker()
+    if blocker is not None:
+        raise ConfigError(f"cannot export {det.model_name}: {blocker}")
     return write_onnx(det.pipeline(), path, opset, weights_sha256)

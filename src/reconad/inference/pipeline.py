@@ -175,6 +175,13 @@ class Pipeline:
 
         return with_engine_file(self, engine, Path(path), threads)
 
+    def with_threshold(self, threshold: float | None) -> Pipeline:
+        """The same pipeline comparing scores with another threshold (p-values unchanged)."""
+        from dataclasses import replace
+
+        value = None if threshold is None else float(threshold)
+        return replace(self, calibrated=replace(self.calibrated, threshold=value))
+
     def with_tiling(self, tile_size: int | None, tile_overlap: int | None = None) -> Pipeline:
         """The same model and engine scoring by other tiles (a tiling the run was not calibrated
         for drops the threshold and p-values, with a warning)."""
