@@ -28,11 +28,11 @@ from reconad.engine.device import select_device
 from reconad.engine.progress import progress
 from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
 from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
-from reconad.serialization import CONFIG, read_model_dir, write_model_dir
+from reconad.serialization import CONFIG, write_model_dir
 from reconad.tiling import RandomTiles, check_tiling, resolve_overlap
 
 if TYPE_CHECKING:
-    from reconad.inference import Pipeline
+    from reconad.inference import Calibrated, Pipeline
 
 log = logging.getLogger("reconad")
 
@@ -273,6 +273,13 @@ class Detector:
     def inference_batch_size(self) -> int:
         """Images per forward pass when scoring: the model's own choice, else 16 on a GPU, 4 on a CPU."""
         return self._batch_size(self._require_model("inference_batch_size"))
+
+    def calibrated(self) -> Calibrated:
+        """What scores are compared with (threshold, p-values' normal scores): the calibration
+        part of this detector's pipeline, for every kind of data."""
+        from reconad.inference.calibrated import Calibrated
+
+        return Calibrated(self.__dict__.get("threshold_"), self.__dict__.get("calibration_"), "float", self.tiling)
 
     def pipeline(self, engine: str = "torch", threads: int | None = None) -> Pipeline:
         """This fitted detector as an immutable inference pipeline (``reconad.inference``): what
@@ -516,15 +523,13 @@ class Detector:
             raise ConfigError("no calibration: fit() or calibrate() the Detector first")
         if scores is None:
             scores = self.decision_function(data)
-        return self.pipeline().p_values(scores)
+        return self.calibrated().p_values(scores)
 
     # ------------------------------------------------------------------ scoring
     def _batch_size(self, model: AnomalyModel) -> int:
-        # On CPU large batches run slower per image (activations fall out of cache;
-        # BENCHMARKS.md, speed): small batches there, larger ones on a GPU...
-        default = 16 if self._device.type == "cuda" else 4
-        # ...unless the model names its own (small networks score faster in large batches).
-        return model.inference_batch_size or default
+        from reconad.inference.model_file import default_batch_size
+
+        return default_batch_size(model, self._device)
 
     def _run(
         self,
@@ -633,7 +638,7 @@ class Detector:
         self._require_model("predict")
         if self.__dict__.get("threshold_") is None:
             raise ConfigError("no threshold: this model was saved without one; calibrate() it first")
-        labels = self.pipeline().labels(self.decision_function(X))
+        labels = self.calibrated().labels(self.decision_function(X))
         assert labels is not None
         return labels
 
@@ -663,20 +668,16 @@ class Detector:
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | None = None) -> Detector:
         """Load a model directory written by :meth:`save`; refuses tampered or foreign files."""
-        state, cfg = read_model_dir(directory)
+        from reconad.inference.model_file import device_name, load_fitted
+
+        model, cfg = load_fitted(directory, device)
         try:
-            train_cfg = dict(cfg.get("train_config") or {})
-            if device is not None:
-                train_cfg["device"] = device
-            elif train_cfg.get("device", "auto") not in ("auto", "cpu") and not torch.cuda.is_available():
-                train_cfg["device"] = "cpu"
+            train_cfg = {**(cfg.get("train_config") or {}), "device": device_name(cfg, device)}
             saved = model_entry(cfg["model"])[1].saved_options(cfg.get("model_config", {}))
             det = cls(cfg["model"], **saved, **train_cfg, **cfg.get("detector", {}))
-            model = build_model(det.model_name, **det.model_config)
-            model.load_trainable_state_dict(state)
         except ConfigError as exc:  # an edited config.json: name the file the value came from
             raise ModelFileError(f"{Path(directory) / CONFIG}: {exc}") from exc
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{directory}: model file does not match its config: {exc}") from exc
         det.model_ = model.to(det._device).eval()
         det._restore_fitted(cfg, directory)

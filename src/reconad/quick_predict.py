@@ -45,7 +45,7 @@ def predict(
     except NotImages as exc:
         if exc.kind != "video":
             raise DataError(f"predict scores images; {exc}") from None
-        from reconad.runs import predict_video_run
+        from reconad.clips import predict_video_run
 
         return predict_video_run(run, paths, out)
     files = expand_paths(paths)

@@ -27,7 +27,7 @@ from reconad.errors import DataError, ModelFileError
 from reconad.inference import DEFAULT_ENGINE, Pipeline, open_run
 from reconad.jsonfile import write_json
 from reconad.metrics import evaluate, undefined_reasons
-from reconad.streaming import StreamResult, complete_rows
+from reconad.streaming import StreamResult
 from reconad.visualize import save_overlay
 
 RUN_FILE = "run.json"
@@ -467,15 +467,3 @@ def predict_run(
     from reconad.quick_predict import predict
 
     return predict(run, paths, out, engine, resume, strict, progress, tile_size, tile_overlap)
-
-
-def predict_video_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike) -> StreamResult:
-    """A video model's predict: clip folders / video files, per-frame scores and one overlay
-    per frame (``reconad.protocols.video.predict_clips``)."""
-    from reconad.protocols.video import predict_clips
-
-    det, _ = load_run(run)
-    t0 = time.perf_counter()
-    path = predict_clips(det, paths, out)
-    frames = len(complete_rows(path))
-    return StreamResult(path, Path(out) / "errors.csv", frames, 0, 0, time.perf_counter() - t0)

@@ -9,7 +9,7 @@ engine or tiling is a new pipeline (``with_engine``, ``with_tiling``).  ``Detect
 protocol all score through it.  Importing this package does not import PyTorch.
 """
 
-from reconad.inference.build import NotImages, from_detector, open_run
+from reconad.inference.build import NotImages, Pipeline, from_detector, open_run
 from reconad.inference.calibrated import Calibrated
 from reconad.inference.engines import (
     DEFAULT_ENGINE,
@@ -25,7 +25,6 @@ from reconad.inference.engines import (
 )
 from reconad.inference.exports import EXPORT_FILE, INT8_FILE, check_export, int8_export
 from reconad.inference.identity import Identity
-from reconad.inference.pipeline import Pipeline
 from reconad.inference.run_files import RUN_FILE, read_run_info
 from reconad.inference.spec import InputSpec
 from reconad.inference.tiler import Tiler

@@ -21,9 +21,17 @@ from typing import TYPE_CHECKING, Any
 
 from reconad.errors import ConfigError, DataError, ModelFileError
 from reconad.inference.calibrated import Calibrated, calibration_from_config
-from reconad.inference.engines import DEFAULT_ENGINE, OnnxScorer, OpenVinoScorer, Scorer, TorchScorer, check_engine_name
+from reconad.inference.engines import (
+    DEFAULT_ENGINE,
+    FILE_ENGINES,
+    OnnxScorer,
+    OpenVinoScorer,
+    Scorer,
+    TorchScorer,
+    check_engine_name,
+)
 from reconad.inference.exports import EXPORT_FILE, check_export, int8_export
-from reconad.inference.pipeline import Origin, Pipeline
+from reconad.inference.pipeline import FittedPipeline, Origin
 from reconad.inference.spec import InputSpec
 from reconad.inference.tiler import Tiler
 
@@ -46,6 +54,32 @@ class NotImages(ConfigError):
         self.kind = kind
 
 
+class Pipeline(FittedPipeline):
+    """The fitted pipeline (``reconad.inference.pipeline.FittedPipeline``: spec, engine,
+    tiler, calibration, identity) and the new pipelines built from it: another engine,
+    another tiling, another exported file.  Immutable: each ``with_*`` returns a new one."""
+
+    def with_engine(self, engine: str, threads: int | None = None) -> Pipeline:
+        """The same model, tiling and calibration rules, scored by ``engine``."""
+        return rebuild(self, engine=engine, threads=threads)
+
+    def with_engine_file(self, engine: str, path: str | Path, threads: int | None = None) -> Pipeline:
+        """The same pipeline running the exported file ``path`` with ``engine`` (``onnx``,
+        ``onnx-int8``, ``openvino``), taken as given: for a file checked elsewhere (the int8
+        accuracy check scores its candidate file, the speed protocol its own exports)."""
+        return with_engine_file(self, engine, Path(path), threads)
+
+    def with_tiling(self, tile_size: int | None, tile_overlap: int | None = None) -> Pipeline:
+        """The same model and engine scoring by other tiles (a tiling the run was not calibrated
+        for drops the threshold and p-values, with a warning)."""
+        return rebuild(self, tiling=(tile_size, tile_overlap))
+
+    def with_threshold(self, threshold: float | None) -> Pipeline:
+        """The same pipeline comparing scores with another threshold (p-values unchanged)."""
+        value = None if threshold is None else float(threshold)
+        return replace(self, calibrated=replace(self.calibrated, threshold=value))
+
+
 def _overlap(tile: int, overlap: Any) -> int:
     """The overlap in use: as given, or an eighth of the tile (reconad.tiling.resolve_overlap)."""
     return int(overlap) if overlap is not None else int(tile) // 8
@@ -56,11 +90,11 @@ def _own_tiling(settings: dict[str, Any]) -> tuple[int, int] | None:
     return None if tile is None else (int(tile), _overlap(int(tile), settings.get("tile_overlap")))
 
 
-def _check_images(det: Detector) -> None:
-    kind = det.model_.data_kind
+def _check_images(name: str, model: Any) -> None:
+    kind = model.data_kind
     if kind != "image":
         what = "table rows" if kind == "table" else "video clips"
-        raise NotImages(f"{det.model_name} scores {what}; a pipeline scores images", kind)
+        raise NotImages(f"{name} scores {what}; a pipeline scores images", kind)
 
 
 def from_detector(det: Detector, engine: str = "torch", threads: int | None = None) -> Pipeline:
@@ -68,7 +102,7 @@ def from_detector(det: Detector, engine: str = "torch", threads: int | None = No
     detector's device unless ``engine`` names another (an ONNX engine exports the model into
     a temporary folder kept while the pipeline lives)."""
     model = det.fitted_model("pipeline")
-    _check_images(det)
+    _check_images(det.model_name, model)
     tiling = det.tiling
     batch = det.inference_batch_size
     origin = Origin(
@@ -187,7 +221,7 @@ def open_run(
     size = tiling[0] if tiling is not None else spec.image_size
     used, path, meta = _choose(run, engine, str(cfg["weights_sha256"]), size)
     calibrated = _engine_calibration(_run_calibration(run, cfg, settings), used, meta)
-    scorer, batch, origin = _run_scorer(run, str(cfg["model"]), used, path, origin)
+    scorer, batch, origin = _run_scorer(run, str(cfg["model"]), used, path, origin, calibrated)
     pipe = Pipeline(
         str(cfg["model"]),
         spec,
@@ -216,22 +250,26 @@ def _requested_tiling(
     return int(size), _overlap(int(size), overlap)
 
 
-def _run_scorer(run: Path, model_name: str, used: str, path: Path | None, origin: Origin) -> tuple[Scorer, int, Origin]:
+def _run_scorer(
+    run: Path, model_name: str, used: str, path: Path | None, origin: Origin, calibrated: Calibrated
+) -> tuple[Scorer, int, Origin]:
     """The engine of a run's pipeline, its batch size, and the origin with its file recorded."""
-    if used in ("onnx", "onnx-int8", "openvino") and path is not None:
-        from reconad.serialization import sha256_of
-
-        scorer: Scorer = _file_scorer(used, path, origin.threads)
-        return scorer, FILE_BATCH, replace(origin, engine_file=path, engine_file_sha256=sha256_of(path))
-    from reconad.detector import Detector
-
-    det = Detector.load(run / "model", device=origin.device)
-    _check_images(det)
-    if used == "torch":
-        return TorchScorer(det.model_, det.scoring_device), det.inference_batch_size, origin
-    target = _export_now(det, run / EXPORT_FILE, used, origin.model_sha256)  # asked for by name: written now
     from reconad.serialization import sha256_of
 
+    if used in FILE_ENGINES and path is not None:
+        scorer: Scorer = _file_scorer(used, path, origin.threads)
+        return scorer, FILE_BATCH, replace(origin, engine_file=path, engine_file_sha256=sha256_of(path))
+    from reconad.inference.model_file import default_batch_size, load_fitted
+
+    model, _ = load_fitted(run / "model", origin.device)
+    _check_images(model_name, model)
+    device = next(iter(model.parameters()), None)
+    torch_scorer = TorchScorer(model, None if device is None else device.device)
+    batch = default_batch_size(model, torch_scorer.device or _cpu())
+    if used == "torch":
+        return torch_scorer, batch, origin
+    export = Pipeline(model_name, _run_spec(origin), torch_scorer, _tiler(origin.run_tiling), calibrated, batch, origin)
+    target = _export_now(export, run / EXPORT_FILE, used)  # asked for by name: written now
     return (
         _file_scorer(used, target, origin.threads),
         FILE_BATCH,
@@ -239,16 +277,33 @@ def _run_scorer(run: Path, model_name: str, used: str, path: Path | None, origin
     )
 
 
-def _export_now(det: Detector, target: Path, engine: str, sha: str | None) -> Path:
-    """Write the float export an ONNX engine asked for by name needs (ConfigError naming why
-    when the model cannot export)."""
+def _cpu() -> Any:
+    import torch
+
+    return torch.device("cpu")
+
+
+def _run_spec(origin: Origin) -> InputSpec:
+    settings = origin.config.get("detector") or {}
+    tiled = origin.run_tiling is not None
+    return InputSpec(int(settings["image_size"]), str(settings.get("resize_mode", "resize")), tiled)
+
+
+def _tiler(tiling: tuple[int, int] | None, batch: int = FILE_BATCH) -> Tiler | None:
+    return None if tiling is None else Tiler(*tiling, batch)
+
+
+def _export_now(pipe: Pipeline, target: Path, engine: str) -> Path:
+    """Write the float export an ONNX engine asked for by name needs, from a torch pipeline at
+    the run's own tiling (ConfigError naming why when the model cannot export)."""
     from reconad.inference.onnx_writer import write_onnx
 
-    blocker = det.model_.export_blocker()
+    assert isinstance(pipe.scorer, TorchScorer)
+    blocker = pipe.scorer.model.export_blocker()
     if blocker is not None:
-        raise ConfigError(f"--engine {engine}: {det.model_name} does not export ({blocker}); use --engine torch")
+        raise ConfigError(f"--engine {engine}: {pipe.model_name} does not export ({blocker}); use --engine torch")
     log.info("exporting %s to ONNX for --engine %s", target, engine)
-    return write_onnx(from_detector(det), target, weights_sha256=sha)
+    return write_onnx(pipe, target, weights_sha256=pipe.origin.model_sha256)
 
 
 def _file_scorer(engine: str, path: Path, threads: int | None) -> Scorer:
@@ -315,7 +370,7 @@ def _detector_engine(pipe: Pipeline, engine: str, threads: int | None) -> Pipeli
             f"--engine {engine}: the export takes {det.input_size}-px inputs, not {pipe.input_size}-px tiles"
         )
     scratch = tempfile.TemporaryDirectory(prefix="reconad-export-")
-    target = _export_now(det, Path(scratch.name) / "model.onnx", engine, None)
+    target = _export_now(from_detector(det), Path(scratch.name) / "model.onnx", engine)
     from reconad.serialization import sha256_of
 
     origin = replace(pipe.origin, engine_file=target, engine_file_sha256=sha256_of(target), scratch=scratch)

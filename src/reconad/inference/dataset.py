@@ -10,7 +10,7 @@ import numpy as np
 from reconad.inference.checks import checked_scores
 
 if TYPE_CHECKING:
-    from reconad.inference.pipeline import Pipeline
+    from reconad.inference.pipeline import FittedPipeline as Pipeline
 
 __all__ = ["iter_dataset"]
 

@@ -136,7 +136,7 @@ class OpenVinoScorer:
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         out = self.request.infer({INPUT_NAME: _as_batch(images)})
-        by_name = {port.get_any_name(): value for port, value in out.items()}
+        by_name = {name: value for port, value in out.items() for name in port.get_names()}
         return np.asarray(by_name[OUTPUT_NAMES[0]]), np.asarray(by_name[OUTPUT_NAMES[1]])
 
 

@@ -18,14 +18,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from reconad import jsonfile
 from reconad.atomic import atomic_path
 from reconad.data.records import ImageBatch
 from reconad.errors import ConfigError, DataError, ReconadError
 from reconad.inference.engines import INPUT_NAME, OUTPUT_NAMES, OnnxDetector, TorchScorer
+from reconad.jsonfile import write_json
 
 if TYPE_CHECKING:
-    from reconad.inference.pipeline import Pipeline
+    from reconad.inference.pipeline import FittedPipeline as Pipeline
 
 __all__ = ["OPSET", "ScoreGraph", "write_onnx"]
 
@@ -108,7 +108,7 @@ def write_onnx(pipe: Pipeline, path: str | os.PathLike, opset: int = OPSET, weig
                 "weights_sha256": weights_sha256,
                 "onnx_sha256": sha256_of(tmp_model),
             }
-            jsonfile.write_json(path.with_suffix(".json"), meta)
+            write_json(path.with_suffix(".json"), meta)
     except BaseException:
         for folder in created:  # the folders this export made, when nothing else is in them
             if folder.exists() and not any(folder.iterdir()):

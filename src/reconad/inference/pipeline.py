@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from reconad.data.records import Batch
     from reconad.detector import Detector
 
-__all__ = ["Origin", "Pipeline"]
+__all__ = ["FittedPipeline", "Origin"]
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,9 @@ class Origin:
 
 
 @dataclass(frozen=True)
-class Pipeline:
-    """Input spec, engine, tiler, calibration and identity of a fitted model (see the module docstring)."""
+class FittedPipeline:
+    """Input spec, engine, tiler, calibration and identity of a fitted model (see the module
+    docstring); ``reconad.inference.Pipeline`` adds the ways to build other pipelines."""
 
     model_name: str
     spec: InputSpec
@@ -159,35 +160,6 @@ class Pipeline:
 
     def labels(self, scores: Any) -> np.ndarray | None:
         return self.calibrated.labels(scores)
-
-    # ------------------------------------------------------------------ new pipelines
-    def with_engine(self, engine: str, threads: int | None = None) -> Pipeline:
-        """The same model, tiling and calibration rules, scored by ``engine``."""
-        from reconad.inference.build import rebuild
-
-        return rebuild(self, engine=engine, threads=threads)
-
-    def with_engine_file(self, engine: str, path: str | Path, threads: int | None = None) -> Pipeline:
-        """The same pipeline running the exported file ``path`` with ``engine`` (``onnx``,
-        ``onnx-int8``, ``openvino``), taken as given: for a file checked elsewhere (the int8
-        accuracy check scores its candidate file, the speed protocol its own exports)."""
-        from reconad.inference.build import with_engine_file
-
-        return with_engine_file(self, engine, Path(path), threads)
-
-    def with_threshold(self, threshold: float | None) -> Pipeline:
-        """The same pipeline comparing scores with another threshold (p-values unchanged)."""
-        from dataclasses import replace
-
-        value = None if threshold is None else float(threshold)
-        return replace(self, calibrated=replace(self.calibrated, threshold=value))
-
-    def with_tiling(self, tile_size: int | None, tile_overlap: int | None = None) -> Pipeline:
-        """The same model and engine scoring by other tiles (a tiling the run was not calibrated
-        for drops the threshold and p-values, with a warning)."""
-        from reconad.inference.build import rebuild
-
-        return rebuild(self, tiling=(tile_size, tile_overlap))
 
 
 def _array(x: Any) -> np.ndarray:
