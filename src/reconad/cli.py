@@ -181,7 +181,7 @@ def _test_parsers(sub: Any) -> None:
 
 
 def _engine_arg(p: Any) -> None:
-    from reconad.inference.engines import DEFAULT_ENGINE, ENGINES
+    from reconad.inference.names import DEFAULT_ENGINE, ENGINES
 
     p.add_argument(
         "--engine",

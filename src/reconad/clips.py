@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from reconad.data.records import collate_clips
 from reconad.data.video import Clip, ClipWindows, find_clips, load_clip
 from reconad.errors import ConfigError, DataError
 from reconad.models.base import AnomalyModel
+
+if TYPE_CHECKING:
+    from reconad.detector import Detector
 
 __all__ = [
     "NORMALISATIONS",
@@ -98,7 +101,7 @@ def normalise(scores: list[np.ndarray], mode: str) -> list[np.ndarray]:
     return [scale(s, float(allv.min()), float(allv.max())) for s in scores]
 
 
-def predict_clips(det: Any, paths: list[str], out: str | os.PathLike[str], stride: int | None = None) -> Path:
+def predict_clips(det: Detector, paths: list[str], out: str | os.PathLike[str], stride: int | None = None) -> Path:
     """Score clip folders / video files with a fitted 3-D model: ``scores.csv`` (clip, frame,
     path, raw score, per-clip normalised score, above the threshold) and one overlay per frame."""
     from reconad.visualize import save_overlay

@@ -27,7 +27,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -37,6 +37,12 @@ from reconad.atomic import atomic_path
 from reconad.calibration import Calibration
 from reconad.errors import ConfigError, DataError
 from reconad.inference import INT8_FILE, Pipeline, open_run
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from reconad.detector import Detector
+    from reconad.runs import DataSpec
 
 __all__ = ["CALIBRATION_IMAGES", "TOLERANCE", "QuantizeResult", "quantize_file", "quantize_run"]
 
@@ -55,11 +61,11 @@ class QuantizeResult:
     int8_metrics: dict[str, float | None]
 
 
-def _held_out_normals(det: Any, spec: Any) -> Any:
+def _held_out_normals(det: Detector, spec: DataSpec) -> Dataset:
     """The run's held-out normal training images (all of them when fewer than two were held out)."""
     train = spec.build("train")
     held_out = det.held_out(train)
-    return held_out if len(held_out) >= 2 else train
+    return held_out if len(held_out) >= 2 else train  # type: ignore[arg-type]
 
 
 def _calibration_inputs(pipe: Pipeline, source: Any) -> list[np.ndarray]:

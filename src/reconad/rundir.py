@@ -26,11 +26,14 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reconad.atomic import replace_dir, temp_sibling
 from reconad.errors import ConfigError, DataError
 from reconad.inference.run_files import RUN_FILE, read_run_info
+
+if TYPE_CHECKING:
+    from reconad.detector import Detector
 
 __all__ = ["RUN_FILE", "holds_run", "read_run_info", "run_directory", "save_model", "write_run_info"]
 
@@ -110,7 +113,7 @@ def run_directory(
     replace_dir(staging, out.resolve())
 
 
-def save_model(det: Any, target: Path) -> Path:
+def save_model(det: Detector, target: Path) -> Path:
     """``det.save`` into a sibling, swapped in for ``target``: ``target`` is one whole model, old or new."""
     if not _writes():
         return target

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -13,12 +13,6 @@ from reconad.atomic import atomic_path
 
 if TYPE_CHECKING:
     import torch
-
-
-def map_range(det: Any) -> tuple[float, float]:
-    """Colour range of a run's heat maps: 0 (a typical normal pixel) to the image threshold."""
-    vmax = det.threshold_ if det.threshold_ is not None and det.threshold_ > 0 else 1.0
-    return 0.0, float(vmax)
 
 
 def _as_array(image: np.ndarray | torch.Tensor) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from reconad.errors import ConfigError, DataError, ModelFileError
+from reconad.inference.names import DEFAULT_ENGINE, ENGINES, FILE_ENGINES, check_engine_name
 
 __all__ = [
     "DEFAULT_ENGINE",
@@ -34,11 +35,6 @@ __all__ = [
     "machine_threads",
 ]
 
-#: every engine a pipeline can be asked for; ``auto`` is resolved when the pipeline is built
-ENGINES = ("auto", "onnx", "onnx-int8", "openvino", "torch")
-DEFAULT_ENGINE = "auto"
-#: the engines that run an exported file
-FILE_ENGINES = ("onnx", "onnx-int8", "openvino")
 #: the exported graph's input and outputs
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("scores", "maps")
@@ -50,13 +46,6 @@ class Scorer(Protocol):
     name: str
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
-
-
-def check_engine_name(engine: str, option: str = "--engine") -> str:
-    """``engine`` when it names an engine; a one-line DataError naming the option otherwise."""
-    if engine not in ENGINES:
-        raise DataError(f"{option} {engine}: unknown engine; choose one of {', '.join(ENGINES)}")
-    return engine
 
 
 def machine_threads() -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +30,9 @@ from reconad.jsonfile import write_json
 from reconad.protocols.measure import forward_gflops, matmul_gflops, peak_rss_mib, rate, vm_hwm_mib
 from reconad.protocols.results import Results, markdown_table, write_results
 from reconad.protocols.settings import SpeedSettings
+
+if TYPE_CHECKING:
+    from reconad.detector import Detector
 
 BATCHES = (1, 4, 16)
 
@@ -193,7 +196,7 @@ def _one_block_rate(net: Any, s: SpeedSettings) -> tuple[int | None, float | Non
         net.cpu_micro_batch_pixels = budget
 
 
-def _exports(det: Any, s: SpeedSettings, run: Path, pngs: Path) -> dict[str, Path | None]:
+def _exports(det: Detector, s: SpeedSettings, run: Path, pngs: Path) -> dict[str, Path | None]:
     """The model file of each engine: the float export, and int8 calibrated on the training images."""
     from reconad.export import export_onnx
     from reconad.inference import EXPORT_FILE, INT8_FILE
@@ -212,7 +215,7 @@ def _exports(det: Any, s: SpeedSettings, run: Path, pngs: Path) -> dict[str, Pat
     return paths
 
 
-def _engine_rates(det: Any, s: SpeedSettings, out: Path, threads: int, pngs: Path) -> dict[str, Any]:
+def _engine_rates(det: Detector, s: SpeedSettings, out: Path, threads: int, pngs: Path) -> dict[str, Any]:
     run = out / "run"
     det.save(run / "model")
     engines: dict[str, Any] = {}

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from reconad.errors import ConfigError
-from reconad.inference.engines import DEFAULT_ENGINE, ENGINES
+from reconad.inference.names import DEFAULT_ENGINE, ENGINES
 from reconad.jsonfile import dumps
 
 __all__ = ["ServeConfig", "ServedRun", "parse_runs", "OVERLAY_POLICIES", "ENGINES", "CONFIG_ENV"]
