@@ -140,7 +140,39 @@ class _Scoring:
         if self.overlay_dir is None:
             return
         target = self.overlay_dir / f"{index:0{self.width}d}_{path.stem}.png"
-        save_overlay(target, image, amap, self.vmin, self.vmax)  # written under a temporary name, renamed
+        # under a temporary name, renamed; fast zlib: predict writes one per image (BENCHMARKS §18)
+        save_overlay(target, image, amap, self.vmin, self.vmax, compress_level=1)
+
+
+def _write_batch(
+    job: _Scoring, scores_file: _RowFile, good: list[tuple[int, Path, Any]], scores: np.ndarray, maps: list[np.ndarray]
+) -> None:
+    """Each image's overlay, then its row (so a row never names a missing overlay); flushed."""
+    pipe = job.pipe
+    flags = pipe.labels(scores)
+    for j, ((index, path, img), s, pv, m) in enumerate(zip(good, scores, pipe.p_values(scores), maps)):
+        job.overlay(index, path, img, m)
+        label = "" if flags is None else int(flags[j])
+        scores_file.write([str(path), f"{s:.6f}", f"{pv:.6f}", label])
+    scores_file.flush()
+
+
+def _load_batch(
+    job: _Scoring, batch: list[tuple[int, Path]], errors_file: _RowFile, strict: bool
+) -> tuple[list[tuple[int, Path, Any]], int]:
+    """The readable images of ``batch`` and how many were not (each a row of errors.csv)."""
+    good: list[tuple[int, Path, Any]] = []
+    failed = 0
+    for index, path in batch:
+        try:
+            good.append((index, path, job.load(path)))
+        except DataError as exc:
+            if strict:
+                raise
+            errors_file.write([str(path), str(exc)])
+            failed += 1
+    errors_file.flush()
+    return good, failed
 
 
 def _score_shard(
@@ -153,7 +185,11 @@ def _score_shard(
     batch_size: int,
     on_progress: Callable[[int], None],
 ) -> tuple[int, int, int]:
-    """Score ``files`` into the two CSVs; (scored, failed, kept from before)."""
+    """Score ``files`` into the two CSVs; (scored, failed, kept from before).  A batch's
+    overlays and rows are written by one writer thread while the next batch is read and
+    scored (PNG encoding and the engine overlap); rows stay in input order."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from reconad.calibration import finite_scores
 
     done: Counter = Counter()
@@ -164,33 +200,27 @@ def _score_shard(
     on_progress(kept)
     scores_file = _RowFile(scores_path, SCORE_HEADER, keep=resume)
     errors_file = _RowFile(errors_path, ERROR_HEADER, keep=resume)
-    pipe, scored, failed = job.pipe, 0, 0
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconad-predict-writer")
+    written: Future | None = None
+    scored, failed = 0, 0
     try:
         for batch in _batches(_pending(files, done), batch_size):
-            good: list[tuple[int, Path, Any]] = []
-            for index, path in batch:
-                try:
-                    good.append((index, path, job.load(path)))
-                except DataError as exc:
-                    if strict:
-                        raise
-                    errors_file.write([str(path), str(exc)])
-                    failed += 1
+            good, bad = _load_batch(job, batch, errors_file, strict)
+            failed += bad
             if good:
                 scores, maps = job.score([img for _, _, img in good])
                 scores = finite_scores(
                     scores, [str(path) for _, path, _ in good], " from the model (its input is finite)"
                 )
-                flags = pipe.labels(scores)
-                for j, ((index, path, img), s, pv, m) in enumerate(zip(good, scores, pipe.p_values(scores), maps)):
-                    job.overlay(index, path, img, m)
-                    label = "" if flags is None else int(flags[j])
-                    scores_file.write([str(path), f"{s:.6f}", f"{pv:.6f}", label])
+                if written is not None:
+                    written.result()  # one batch in flight at most; its error surfaces here
+                written = writer.submit(_write_batch, job, scores_file, good, scores, maps)
                 scored += len(good)
-            scores_file.flush()
-            errors_file.flush()
             on_progress(kept + scored + failed)
+        if written is not None:
+            written.result()
     finally:
+        writer.shutdown(wait=True)  # a batch being written when an error stops the loop is finished
         scores_file.close()
         errors_file.close()
     return scored, failed, kept
