@@ -11,6 +11,10 @@ engine's own batch time, ``import reconad`` / ``reconad --help``, and a cold pre
 * ``python -c "import reconad"`` and ``python -m reconad --help``, and a cold predict of
   one image (whether it imported torch), ``repeats`` processes each, median wall time.
 
+With ``--engines-only torch,onnx,openvino``: only the engine-alone time of each, and each
+engine's largest score and map difference from PyTorch's on the source images, relative to
+PyTorch's range (the float engines' parity through the one pipeline).
+
 Run it under ``taskset`` to pin every process to the same cores.
 """
 
@@ -49,6 +53,31 @@ def _engine_seconds(run: Path, source: list[Path], n: int, engine: str) -> dict[
         pipe.score_batch(np.stack(images[start : start + pipe.batch_size]))
     seconds = time.perf_counter() - t0
     return {"engine": pipe.engine, "batch_size": pipe.batch_size, "seconds": seconds, "fingerprint": pipe.fingerprint}
+
+
+def _gap(a: np.ndarray, b: np.ndarray) -> float:
+    span = max(float(np.ptp(a)), float(np.abs(a).max()), 1e-12)
+    return float(np.abs(a - b).max()) / span
+
+
+def _engines_only(run: Path, source: list[Path], n: int, engines: list[str]) -> dict[str, Any]:
+    """Engine-alone seconds of each engine, and its parity with PyTorch on ``source``."""
+    from reconad.inference import open_run
+
+    reference = open_run(run, "torch")
+    x = np.stack([reference.spec.load_array(f) for f in source])
+    s_t, m_t = reference.score_batch(x)
+    out: dict[str, Any] = {}
+    for engine in engines:
+        pipe = reference if engine == "torch" else open_run(run, engine)
+        s, m = pipe.score_batch(x)
+        out[engine] = {
+            **_engine_seconds(run, source, n, engine),
+            "score_gap_of_range": _gap(s_t, s),
+            "map_gap_of_range": _gap(np.asarray(m_t), np.asarray(m)),
+            "same_verdicts": bool((pipe.labels(s) == reference.labels(s_t)).all()),
+        }
+    return out
 
 
 def _predict(run: Path, files: list[Path], engine: str, tmp: Path) -> dict[str, Any]:
@@ -91,8 +120,15 @@ def main() -> None:
     ap.add_argument("--engine", default="onnx")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--engines-only", default=None, help="comma-separated engines: engine times and parity only")
     args = ap.parse_args()
     source = sorted(args.images.glob("*.png"))
+    if args.engines_only:
+        result = _engines_only(args.run, source, args.n, args.engines_only.split(","))
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "engines.json").write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+        return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         (tmp / "images").mkdir()
