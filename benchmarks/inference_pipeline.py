@@ -112,6 +112,14 @@ def _cold(run: Path, image: Path, engine: str, tmp: Path, repeats: int) -> dict[
     }
 
 
+def _startup(run: Path, image: Path, engine: str, tmp: Path, repeats: int) -> dict[str, Any]:
+    return {
+        "import_reconad_s": _median_wall([sys.executable, "-c", "import reconad"], repeats),
+        "reconad_help_s": _median_wall([sys.executable, "-m", "reconad", "--help"], repeats),
+        "cold_predict": _cold(run, image, engine, tmp, repeats),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -121,8 +129,16 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--engines-only", default=None, help="comma-separated engines: engine times and parity only")
+    ap.add_argument("--startup-only", action="store_true", help="import, --help and cold predict only")
     args = ap.parse_args()
     source = sorted(args.images.glob("*.png"))
+    if args.startup_only:  # runs on any tree (PYTHONPATH): no reconad.inference here
+        with tempfile.TemporaryDirectory() as name:
+            result = _startup(args.run, source[0], args.engine, Path(name), args.repeats)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "startup.json").write_text(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+        return
     if args.engines_only:
         result = _engines_only(args.run, source, args.n, args.engines_only.split(","))
         args.out.mkdir(parents=True, exist_ok=True)
@@ -143,9 +159,7 @@ def main() -> None:
         result["marginal_predict_over_engine"] = (
             result["predict"]["seconds_marginal"] * args.n / (args.n - 8) / result["engine_alone"]["seconds"]
         )
-        result["import_reconad_s"] = _median_wall([sys.executable, "-c", "import reconad"], args.repeats)
-        result["reconad_help_s"] = _median_wall([sys.executable, "-m", "reconad", "--help"], args.repeats)
-        result["cold_predict"] = _cold(args.run, files[0], args.engine, tmp, args.repeats)
+        result.update(_startup(args.run, files[0], args.engine, tmp, args.repeats))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
