@@ -17,7 +17,7 @@ import pytest
 
 from helpers.runs import train_tiny_run
 from reconad.errors import ConfigError, ModelFileError
-from reconad.inference import DEFAULT_ENGINE, INT8_FILE
+from reconad.inference import DEFAULT_ENGINE, INT8_FILE, open_run
 from reconad.runs import evaluate_run
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.slow]
@@ -118,6 +118,12 @@ def test_int8_export_records_its_accuracy_check_and_the_engine_obeys_it(fresh_ru
     assert code == 2
     monkeypatch.setattr(quantize, "TOLERANCE", 1.0)  # everything passes
     assert quantize.quantize_run(fresh_run).offered
+    meta = json.loads((fresh_run / INT8_FILE).with_suffix(".json").read_text())
+    own = meta["int8_calibration"]  # int8 scores the held-out normals itself: its own threshold
+    assert own["threshold"] is not None and "int8" in own["source"]
+    int8 = open_run(fresh_run, "onnx-int8")
+    assert int8.calibrated.engine == "onnx-int8" and int8.threshold == pytest.approx(own["threshold"])
+    assert open_run(fresh_run, "onnx").calibrated.engine == "float"
     code, rows = _predict(fresh_run, images, tmp_path / "int8", "--engine", "onnx-int8")
     _, float_rows = _predict(fresh_run, images, tmp_path / "float", "--engine", "onnx")
     assert code == 0 and len(rows) == 1

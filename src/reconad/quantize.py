@@ -20,7 +20,6 @@ float export:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
@@ -37,6 +36,7 @@ from reconad.atomic import atomic_path
 from reconad.calibration import Calibration
 from reconad.errors import ConfigError, DataError
 from reconad.inference import INT8_FILE, Pipeline, open_run
+from reconad.inference.exports import read_export_json
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
@@ -177,7 +177,7 @@ def quantize_run(run: str | os.PathLike) -> QuantizeResult:
     target = run / INT8_FILE
     with atomic_path(target) as tmp:
         quantize_file(float_path, tmp, _calibration_inputs(float_pipe, normals))
-        meta = json.loads(float_path.with_suffix(".json").read_text())
+        meta = read_export_json(float_path, run)
     meta.update({"quantization": _description(), "onnx_sha256": sha256_of(target), "accuracy_check": None})
     jsonfile.write_json(target.with_suffix(".json"), meta)  # not offered until the check below passes
     int8_pipe = float_pipe.with_engine_file("onnx-int8", target)
