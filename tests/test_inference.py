@@ -154,3 +154,20 @@ def test_another_tiling_drops_the_verdict_and_says_so(run):
     scores, maps = pipe.score_images([_images(1)[0]])
     assert maps is not None and maps[0].shape == (SIZE, SIZE) and scores.shape == (1,)
     assert np.isnan(pipe.p_values(scores)).all() and pipe.labels(scores) is None
+
+
+def test_an_edited_config_is_refused_even_where_the_export_would_not_need_it(run):
+    import json
+
+    open_run(run, "onnx")  # the export
+    config = run / "model" / "config.json"
+    saved = json.loads(config.read_text())
+    edited = {**saved, "model_config": {**saved["model_config"], "width": 999}}
+    config.write_text(json.dumps(edited))
+    with pytest.raises(ModelFileError) as info:
+        open_run(run, "auto")  # ONNX Runtime would run without the model options
+    _one_line(info.value, str(config), "width")
+    config.write_text(json.dumps({**saved, "detector": {**saved["detector"], "image_size": "big"}}))
+    with pytest.raises(ModelFileError) as info:
+        open_run(run, "auto")
+    _one_line(info.value, str(config), "image_size")

@@ -208,7 +208,11 @@ def _predict_export_parsers(sub: Any) -> None:
     )
     _tiling_args(pr, scoring=True)
     pr.add_argument("--quiet", action="store_true")
-    x = sub.add_parser("export", help="export a run's model (ONNX) with its pre-processing in JSON")
+    x = sub.add_parser(
+        "export",
+        help="export a run's model (ONNX) with its pre-processing in JSON: the explicit step after which "
+        "--engine auto scores with ONNX Runtime (predict, test and serve never write an export themselves)",
+    )
     x.add_argument("run")
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.add_argument("--out", default=None, help="output file (default RUN/export/model.onnx)")

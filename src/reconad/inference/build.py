@@ -135,6 +135,36 @@ def _check_run(run: Path) -> None:
         )
 
 
+def _check_settings(run: Path, settings: dict[str, Any]) -> None:
+    """The detector settings of ``RUN/model/config.json``, checked without PyTorch (an edited
+    file is a one-line ModelFileError naming it and the setting)."""
+    from reconad.imaging import RESIZE_MODES
+
+    path = run / "model" / "config.json"
+    for name, low in (("image_size", 1), ("tile_size", 1), ("tile_overlap", 0)):
+        value = settings.get(name)
+        if value is None and name != "image_size":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ModelFileError(f"{path}: {name} must be an integer >= {low}, got {value!r} (the file was edited)")
+    mode = settings.get("resize_mode", "resize")
+    if mode not in RESIZE_MODES:
+        raise ModelFileError(f"{path}: unknown resize_mode {mode!r} (the file was edited)")
+
+
+def _check_against_export(run: Path, cfg: dict[str, Any], meta: dict[str, Any], export: Path) -> None:
+    """The model options of ``config.json`` must be those the export was made with: an export
+    runs without them, so an edited config would otherwise go unnoticed."""
+    saved, exported = cfg.get("model_config") or {}, meta.get("model_config") or {}
+    diff = sorted(k for k in saved.keys() & exported.keys() if saved[k] != exported[k])
+    if diff:
+        k = diff[0]
+        raise ModelFileError(
+            f"{run / 'model' / 'config.json'}: {', '.join(diff)} differ from what {export} was exported with "
+            f"({k}: {saved[k]!r} there, {exported[k]!r} in the export): the file was edited"
+        )
+
+
 def _export_size(meta: dict[str, Any]) -> int:
     return int((meta.get("preprocessing") or {}).get("shape", [0, 0, 0])[2])
 
@@ -205,8 +235,7 @@ def open_run(
     _check_run(run)
     cfg = read_model_config(run / "model")
     settings = dict(cfg.get("detector") or {})
-    if "image_size" not in settings:
-        raise ModelFileError(f"{run / 'model'}: its config records no image_size")
+    _check_settings(run, settings)
     own = _own_tiling(settings)
     origin = Origin(
         str(cfg["weights_sha256"]),
@@ -220,6 +249,8 @@ def open_run(
     tiling = _requested_tiling(own, settings, tile_size, tile_overlap)
     size = tiling[0] if tiling is not None else spec.image_size
     used, path, meta = _choose(run, engine, str(cfg["weights_sha256"]), size)
+    if meta is not None and path is not None:
+        _check_against_export(run, cfg, meta, path)
     calibrated = _engine_calibration(_run_calibration(run, cfg, settings), used, meta)
     scorer, batch, origin = _run_scorer(run, str(cfg["model"]), used, path, origin, calibrated)
     pipe = Pipeline(
