@@ -118,7 +118,7 @@ def from_detector(det: Detector, engine: str = "torch", threads: int | None = No
         InputSpec(int(det.settings["image_size"]), str(det.settings["resize_mode"]), tiling is not None),
         TorchScorer(model, det.scoring_device),
         None if tiling is None else Tiler(*tiling, batch),
-        Calibrated(getattr(det, "threshold_", None), getattr(det, "calibration_", None), "float", tiling),
+        det.calibrated(),
         batch,
         origin,
     )
