@@ -30,7 +30,7 @@ def main(spec: dict[str, Any]) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
-    from reconad.engines import OnnxDetector, machine_threads
+    from reconad.inference import OnnxDetector, machine_threads
 
     cores = machine_threads()
     session = OnnxDetector(spec["onnx"], threads=cores)

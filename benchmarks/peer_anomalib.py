@@ -48,14 +48,15 @@ def ours(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(int(spec["threads"]))
-    from reconad.engines import INT8_FILE, onnx_scorer, run_scorer
-    from reconad.runs import load_run
+    from reconad.inference import INT8_FILE, open_run
 
-    det, _ = load_run(spec["run"])
+    threads = int(spec["threads"])
     if spec["engine"] == "onnx-int8":  # timed whether or not its accuracy check offers it
-        used, score = "onnx-int8", onnx_scorer(Path(spec["run"]) / INT8_FILE, int(spec["threads"]))
+        pipe = open_run(spec["run"], "onnx", threads=threads)
+        pipe = pipe.with_engine_file("onnx-int8", Path(spec["run"]) / INT8_FILE, threads)
     else:
-        used, score = run_scorer(Path(spec["run"]), det, spec["engine"], threads=int(spec["threads"]))
+        pipe = open_run(spec["run"], spec["engine"], threads=threads)
+    used, score = pipe.engine, pipe.scorer
     batches = [int(b) for b in spec["batches"]]
     size = int(spec["size"])
     x = torch.rand(max(batches), 3, size, size, generator=torch.Generator().manual_seed(0))
@@ -133,8 +134,8 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
 def _int8_offered(run: Path) -> bool:
     """Whether the engine would run the run's int8 export (it exists, matches the model and
     passed its accuracy check): our default engine is then int8."""
-    from reconad.engines import int8_export
     from reconad.errors import ReconadError
+    from reconad.inference import int8_export
     from reconad.serialization import recorded_sha256
 
     try:

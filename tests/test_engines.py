@@ -1,6 +1,6 @@
-"""reconad.engines and reconad.quantize: ONNX Runtime by default wherever the model exports,
-the export cached and checked against the model file, and the int8 export offered only
-where its accuracy check passes.
+"""Engines of reconad.inference and reconad.quantize: ONNX Runtime by default wherever the run
+has a valid export (PyTorch otherwise, and ``auto`` never writes one), the export checked
+against the model file, and the int8 export offered only where its accuracy check passes.
 
 One tiny HFR run (tests/helpers/runs.py) is trained per module and copied where a test
 edits it.
@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from helpers.runs import train_tiny_run
-from reconad.engines import DEFAULT_ENGINE, INT8_FILE, resolve_engine
 from reconad.errors import ConfigError, ModelFileError
-from reconad.runs import evaluate_run, load_run
+from reconad.inference import DEFAULT_ENGINE, INT8_FILE, open_run
+from reconad.runs import evaluate_run
 
 pytestmark = [pytest.mark.usefixtures("single_thread"), pytest.mark.slow]
 
@@ -44,20 +44,29 @@ def _predict(run, images, out, *extra):
     return code, rows
 
 
-def test_the_default_engine_is_onnx_runtime_written_on_first_use(fresh_run, tiny_mvtec, tmp_path):
+def _engine_of(out):
+    return json.loads((out / "predict.json").read_text())["engine"]
+
+
+def test_auto_runs_an_existing_export_and_otherwise_torch_without_writing_one(fresh_run, tiny_mvtec, tmp_path):
+    from reconad.runs import export_run
+
     assert DEFAULT_ENGINE == "auto"
-    det, _ = load_run(fresh_run)
-    assert resolve_engine(det, "auto") == "onnx"
-    assert not (fresh_run / "export").exists()
     images = [tiny_mvtec / "brick" / "test" / "hole"]
+    code, torch_rows = _predict(fresh_run, images, tmp_path / "before")
+    assert code == 0 and _engine_of(tmp_path / "before") == "torch"
+    assert not (fresh_run / "export").exists()  # predicting writes no export
+    export_run(fresh_run)  # the explicit step
     code, rows = _predict(fresh_run, images, tmp_path / "auto")
-    assert code == 0 and (fresh_run / "export" / "model.onnx").exists()  # exported on first use
-    code, torch_rows = _predict(fresh_run, images, tmp_path / "torch", "--engine", "torch")
-    assert code == 0 and len(rows) == len(torch_rows) == 1
+    assert code == 0 and _engine_of(tmp_path / "auto") == "onnx"
+    assert len(rows) == len(torch_rows) == 1
     assert float(rows[0]["score"]) == pytest.approx(float(torch_rows[0]["score"]), rel=1e-4, abs=1e-5)
 
 
 def test_test_runs_on_onnx_by_default_and_agrees_with_torch(fresh_run):
+    from reconad.runs import export_run
+
+    export_run(fresh_run)
     m_onnx = evaluate_run(fresh_run)
     assert json.loads((fresh_run / "metrics.json").read_text())["engine"] == "onnx"
     m_torch = evaluate_run(fresh_run, engine="torch")
@@ -79,16 +88,17 @@ def test_a_foreign_export_is_refused_by_predict(fresh_run, run, tiny_mvtec, tmp_
     assert code == 0  # PyTorch does not read the export
 
 
-def test_models_that_do_not_export_fall_back_to_torch_unless_onnx_is_asked_for(tmp_path):
+def test_models_of_table_rows_have_no_image_pipeline_and_say_so_in_one_line(tmp_path):
     from reconad.detector import Detector
+    from reconad.inference import NotImages
 
     rows = np.random.default_rng(0).normal(size=(64, 5)).astype(np.float32)
     det = Detector("ae", epochs=1, progress=False).fit(rows)
-    assert resolve_engine(det, "auto") == "torch"
-    with pytest.raises(ConfigError, match="use --engine torch"):
-        resolve_engine(det, "onnx")
-    with pytest.raises(ConfigError):
-        resolve_engine(det, "onnx-int8")
+    for engine in ("torch", "onnx", "onnx-int8"):
+        with pytest.raises(NotImages, match="scores table rows") as caught:
+            det.pipeline(engine)
+        assert isinstance(caught.value, ConfigError) and "\n" not in str(caught.value)
+    assert det.decision_function(rows[:3]).shape == (3,)  # the model itself still scores its rows
 
 
 def test_int8_export_records_its_accuracy_check_and_the_engine_obeys_it(fresh_run, tiny_mvtec, tmp_path, monkeypatch):
@@ -108,6 +118,12 @@ def test_int8_export_records_its_accuracy_check_and_the_engine_obeys_it(fresh_ru
     assert code == 2
     monkeypatch.setattr(quantize, "TOLERANCE", 1.0)  # everything passes
     assert quantize.quantize_run(fresh_run).offered
+    meta = json.loads((fresh_run / INT8_FILE).with_suffix(".json").read_text())
+    own = meta["int8_calibration"]  # int8 scores the held-out normals itself: its own threshold
+    assert own["threshold"] is not None and "int8" in own["source"]
+    int8 = open_run(fresh_run, "onnx-int8")
+    assert int8.calibrated.engine == "onnx-int8" and int8.threshold == pytest.approx(own["threshold"])
+    assert open_run(fresh_run, "onnx").calibrated.engine == "float"
     code, rows = _predict(fresh_run, images, tmp_path / "int8", "--engine", "onnx-int8")
     _, float_rows = _predict(fresh_run, images, tmp_path / "float", "--engine", "onnx")
     assert code == 0 and len(rows) == 1
@@ -116,7 +132,7 @@ def test_int8_export_records_its_accuracy_check_and_the_engine_obeys_it(fresh_ru
 
 def test_a_changed_int8_file_is_refused(fresh_run, monkeypatch):
     import reconad.quantize as quantize
-    from reconad.engines import int8_export
+    from reconad.inference import int8_export
     from reconad.serialization import recorded_sha256
 
     monkeypatch.setattr(quantize, "TOLERANCE", 1.0)

@@ -102,20 +102,21 @@ def test_predict_on_an_exported_run_never_imports_torch(run, tiny_mvtec, tmp_pat
 @pytest.mark.slow
 def test_the_quick_path_refuses_what_the_full_path_refuses_and_steps_aside_otherwise(run, tmp_path):
     from reconad.errors import ModelFileError
-    from reconad.quick_predict import open_exported
+    from reconad.inference import open_run
 
-    assert open_exported(run, "auto") is not None
-    assert open_exported(run, "torch") is None
+    assert open_run(run, "auto").engine == "onnx"
+    assert open_run(run, "torch").engine == "torch"
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
     shutil.rmtree(copy / "export")
-    assert open_exported(copy, "auto") is None  # no export yet: the full path exports it
+    assert open_run(copy, "auto").engine == "torch"  # no export: PyTorch, and none is written
+    assert not (copy / "export").exists()
     shutil.copytree(run / "export", copy / "export")
     meta_path = copy / "export" / "model.json"
     meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "weights_sha256": "0" * 64}))
     with pytest.raises(ModelFileError, match="stale or foreign"):
-        open_exported(copy, "auto")
+        open_run(copy, "auto")
     weights = copy / "model" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1] + b"\0")
     with pytest.raises(ModelFileError, match="checksum"):
-        open_exported(copy, "auto")
+        open_run(copy, "auto")

@@ -226,18 +226,20 @@ def test_a_model_giving_nan_on_finite_input_is_an_error_not_normal(det):
 
 
 def test_streamed_predict_refuses_a_nan_score_instead_of_writing_normal(tmp_path):
-    from reconad.imaging import load_array
-    from reconad.quick_predict import ExportedRun
+    from reconad.inference import Calibrated, InputSpec, Pipeline
+    from reconad.inference.pipeline import Origin
     from reconad.streaming import stream_predict
 
     path = tmp_path / "a.png"
     Image.fromarray(_images(1)[0]).save(path)
-    run = ExportedRun("ae", {"image_size": SIZE, "resize_mode": "resize"}, 0.5, None, tmp_path / "none.onnx")
 
-    def nan_scorer(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.full(len(x), np.nan), np.zeros((len(x), SIZE, SIZE), np.float32)
+    class NanScorer:
+        name = "onnx"
 
+        def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            return np.full(len(x), np.nan), np.zeros((len(x), SIZE, SIZE), np.float32)
+
+    origin = Origin("0" * 64, {})
+    pipe = Pipeline("ae", InputSpec(SIZE), NanScorer(), None, Calibrated(0.5, None), 4, origin)
     with pytest.raises(ScoringError, match=r"a\.png: NaN score"):
-        stream_predict(
-            run, [path], tmp_path / "out", nan_scorer, overlays=False, show_progress=False, loader=load_array
-        )
+        stream_predict(pipe, [path], tmp_path / "out", overlays=False, show_progress=False)

@@ -431,18 +431,17 @@ def test_cli_export_of_a_vae_is_one_line_and_test_falls_back_to_torch(tiny_mvtec
     assert json.loads((run / "metrics.json").read_text())["engine"] == "torch"
 
 
-def test_auto_scores_with_torch_and_warns_when_the_first_export_fails(run_copy, monkeypatch):
-    import reconad.export
+def test_auto_scores_with_torch_without_an_export_and_never_writes_one(run_copy, monkeypatch):
+    import reconad.inference.onnx_writer
     from reconad.runs import evaluate_run
 
     shutil.rmtree(run_copy / "export", ignore_errors=True)
 
-    def failing(det, path, **kw):
+    def failing(pipe, path, *a, **kw):
         raise ConfigError("cannot export ae: the ONNX exporter failed (simulated)")
 
-    monkeypatch.setattr(reconad.export, "export_onnx", failing)
-    with pytest.warns(UserWarning, match="scoring with PyTorch"):
-        metrics = evaluate_run(run_copy)
-    assert metrics["engine"] == "torch"
+    monkeypatch.setattr(reconad.inference.onnx_writer, "write_onnx", failing)
+    metrics = evaluate_run(run_copy)
+    assert metrics["engine"] == "torch" and not (run_copy / "export").exists()  # auto exports nothing
     with pytest.raises(ConfigError, match="simulated"):
-        evaluate_run(run_copy, engine="onnx")  # asked for by name: refused, not replaced
+        evaluate_run(run_copy, engine="onnx")  # asked for by name: the export is attempted, its failure said

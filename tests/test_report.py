@@ -307,16 +307,16 @@ def tiny_run(single_thread, tiny_mvtec, tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_test_command_writes_the_report_from_one_scoring_pass(tiny_run, capsys, monkeypatch):
     from reconad.cli import main
-    from reconad.detector import Detector
+    from reconad.inference import Pipeline
 
     calls = []
-    original = Detector.iter_scored  # every scoring path (score_and_map, decision_function, ...) goes through it
+    original = Pipeline.iter_dataset  # every scoring pass over a dataset (test, Detector) goes through it
 
     def counting(self, *a, **kw):
         calls.append(1)
         return original(self, *a, **kw)
 
-    monkeypatch.setattr(Detector, "iter_scored", counting)
+    monkeypatch.setattr(Pipeline, "iter_dataset", counting)
     assert main(["test", str(tiny_run), "--heatmaps", "0", "--quiet"]) == 0
     assert len(calls) == 1
     out = capsys.readouterr().out

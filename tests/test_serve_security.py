@@ -10,6 +10,7 @@ import json
 import shutil
 import struct
 import zlib
+from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -147,12 +148,13 @@ def test_only_flagged_images_keep_their_overlay_by_default(server, tiny_mvtec):
     model = client.app_state.models["brick"]
     files = [("images", (p.name, p.read_bytes())) for p in texture_images(tiny_mvtec)[:4]]
     scores = [r["score"] for r in client.post("/v1/models/brick/score", files=files).json()["results"]]
-    saved = model.threshold
-    model.threshold = float(np.median(scores))  # this tiny model flags nothing at its own threshold
+    # this tiny model flags nothing at its own threshold: serve one at the median score
+    lower = replace(model, pipeline=model.pipeline.with_threshold(float(np.median(scores))))
+    client.app_state.models["brick"] = lower
     try:
         results = client.post("/v1/models/brick/score", files=files).json()["results"]
     finally:
-        model.threshold = saved
+        client.app_state.models["brick"] = model
     assert {r["verdict"] for r in results} == {"normal", "anomalous"}
     for r in results:
         stored = client.get(f"/v1/results/{r['id']}").json()

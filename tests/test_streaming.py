@@ -169,7 +169,7 @@ def test_test_writes_scores_as_it_goes_and_keeps_maps_on_disk(tiny_mvtec, tmp_pa
             kept.append((run / "scores.csv").read_text() == "an earlier test's scores\n")
             return self.test[i]
 
-    tp = score_test_split(det, Watch(spec.build("test")), tmp_path / "run" / "scores.csv", tmp_path / "run")
+    tp = score_test_split(det.pipeline(), Watch(spec.build("test")), tmp_path / "run" / "scores.csv", tmp_path / "run")
     assert isinstance(tp.maps, np.memmap) and isinstance(tp.masks, np.memmap)
     assert max(flushed) > 0  # the rows grew on disk during the pass, not only at its end
     assert all(kept)  # a kill during the pass leaves the earlier scores.csv whole

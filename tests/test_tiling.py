@@ -12,7 +12,8 @@ import torch
 
 from reconad import Detector
 from reconad.errors import ConfigError
-from reconad.tiling import RandomTiles, TileGrid, blend_window, score_tiled
+from reconad.inference import Tiler
+from reconad.tiling import RandomTiles, TileGrid, blend_window
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -46,15 +47,15 @@ def test_blending_leaves_no_seam_where_each_tile_has_a_border_artifact():
     """Every tile's map is 1 with a raised 3-px rim (a model's zero-padding effect): the
     stitched map is 1 everywhere inside the image, tile borders included."""
 
-    def scorer(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        m = torch.ones(len(tiles), 32, 32)
+    def scorer(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        m = np.ones((len(tiles), 32, 32), np.float32)
         m[:, :3], m[:, -3:], m[:, :, :3], m[:, :, -3:] = 5.0, 5.0, 5.0, 5.0
-        return torch.zeros(len(tiles)), m
+        return np.zeros(len(tiles), np.float32), m
 
-    _, stitched = score_tiled(torch.zeros(3, 100, 100), scorer, tile=32, overlap=8)
-    inner = stitched[8:-8, 8:-8]  # away from the image border, where only one tile reaches
+    _, maps = Tiler(32, 8).score([np.zeros((3, 100, 100), np.float32)], scorer)
+    inner = maps[0][8:-8, 8:-8]  # away from the image border, where only one tile reaches
     assert float(inner.max()) < 1.02  # a rim narrower than half the overlap never shows
-    assert float((inner - 1).abs().mean()) < 0.005
+    assert float(np.abs(inner - 1).mean()) < 0.005
 
 
 def test_the_window_never_reaches_zero_and_is_one_in_the_middle():
@@ -65,15 +66,15 @@ def test_the_window_never_reaches_zero_and_is_one_in_the_middle():
 
 
 def test_the_image_score_is_the_highest_tile_score():
-    def scorer(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return tiles.mean(dim=(1, 2, 3)), tiles.mean(dim=1)
+    def scorer(tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return tiles.mean(axis=(1, 2, 3)), tiles.mean(axis=1)
 
-    img = torch.zeros(3, 64, 96)
+    img = np.zeros((3, 64, 96), np.float32)
     img[:, 50:60, 80:90] = 1.0
-    score, amap = score_tiled(img, scorer, tile=32, overlap=0)
-    assert score == pytest.approx(100 / 1024)
-    assert amap.shape == (64, 96)
-    assert torch.allclose(amap, img[0])  # a per-pixel identity map survives stitching exactly
+    scores, maps = Tiler(32, 0, batch_size=2).score([img], scorer)  # 6 tiles in batches of 2
+    assert scores[0] == pytest.approx(100 / 1024)
+    assert maps[0].shape == (64, 96)
+    assert np.allclose(maps[0], img[0])  # a per-pixel identity map survives stitching exactly
 
 
 def test_training_tiles_are_seeded_and_cut_from_the_native_image():
@@ -124,11 +125,11 @@ def test_tiling_survives_save_and_load_and_exports_with_its_record(tiled, tmp_pa
     meta = json.loads(path.with_suffix(".json").read_text())
     assert meta["preprocessing"]["tiling"]["tile_size"] == 32 and meta["preprocessing"]["shape"][-1] == 32
     session = OnnxDetector(path)
-    img = torch.from_numpy(normal[0]).expand(3, -1, -1)
-    s_onnx, m_onnx = score_tiled(img, lambda x: tuple(map(torch.as_tensor, session(x))), 32, 8)
+    img = np.broadcast_to(normal[0], (3, *normal[0].shape[-2:])).astype(np.float32)
+    s_onnx, m_onnx = Tiler(32, 8).score([img], session)
     s_torch, m_torch = det.score_and_map(normal[:1])
-    assert s_onnx == pytest.approx(float(s_torch[0]), rel=1e-4, abs=1e-6)
-    assert float((m_onnx - torch.from_numpy(m_torch[0])).abs().max()) <= 1e-4 * float(np.ptp(m_torch[0]) + 1e-12)
+    assert s_onnx[0] == pytest.approx(float(s_torch[0]), rel=1e-4, abs=1e-6)
+    assert float(np.abs(m_onnx[0] - m_torch[0]).max()) <= 1e-4 * float(np.ptp(m_torch[0]) + 1e-12)
 
 
 @pytest.mark.parametrize(
@@ -146,18 +147,19 @@ def test_tile_settings_that_cannot_work_are_one_line_errors(options, message):
 
 
 def test_retiling_at_scoring_time_drops_a_threshold_it_would_misapply(tiled):
-    from reconad.runs import retile
-
     det, _ = tiled
     other = Detector("ae", tile_size=32, tile_overlap=8)
     other.model_, other.threshold_, other.calibration_ = det.model_, det.threshold_, det.calibration_
-    retile(other, 32, 8)  # the run's own tiling: kept
-    assert other.threshold_ == det.threshold_
+    pipe = other.pipeline()
+    same = pipe.with_tiling(32, 8)  # the run's own tiling: kept
+    assert same.threshold == det.threshold_ and same.tiling == (32, 8)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        retile(other, 32, 0)
-    assert other.threshold_ is None and other.calibration_ is None
+        retiled = pipe.with_tiling(32, 0)
+    assert retiled.threshold is None and retiled.calibrated.calibration is None and retiled.tiling == (32, 0)
+    assert np.isnan(retiled.p_values([1.0])).all() and retiled.labels([1.0]) is None
     assert any("calibrated with tile_size=32" in str(w.message) for w in caught)
+    assert pipe.threshold == det.threshold_ and pipe.tiling == (32, 8)  # a new pipeline: this one is unchanged
 
 
 @pytest.mark.parametrize("engine", ["onnx", "torch"])

@@ -380,10 +380,3 @@ class Calibration:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"bad calibration record: {exc}") from exc
-
-
-def p_values_or_nan(det: Any, scores: np.ndarray) -> np.ndarray:
-    """Conformal p-values of ``scores`` under ``det.calibration_`` (nan for a model saved
-    without a calibration)."""
-    cal = det.calibration_
-    return cal.p_values(scores) if cal is not None else np.full(len(scores), np.nan)

@@ -185,14 +185,16 @@ def _test_parsers(sub: Any) -> None:
 
 
 def _engine_arg(p: Any) -> None:
-    from reconad.engines import DEFAULT_ENGINE, ENGINES
+    from reconad.inference.names import DEFAULT_ENGINE, ENGINES
 
     p.add_argument(
         "--engine",
         choices=ENGINES,
         default=DEFAULT_ENGINE,
-        help="auto (default): ONNX Runtime on RUN/export/model.onnx where the model exports (written on first "
-        "use), PyTorch otherwise; onnx-int8: the export of `reconad export RUN --quantize int8`",
+        help="auto (default): ONNX Runtime where the run has a valid export (RUN/export/model.onnx, written by "
+        "`reconad export RUN`), PyTorch otherwise; auto never writes an export.  onnx / openvino: the export, "
+        "written first when missing (asked for by name); onnx-int8: the export of "
+        "`reconad export RUN --quantize int8`; openvino needs `pip install 'reconad[openvino]'`",
     )
 
 
@@ -210,7 +212,11 @@ def _predict_export_parsers(sub: Any) -> None:
     )
     _tiling_args(pr, scoring=True)
     pr.add_argument("--quiet", action="store_true")
-    x = sub.add_parser("export", help="export a run's model (ONNX) with its pre-processing in JSON")
+    x = sub.add_parser(
+        "export",
+        help="export a run's model (ONNX) with its pre-processing in JSON: the explicit step after which "
+        "--engine auto scores with ONNX Runtime (predict, test and serve never write an export themselves)",
+    )
     x.add_argument("run")
     x.add_argument("--format", choices=("onnx",), default="onnx")
     x.add_argument("--out", default=None, help="output file (default RUN/export/model.onnx)")
@@ -661,21 +667,12 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    result = None
-    if args.tile_size is None and args.tile_overlap is None:  # the cold-start path, without torch
-        from reconad.quick_predict import quick_predict
+    from reconad.quick_predict import predict  # PyTorch loads only where the engine or tiling needs it
 
-        result = quick_predict(
-            args.run, args.paths, args.out, engine=args.engine, resume=args.resume, strict=args.strict,
-            progress=not args.quiet,
-        )  # fmt: skip
-    if result is None:
-        from reconad.runs import predict_run
-
-        result = predict_run(
-            args.run, args.paths, args.out, engine=args.engine, resume=args.resume, strict=args.strict,
-            progress=not args.quiet, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
-        )  # fmt: skip
+    result = predict(
+        args.run, args.paths, args.out, engine=args.engine, resume=args.resume, strict=args.strict,
+        progress=not args.quiet, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
+    )  # fmt: skip
     if not result.main_process:
         return 0  # rank 0 speaks for every rank
     if result.failed and not result.scored and not result.skipped:  # nothing scored is not a success

@@ -7,22 +7,18 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from reconad.calibration import Calibration, finite_scores
+from reconad.calibration import Calibration
 from reconad.data.inputs import as_image_dataset
 from reconad.data.labels import LabelledDataset, dataset_labels
 from reconad.data.records import (
     Batch,
-    ClipBatch,
-    ImageBatch,
-    RowBatch,
     collate_clips,
-    collate_images,
     collate_rows,
 )
 from reconad.data.rows import as_table_dataset, is_table
@@ -31,9 +27,12 @@ from reconad.engine.device import select_device
 from reconad.engine.progress import progress
 from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
 from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
-from reconad.serialization import CONFIG, read_model_dir, write_model_dir
-from reconad.tiling import RandomTiles, check_tiling, resolve_overlap, score_tiled
+from reconad.serialization import CONFIG, write_model_dir
+from reconad.tiling import RandomTiles, check_tiling, resolve_overlap
 from reconad.version import __version__
+
+if TYPE_CHECKING:
+    from reconad.inference import Calibrated, Pipeline
 
 log = logging.getLogger("reconad")
 
@@ -87,23 +86,6 @@ def _alias(old: str, new: str) -> property:
         return self.__dict__.get(new)
 
     return property(get, doc=f"Deprecated read-only alias of ``{new}``.")
-
-
-def _sample_names(batch: Batch, first: int) -> list[str]:
-    """How an error names each sample of a batch: its path, clip, or row number."""
-    n = batch.num_samples
-    given = batch.path if isinstance(batch, ImageBatch) else batch.clip if isinstance(batch, ClipBatch) else []
-    kind = "image" if isinstance(batch, ImageBatch) else "clip" if isinstance(batch, ClipBatch) else "row"
-    return [given[j] if j < len(given) and given[j] else f"{kind} {first + j}" for j in range(n)]
-
-
-def _batch_inputs(batch: Batch) -> torch.Tensor | None:
-    """The input tensor of a batch (images, rows or clip frames), sample first."""
-    if isinstance(batch, ImageBatch):
-        return batch.image
-    if isinstance(batch, ClipBatch):
-        return batch.frames
-    return batch.x if isinstance(batch, RowBatch) else None
 
 
 class Detector:
@@ -278,6 +260,34 @@ class Detector:
             raise not_fitted("Detector", method)
         return model
 
+    def fitted_model(self, method: str = "fitted_model") -> AnomalyModel:
+        """The fitted model (scikit-learn's NotFittedError naming ``method`` before ``fit``)."""
+        return self._require_model(method)
+
+    @property
+    def scoring_device(self) -> torch.device:
+        """The device the model runs on (``device`` option: auto, cpu, cuda...)."""
+        return self._device
+
+    @property
+    def inference_batch_size(self) -> int:
+        """Images per forward pass when scoring: the model's own choice, else 16 on a GPU, 4 on a CPU."""
+        return self._batch_size(self._require_model("inference_batch_size"))
+
+    def calibrated(self) -> Calibrated:
+        """What scores are compared with (threshold, p-values' normal scores): the calibration
+        part of this detector's pipeline, for every kind of data."""
+        from reconad.inference.calibrated import Calibrated
+
+        return Calibrated(self.__dict__.get("threshold_"), self.__dict__.get("calibration_"), "float", self.tiling)
+
+    def pipeline(self, engine: str = "torch", threads: int | None = None) -> Pipeline:
+        """This fitted detector as an immutable inference pipeline (``reconad.inference``): what
+        its image scoring runs through; ``engine`` another than torch exports the model first."""
+        from reconad.inference import from_detector
+
+        return from_detector(self, engine, threads)
+
     # ----------------------------------------------------------------- training
     def _dataset(self, data: Any, labels: np.ndarray | None = None) -> Dataset:
         """Table rows (2-D array, tensor, DataFrame, TabularDataset) -> TabularDataset;
@@ -311,6 +321,10 @@ class Detector:
                 f"{int(labels.sum())} anomalies: drop them or use a model that learns from them ({semi})"
             )
         return labels
+
+    def held_out(self, train: Any) -> Dataset:
+        """The share of ``train`` that ``fit`` holds out for calibration (same seed, same split)."""
+        return self._holdout(self._dataset(train), None)[1]
 
     def _holdout(self, train: Dataset, labels: np.ndarray | None) -> tuple[Dataset, Dataset]:
         """Hold out ``val_fraction`` of the unlabelled samples; labelled anomalies all stay in training."""
@@ -509,15 +523,13 @@ class Detector:
             raise ConfigError("no calibration: fit() or calibrate() the Detector first")
         if scores is None:
             scores = self.decision_function(data)
-        return calibration.p_values(scores)
+        return self.calibrated().p_values(scores)
 
     # ------------------------------------------------------------------ scoring
     def _batch_size(self, model: AnomalyModel) -> int:
-        # On CPU large batches run slower per image (activations fall out of cache;
-        # BENCHMARKS.md, speed): small batches there, larger ones on a GPU...
-        default = 16 if self._device.type == "cuda" else 4
-        # ...unless the model names its own (small networks score faster in large batches).
-        return model.inference_batch_size or default
+        from reconad.inference.model_file import default_batch_size
+
+        return default_batch_size(model, self._device)
 
     def _run(
         self,
@@ -546,12 +558,10 @@ class Detector:
         method: str = "iter_scored",
         batch_size: int | None = None,
         on_batch: Callable[[Batch], None] | None = None,
-        scorer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """(scores, maps or None) batch by batch, so a caller can write each and drop it
-        (tiled: image by image); ``on_batch`` sees each input batch first.  ``scorer``
-        scores image batches in place of the model (``reconad.engines.run_scorer``: the
-        run's ONNX export)."""
+        (tiled: image by image); ``on_batch`` sees each input batch first.  Images go through
+        the detector's pipeline (``reconad.inference``), table rows and clips through the model."""
         model = self._require_model(method)
         batch_size = batch_size or self._batch_size(model)
         model.eval()
@@ -562,11 +572,31 @@ class Detector:
             raise ConfigError("anomaly maps exist for images only; use decision_function for table rows")
         if len(ds) == 0:  # type: ignore[arg-type]
             raise DataError("no rows to score" if table else "no images to score")
-        if self.tiled and not (table or video):
-            yield from self._iter_tiled(ds, model, want_maps, on_batch, scorer)
+        if not (table or video):
+            pipe = self.pipeline()
+            if batch_size != pipe.batch_size:
+                from dataclasses import replace
+
+                pipe = replace(pipe, batch_size=batch_size)
+            yield from pipe.iter_dataset(ds, want_maps, on_batch, show_progress=self.train_config.progress)
             return
-        collate = collate_rows if table else collate_clips if video else collate_images
-        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
+        yield from self._iter_model(ds, model, want_maps, batch_size, on_batch, table)
+
+    def _iter_model(
+        self,
+        ds: Dataset,
+        model: AnomalyModel,
+        want_maps: bool,
+        batch_size: int,
+        on_batch: Callable[[Batch], None] | None,
+        table: bool,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """Table rows and video clips: the model's ``predict_step`` batch by batch."""
+        from reconad.inference.checks import checked_scores
+
+        loader = DataLoader(
+            ds, batch_size=batch_size, shuffle=False, collate_fn=collate_rows if table else collate_clips
+        )
         show = self.train_config.progress and len(ds) > 4 * batch_size  # type: ignore[arg-type]
         bar = progress(iter(()), enabled=show, total=len(ds), desc="scoring", unit="img")  # type: ignore[arg-type]
         first = 0
@@ -574,73 +604,15 @@ class Detector:
             for batch in loader:
                 if on_batch is not None:
                     on_batch(batch)
-                maps: torch.Tensor | None
-                if scorer is not None and isinstance(batch, ImageBatch):
-                    scores, maps = scorer(batch.image)
-                else:
-                    with torch.inference_mode():
-                        out = model.predict_step(batch.to(self._device))
-                    scores, maps = out.scores, out.maps
-                m = maps.float().cpu().numpy() if want_maps and maps is not None else None
+                with torch.inference_mode():
+                    out = model.predict_step(batch.to(self._device))
+                m = out.maps.float().cpu().numpy() if want_maps and out.maps is not None else None
                 bar.update(batch.num_samples)  # type: ignore[attr-defined]
-                yield self._checked_scores(torch.as_tensor(scores).float().cpu().numpy(), batch, first), m
+                scores = torch.as_tensor(out.scores).float().cpu().numpy()
+                yield checked_scores(scores, batch, first, self.model_name), m
                 first += batch.num_samples
         finally:
             bar.close()  # type: ignore[attr-defined]
-
-    def image_scorer(self, model: AnomalyModel) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-        """Scores and maps of a batch of model-sized images (or tiles) with ``model`` on
-        this detector's device."""
-
-        def score(tiles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            with torch.inference_mode():
-                out = model.predict_step(ImageBatch.of(tiles.to(self._device)))
-            if out.maps is None:
-                raise ConfigError(f"{self.model_name} gives no anomaly maps (tiled scoring and predict need them)")
-            return out.scores, out.maps
-
-        return score
-
-    def _iter_tiled(
-        self,
-        ds: Dataset,
-        model: AnomalyModel,
-        want_maps: bool,
-        on_batch: Callable[[Batch], None] | None,
-        scorer: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
-    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """One image at a time: its tiles in batches, maps stitched (reconad.tiling)."""
-        assert self.tiling is not None
-        tile, overlap = self.tiling
-        scorer, batch_size = scorer or self.image_scorer(model), self._batch_size(model)
-        show = self.train_config.progress and len(ds) > 4  # type: ignore[arg-type]
-        for i in progress(range(len(ds)), enabled=show, desc="scoring by tiles", unit="img"):  # type: ignore[arg-type]
-            item = ds[i]
-            one = collate_images([item])
-            if on_batch is not None:
-                on_batch(one)
-            s, m = score_tiled(item.image, scorer, tile, overlap, batch_size)
-            yield (
-                self._checked_scores(np.asarray([s], dtype=np.float32), one, i),
-                (m.numpy()[None] if want_maps else None),
-            )
-
-    def _checked_scores(self, scores: np.ndarray, batch: Batch, first: int) -> np.ndarray:
-        """``scores`` of ``batch`` (its first sample is number ``first``) if all are finite.
-
-        A NaN score would pass every threshold as "normal": a non-finite input is a
-        ``DataError`` naming the sample, a non-finite score of a finite input a
-        ``ScoringError`` (the model itself is broken).
-        """
-        if np.isfinite(scores).all():
-            return scores
-        names = _sample_names(batch, first)
-        inputs = _batch_inputs(batch)
-        for j in np.flatnonzero(~np.isfinite(scores)):
-            if inputs is not None and not torch.isfinite(inputs[j]).all():
-                raise DataError(f"{names[j]}: the input holds NaN or infinite values")
-        why = f" from the {self.model_name} model although the input is finite (check its weights, or retrain it)"
-        return finite_scores(scores, names, why)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (PyOD's sign)."""
@@ -664,10 +636,11 @@ class Detector:
     def predict(self, X: Any) -> np.ndarray:
         """1 where the score exceeds the threshold learnt from held-out normal scores, else 0."""
         self._require_model("predict")
-        threshold = self.__dict__.get("threshold_")
-        if threshold is None:
+        if self.__dict__.get("threshold_") is None:
             raise ConfigError("no threshold: this model was saved without one; calibrate() it first")
-        return (self.decision_function(X) > threshold).astype(int)
+        labels = self.calibrated().labels(self.decision_function(X))
+        assert labels is not None
+        return labels
 
     # ------------------------------------------------------------- persistence
     def get_config(self) -> dict[str, Any]:
@@ -695,20 +668,16 @@ class Detector:
     @classmethod
     def load(cls, directory: str | os.PathLike, device: str | None = None) -> Detector:
         """Load a model directory written by :meth:`save`; refuses tampered or foreign files."""
-        state, cfg = read_model_dir(directory)
+        from reconad.inference.model_file import device_name, load_fitted
+
+        model, cfg = load_fitted(directory, device)
         try:
-            train_cfg = dict(cfg.get("train_config") or {})
-            if device is not None:
-                train_cfg["device"] = device
-            elif train_cfg.get("device", "auto") not in ("auto", "cpu") and not torch.cuda.is_available():
-                train_cfg["device"] = "cpu"
+            train_cfg = {**(cfg.get("train_config") or {}), "device": device_name(cfg, device)}
             saved = model_entry(cfg["model"])[1].saved_options(cfg.get("model_config", {}))
             det = cls(cfg["model"], **saved, **train_cfg, **cfg.get("detector", {}))
-            model = build_model(det.model_name, **det.model_config)
-            model.load_trainable_state_dict(state)
         except ConfigError as exc:  # an edited config.json: name the file the value came from
             raise ModelFileError(f"{Path(directory) / CONFIG}: {exc}") from exc
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{directory}: model file does not match its config: {exc}") from exc
         det.model_ = model.to(det._device).eval()
         det._restore_fitted(cfg, directory)
@@ -716,19 +685,13 @@ class Detector:
 
     def _restore_fitted(self, cfg: dict[str, Any], directory: str | os.PathLike) -> None:
         """Threshold, calibration and history from a saved config."""
+        from reconad.inference.calibrated import calibration_from_config
+
         self.threshold_ = cfg.get("threshold")
         vs = cfg.get("val_scores")
         self.val_scores_ = None if vs is None else np.asarray(vs, dtype=np.float64)
-        self.calibration_ = None
         try:
-            if cfg.get("calibration"):
-                self.calibration_ = Calibration.from_dict(cfg["calibration"])
-            elif self.threshold_ is not None and self.val_scores_ is not None and self.val_scores_.size:
-                # A model saved before calibration records: p-values from its held-out scores.
-                q = float(self.settings["threshold_quantile"])
-                self.calibration_ = Calibration(
-                    np.sort(self.val_scores_), float(self.threshold_), f"quantile={q:g}", quantile=q
-                )
+            self.calibration_ = calibration_from_config(cfg, float(self.settings["threshold_quantile"]))
         except DataError as exc:
             raise ModelFileError(f"{directory}: {exc}") from exc
         hist = cfg.get("history")

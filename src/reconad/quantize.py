@@ -12,27 +12,37 @@ float export:
   pixel AUROC and PRO compared.  int8 is *offered* (``--engine onnx-int8`` accepts it)
   only where each of the three stays within ``TOLERANCE`` of the float export's; otherwise, or when
   the test split has no anomalies or masks to measure with, the JSON beside the file
-  says why and the engine refuses it.
+  says why and the engine refuses it;
+* its own calibration: int8 scores differ from float's, so the held-out normal images are
+  scored by the int8 export and a threshold chosen from them by the run's own rule
+  (``int8_calibration`` in the JSON; ``--engine onnx-int8`` compares its scores with it).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from reconad import jsonfile
 from reconad.atomic import atomic_path
-from reconad.engines import INT8_FILE, ensure_export, onnx_scorer
+from reconad.calibration import Calibration
 from reconad.errors import ConfigError, DataError
+from reconad.inference import INT8_FILE, Pipeline, open_run
+from reconad.inference.exports import read_export_json
+
+if TYPE_CHECKING:
+    from torch.utils.data import Dataset
+
+    from reconad.data.spec import DataSpec
+    from reconad.detector import Detector
 
 __all__ = ["CALIBRATION_IMAGES", "TOLERANCE", "QuantizeResult", "quantize_file", "quantize_run"]
 
@@ -51,24 +61,43 @@ class QuantizeResult:
     int8_metrics: dict[str, float | None]
 
 
-def _calibration_inputs(det: Any, spec: Any) -> list[np.ndarray]:
-    """Model-sized inputs (1, 3, s, s) from the run's held-out normal images (tiles when tiled)."""
-    from reconad.tiling import cut_tiles
-
+def _held_out_normals(det: Detector, spec: DataSpec) -> Dataset:
+    """The run's held-out normal training images (all of them when fewer than two were held out)."""
     train = spec.build("train")
-    _, held_out = det._holdout(train, None)
-    source = held_out if len(held_out) >= 2 else train
+    held_out = det.held_out(train)
+    return held_out if len(held_out) >= 2 else train  # type: ignore[arg-type]
+
+
+def _calibration_inputs(pipe: Pipeline, source: Any) -> list[np.ndarray]:
+    """Model-sized inputs (1, 3, s, s) from held-out normal images (tiles when tiled)."""
     inputs: list[np.ndarray] = []
     for i in range(len(source)):
         image = source[i].image
-        if det.tiling is not None:
-            tiles, _ = cut_tiles(image, *det.tiling)
-            inputs.extend(t[None].numpy() for t in tiles)
+        if pipe.tiler is not None:
+            tiles, _ = pipe.tiler.cut([image])
+            inputs.extend(t[None] for t in tiles)
         else:
             inputs.append(image[None].numpy())
         if len(inputs) >= CALIBRATION_IMAGES:
             break
     return [np.ascontiguousarray(x, dtype=np.float32) for x in inputs[:CALIBRATION_IMAGES]]
+
+
+def _int8_calibration(pipe: Pipeline, normals: Any) -> dict[str, Any] | None:
+    """The int8 export's own calibration: its scores of the held-out normals, thresholded by
+    the run's rule (None where the run has no calibration to follow)."""
+    base = pipe.calibrated.calibration
+    if base is None:
+        return None
+    scores = np.concatenate([s for s, _ in pipe.iter_dataset(normals, want_maps=False)])
+    cal = Calibration.fit(
+        scores,
+        fpr=base.fpr,
+        quantile=None if base.fpr is not None else base.quantile,
+        source=f"held-out normal, scored by the int8 export ({len(scores)} images)",
+        method=base.method,
+    )
+    return cal.to_dict()
 
 
 def quantize_file(float_path: Path, target: Path, inputs: list[np.ndarray]) -> None:
@@ -100,14 +129,13 @@ def quantize_file(float_path: Path, target: Path, inputs: list[np.ndarray]) -> N
             )
 
 
-def _test_metrics(det: Any, spec: Any, run: Path, export: Path) -> dict[str, float | None]:
+def _test_metrics(pipe: Pipeline, spec: Any, run: Path) -> dict[str, float | None]:
     from reconad.runs import score_test_split, split_metrics
 
-    scorer = onnx_scorer(export)
     test = spec.build("test")
     with tempfile.TemporaryDirectory(dir=run, prefix=".quantize-check-") as tmp:
-        tp = score_test_split(det, test, Path(tmp) / "scores.csv", Path(tmp), scorer)
-        metrics = split_metrics(det, spec, tp)
+        tp = score_test_split(pipe, test, Path(tmp) / "scores.csv", Path(tmp))
+        metrics = split_metrics(pipe, spec, tp)
     out: dict[str, float | None] = {}
     for key in CHECKED:
         v = metrics.get(key)
@@ -133,7 +161,7 @@ def _verdict(f: dict[str, float | None], q: dict[str, float | None]) -> tuple[bo
 def quantize_run(run: str | os.PathLike) -> QuantizeResult:
     """Write the run's int8 export and its accuracy check (see the module docstring)."""
     from reconad.runs import align_spec, load_run
-    from reconad.serialization import recorded_sha256, sha256_of
+    from reconad.serialization import sha256_of
 
     run = Path(run)
     det, spec = load_run(run)
@@ -141,18 +169,21 @@ def quantize_run(run: str | os.PathLike) -> QuantizeResult:
         raise DataError(f"{run} does not say what data it was trained on, so it has no held-out images to calibrate on")
     if det.model_.data_kind != "image" or det.model_.export_blocker() is not None:
         raise ConfigError(f"{det.model_name} does not export to ONNX, so it has no int8 export")
-    align_spec(spec, det)
-    sha = recorded_sha256(run / "model")
-    assert sha is not None  # Detector.load checked it
-    float_path = ensure_export(run, det, sha)
+    float_pipe = open_run(run, "onnx")  # the float export, written first when missing (quantising asks for it)
+    align_spec(spec, float_pipe)
+    assert float_pipe.origin.engine_file is not None
+    float_path = float_pipe.origin.engine_file
+    normals = _held_out_normals(det, spec)
     target = run / INT8_FILE
     with atomic_path(target) as tmp:
-        quantize_file(float_path, tmp, _calibration_inputs(det, spec))
-        meta = json.loads(float_path.with_suffix(".json").read_text())
+        quantize_file(float_path, tmp, _calibration_inputs(float_pipe, normals))
+        meta = read_export_json(float_path, run)
     meta.update({"quantization": _description(), "onnx_sha256": sha256_of(target), "accuracy_check": None})
     jsonfile.write_json(target.with_suffix(".json"), meta)  # not offered until the check below passes
+    int8_pipe = float_pipe.with_engine_file("onnx-int8", target)
     with torch.inference_mode():
-        f, q = _test_metrics(det, spec, run, float_path), _test_metrics(det, spec, run, target)
+        f, q = _test_metrics(float_pipe, spec, run), _test_metrics(int8_pipe, spec, run)
+        meta["int8_calibration"] = _int8_calibration(int8_pipe, normals)
     offered, reason = _verdict(f, q)
     meta["accuracy_check"] = {"offered": offered, "reason": reason, "tolerance": TOLERANCE, "float": f, "int8": q}
     jsonfile.write_json(target.with_suffix(".json"), meta)

@@ -21,7 +21,6 @@ trains, but only rank 0 writes the run (as the engine checkpoints on rank 0 only
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -31,9 +30,11 @@ from typing import TYPE_CHECKING, Any
 
 from reconad.atomic import replace_dir, temp_sibling
 from reconad.errors import ConfigError, DataError, ModelFileError
+from reconad.inference.run_files import RUN_FILE, read_run_info
 
 if TYPE_CHECKING:
     from reconad.data.spec import DataSpec
+    from reconad.detector import Detector
 
 __all__ = [
     "RUN_FILE",
@@ -45,7 +46,6 @@ __all__ = [
     "write_run_info",
 ]
 
-RUN_FILE = "run.json"
 #: what makes a directory a run (any one of them): something a new training would lose
 RUN_MARKERS = ("model", "checkpoints")
 
@@ -59,21 +59,6 @@ def holds_run(path: Path) -> bool:
     """Whether ``path`` holds a run (or an interrupted one's checkpoints): a run.json alone, of a
     training that failed before its first epoch, holds nothing to lose or to resume."""
     return path.is_dir() and any((path / m).exists() for m in RUN_MARKERS)
-
-
-def read_run_info(run: Path) -> dict[str, Any] | None:
-    """``RUN/run.json`` (None when there is none); ModelFileError (one line) when it is not valid
-    JSON or lacks its ``data`` record."""
-    path = Path(run) / RUN_FILE
-    if not path.exists():
-        return None
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ModelFileError(f"{path} is not valid JSON ({exc}): the run's record is damaged") from None
-    if not isinstance(info, dict) or not isinstance(info.get("data"), dict):
-        raise ModelFileError(f"{path} is incomplete: it records no 'data' (which dataset the run was trained on)")
-    return info
 
 
 def recorded_spec(run: Path) -> DataSpec | None:
@@ -149,7 +134,7 @@ def run_directory(
     replace_dir(staging, out.resolve())
 
 
-def save_model(det: Any, target: Path) -> Path:
+def save_model(det: Detector, target: Path) -> Path:
     """``det.save`` into a sibling, swapped in for ``target``: ``target`` is one whole model, old or new."""
     if not _writes():
         return target

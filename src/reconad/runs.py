@@ -12,30 +12,25 @@ import os
 import shutil
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import Dataset
 
 from reconad.atomic import atomic_open
-from reconad.calibration import p_values_or_nan
 from reconad.data.base import check_disjoint
 from reconad.data.records import Batch, ImageBatch
 from reconad.data.spec import DataSpec, split_if_readable
 from reconad.detector import Detector
-from reconad.engines import DEFAULT_ENGINE, ENGINES, Scorer, resolve_engine, run_scorer
 from reconad.errors import DataError, ModelFileError
+from reconad.inference import DEFAULT_ENGINE, RUN_FILE, Pipeline, open_run
 from reconad.jsonfile import write_json
 from reconad.metrics import evaluate, undefined_reasons
 from reconad.rundir import recorded_spec
-from reconad.streaming import StreamResult, complete_rows, stream_predict
-from reconad.visualize import map_range, save_overlay
-
-RUN_FILE = "run.json"
+from reconad.streaming import StreamResult
+from reconad.visualize import save_overlay
 
 
 def train_run(
@@ -143,12 +138,10 @@ class _DiskStack:
         self.filled += len(part)
 
 
-def score_test_split(
-    det: Detector, test: Dataset, scores_csv: Path, folder: Path, scorer: Scorer | None = None
-) -> ScoredSplit:
-    """Score every test image once (with ``scorer`` where given, see reconad.engines): rows
-    appended to ``scores_csv`` (path, score, p-value, label, prediction) and flushed batch by
-    batch, maps and masks written to disk-backed arrays in ``folder``, labels and paths kept."""
+def score_test_split(pipe: Pipeline, test: Dataset, scores_csv: Path, folder: Path) -> ScoredSplit:
+    """Score every test image once through ``pipe``: rows appended to ``scores_csv`` (path,
+    score, p-value, label, prediction) and flushed batch by batch, maps and masks written to
+    disk-backed arrays in ``folder``, labels and paths kept."""
     n = len(test)  # type: ignore[arg-type]
     labels: list[np.ndarray] = []
     paths: list[str] = []
@@ -167,14 +160,14 @@ def score_test_split(
     with atomic_open(scores_csv, "w", newline="") as fh:  # the old file stays whole until this one is
         w = csv.writer(fh)
         w.writerow(["path", "score", "p_value", "label", "predicted"])
-        scored = det.iter_scored(test, want_maps=True, method="score_and_map", on_batch=collect, scorer=scorer)
-        for s, m in scored:
-            assert m is not None
+        for s, m in pipe.iter_dataset(test, want_maps=True, on_batch=collect, show_progress=True):
+            if m is None:
+                raise DataError(f"{pipe.model_name} gives no anomaly maps; `reconad test` needs them")
             maps.add(m)
             first = len(paths) - len(s)
-            for p, score, pv, lab in zip(paths[first:], s, p_values_or_nan(det, s), labels[-1]):
-                flagged = int(det.threshold_ is not None and score > det.threshold_)
-                w.writerow([p, f"{score:.6f}", f"{pv:.6f}", int(lab), flagged])
+            flags = pipe.labels(s)
+            for j, (p, score, pv, lab) in enumerate(zip(paths[first:], s, pipe.p_values(s), labels[-1])):
+                w.writerow([p, f"{score:.6f}", f"{pv:.6f}", int(lab), 0 if flags is None else int(flags[j])])
             fh.flush()
             scores.append(s)
     assert maps.array is not None and masks.array is not None
@@ -189,7 +182,7 @@ def score_test_split(
     )
 
 
-def split_metrics(det: Detector, spec: DataSpec, tp: ScoredSplit) -> dict[str, Any]:
+def split_metrics(pipe: Pipeline, spec: DataSpec, tp: ScoredSplit) -> dict[str, Any]:
     """Image and pixel metrics of a test pass, the threshold's realised rates and its basis."""
     y, scores = tp.labels, tp.scores
     metrics: dict[str, Any] = {
@@ -202,12 +195,12 @@ def split_metrics(det: Detector, spec: DataSpec, tp: ScoredSplit) -> dict[str, A
             has_masks=tp.has_masks,
         ).items()
     }
-    cal = det.calibration_
+    cal, threshold = pipe.calibrated.calibration, pipe.threshold
     metrics.update(
         {
             "n_test": len(y),
             "n_anomalous": int(y.sum()),
-            "threshold": det.threshold_,
+            "threshold": threshold,
             "threshold_basis": cal.basis if cal is not None else None,
             "calibration": cal.to_dict() if cal is not None else None,
             "test_seconds": tp.seconds,
@@ -217,8 +210,8 @@ def split_metrics(det: Detector, spec: DataSpec, tp: ScoredSplit) -> dict[str, A
             "data": spec.describe(),
         }
     )
-    if det.threshold_ is not None:
-        pred = scores > det.threshold_
+    if threshold is not None:
+        pred = scores > threshold
         metrics["false_alarm_rate"] = float(pred[y == 0].mean()) if (y == 0).any() else float("nan")
         metrics["detection_rate"] = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
     if (y == 0).any() and (y == 1).any():
@@ -235,13 +228,13 @@ def split_metrics(det: Detector, spec: DataSpec, tp: ScoredSplit) -> dict[str, A
     return metrics
 
 
-def write_heatmaps(out: Path, det: Detector, test: Dataset, tp: ScoredSplit, count: int) -> None:
+def write_heatmaps(out: Path, pipe: Pipeline, test: Dataset, tp: ScoredSplit, count: int) -> None:
     """Overlays of the ``count`` most anomalous test images and of two normal ones; ``out``
     belongs to this command, so the overlays of an earlier call are removed first."""
     if out.is_dir():
         for old in out.glob("*.png"):
             old.unlink()
-    vmin, vmax = map_range(det)
+    vmin, vmax = pipe.calibrated.color_range
     order = np.argsort(-tp.scores)
     picks = list(order[:count])
     normals = [i for i in order if tp.labels[i] == 0][:2]
@@ -253,11 +246,11 @@ def write_heatmaps(out: Path, det: Detector, test: Dataset, tp: ScoredSplit, cou
         save_overlay(out / name, item.image, tp.maps[i], vmin, vmax, mask=mask)
 
 
-def align_spec(spec: DataSpec, det: Detector) -> DataSpec:
-    """Read the data the way ``det`` scores it (its image size, resize mode and tiling)."""
-    spec.image_size = int(det.settings["image_size"])
-    spec.resize_mode = str(det.settings["resize_mode"])
-    spec.tile_size = det.settings.get("tile_size")
+def align_spec(spec: DataSpec, pipe: Pipeline) -> DataSpec:
+    """Read the data the way ``pipe`` scores it (its image size, resize mode and tiling)."""
+    spec.image_size = pipe.spec.image_size
+    spec.resize_mode = pipe.spec.resize_mode
+    spec.tile_size = None if pipe.tiler is None else pipe.tiler.tile
     return spec
 
 
@@ -272,26 +265,23 @@ def evaluate_run(
 ) -> dict[str, Any]:
     """Evaluate on the test split; write metrics.json and scores.csv (and heat maps, and with
     ``report`` the HTML report of reconad.report, from this same pass: nothing is scored twice).
-    ``engine``: see reconad.engines (ONNX Runtime where the model exports)."""
+    ``engine``: see reconad.inference (ONNX Runtime where the run has an export)."""
     run = Path(run)
-    det, saved = load_run(run)
-    size = det.input_size
-    retile(det, tile_size, tile_overlap)
+    pipe = open_run(run, engine, tile_size, tile_overlap)
+    saved = recorded_spec(run)
     spec = spec or saved
     if spec is None:
         raise DataError(f"{run} does not say what data it was trained on: give --dataset/--root/--category")
-    align_spec(spec, det)
+    align_spec(spec, pipe)
     test = spec.build("test")
     if len(test) == 0:  # type: ignore[arg-type]
         raise DataError(f"the test split is empty: {spec.root}")
     check_disjoint(split_if_readable(saved or spec, "train"), test)
-    used, scorer = run_scorer(run, det, engine, run_input_size=size) if det.model_.data_kind == "image" else (
-        resolve_engine(det, engine), None)  # fmt: skip
-    tp = score_test_split(det, test, run / "scores.csv", run, scorer)
-    metrics = {**split_metrics(det, spec, tp), "engine": used}
+    tp = score_test_split(pipe, test, run / "scores.csv", run)
+    metrics = {**split_metrics(pipe, spec, tp), "engine": pipe.engine, "pipeline": pipe.identity.to_dict()}
     write_json(run / "metrics.json", metrics)  # strict JSON: undefined metrics are null
     if heatmaps:
-        write_heatmaps(run / "heatmaps", det, test, tp, heatmaps)
+        write_heatmaps(run / "heatmaps", pipe, test, tp, heatmaps)
     elif (run / "heatmaps").is_dir():  # --heatmaps 0: no overlays of an earlier test stay
         shutil.rmtree(run / "heatmaps")
     if report:
@@ -306,58 +296,22 @@ def evaluate_run(
             images=lambda i: test[int(i)].image,
             masks=tp.masks if tp.has_masks else None,
             metrics=metrics,
-            color_range=map_range(det),
-            model=det.model_name,
+            color_range=pipe.calibrated.color_range,
+            model=pipe.model_name,
         )
     return metrics
 
 
 def export_run(run: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None) -> Path:
     """Export a run's model (default ``RUN/export/model.onnx``, with ``model.json`` beside it)."""
-    from reconad.engines import EXPORT_FILE
-    from reconad.export import EXPORT_FORMATS, export_onnx
+    from reconad.export import EXPORT_FORMATS, export_pipeline
+    from reconad.inference import EXPORT_FILE
 
     if fmt not in EXPORT_FORMATS:
         raise DataError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    from reconad.serialization import recorded_sha256
-
-    det, _ = load_run(run)
+    pipe = open_run(run, "torch")
     target = Path(out) if out is not None else Path(run) / EXPORT_FILE
-    return export_onnx(det, target, weights_sha256=recorded_sha256(Path(run) / "model"))
-
-
-def numpy_scorer(score: Scorer) -> Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]:
-    """A scorer whose outputs are float32 numpy arrays (what the streaming writer takes)."""
-
-    def as_numpy(x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        s, m = score(x)
-        return s.float().cpu().numpy(), m.float().cpu().numpy()
-
-    return as_numpy
-
-
-def retile(det: Detector, tile_size: int | None, tile_overlap: int | None) -> None:
-    """Score by the tiling given at scoring time.  The threshold and p-values were learnt
-    from scores under the run's own tiling; under another they mean nothing, so they are
-    dropped, with a warning, rather than applied to scores of another kind."""
-    if tile_size is None and tile_overlap is None:
-        return
-    size = tile_size if tile_size is not None else det.settings["tile_size"]
-    if size is None:
-        raise DataError("--tile-overlap needs --tile-size: this run does not score by tiles")
-    overlap = tile_overlap if tile_overlap is not None else det.settings["tile_overlap"]
-    before = det.tiling or (None, None)
-    det.set_params(tile_size=size, tile_overlap=overlap)
-    after = det.tiling
-    assert after is not None
-    if tuple(before) != after and det.threshold_ is not None:
-        warnings.warn(
-            f"the threshold and p-values of this run were calibrated with tile_size={before[0]}, "
-            f"overlap={before[1]}; with tile_size={after[0]}, overlap {after[1]} "
-            "scores differ in kind, so no label or p-value is given",
-            stacklevel=2,
-        )
-        det.threshold_, det.calibration_ = None, None
+    return export_pipeline(pipe, target, weights_sha256=pipe.origin.model_sha256)
 
 
 def predict_run(
@@ -371,33 +325,8 @@ def predict_run(
     tile_size: int | None = None,
     tile_overlap: int | None = None,
 ) -> StreamResult:
-    """Score images with the run's model (``engine``: ONNX Runtime where the model exports,
-    see reconad.engines); write ``scores.csv`` (score, p-value, label at the threshold),
-    ``errors.csv`` (images that could not be read) and heat-map overlays, streaming in
-    bounded batches (reconad.streaming: constant memory, ``resume``, torchrun shards).
-    A video model scores clip folders / video files instead: per-frame scores and one
-    overlay per frame (``reconad.clip_scoring.predict_clips``)."""
-    from reconad.data.inputs import expand_paths
+    """Score images with the run's pipeline (reconad.quick_predict.predict: scores.csv,
+    errors.csv, overlays, streaming, ``resume``, torchrun shards)."""
+    from reconad.quick_predict import predict
 
-    if engine not in ENGINES:
-        raise DataError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    det, _ = load_run(run)
-    if det.model_.data_kind == "video":  # clip folders / video files: per-frame scores and overlays
-        resolve_engine(det, engine)  # an explicit ONNX engine is refused, naming why
-        from reconad.clip_scoring import predict_clips
-
-        t0 = time.perf_counter()
-        path = predict_clips(det, paths, out)
-        frames = len(complete_rows(path))
-        return StreamResult(path, Path(out) / "errors.csv", frames, 0, 0, time.perf_counter() - t0)
-    if det.model_.data_kind != "image":
-        raise DataError(f"predict scores images; this {det.model_name} model was trained on table rows")
-    files = expand_paths(paths)  # missing inputs are refused before a first use writes the export
-    size = det.input_size
-    retile(det, tile_size, tile_overlap)
-    _, scorer = run_scorer(Path(run), det, engine, run_input_size=size)
-    result = stream_predict(
-        det, files, Path(out), numpy_scorer(scorer), resume=resume, strict=strict,
-        batch_size=det._batch_size(det.model_), show_progress=progress,
-    )  # fmt: skip
-    return result
+    return predict(run, paths, out, engine, resume, strict, progress, tile_size, tile_overlap)

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reconad import jsonfile
 from reconad.errors import ModelFileError
+from reconad.jsonfile import write_json
 
 if TYPE_CHECKING:  # torch loads only where tensors are read or written: checks stay light
     import torch
@@ -56,7 +56,7 @@ def write_model_dir(directory: str | os.PathLike, state: dict[str, torch.Tensor]
         save_file(tensors, str(weights), metadata={"format": FORMAT})
         sha = sha256_of(weights)
     doc = {"format": FORMAT, "format_version": FORMAT_VERSION, **config, "weights_sha256": sha}
-    jsonfile.write_json(directory / CONFIG, doc)
+    write_json(directory / CONFIG, doc)
     return directory
 
 

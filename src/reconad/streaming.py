@@ -37,19 +37,15 @@ import numpy as np
 
 from reconad.atomic import atomic_open, write_text
 from reconad.errors import DataError
+from reconad.jsonfile import write_json
 
 if TYPE_CHECKING:  # torch loads where it is used: ``reconad.quick_predict`` runs without it
-    import torch
+    from reconad.inference import Pipeline
 
 __all__ = ["StreamResult", "stream_predict", "shard_bounds", "complete_rows"]
 
 SCORE_HEADER = ["path", "score", "p_value", "label"]
 ERROR_HEADER = ["path", "reason"]
-#: (B, 3, H, W) images in [0, 1] (a tensor, or a numpy array where the images are loaded
-#: as arrays) -> (scores (B,), maps (B, H, W))
-BatchScorer = Callable[[Any], tuple[np.ndarray, np.ndarray]]
-#: (path, image size or None, resize mode) -> (3, H, W) image in [0, 1]
-ImageLoader = Callable[[Path, int | None, str], Any]
 
 
 @dataclass
@@ -120,46 +116,23 @@ def _batches(items: list[tuple[int, Path]], size: int) -> Iterator[list[tuple[in
 
 
 class _Scoring:
-    """What scoring one batch needs: the detector, its engine, the load geometry."""
+    """What scoring one batch needs: the pipeline and where overlays go."""
 
-    def __init__(
-        self, det: Any, scorer: BatchScorer, overlay_dir: Path | None, index_width: int, loader: ImageLoader | None
-    ) -> None:
-        from reconad.visualize import map_range
-
-        self.det, self.scorer = det, scorer
-        self.size = None if det.tiled else int(det.settings["image_size"])
-        self.mode = str(det.settings["resize_mode"])
+    def __init__(self, pipe: Pipeline, overlay_dir: Path | None, index_width: int) -> None:
+        self.pipe = pipe
         self.overlay_dir, self.width = overlay_dir, index_width
-        self.vmin, self.vmax = map_range(det)
-        self.loader = loader
+        self.vmin, self.vmax = pipe.calibrated.color_range
+        # numpy pixels (no PyTorch) unless the engine or the tiler runs PyTorch anyway
+        self.arrays = pipe.engine != "torch" and pipe.tiler is None
 
     def load(self, path: Path) -> Any:
-        if self.loader is not None:
-            return self.loader(path, self.size, self.mode)
-        from reconad.data.image_io import load_image
-
-        return load_image(path, self.size, self.mode)
+        return self.pipe.spec.load_array(path) if self.arrays else self.pipe.spec.load(path)
 
     def score(self, images: list[Any]) -> tuple[np.ndarray, list[np.ndarray]]:
-        if isinstance(images[0], np.ndarray):  # loaded as arrays: no torch on this path
-            scores, maps = self.scorer(np.stack(images))
-            return np.asarray(scores, dtype=np.float64), list(maps)
-        import torch
-
-        if self.det.tiling is not None:
-            from reconad.tiling import score_tiled
-
-            tile, overlap = self.det.tiling
-
-            def tiles(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-                s, m = self.scorer(x)
-                return torch.as_tensor(s), torch.as_tensor(m)
-
-            out = [score_tiled(img, tiles, tile, overlap, self.det._batch_size(self.det.model_)) for img in images]
-            return np.asarray([s for s, _ in out], dtype=np.float64), [m.numpy() for _, m in out]
-        scores, maps = self.scorer(torch.stack(images))
-        return np.asarray(scores, dtype=np.float64), list(maps)
+        scores, maps = self.pipe.score_images(images)
+        if maps is None:
+            raise DataError(f"{self.pipe.model_name} gives no anomaly maps, which predict needs")
+        return np.asarray(scores, dtype=np.float64), maps
 
     def overlay(self, index: int, path: Path, image: Any, amap: np.ndarray) -> None:
         from reconad.visualize import save_overlay
@@ -167,7 +140,39 @@ class _Scoring:
         if self.overlay_dir is None:
             return
         target = self.overlay_dir / f"{index:0{self.width}d}_{path.stem}.png"
-        save_overlay(target, image, amap, self.vmin, self.vmax)  # written under a temporary name, renamed
+        # under a temporary name, renamed; fast zlib: predict writes one per image (BENCHMARKS §18)
+        save_overlay(target, image, amap, self.vmin, self.vmax, compress_level=1)
+
+
+def _write_batch(
+    job: _Scoring, scores_file: _RowFile, good: list[tuple[int, Path, Any]], scores: np.ndarray, maps: list[np.ndarray]
+) -> None:
+    """Each image's overlay, then its row (so a row never names a missing overlay); flushed."""
+    pipe = job.pipe
+    flags = pipe.labels(scores)
+    for j, ((index, path, img), s, pv, m) in enumerate(zip(good, scores, pipe.p_values(scores), maps)):
+        job.overlay(index, path, img, m)
+        label = "" if flags is None else int(flags[j])
+        scores_file.write([str(path), f"{s:.6f}", f"{pv:.6f}", label])
+    scores_file.flush()
+
+
+def _load_batch(
+    job: _Scoring, batch: list[tuple[int, Path]], errors_file: _RowFile, strict: bool
+) -> tuple[list[tuple[int, Path, Any]], int]:
+    """The readable images of ``batch`` and how many were not (each a row of errors.csv)."""
+    good: list[tuple[int, Path, Any]] = []
+    failed = 0
+    for index, path in batch:
+        try:
+            good.append((index, path, job.load(path)))
+        except DataError as exc:
+            if strict:
+                raise
+            errors_file.write([str(path), str(exc)])
+            failed += 1
+    errors_file.flush()
+    return good, failed
 
 
 def _score_shard(
@@ -180,8 +185,12 @@ def _score_shard(
     batch_size: int,
     on_progress: Callable[[int], None],
 ) -> tuple[int, int, int]:
-    """Score ``files`` into the two CSVs; (scored, failed, kept from before)."""
-    from reconad.calibration import finite_scores, p_values_or_nan
+    """Score ``files`` into the two CSVs; (scored, failed, kept from before).  A batch's
+    overlays and rows are written by one writer thread while the next batch is read and
+    scored (PNG encoding and the engine overlap); rows stay in input order."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from reconad.calibration import finite_scores
 
     done: Counter = Counter()
     if resume:
@@ -191,32 +200,27 @@ def _score_shard(
     on_progress(kept)
     scores_file = _RowFile(scores_path, SCORE_HEADER, keep=resume)
     errors_file = _RowFile(errors_path, ERROR_HEADER, keep=resume)
-    det, scored, failed = job.det, 0, 0
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconad-predict-writer")
+    written: Future | None = None
+    scored, failed = 0, 0
     try:
         for batch in _batches(_pending(files, done), batch_size):
-            good: list[tuple[int, Path, Any]] = []
-            for index, path in batch:
-                try:
-                    good.append((index, path, job.load(path)))
-                except DataError as exc:
-                    if strict:
-                        raise
-                    errors_file.write([str(path), str(exc)])
-                    failed += 1
+            good, bad = _load_batch(job, batch, errors_file, strict)
+            failed += bad
             if good:
                 scores, maps = job.score([img for _, _, img in good])
                 scores = finite_scores(
                     scores, [str(path) for _, path, _ in good], " from the model (its input is finite)"
                 )
-                for (index, path, img), s, pv, m in zip(good, scores, p_values_or_nan(det, scores), maps):
-                    job.overlay(index, path, img, m)
-                    label = "" if det.threshold_ is None else int(s > det.threshold_)
-                    scores_file.write([str(path), f"{s:.6f}", f"{pv:.6f}", label])
+                if written is not None:
+                    written.result()  # one batch in flight at most; its error surfaces here
+                written = writer.submit(_write_batch, job, scores_file, good, scores, maps)
                 scored += len(good)
-            scores_file.flush()
-            errors_file.flush()
             on_progress(kept + scored + failed)
+        if written is not None:
+            written.result()
     finally:
+        writer.shutdown(wait=True)  # a batch being written when an error stops the loop is finished
         scores_file.close()
         errors_file.close()
     return scored, failed, kept
@@ -283,19 +287,17 @@ def _ranks() -> tuple[int, int]:
 
 
 def stream_predict(
-    det: Any,
+    pipe: Pipeline,
     files: Sequence[Path],
     out: Path,
-    scorer: BatchScorer,
     resume: bool = False,
     strict: bool = False,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     overlays: bool = True,
     show_progress: bool = True,
-    loader: ImageLoader | None = None,
 ) -> StreamResult:
-    """Score ``files`` with ``scorer`` into ``out`` (see the module docstring); ``loader``
-    reads each image (default ``reconad.data.image_io.load_image``)."""
+    """Score ``files`` through ``pipe`` into ``out`` (see the module docstring), ``batch_size``
+    images at a time (default the pipeline's); ``OUT/predict.json`` records the pipeline."""
     from reconad.engine.progress import progress
 
     t0 = time.perf_counter()
@@ -310,7 +312,10 @@ def stream_predict(
 
             dist.barrier()
     start, end = shard_bounds(len(files), rank, world)
-    job = _Scoring(det, scorer, out if overlays else None, max(4, len(str(len(files) - 1))), loader)
+    job = _Scoring(pipe, out if overlays else None, max(4, len(str(len(files) - 1))))
+    batch_size = batch_size or pipe.batch_size
+    if rank == 0:
+        write_json(out / "predict.json", {**pipe.describe(), "inputs": len(files)})
     if distributed:
         parts = out / "parts"
         parts.mkdir(exist_ok=True)

@@ -1,4 +1,6 @@
-"""Scoring images larger than the model's input by overlapping tiles.
+"""Scoring images larger than the model's input by overlapping tiles: the geometry (tile
+positions, blending window, cutting and stitching) and the training tiles; the scoring
+itself, through any engine, is ``reconad.inference.Tiler``.
 
 A model trained on ``tile_size`` squares scores an image of any size at its native
 resolution: the image is cut into tiles that overlap by ``overlap`` pixels (the last
@@ -20,7 +22,6 @@ Training samples tiles at random positions of the normal images (:class:`RandomT
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,12 +39,8 @@ __all__ = [
     "blend_window",
     "cut_tiles",
     "stitch",
-    "score_tiled",
     "RandomTiles",
 ]
-
-#: (B, 3, t, t) tiles in [0, 1] -> (scores (B,), maps (B, t, t))
-TileScorer = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 def check_tiling(tile_size: object, overlap: object, min_size: int = 1) -> None:
@@ -141,17 +138,6 @@ def stitch(scores: torch.Tensor, maps: torch.Tensor, grid: TileGrid) -> tuple[fl
         acc[t : t + tile, left : left + tile] += m * window
         weight[t : t + tile, left : left + tile] += window
     return float(torch.as_tensor(scores).float().max()), (acc / weight)[: grid.height, : grid.width]
-
-
-def score_tiled(
-    image: torch.Tensor, scorer: TileScorer, tile: int, overlap: int, batch_size: int = 8
-) -> tuple[float, torch.Tensor]:
-    """Score one (3, H, W) image by tiles: (highest tile score, stitched (H, W) map)."""
-    tiles, grid = cut_tiles(image, tile, overlap)
-    parts = [scorer(tiles[i : i + batch_size]) for i in range(0, len(tiles), batch_size)]
-    scores = torch.cat([torch.as_tensor(s).reshape(-1) for s, _ in parts])
-    maps = torch.cat([torch.as_tensor(m) for _, m in parts])
-    return stitch(scores, maps, grid)
 
 
 class RandomTiles(Dataset[ImageItem]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -15,20 +15,24 @@ if TYPE_CHECKING:
     import torch
 
 
-def map_range(det: Any) -> tuple[float, float]:
-    """Colour range of a run's heat maps: 0 (a typical normal pixel) to the image threshold."""
-    vmax = det.threshold_ if det.threshold_ is not None and det.threshold_ > 0 else 1.0
-    return 0.0, float(vmax)
-
-
 def _as_array(image: np.ndarray | torch.Tensor) -> np.ndarray:
     return image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
 
 
-def _colormap(values: np.ndarray) -> np.ndarray:
-    from matplotlib import colormaps
+_JET: np.ndarray | None = None
 
-    return colormaps["jet"](values)[..., :3]
+
+def _colormap(values: np.ndarray) -> np.ndarray:
+    """matplotlib's "jet" of ``values`` in [0, 1], through its own 256-entry table (the colours
+    matplotlib gives, looked up once instead of per call)."""
+    global _JET
+    if _JET is None:
+        from matplotlib import colormaps
+
+        cmap = colormaps["jet"]
+        _JET = cmap(np.arange(cmap.N) / (cmap.N - 1))[:, :3]
+    n = len(_JET)
+    return _JET[np.clip((np.asarray(values, dtype=np.float64) * n).astype(np.int64), 0, n - 1)]
 
 
 def overlay(
@@ -59,8 +63,10 @@ def save_overlay(
     vmin: float,
     vmax: float,
     mask: np.ndarray | None = None,
+    compress_level: int = 6,
 ) -> Path:
-    """Write the image and its overlay side by side (plus the ground-truth mask if given)."""
+    """Write the image and its overlay side by side (plus the ground-truth mask if given);
+    ``compress_level``: zlib's, 1 (fast, larger files) to 9."""
     img = _as_array(image)
     if img.ndim == 3 and img.shape[0] in (1, 3):
         img = np.transpose(img, (1, 2, 0))
@@ -75,7 +81,7 @@ def save_overlay(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:  # a kill leaves the old overlay or the new one
-        Image.fromarray(row).save(tmp, format="PNG")
+        Image.fromarray(row).save(tmp, format="PNG", compress_level=compress_level)
     return path
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from reconad.atomic import atomic_path
-from reconad.clip_scoring import model_device
+from reconad.clips import model_device
 from reconad.data.hyperspectral import Scene, list_scenes, load_scene
 from reconad.errors import ConfigError, DataError
 from reconad.metrics import image_auroc

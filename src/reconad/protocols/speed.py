@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +30,9 @@ from reconad.jsonfile import write_json
 from reconad.protocols.measure import forward_gflops, matmul_gflops, peak_rss_mib, rate, vm_hwm_mib
 from reconad.protocols.results import Results, markdown_table, write_results
 from reconad.protocols.settings import SpeedSettings
+
+if TYPE_CHECKING:
+    from reconad.detector import Detector
 
 BATCHES = (1, 4, 16)
 
@@ -52,35 +55,32 @@ def _inference_worker(
     g = torch.Generator().manual_seed(0)
     images = torch.rand(max(batches), 3, image_size, image_size, generator=g)
     if engine.startswith("onnx"):
-        from reconad.export import OnnxDetector
+        from reconad.inference import OnnxScorer
 
-        fn: Any = OnnxDetector(onnx_path, threads=threads)  # type: ignore[arg-type]
+        fn: Any = OnnxScorer(Path(str(onnx_path)), threads=threads, name=engine)
     else:
-        net = Detector.load(model_dir, device="cpu").model_
-
-        def fn(x: torch.Tensor) -> Any:
-            with torch.inference_mode():
-                return net.score_images(x)
+        fn = Detector.load(model_dir, device="cpu").pipeline().scorer
 
     rates = {str(b): rate(fn, images, b, n_images, rounds) for b in batches}
     queue.put({"images_per_second": rates, "peak_rss_mib": vm_hwm_mib()})
 
 
 def _end_to_end_worker(run_dir: str, onnx_path: str | None, engine: str, threads: int, pngs: str, queue: Any) -> None:
-    """images/s of the predict path over the PNG files in ``pngs`` (second pass: warm)."""
+    """images/s of the predict path (the run's pipeline) over the PNG files in ``pngs`` (second pass: warm)."""
     torch.set_num_threads(threads)
-    from reconad.engines import onnx_scorer
-    from reconad.runs import load_run, numpy_scorer
+    from reconad.runs import load_run
     from reconad.streaming import stream_predict
 
     det, _ = load_run(run_dir)
-    score = onnx_scorer(Path(str(onnx_path)), threads) if engine.startswith("onnx") else det.image_scorer(det.model_)
+    pipe = det.pipeline()
+    if engine != "torch":
+        pipe = pipe.with_engine_file(engine, Path(str(onnx_path)), threads)
     files = sorted(Path(pngs).glob("*.png"))
     seconds = []
     for i in range(2):
         out = Path(run_dir) / f"e2e-{engine}-{i}"
         t0 = time.perf_counter()
-        stream_predict(det, files, out, numpy_scorer(score), batch_size=1, show_progress=False)
+        stream_predict(pipe, files, out, batch_size=1, show_progress=False)
         seconds.append(time.perf_counter() - t0)
     queue.put({"images_per_second": len(files) / seconds[-1], "peak_rss_mib": vm_hwm_mib()})
 
@@ -196,10 +196,10 @@ def _one_block_rate(net: Any, s: SpeedSettings) -> tuple[int | None, float | Non
         net.cpu_micro_batch_pixels = budget
 
 
-def _exports(det: Any, s: SpeedSettings, run: Path, pngs: Path) -> dict[str, Path | None]:
+def _exports(det: Detector, s: SpeedSettings, run: Path, pngs: Path) -> dict[str, Path | None]:
     """The model file of each engine: the float export, and int8 calibrated on the training images."""
-    from reconad.engines import EXPORT_FILE, INT8_FILE
     from reconad.export import export_onnx
+    from reconad.inference import EXPORT_FILE, INT8_FILE
     from reconad.quantize import CALIBRATION_IMAGES, quantize_file
 
     paths: dict[str, Path | None] = {"torch": None}
@@ -215,7 +215,7 @@ def _exports(det: Any, s: SpeedSettings, run: Path, pngs: Path) -> dict[str, Pat
     return paths
 
 
-def _engine_rates(det: Any, s: SpeedSettings, out: Path, threads: int, pngs: Path) -> dict[str, Any]:
+def _engine_rates(det: Detector, s: SpeedSettings, out: Path, threads: int, pngs: Path) -> dict[str, Any]:
     run = out / "run"
     det.save(run / "model")
     engines: dict[str, Any] = {}

@@ -19,7 +19,7 @@
   resolution), training time, and test frames per second of the scoring pass.
 
 Each fitted model is saved to ``OUT/<model>/model``, so ``reconad predict OUT/<model>
-CLIP_DIR --out DIR`` (``reconad.clip_scoring.predict_clips``, which also scores the test
+CLIP_DIR --out DIR`` (``reconad.clips.predict_clips``, which also scores the test
 clips here) writes per-frame scores (CSV) and heat-map overlays for clip folders or video
 files.
 """
@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from reconad.clip_scoring import NORMALISATIONS, ClipScores, model_device, normalise, predict_clips, score_clips
+from reconad.clips import NORMALISATIONS, ClipScores, model_device, normalise, predict_clips, score_clips
 from reconad.data.video import Clip, ClipWindows, load_ucsd_split
 from reconad.errors import ConfigError
 from reconad.metrics import image_auroc, pixel_auroc

@@ -39,6 +39,17 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def _run_info(run: Path) -> dict[str, Any]:
+    """The run's record (reconad.inference.read_run_info), {} where missing or damaged."""
+    from reconad.errors import ModelFileError
+    from reconad.inference import read_run_info
+
+    try:
+        return read_run_info(run) or {}
+    except ModelFileError:
+        return {}
+
+
 def _read_p_values(run: Path, paths: Sequence[str]) -> np.ndarray | None:
     """The ``p_value`` column of ``scores.csv`` in the order of ``paths``; None when absent."""
     try:
@@ -389,7 +400,7 @@ def write_report(
     y = np.asarray(labels).reshape(-1).astype(int)
     _check_inputs(s, y, paths, maps, masks)
     m = {**_read_json(run / "metrics.json"), **(metrics or {})}
-    info, config = _read_json(run / "run.json"), _read_json(run / "model" / "config.json")
+    info, config = _run_info(run), _read_json(run / "model" / "config.json")
     threshold, basis = _threshold_and_basis(m, config)
     p_values = _read_p_values(run, paths)
     out = run / REPORT_DIR

@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from reconad.calibration import finite_scores
 from reconad.errors import ScoringError
+from reconad.inference import Tiler
 from reconad.serve.batcher import BatchResult, MicroBatcher, QueueFull
 from reconad.serve.config import NAME_PATTERN, ServeConfig
 from reconad.serve.decode import BadImage, Upload, decode_upload
@@ -218,36 +219,23 @@ def _answer(model: ServedModel, row: ResultRow, result: BatchResult, i: int, png
     return out
 
 
-def _cut_all(uploads: list[Upload], tiling: tuple[int, int]) -> tuple[np.ndarray, list[Any]]:
-    from reconad.tiling import cut_tiles
-
-    cuts = [cut_tiles(u.tensor, *tiling) for u in uploads]
-    return np.concatenate([t.numpy() for t, _ in cuts]), [grid for _, grid in cuts]
+def _cut_all(uploads: list[Upload], tiler: Tiler) -> tuple[np.ndarray, list[Any]]:
+    return tiler.cut([u.tensor for u in uploads])
 
 
-def _stitch_all(res: BatchResult, grids: list[Any]) -> BatchResult:
-    import torch
-
-    from reconad.tiling import stitch
-
+def _stitch_all(res: BatchResult, grids: list[Any], tiler: Tiler) -> BatchResult:
     if res.maps is None:
         raise HTTPException(500, "the model gave no anomaly maps, which tiled scoring needs")
-    scores, maps, start = [], [], 0
-    for grid in grids:
-        part = slice(start, start + len(grid))
-        s, m = stitch(torch.as_tensor(res.scores[part]), torch.as_tensor(res.maps[part]), grid)
-        scores.append(s)
-        maps.append(m.numpy())
-        start += len(grid)
-    return BatchResult(np.asarray(scores, dtype=np.float32), maps, res.batch_size, res.queued_s)  # type: ignore[arg-type]
+    scores, maps = tiler.stitch(res.scores, res.maps, grids)
+    return BatchResult(scores, maps, res.batch_size, res.queued_s)  # type: ignore[arg-type]
 
 
-async def _score_by_tiles(batcher: MicroBatcher, tiling: tuple[int, int], uploads: list[Upload]) -> BatchResult:
+async def _score_by_tiles(batcher: MicroBatcher, tiler: Tiler, uploads: list[Upload]) -> BatchResult:
     """A tiled model: every upload's tiles in one job (holding the uploads' queue room),
-    the maps stitched per image (reconad.tiling); maps then differ in size per image."""
-    tiles, grids = await run_in_threadpool(_cut_all, uploads, tiling)
+    the maps stitched per image (reconad.inference.Tiler); maps then differ in size per image."""
+    tiles, grids = await run_in_threadpool(_cut_all, uploads, tiler)
     res = await batcher.score(tiles, reserved=len(uploads))
-    return await run_in_threadpool(_stitch_all, res, grids)
+    return await run_in_threadpool(_stitch_all, res, grids, tiler)
 
 
 async def score_images(state: ServerState, name: str, images: list[UploadFile], map_kind: str | None) -> dict:

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reconad.engines import DEFAULT_ENGINE, ENGINES
 from reconad.errors import ConfigError
+from reconad.inference.names import DEFAULT_ENGINE, ENGINES
 from reconad.jsonfile import dumps
 
 __all__ = ["ServeConfig", "ServedRun", "parse_runs", "OVERLAY_POLICIES", "ENGINES", "CONFIG_ENV", "NAME_PATTERN"]

@@ -1,9 +1,7 @@
-"""Scoring clips with a fitted 3-D model: per-frame scores and error maps (the mean over
-the windows that cover each frame), their per-clip or global min-max normalisation, and
-``reconad predict`` on clip folders / video files (:func:`predict_clips`).
-
-The video benchmark protocol (``reconad.protocols.video``) scores its test clips with the
-same functions.
+"""Scoring video clips with a fitted 3-D model (ae, memae): per-frame errors and maps (the
+mean over the windows covering each frame), per-clip or global normalisation, and
+``reconad predict`` on clip folders / video files (``scores.csv`` and one overlay per
+frame).  The video benchmark (``reconad.protocols.video``) scores through these too.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,7 +23,18 @@ from reconad.data.video import Clip, ClipWindows, find_clips, load_clip
 from reconad.errors import ConfigError, DataError
 from reconad.models.base import AnomalyModel
 
-__all__ = ["NORMALISATIONS", "ClipScores", "model_device", "normalise", "predict_clips", "score_clips"]
+if TYPE_CHECKING:
+    from reconad.detector import Detector
+
+__all__ = [
+    "NORMALISATIONS",
+    "ClipScores",
+    "model_device",
+    "normalise",
+    "predict_clips",
+    "predict_video_run",
+    "score_clips",
+]
 
 NORMALISATIONS: tuple[str, ...] = ("clip", "global")
 
@@ -92,7 +101,7 @@ def normalise(scores: list[np.ndarray], mode: str) -> list[np.ndarray]:
     return [scale(s, float(allv.min()), float(allv.max())) for s in scores]
 
 
-def predict_clips(det: Any, paths: list[str], out: str | os.PathLike[str], stride: int | None = None) -> Path:
+def predict_clips(det: Detector, paths: list[str], out: str | os.PathLike[str], stride: int | None = None) -> Path:
     """Score clip folders / video files with a fitted 3-D model: ``scores.csv`` (clip, frame,
     path, raw score, per-clip normalised score, above the threshold) and one overlay per frame."""
     from reconad.visualize import save_overlay
@@ -114,3 +123,16 @@ def predict_clips(det: Any, paths: list[str], out: str | os.PathLike[str], strid
                 img = np.repeat(sc.clip.frames[i], 3 // c, axis=-1).astype(np.float32) / 255.0
                 save_overlay(out / sc.clip.name / f"{i + 1:04d}.png", img, sc.maps[i], 0.0, vmax)
     return out / "scores.csv"
+
+
+def predict_video_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike) -> Any:
+    """``reconad predict`` for a run of a video model: clip folders / video files scored into
+    ``OUT/scores.csv`` with one overlay per frame (a ``reconad.streaming.StreamResult``)."""
+    from reconad.detector import Detector
+    from reconad.streaming import StreamResult, complete_rows
+
+    det = Detector.load(Path(run) / "model")
+    t0 = time.perf_counter()
+    path = predict_clips(det, paths, out)
+    frames = len(complete_rows(path))
+    return StreamResult(path, Path(out) / "errors.csv", frames, 0, 0, time.perf_counter() - t0)
