@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from reconad.errors import DataError
+from reconad.errors import ConfigError, DataError
 from reconad.inference import DEFAULT_ENGINE, NotImages, open_run
 from reconad.inference.engines import check_engine_name
 from reconad.streaming import StreamResult
@@ -45,6 +45,10 @@ def predict(
     except NotImages as exc:
         if exc.kind != "video":
             raise DataError(f"predict scores images; {exc}") from None
+        if engine not in ("auto", "torch"):  # clips are scored by PyTorch only
+            raise ConfigError(
+                f"--engine {engine}: {exc.model_name} does not export (it scores video clips); use --engine torch"
+            ) from None
         from reconad.clips import predict_video_run
 
         return predict_video_run(run, paths, out)

@@ -24,7 +24,7 @@ from reconad.data.base import check_disjoint
 from reconad.data.records import Batch, ImageBatch
 from reconad.data.spec import DataSpec, split_if_readable
 from reconad.detector import Detector
-from reconad.errors import DataError, ModelFileError
+from reconad.errors import ConfigError, DataError, ModelFileError
 from reconad.inference import DEFAULT_ENGINE, RUN_FILE, Pipeline, open_run
 from reconad.jsonfile import write_json
 from reconad.metrics import evaluate, undefined_reasons
@@ -305,11 +305,14 @@ def evaluate_run(
 def export_run(run: str | os.PathLike, fmt: str = "onnx", out: str | os.PathLike | None = None) -> Path:
     """Export a run's model (default ``RUN/export/model.onnx``, with ``model.json`` beside it)."""
     from reconad.export import EXPORT_FORMATS, export_pipeline
-    from reconad.inference import EXPORT_FILE
+    from reconad.inference import EXPORT_FILE, NotImages
 
     if fmt not in EXPORT_FORMATS:
         raise DataError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")
-    pipe = open_run(run, "torch")
+    try:
+        pipe = open_run(run, "torch")
+    except NotImages as exc:  # table rows and clips have no image graph to write
+        raise ConfigError(f"cannot export {exc.model_name}: {exc}") from None
     target = Path(out) if out is not None else Path(run) / EXPORT_FILE
     return export_pipeline(pipe, target, weights_sha256=pipe.origin.model_sha256)
 

@@ -49,9 +49,10 @@ FILE_BATCH = 4
 class NotImages(ConfigError):
     """The model scores table rows or video clips: pipelines score images."""
 
-    def __init__(self, message: str, kind: str) -> None:
+    def __init__(self, message: str, kind: str, model_name: str = "") -> None:
         super().__init__(message)
         self.kind = kind
+        self.model_name = model_name
 
 
 class Pipeline(FittedPipeline):
@@ -94,7 +95,7 @@ def _check_images(name: str, model: Any) -> None:
     kind = model.data_kind
     if kind != "image":
         what = "table rows" if kind == "table" else "video clips"
-        raise NotImages(f"{name} scores {what}; a pipeline scores images", kind)
+        raise NotImages(f"{name} scores {what}; a pipeline scores images", kind, name)
 
 
 def from_detector(det: Detector, engine: str = "torch", threads: int | None = None) -> Pipeline:
