@@ -11,7 +11,8 @@ Usage (from the project root, in the project's venv):
 The first argument names the data (any ``reconad.data`` dataset; ``category`` for the
 textures / MVTec) and the encoder; every level any setting uses is encoded once.  The
 second maps a label to a setting: ``model`` (hfr or patchcore), model options, and engine
-options (``epochs``, ``lr``, ``patience``, ``batch_size``); ``variants`` maps a label to
+options (``epochs``, ``lr``, ``patience``, ``batch_size``); ``save_decoder`` / ``load_decoder`` write an HFR decoder's weights (safetensors)
+after training / read them instead of training; ``variants`` maps a label to
 scoring-only overrides (score, hybrid, normalisation, level weights) evaluated on the same
 trained decoder, so they differ from their parent by the scoring alone.  Each setting is scored the
 way ``reconad test`` scores (maps upsampled to the input size; ``reconad.metrics.evaluate``):
@@ -129,6 +130,7 @@ def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, 
         setting = dict(setting)
         name = setting.pop("model", "hfr")
         variants = setting.pop("variants", {})
+        save, load = setting.pop("save_decoder", None), setting.pop("load_decoder", None)
         train_opts = {k: setting.pop(k) for k in TRAIN_KEYS if k in setting}
         train_opts.setdefault("epochs", spec.get("epochs", 40))
         torch.manual_seed(0)
@@ -136,9 +138,10 @@ def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, 
         layers = list(model.encoder.layers)
         t1 = time.time()
         tr, va, te = (_select(caches[n], union, layers) for n in ("train", "val", "test"))
-        cfg = TrainConfig(progress=False, device="cpu", **{**model.train_defaults, **train_opts})
-        hist = Trainer(cfg).fit(model, tr, va)
-        row = {**_evaluate(model.eval(), te, size, y, gt), "epochs": hist.epochs_run, "seconds": time.time() - t1}
+        epochs = _fit(model, tr, va, train_opts, load)
+        if save:
+            _save_decoder(model, save)
+        row = {**_evaluate(model.eval(), te, size, y, gt), "epochs": epochs, "seconds": time.time() - t1}
         results["results"][label] = {"setting": {"model": name, **setting, **train_opts}, **row}
         print(f"{label:24s} img {row['image_auroc']:.4f} pix {row['pixel_auroc']:.4f} pro {row.get('pro', float('nan')):.4f} "
               f"ep {row['epochs']} {row['seconds']:.0f}s", flush=True)  # fmt: skip
@@ -151,6 +154,25 @@ def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, 
             Path(spec["out"]).parent.mkdir(parents=True, exist_ok=True)
             Path(spec["out"]).write_text(json.dumps(results, indent=1))
     return results
+
+
+def _fit(model: Any, tr: FeatureCache, va: FeatureCache, train_opts: dict[str, Any], load: str | None) -> int:
+    """Train ``model`` (its epochs run), or read a decoder trained earlier (``load_decoder``: 0)."""
+    if load is None:
+        cfg = TrainConfig(progress=False, device="cpu", **{**model.train_defaults, **train_opts})
+        return int(Trainer(cfg).fit(model, tr, va).epochs_run)
+    from safetensors.torch import load_file
+
+    model.decoder.load_state_dict(load_file(load))
+    model.on_fit_end(tr, va, torch.device("cpu"))
+    return 0
+
+
+def _save_decoder(model: Any, path: str) -> None:
+    from safetensors.torch import save_file
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.decoder.state_dict().items()}, path)
 
 
 def _rescored(trained: Any, name: str, backbone: str, setting: dict[str, Any], splits: tuple, size: int,

@@ -10,8 +10,10 @@ from helpers.pasting import paste_square
 from reconad import Detector
 from reconad.data import MVTecDataset
 from reconad.data.records import FeatureBatch
+from reconad.errors import ConfigError
 from reconad.metrics import image_auroc, pixel_auroc
 from reconad.models.coreset import greedy_coreset
+from reconad.models.patchcore import PatchCoreConfig
 
 SIZE = 64
 FAST = dict(image_size=SIZE, device="cpu", progress=False)
@@ -75,6 +77,26 @@ def test_reweighting_shrinks_the_largest_patch_distance(fitted, data):
         torch.testing.assert_close(model.predict_step(FeatureBatch(levels)).scores, s_star)
     finally:
         model.config.score = "reweighted"
+
+
+def test_topk_score_is_the_mean_of_the_top_share_of_the_smoothed_map(fitted, data):
+    model = fitted.model_
+    x = torch.stack([data[1][i].image for i in range(4)])
+    _, maps = model.score_images(x)
+    flat = maps.flatten(1)
+    model.config.score, model.config.topk_ratio = "topk", 0.05
+    try:
+        s = model.score_images(x).scores
+        k = round(0.05 * flat.shape[1])
+        torch.testing.assert_close(s, flat.sort(dim=1, descending=True).values[:, :k].mean(dim=1))
+        model.config.topk_ratio = 1.0 / flat.shape[1]  # one pixel: the map's maximum
+        torch.testing.assert_close(model.score_images(x).scores, flat.amax(dim=1))
+    finally:
+        model.config.score, model.config.topk_ratio = "reweighted", 0.01
+    with pytest.raises(ConfigError, match="topk_ratio"):
+        PatchCoreConfig(score="topk", topk_ratio=0.0)
+    with pytest.raises(ConfigError, match="unknown score"):
+        PatchCoreConfig(score="top")
 
 
 def test_save_load_and_onnx_export_give_the_same_scores(fitted, data, tmp_path):
