@@ -16,7 +16,8 @@ after training / read them instead of training; ``variants`` maps a label to
 scoring-only overrides (score, hybrid, normalisation, level weights) evaluated on the same
 trained decoder, so they differ from their parent by the scoring alone.  Each setting is scored the
 way ``reconad test`` scores (maps upsampled to the input size; ``reconad.metrics.evaluate``):
-image AUROC, pixel AUROC and PRO; results are appended to ``out`` as they come.  With
+image AUROC, pixel AUROC and PRO (with ``resize_mode`` pad or letterbox: on each image's own
+pixels, on the ``eval_size`` grid of the squashed image); results are appended to ``out`` as they come.  With
 ``cache`` the encoder features are kept in that safetensors file and read back next
 time (``levels`` adds stages to encode beyond those the settings use).
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,14 +77,47 @@ def _select(cache: FeatureCache, union: list[int], layers: list[int]) -> Feature
     return FeatureCache([cache.levels[i] for i in pick], cache.labels, cache.masks)
 
 
-def _evaluate(model: Any, test: FeatureCache, size: int, y: np.ndarray, gt: np.ndarray) -> dict[str, float]:
+def _valid_boxes(test: Any, size: int, mode: str) -> list[tuple[int, int, int, int]] | None:
+    """Per test image, the (top, bottom, left, right) box its pixels fill at ``size`` under a
+    padding ``mode`` (the rest is border); None when the mode fills the whole square."""
+    if mode not in ("pad", "letterbox"):
+        return None
+    from PIL import Image
+
+    from reconad.imaging import fit_plan
+
+    boxes = []
+    for path in test.paths:
+        with Image.open(path) as im:
+            lp, rp, tp, bp = fit_plan(im.height, im.width, size, mode).pad
+        boxes.append((tp, size - bp, lp, size - rp))
+    return boxes
+
+
+def _to_grid(maps: torch.Tensor, size: int, boxes: list | None, offset: int, grid: int) -> np.ndarray:
+    """Maps (B, h, w) at the input ``size``, cropped to each image's pixels (``boxes``) and
+    brought to the ``grid`` x ``grid`` evaluation grid (the squashed image's)."""
+    up = F.interpolate(maps.float().unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False)
+    if boxes is None:
+        if grid != size:
+            up = F.interpolate(up, size=(grid, grid), mode="bilinear", align_corners=False)
+        return up.squeeze(1).numpy()
+    out = []
+    for j in range(len(up)):
+        t, b, lf, r = boxes[offset + j]
+        crop = up[j : j + 1, :, t:b, lf:r]
+        out.append(F.interpolate(crop, size=(grid, grid), mode="bilinear", align_corners=False)[0, 0].numpy())
+    return np.stack(out)
+
+
+def _evaluate(model: Any, test: FeatureCache, size: int, y: np.ndarray, gt: np.ndarray,
+              boxes: list | None = None) -> dict[str, float]:  # fmt: skip
     scores, maps = [], []
     with torch.inference_mode():
         for i in range(0, len(test), 8):
             out = model.predict_step(FeatureBatch([lv[i : i + 8] for lv in test.levels]))
             scores.append(out.scores.float())
-            up = F.interpolate(out.maps.float().unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False)
-            maps.append(up.squeeze(1).numpy())
+            maps.append(_to_grid(out.maps, size, boxes, i, int(gt.shape[-1])))
     m = evaluate(y, torch.cat(scores).numpy(), masks=gt, maps=np.concatenate(maps), has_masks=True)
     return {k: float(m[k]) for k in ("image_auroc", "pixel_auroc", "pro") if k in m}
 
@@ -117,13 +152,28 @@ def _encoded(spec: dict[str, Any], union: list[int], splits: tuple[Any, Any, Any
     return out
 
 
+def _scorer(spec: dict[str, Any], test: Any) -> Callable[[Any, FeatureCache], dict[str, float]]:
+    """Scores a model on the test features the way ``reconad test`` does.  With a padding
+    ``resize_mode`` (or ``eval_size`` unlike ``size``) the maps are cropped to each image's
+    own pixels and evaluated on the ``eval_size`` grid of the squashed image, so that
+    geometries are compared on the same pixels (the border is not counted)."""
+    size, mode = spec.get("size", 256), spec.get("resize_mode", "resize")
+    grid = spec.get("eval_size", size)
+    truth = test
+    if mode in ("pad", "letterbox") or grid != size:
+        truth = build_image_dataset(spec["dataset"], spec["root"], spec.get("category"), "test", grid, "resize")
+    y, gt = _ground_truth(truth)
+    boxes = _valid_boxes(test, size, mode)
+    return lambda model, te: _evaluate(model.eval(), te, size, y, gt, boxes)
+
+
 def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    backbone, size = spec.get("backbone", "efficientnet_lite0"), spec.get("size", 256)
+    backbone = spec.get("backbone", "efficientnet_lite0")
     union = sorted({s for st in settings.values() for s in _layers(st, backbone)} | set(spec.get("levels", [])))
     t0 = time.time()
     splits = _splits(spec)
     caches = _encoded(spec, union, splits)
-    y, gt = _ground_truth(splits[2])
+    score = _scorer(spec, splits[2])
     print(f"# {spec} levels {union}: features in {time.time() - t0:.0f}s", flush=True)
     results: dict[str, Any] = {"spec": spec, "results": {}}
     for label, setting in settings.items():
@@ -141,12 +191,14 @@ def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, 
         epochs = _fit(model, tr, va, train_opts, load)
         if save:
             _save_decoder(model, save)
-        row = {**_evaluate(model.eval(), te, size, y, gt), "epochs": epochs, "seconds": time.time() - t1}
+        row = {**score(model, te), "epochs": epochs, "seconds": time.time() - t1}
         results["results"][label] = {"setting": {"model": name, **setting, **train_opts}, **row}
         print(f"{label:24s} img {row['image_auroc']:.4f} pix {row['pixel_auroc']:.4f} pro {row.get('pro', float('nan')):.4f} "
               f"ep {row['epochs']} {row['seconds']:.0f}s", flush=True)  # fmt: skip
         for vlabel, overrides in variants.items():
-            row = _rescored(model, name, backbone, {**setting, **overrides}, (tr, va, te), size, y, gt)
+            t2 = time.time()
+            again = _rescored(model, name, backbone, {**setting, **overrides}, (tr, va))
+            row = {**score(again, te), "seconds": time.time() - t2}
             results["results"][f"{label}/{vlabel}"] = {"setting": {"model": name, **setting, **overrides}, **row}
             print(f"{label + '/' + vlabel:24s} img {row['image_auroc']:.4f} pix {row['pixel_auroc']:.4f} "
                   f"pro {row.get('pro', float('nan')):.4f} (same decoder) {row['seconds']:.0f}s", flush=True)  # fmt: skip
@@ -175,14 +227,16 @@ def _save_decoder(model: Any, path: str) -> None:
     save_file({k: v.contiguous() for k, v in model.decoder.state_dict().items()}, path)
 
 
-def _rescored(trained: Any, name: str, backbone: str, setting: dict[str, Any], splits: tuple, size: int,
-              y: np.ndarray, gt: np.ndarray) -> dict[str, Any]:  # fmt: skip
-    """A scoring-only variant: the trained decoder under another score / hybrid / normalisation."""
-    t = time.time()
+def _rescored(trained: Any, name: str, backbone: str, setting: dict[str, Any], splits: tuple) -> Any:
+    """A scoring-only variant: the trained decoder under another score / hybrid / normalisation
+    (its statistics refitted), or PatchCore's memory bank under another score."""
     model = build_model(name, backbone=backbone, **setting)
+    if name == "patchcore":
+        model.load_trainable_state_dict(trained.trainable_state_dict())
+        return model
     model.decoder.load_state_dict(trained.decoder.state_dict())
     model.on_fit_end(splits[0], splits[1], torch.device("cpu"))
-    return {**_evaluate(model.eval(), splits[2], size, y, gt), "seconds": time.time() - t}
+    return model
 
 
 if __name__ == "__main__":
