@@ -9,7 +9,8 @@ Usage (from the project root, in the project's venv):
           "pc": {"model": "patchcore"}}'
 
 The first argument names the data (any ``reconad.data`` dataset; ``category`` for the
-textures / MVTec) and the encoder; every level any setting uses is encoded once.  The
+textures / MVTec; ``size``, ``resize_mode``, or ``"geometry": "auto"`` for the choice
+``Detector(geometry="auto")`` makes from the training images) and the encoder; every level any setting uses is encoded once.  The
 second maps a label to a setting: ``model`` (hfr or patchcore), model options, and engine
 options (``epochs``, ``lr``, ``patience``, ``batch_size``); ``save_decoder`` / ``load_decoder`` write an HFR decoder's weights (safetensors)
 after training / read them instead of training; ``variants`` maps a label to
@@ -44,6 +45,8 @@ from reconad.metrics import evaluate
 from reconad.models import build_model
 from reconad.models.encoder_features import FeatureCache, encode_with_labels
 
+#: nearest-term coresets built for the variants of one trained decoder, by (kind, budget)
+BANKS: dict[Any, torch.Tensor] = {}
 TRAIN_KEYS = ("epochs", "lr", "patience", "batch_size", "scheduler", "monitor")
 
 
@@ -167,7 +170,24 @@ def _scorer(spec: dict[str, Any], test: Any) -> Callable[[Any, FeatureCache], di
     return lambda model, te: _evaluate(model.eval(), te, size, y, gt, boxes)
 
 
+def _geometry(spec: dict[str, Any]) -> dict[str, Any]:
+    """``"geometry": "auto"``: size and resize mode chosen from the training split's image
+    sizes (``reconad.data.geometry``, ``size`` the largest side), as ``Detector`` does."""
+    if spec.get("geometry") != "auto":
+        return spec
+    from reconad.data.geometry import choose_geometry, image_sizes
+
+    train = build_image_dataset(spec["dataset"], spec["root"], spec.get("category"), "train", 64, "resize")
+    choice = choose_geometry(image_sizes(train) or [], max_side=spec.get("size", 256))
+    if choice.tile_size is not None:
+        raise SystemExit("geometry=auto chose tiling, which this script does not run")
+    print(f"# geometry=auto: {choice.reason}", flush=True)
+    return {**spec, "size": choice.image_size, "resize_mode": choice.resize_mode, "eval_size": spec.get("eval_size",
+            spec.get("size", 256)), "geometry_choice": choice.to_dict()}  # fmt: skip
+
+
 def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    spec = _geometry(spec)
     backbone = spec.get("backbone", "efficientnet_lite0")
     union = sorted({s for st in settings.values() for s in _layers(st, backbone)} | set(spec.get("levels", [])))
     t0 = time.time()
@@ -195,6 +215,7 @@ def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, 
         results["results"][label] = {"setting": {"model": name, **setting, **train_opts}, **row}
         print(f"{label:24s} img {row['image_auroc']:.4f} pix {row['pixel_auroc']:.4f} pro {row.get('pro', float('nan')):.4f} "
               f"ep {row['epochs']} {row['seconds']:.0f}s", flush=True)  # fmt: skip
+        BANKS.clear()
         for vlabel, overrides in variants.items():
             t2 = time.time()
             again = _rescored(model, name, backbone, {**setting, **overrides}, (tr, va))
@@ -235,7 +256,13 @@ def _rescored(trained: Any, name: str, backbone: str, setting: dict[str, Any], s
         model.load_trainable_state_dict(trained.trainable_state_dict())
         return model
     model.decoder.load_state_dict(trained.decoder.state_dict())
+    term = model.nearest
+    key = None if term is None else (term.kind, term.budget)
+    if term is not None and key in BANKS:  # the same coreset of the same training vectors: kept
+        term.fit_bank = lambda vectors, seed=0: setattr(term, "bank", BANKS[key].clone())  # type: ignore[method-assign]
     model.on_fit_end(splits[0], splits[1], torch.device("cpu"))
+    if term is not None:
+        BANKS[key] = term.bank
     return model
 
 

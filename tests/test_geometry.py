@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from reconad import Detector
+from reconad.data import FolderDataset
 from reconad.data.geometry import ASPECT_LIMIT, apply_geometry, choose_geometry, fixed, image_sizes
 from reconad.errors import ConfigError
 
@@ -76,7 +77,10 @@ def test_sizes_come_from_files_only(tmp_path):
     assert image_sizes(np.zeros((3, 40, 100))) is None  # arrays: no file sizes
     settings = {"geometry": "auto", "image_size": 128, "resize_mode": "resize", "tile_size": None}
     record = apply_geometry(settings, np.zeros((3, 40, 100)))
-    assert record is not None and settings["image_size"] == 128 and "no image files" in record["reason"]
+    assert record is not None and settings["image_size"] == 128 and "not image files" in record["reason"]
+    ds = FolderDataset(folder, image_size=128)  # already read at a size: kept as given
+    assert image_sizes(ds) == [(40, 100)] * 3
+    assert "not image files" in apply_geometry(settings, ds)["reason"] and settings["resize_mode"] == "resize"
     assert apply_geometry({"geometry": None}, folder) is None
 
 

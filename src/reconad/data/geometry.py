@@ -129,8 +129,8 @@ def _file_sizes(paths: Sequence[str | os.PathLike[str]]) -> list[tuple[int, int]
 
 
 def image_sizes(data: Any) -> list[tuple[int, int]] | None:
-    """(height, width) of training images given as files (a folder, paths, or a dataset of
-    files); None when the data carries no file sizes (arrays, tensors, other datasets)."""
+    """(height, width) of images given as files (a folder, paths, or a dataset that lists
+    its files as ``paths``); None when the data carry no file sizes (arrays, tensors)."""
     from reconad.imaging import expand_paths
 
     if isinstance(data, (str, os.PathLike)):
@@ -151,20 +151,28 @@ def fixed(settings: dict[str, Any]) -> dict[str, Any]:
     return {"geometry": None, **{k: settings[k] for k in ("image_size", "resize_mode", "tile_size")}}
 
 
+def _is_files(data: Any) -> bool:
+    if isinstance(data, (str, os.PathLike)):
+        return True
+    return isinstance(data, Sequence) and bool(data) and all(isinstance(d, (str, os.PathLike)) for d in data)
+
+
 def apply_geometry(settings: dict[str, Any], data: Any, min_side: int = 32) -> dict[str, Any] | None:
-    """With ``settings["geometry"] == "auto"``: choose the geometry from ``data``'s image
-    sizes, write it into ``settings`` and return its record (None otherwise)."""
+    """With ``settings["geometry"] == "auto"``: choose the geometry from the sizes of the
+    image files ``data`` names (a folder or paths), write it into ``settings`` and return
+    its record (None otherwise).  Arrays and datasets arrive already read at a size: the
+    settings stay as given, and the record and a warning say so."""
     if settings.get("geometry") != "auto":
         return None
-    sizes = image_sizes(data)
+    sizes = image_sizes(data) if _is_files(data) else None
     if not sizes:
         log.warning(
-            "geometry='auto': the training data carries no image files to measure; keeping "
-            "image_size=%s, resize_mode=%s",
+            "geometry='auto' chooses from image files (a folder or paths); these data are not "
+            "files: image_size=%s and resize_mode=%s as given",
             settings["image_size"],
             settings["resize_mode"],
         )
-        return {"mode": "auto", "reason": "no image files to measure: settings as given"}
+        return {"mode": "auto", "reason": "not image files: image_size and resize_mode as given"}
     choice = choose_geometry(sizes, int(settings["image_size"]), min_side)
     settings.update(choice.settings())
     log.info("geometry='auto': %s", choice.reason)
