@@ -32,7 +32,9 @@ def test_near_square_images_are_squashed_at_most_to_the_size_asked():
 def test_small_images_are_not_up_scaled():
     g = choose_geometry([(100, 100), (120, 118), (140, 150)] * 10, max_side=256)
     assert g.resize_mode == "resize" and g.image_size == 96  # 10th percentile 100, a multiple of 32
-    assert choose_geometry([(20, 20)] * 3, max_side=256, min_side=64).image_size == 64  # the model's floor
+    assert choose_geometry([(28, 28)] * 3, max_side=256).image_size == 64  # digits: the encoder's floor
+    assert choose_geometry([(20, 20)] * 3, max_side=256, min_side=96).image_size == 96  # the model's floor
+    assert choose_geometry([(20, 20)] * 3, max_side=48).image_size == 48  # never above the size asked
 
 
 def test_long_parts_keep_their_aspect_whatever_their_orientation():

@@ -15,7 +15,8 @@ reads only the sizes of the training images, never a label or a test result:
 * **Size**: the side the images are brought to is at most the ``image_size`` asked for
   and at most the 10th percentile of the side that is scaled to it (the long side when
   the aspect is kept, the short side when squashing), rounded down to a multiple of
-  ``STEP``: nine images in ten are shrunk or kept, none of those is up-scaled.
+  ``STEP``: nine images in ten are shrunk or kept, none of those is up-scaled; but
+  never below ``MIN_SIDE`` (64), where a stride-32 encoder's deepest level is 2 x 2.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ TILE_FACTOR = 4
 QUANTILE = 0.1
 #: sizes are multiples of the encoders' largest stride
 STEP = 32
+#: the smallest side chosen: below it the deepest levels of a stride-32 encoder have
+#: one or two cells (the one-class benchmarks read 28 px digits at 64 px for this reason)
+MIN_SIDE = 64
 #: at most this many files' headers are read (evenly spaced over the list)
 MAX_FILES = 2000
 
@@ -91,7 +95,7 @@ def choose_geometry(sizes: Sequence[tuple[int, int]], max_side: int = 256, min_s
     aspect = float(np.median(long_side / np.maximum(short_side, 1.0)))
     long_q = int(np.quantile(long_side, QUANTILE))
     short_q = int(np.quantile(short_side, QUANTILE))
-    floor = max(STEP, int(math.ceil(min_side / STEP)) * STEP)
+    floor = min(max_side, max(MIN_SIDE, int(math.ceil(min_side / STEP)) * STEP))
     stats: dict[str, Any] = {
         "n_images": len(hw),
         "median_aspect": round(aspect, 4),
