@@ -69,6 +69,7 @@ def test_finds_and_localises_pasted_defects(fitted, data):
 def test_reweighting_shrinks_the_largest_patch_distance(fitted, data):
     model = fitted.model_
     levels = model.encoder(torch.stack([data[1][i].image for i in range(4)]))
+    model.config.score = "reweighted"
     s = model.predict_step(FeatureBatch(levels)).scores
     s_star = model._score_levels(levels)[1].flatten(1).amax(dim=1)  # the raw patch distances' maximum
     assert (s <= s_star + 1e-6).all() and (s > 0).all()
@@ -76,7 +77,7 @@ def test_reweighting_shrinks_the_largest_patch_distance(fitted, data):
     try:
         torch.testing.assert_close(model.predict_step(FeatureBatch(levels)).scores, s_star)
     finally:
-        model.config.score = "reweighted"
+        model.config.score = "topk"
 
 
 def test_topk_score_is_the_mean_of_the_top_share_of_the_smoothed_map(fitted, data):
@@ -84,7 +85,8 @@ def test_topk_score_is_the_mean_of_the_top_share_of_the_smoothed_map(fitted, dat
     x = torch.stack([data[1][i].image for i in range(4)])
     _, maps = model.score_images(x)
     flat = maps.flatten(1)
-    model.config.score, model.config.topk_ratio = "topk", 0.05
+    assert model.config.score == "topk"  # the default
+    model.config.topk_ratio = 0.05
     try:
         s = model.score_images(x).scores
         k = round(0.05 * flat.shape[1])
@@ -92,7 +94,7 @@ def test_topk_score_is_the_mean_of_the_top_share_of_the_smoothed_map(fitted, dat
         model.config.topk_ratio = 1.0 / flat.shape[1]  # one pixel: the map's maximum
         torch.testing.assert_close(model.score_images(x).scores, flat.amax(dim=1))
     finally:
-        model.config.score, model.config.topk_ratio = "reweighted", 0.01
+        model.config.score, model.config.topk_ratio = "topk", 0.01
     with pytest.raises(ConfigError, match="topk_ratio"):
         PatchCoreConfig(score="topk", topk_ratio=0.0)
     with pytest.raises(ConfigError, match="unknown score"):

@@ -30,10 +30,11 @@ class PatchCoreConfig(ModelConfig):
     paper's Johnson-Lindenstrauss step; 128).
     num_neighbors: b, the memory neighbours of the nearest memory feature used to
     re-weight the image score (paper eq. 7); 1 turns the re-weighting off.
-    score: ``reweighted`` (the paper's eq. 7), ``max`` (the largest patch distance, s*),
-    ``map-max`` (the largest value of the smoothed map at the input resolution) or
-    ``topk`` (the mean of the top ``topk_ratio`` share of the smoothed map's pixels: a
-    defect larger than one patch counts by its extent, a single noisy patch less).
+    score: ``topk`` (the default: the mean of the top ``topk_ratio`` share of the smoothed
+    map's pixels; a defect larger than one patch counts by its extent, a single noisy
+    patch less; it beat the paper's re-weighted maximum on the tiles and on every
+    texture, BENCHMARKS.md §19), ``reweighted`` (the paper's eq. 7), ``max`` (the largest
+    patch distance, s*) or ``map-max`` (the largest value of the smoothed map).
     topk_ratio: the share of pixels ``topk`` averages (0.01).
     blur_sigma: Gaussian smoothing of the patch-distance map, in input pixels (4).
     coreset_seed: seed of the coreset's start points and projection.
@@ -48,7 +49,7 @@ class PatchCoreConfig(ModelConfig):
     pool_factor: int = 4
     projection_dim: int = 128
     num_neighbors: int = 9
-    score: str = "reweighted"
+    score: str = "topk"
     blur_sigma: float = 4.0
     coreset_seed: int = 0
     topk_ratio: float = 0.01

@@ -13,8 +13,9 @@ The reference HFR has to beat on the same frozen encoder.  Nothing is trained:
    ``blur_sigma`` px).  The image score is the largest patch score ``s*`` re-weighted
    as in the paper's eq. 7: with ``m_test*`` that patch, ``m*`` its nearest memory
    feature and ``N_b(m*)`` the ``num_neighbors`` memory features nearest to ``m*``,
-   ``s = (1 - exp(|m_test* - m*|) / sum_{m in N_b(m*)} exp(|m_test* - m|)) * s*``;
-   ``score="topk"`` takes the mean of the top 1 % of the smoothed map instead.
+   ``s = (1 - exp(|m_test* - m*|) / sum_{m in N_b(m*)} exp(|m_test* - m|)) * s*``
+   (``score="reweighted"``).  The default ``score="topk"`` takes the mean of the top 1 %
+   of the smoothed map instead (BENCHMARKS.md §19: better on every set measured).
 
 Scoring costs O(test patches x memory size): bounded by the budget, not by the training
 set.  Deviations from the paper: the per-level channel reduction of the official code
