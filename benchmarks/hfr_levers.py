@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from reconad.backbones import build_backbone
 from reconad.data import WITH_VAL_SPLIT, build_image_dataset, split_holdout
-from reconad.data.records import FeatureBatch, collate_images
+from reconad.data.records import FeatureBatch, ImageItem, collate_images
 from reconad.engine import TrainConfig, Trainer
 from reconad.metrics import evaluate
 from reconad.models import build_model
@@ -55,16 +55,49 @@ def _layers(setting: dict[str, Any], backbone: str) -> list[int]:
     return list(model.encoder.layers)
 
 
-def _splits(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
-    ds, root, cat, size = spec["dataset"], spec["root"], spec.get("category"), spec.get("size", 256)
-    mode = spec.get("resize_mode", "resize")
+class Upright(Dataset):
+    """``"upright": true``: every image (and mask) read at its own size and turned so that its
+    long side is vertical (wide ones rotated by 90 degrees), then fitted to ``size`` by ``mode``:
+    parts that come in both orientations all arrive in one frame (an experiment, not a library
+    option)."""
+
+    def __init__(self, base: Any, size: int, mode: str) -> None:
+        self.base, self.size, self.mode = base, size, mode
+        self.paths = base.paths
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> ImageItem:
+        from reconad.data.image_io import fit_to_size
+
+        it = self.base[i]
+        image, mask = it.image, it.mask
+        if image.shape[-1] > image.shape[-2]:
+            image = image.rot90(1, dims=(-2, -1))
+            mask = None if mask is None else mask.rot90(1, dims=(-2, -1))
+        image = fit_to_size(image, self.size, self.mode).clamp(0.0, 1.0)
+        if mask is not None:
+            mask = (fit_to_size(mask, self.size, self.mode) >= 0.5).float()
+        return ImageItem(image=image, label=it.label, mask=mask, path=it.path, defect=it.defect)
+
+
+def _dataset(spec: dict[str, Any], split: str, size: int, mode: str) -> Any:
+    ds, root, cat = spec["dataset"], spec["root"], spec.get("category")
     extra = {k: spec[k] for k in ("labelled_fraction",) if k in spec}
-    train = build_image_dataset(ds, root, cat, "train", size, mode, **extra)
-    if ds in WITH_VAL_SPLIT:
-        val = build_image_dataset(ds, root, cat, "val", size, mode, **extra)
+    if spec.get("upright"):
+        return Upright(build_image_dataset(ds, root, cat, split, None, "resize", **extra), size, mode)
+    return build_image_dataset(ds, root, cat, split, size, mode, **extra)
+
+
+def _splits(spec: dict[str, Any]) -> tuple[Any, Any, Any]:
+    size, mode = spec.get("size", 256), spec.get("resize_mode", "resize")
+    train = _dataset(spec, "train", size, mode)
+    if spec["dataset"] in WITH_VAL_SPLIT:
+        val = _dataset(spec, "val", size, mode)
     else:
         train, val = split_holdout(train, 0.1, 0)
-    return train, val, build_image_dataset(ds, root, cat, "test", size, mode, **extra)
+    return train, val, _dataset(spec, "test", size, mode)
 
 
 def _ground_truth(test: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +113,7 @@ def _select(cache: FeatureCache, union: list[int], layers: list[int]) -> Feature
     return FeatureCache([cache.levels[i] for i in pick], cache.labels, cache.masks)
 
 
-def _valid_boxes(test: Any, size: int, mode: str) -> list[tuple[int, int, int, int]] | None:
+def _valid_boxes(test: Any, size: int, mode: str, upright: bool = False) -> list[tuple[int, int, int, int]] | None:
     """Per test image, the (top, bottom, left, right) box its pixels fill at ``size`` under a
     padding ``mode`` (the rest is border); None when the mode fills the whole square."""
     if mode not in ("pad", "letterbox"):
@@ -92,7 +125,8 @@ def _valid_boxes(test: Any, size: int, mode: str) -> list[tuple[int, int, int, i
     boxes = []
     for path in test.paths:
         with Image.open(path) as im:
-            lp, rp, tp, bp = fit_plan(im.height, im.width, size, mode).pad
+            h, w = (im.width, im.height) if upright and im.width > im.height else (im.height, im.width)
+            lp, rp, tp, bp = fit_plan(h, w, size, mode).pad
         boxes.append((tp, size - bp, lp, size - rp))
     return boxes
 
@@ -164,9 +198,9 @@ def _scorer(spec: dict[str, Any], test: Any) -> Callable[[Any, FeatureCache], di
     grid = spec.get("eval_size", size)
     truth = test
     if mode in ("pad", "letterbox") or grid != size:
-        truth = build_image_dataset(spec["dataset"], spec["root"], spec.get("category"), "test", grid, "resize")
+        truth = _dataset(spec, "test", grid, "resize")
     y, gt = _ground_truth(truth)
-    boxes = _valid_boxes(test, size, mode)
+    boxes = _valid_boxes(test, size, mode, bool(spec.get("upright")))
     return lambda model, te: _evaluate(model.eval(), te, size, y, gt, boxes)
 
 
