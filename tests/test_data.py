@@ -142,6 +142,14 @@ def test_resize_modes_geometry(tmp_path: Path) -> None:
     # pad keeps the whole image (scaled to 10 rows) and pads the rows by reflection
     assert torch.allclose(pad[0], pad[0, :1].expand(20, 20))  # reflected rows, no black bars
     assert float(pad[0, 10, 0]) < 0.05 and float(pad[0, 10, -1]) > 0.95
+    # letterbox keeps the whole image too, with black bars instead of reflected rows
+    box = load_image(p, 20, "letterbox")
+    assert box.shape == (3, 20, 20) and float(box[:, :5].abs().max()) == 0.0 and float(box[:, -5:].abs().max()) == 0.0
+    assert torch.equal(box[:, 5:15], pad[:, 5:15])
+    wide = np.zeros((10, 40), np.uint8)
+    wide[:, 30:] = 255
+    mask = load_mask(_png(tmp_path / "wm.png", wide), 20, "letterbox")
+    assert mask[0, :7].sum() == 0 and mask[0, 12:].sum() == 0 and mask[0, 7:12, 15:].all()  # 5 rows, 7 above
     with pytest.raises(ConfigError):
         load_image(p, 20, "stretch")
 

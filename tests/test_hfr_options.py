@@ -56,6 +56,37 @@ def test_hybrid_terms_fit_score_and_survive_save_load(data, hybrid, tmp_path):
         torch.testing.assert_close(plain.model_.score_images(x).maps, m_norm)
 
 
+def test_max_fusion_on_tail_scales_keeps_each_term_and_survives_save_load(data, tmp_path):
+    from reconad.models.encoder_features import FeatureCache
+
+    det = Detector("hfr", hybrid="patch", hybrid_fusion="max", hybrid_scale="tail", hybrid_budget=64, **FAST)
+    model = det.fit(data[0]).model_
+    x = _normals(data[1])
+    bad, _ = paste_square(x)
+    s_norm, s_bad = model.score_images(x).scores, model.score_images(bad).scores
+    assert float(s_bad.min()) > float(s_norm.max())
+    with torch.no_grad():
+        feats = model.encoder(x)
+        model._fit_tails(FeatureCache(feats), torch.device("cpu"))  # the tails of these very images
+        residual, _ = model._residual_map(feats)
+        nearest = model._nearest_map(feats, tuple(residual.shape[-2:]))
+        r = (residual - model.tail[0]) / model.tail[1]
+        n = (nearest - model.tail[2]) / model.tail[3]
+        for scaled in (r, n):  # 1 is the 99th percentile of each map, 0 its median
+            assert abs(float(torch.quantile(scaled.flatten(), 0.99)) - 1.0) < 0.02
+            assert abs(float(scaled.flatten().median())) < 0.02
+        torch.testing.assert_close(model._combine(residual, nearest), torch.maximum(r, n))
+        model.config.hybrid_fusion = "sum"
+        torch.testing.assert_close(model._combine(residual, nearest), r + n)
+        model.config.hybrid_fusion = "max"
+    det.fit(data[0]).save(tmp_path / "m")
+    back = Detector.load(tmp_path / "m")
+    torch.testing.assert_close(back.model_.tail, det.model_.tail)
+    torch.testing.assert_close(back.model_.score_images(x).scores, det.model_.score_images(x).scores)
+    with pytest.raises(ConfigError, match="hybrid_fusion"):
+        Detector("hfr", hybrid="patch", hybrid_fusion="mean", **FAST).fit(data[0])
+
+
 def test_bottleneck_memory_addresses_sparsely_and_trains(data):
     det = Detector("hfr", memory_slots=20, **FAST).fit(data[0])
     model = det.model_

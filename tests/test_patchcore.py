@@ -10,8 +10,10 @@ from helpers.pasting import paste_square
 from reconad import Detector
 from reconad.data import MVTecDataset
 from reconad.data.records import FeatureBatch
+from reconad.errors import ConfigError
 from reconad.metrics import image_auroc, pixel_auroc
 from reconad.models.coreset import greedy_coreset
+from reconad.models.patchcore import PatchCoreConfig
 
 SIZE = 64
 FAST = dict(image_size=SIZE, device="cpu", progress=False)
@@ -67,6 +69,7 @@ def test_finds_and_localises_pasted_defects(fitted, data):
 def test_reweighting_shrinks_the_largest_patch_distance(fitted, data):
     model = fitted.model_
     levels = model.encoder(torch.stack([data[1][i].image for i in range(4)]))
+    model.config.score = "reweighted"
     s = model.predict_step(FeatureBatch(levels)).scores
     s_star = model._score_levels(levels)[1].flatten(1).amax(dim=1)  # the raw patch distances' maximum
     assert (s <= s_star + 1e-6).all() and (s > 0).all()
@@ -74,7 +77,28 @@ def test_reweighting_shrinks_the_largest_patch_distance(fitted, data):
     try:
         torch.testing.assert_close(model.predict_step(FeatureBatch(levels)).scores, s_star)
     finally:
-        model.config.score = "reweighted"
+        model.config.score = "topk"
+
+
+def test_topk_score_is_the_mean_of_the_top_share_of_the_smoothed_map(fitted, data):
+    model = fitted.model_
+    x = torch.stack([data[1][i].image for i in range(4)])
+    _, maps = model.score_images(x)
+    flat = maps.flatten(1)
+    assert model.config.score == "topk"  # the default
+    model.config.topk_ratio = 0.05
+    try:
+        s = model.score_images(x).scores
+        k = round(0.05 * flat.shape[1])
+        torch.testing.assert_close(s, flat.sort(dim=1, descending=True).values[:, :k].mean(dim=1))
+        model.config.topk_ratio = 1.0 / flat.shape[1]  # one pixel: the map's maximum
+        torch.testing.assert_close(model.score_images(x).scores, flat.amax(dim=1))
+    finally:
+        model.config.score, model.config.topk_ratio = "topk", 0.01
+    with pytest.raises(ConfigError, match="topk_ratio"):
+        PatchCoreConfig(score="topk", topk_ratio=0.0)
+    with pytest.raises(ConfigError, match="unknown score"):
+        PatchCoreConfig(score="top")
 
 
 def test_save_load_and_onnx_export_give_the_same_scores(fitted, data, tmp_path):

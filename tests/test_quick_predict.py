@@ -43,7 +43,7 @@ def images(tmp_path_factory):
     return [*files, folder / "palette.png"]
 
 
-@pytest.mark.parametrize("mode", ["resize", "pad", "crop"])
+@pytest.mark.parametrize("mode", ["resize", "pad", "crop", "letterbox"])
 @pytest.mark.parametrize("size", [32, 64, (48, 96), None])
 def test_numpy_loading_gives_load_image_s_pixels(images, mode, size):
     for path in images:

@@ -110,7 +110,7 @@ def _train_parser(sub: Any) -> None:
     _data_args(t)
     t.add_argument("--out", required=True, help="run directory to create")
     t.add_argument("--image-size", type=POSITIVE, default=256)
-    t.add_argument("--resize-mode", choices=("resize", "pad", "crop"), default="resize")
+    t.add_argument("--resize-mode", choices=("resize", "pad", "crop", "letterbox"), default="resize")
     _tiling_args(t)
     t.add_argument("--epochs", type=POSITIVE, default=None)
     t.add_argument("--batch-size", type=POSITIVE, default=None)
@@ -261,7 +261,7 @@ def _benchmark_parser(sub: Any) -> None:
         default=None,
         help="default 256; one-class: 64 for hfr, the data's own size for others",
     )
-    b.add_argument("--resize-mode", choices=("resize", "pad", "crop"), default="resize")
+    b.add_argument("--resize-mode", choices=("resize", "pad", "crop", "letterbox"), default="resize")
     b.add_argument("--epochs", type=POSITIVE, default=None)
     b.add_argument("--seed", type=COUNT, default=0)
     _set_arg(b)

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from reconad.calibration import Calibration
+from reconad.data.geometry import apply_geometry, check_geometry, fixed
 from reconad.data.inputs import as_image_dataset
 from reconad.data.labels import LabelledDataset, dataset_labels
 from reconad.data.records import (
@@ -57,6 +58,9 @@ DETECTOR_DEFAULTS: dict[str, Any] = {
     # images brought to image_size.  tile_overlap None: an eighth of the tile.
     "tile_size": None,
     "tile_overlap": None,
+    # "auto": image_size (as the largest side), resize_mode and tiling chosen at fit from the
+    # training images' sizes (reconad.data.geometry); recorded as geometry_ and in config.json.
+    "geometry": None,
 }
 CALIBRATIONS = ("holdout", "cross-fit", "kde")
 
@@ -210,6 +214,7 @@ class Detector:
         if s["calibration"] not in CALIBRATIONS:
             raise ConfigError(f"unknown calibration {s['calibration']!r}; choose one of {', '.join(CALIBRATIONS)}")
         check_tiling(s["tile_size"], s["tile_overlap"], min_image_size)
+        check_geometry(s["geometry"])
         folds = s["calibration_folds"]
         if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
             raise ConfigError(f"calibration_folds must be an integer >= 2, got {folds!r}")
@@ -407,6 +412,7 @@ class Detector:
         absent, ``val_fraction`` of the unlabelled samples of ``data`` is held out.
         """
         self._resolve()
+        self.geometry_ = apply_geometry(self.settings, data, model_entry(self.model_name)[0].min_image_size)
         train, val, table = self._split(data, y, val_data)
         torch.manual_seed(self.train_config.seed)
         model_config = dict(self.model_config)
@@ -456,7 +462,7 @@ class Detector:
         if len(normal) < 2 * k:
             raise DataError(f"cross-fitted calibration with {k} folds needs at least {2 * k} normal samples")
         order = np.random.default_rng(self.train_config.seed + 1).permutation(normal)
-        params = {**self.get_params(), "calibration": "holdout", "fpr": self.settings["fpr"]}
+        params = {**self.get_params(), "calibration": "holdout", "fpr": self.settings["fpr"], **fixed(self.settings)}
         scores = np.empty(len(ds))  # type: ignore[arg-type]
         for fold in np.array_split(order, k):
             rest = np.setdiff1d(np.arange(len(ds)), fold)  # type: ignore[arg-type]
@@ -654,6 +660,7 @@ class Detector:
             "model_config": model.config.to_dict() if model is not None else dict(self.model_config),
             "train_config": self.train_config.to_dict(),
             "detector": dict(self.settings),
+            "geometry": self.__dict__.get("geometry_"),
             "threshold": self.__dict__.get("threshold_"),
             "threshold_basis": None if cal is None else cal.basis,
             "calibration": None if cal is None else cal.to_dict(),
@@ -688,6 +695,7 @@ class Detector:
         from reconad.inference.calibrated import calibration_from_config
 
         self.threshold_ = cfg.get("threshold")
+        self.geometry_ = cfg.get("geometry")
         vs = cfg.get("val_scores")
         self.val_scores_ = None if vs is None else np.asarray(vs, dtype=np.float64)
         try:

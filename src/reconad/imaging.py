@@ -36,7 +36,7 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-RESIZE_MODES: tuple[str, ...] = ("resize", "pad", "crop")
+RESIZE_MODES: tuple[str, ...] = ("resize", "pad", "crop", "letterbox")
 PathLike = str | os.PathLike[str]
 Size = int | tuple[int, int]
 
@@ -98,11 +98,13 @@ def check_mode(resize_mode: str) -> None:
 @dataclass(frozen=True)
 class FitPlan:
     """How an (h, w) image reaches its target: crop (top, left, height, width), resize to
-    ``resize_hw``, then pad (left, right, top, bottom) by reflection (edge where too wide)."""
+    ``resize_hw``, then pad (left, right, top, bottom) by reflection (edge where too wide),
+    or with zeros when ``constant`` (``letterbox``)."""
 
     crop: tuple[int, int, int, int]
     resize_hw: tuple[int, int]
     pad: tuple[int, int, int, int]
+    constant: bool = False
 
     @property
     def reflect(self) -> bool:
@@ -122,11 +124,11 @@ def fit_plan(h: int, w: int, image_size: Size, resize_mode: str = "resize") -> F
         ch, cw = (h, round(h * tw / th)) if w * th >= h * tw else (round(w * th / tw), w)
         ch, cw = max(1, min(ch, h)), max(1, min(cw, w))
         return FitPlan(((h - ch) // 2, (w - cw) // 2, ch, cw), (th, tw), (0, 0, 0, 0))
-    scale = min(th / h, tw / w)  # pad: scale to fit inside the target, then pad the rest
+    scale = min(th / h, tw / w)  # pad / letterbox: scale to fit inside the target, then pad the rest
     sh, sw = max(1, min(th, round(h * scale))), max(1, min(tw, round(w * scale)))
     ph, pw = th - sh, tw - sw
     top, left = ph // 2, pw // 2
-    return FitPlan(whole, (sh, sw), (left, pw - left, top, ph - top))
+    return FitPlan(whole, (sh, sw), (left, pw - left, top, ph - top), constant=resize_mode == "letterbox")
 
 
 #: rounding noise tolerated (and clipped) at the edges of the float range [0, 1]
@@ -279,7 +281,9 @@ def load_array(path: PathLike, image_size: Size | None, resize_mode: str = "resi
         top, left, ch, cw = plan.crop
         arr = resize_array(arr[top : top + ch, left : left + cw], plan.resize_hw)
         lp, rp, tp, bp = plan.pad
-        if lp or rp or tp or bp:
+        if plan.constant:
+            arr = np.pad(arr, ((tp, bp), (lp, rp), (0, 0)), mode="constant")
+        elif lp or rp or tp or bp:
             arr = np.pad(arr, ((tp, bp), (lp, rp), (0, 0)), mode="reflect" if plan.reflect else "edge")
         arr = np.clip(arr, 0.0, 1.0)
     chw = np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32)

@@ -13,6 +13,8 @@ Geometry (``resize_mode``), shared by images and masks so that they stay aligned
 * ``"pad"``: scale so the whole image fits the target, keeping the aspect ratio, then
   pad the short side by reflection (edge replication where the pad is wider than the
   image) so that no artificial border appears.
+* ``"letterbox"``: as ``"pad"``, but the border is zeros (black; no defect in a mask),
+  so no image content is mirrored into it: a defect near the edge is not repeated.
 * ``"crop"``: center-crop to the target aspect ratio, then resize.  The cropped-away
   border is lost.
 
@@ -68,6 +70,8 @@ def fit_to_size(x: torch.Tensor, image_size: Size, resize_mode: str = "resize") 
     x = _resize(x[:, top : top + ch, left : left + cw], plan.resize_hw)
     if not any(plan.pad):
         return x
+    if plan.constant:
+        return F.pad(x[None], plan.pad, mode="constant", value=0.0)[0]
     return F.pad(x[None], plan.pad, mode="reflect" if plan.reflect else "replicate")[0]
 
 
@@ -77,7 +81,7 @@ def load_image(
     """Read an image as a (3, H, W) float32 tensor in [0, 1] at ``image_size``.
 
     ``image_size`` is an int (square), ``(height, width)`` or None (the file's own size); ``resize_mode`` is
-    ``"resize"`` (default), ``"pad"`` or ``"crop"`` (see the module docstring).
+    ``"resize"`` (default), ``"pad"``, ``"letterbox"`` or ``"crop"`` (see the module docstring).
     ``fp``: decode this open binary stream instead (``path`` then only names it, e.g. an
     upload), so bytes that never touched the disk get exactly the same pre-processing.
     Raises ``DataError`` naming the path when the file cannot be decoded.

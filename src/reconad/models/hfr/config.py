@@ -12,6 +12,8 @@ RESIDUALS = ("cosine", "l2", "cosine+l2")
 SCORES = ("max", "topk", "mean", "deep-mean", "level-topk")
 NORMALIZATIONS = ("level", "position", "none")
 HYBRIDS = ("none", "patch", "bottleneck", "pooled")
+HYBRID_FUSIONS = ("sum", "max")
+HYBRID_SCALES = ("moments", "tail")
 
 
 @dataclass
@@ -48,6 +50,13 @@ class HFRConfig(ModelConfig):
     ``hybrid_k`` nearest training images: the kNN baseline's term, in the image score
     only); ``none`` is plain HFR.  Each term is normalised on held-out normals and
     enters with ``hybrid_weight``; the bank keeps at most ``hybrid_budget`` vectors.
+    hybrid_fusion / hybrid_scale: how a map term (``patch``, ``bottleneck``) meets the
+    residual map: ``sum`` adds them, ``max`` keeps the larger at each position (a defect
+    either term sees stays in the map at full strength, instead of being averaged with
+    the other term's normal-looking value).  Each map is first put on a common scale on
+    held-out normals: ``moments`` (its mean and standard deviation) or ``tail``
+    (``(x - median) / (q99 - median)``: 1 is the normal 99th percentile of that map, so
+    two maps with different tails are compared where defects show).
     memory_slots: > 0 puts a memory of that many slots on the bottleneck (MemAE's
     module: each position is rebuilt from a sparse mix of learned normal prototypes,
     softmax over cosine / ``memory_temperature``, hard shrinkage at 1/N), trained with
@@ -81,6 +90,8 @@ class HFRConfig(ModelConfig):
     memory_entropy: float = 0.0002
     anomaly_margin: float = 5.0
     anomaly_weight: float = 1.0
+    hybrid_fusion: str = "sum"
+    hybrid_scale: str = "moments"
 
     def __post_init__(self) -> None:
         check_types(
@@ -100,6 +111,11 @@ class HFRConfig(ModelConfig):
         )
         if self.hybrid not in HYBRIDS:
             raise ConfigError(f"unknown hybrid {self.hybrid!r}; choose one of {', '.join(HYBRIDS)}")
+        if self.hybrid_fusion not in HYBRID_FUSIONS or self.hybrid_scale not in HYBRID_SCALES:
+            raise ConfigError(
+                f"unknown hybrid_fusion {self.hybrid_fusion!r} or hybrid_scale {self.hybrid_scale!r}; "
+                f"choose {' or '.join(HYBRID_FUSIONS)} and {' or '.join(HYBRID_SCALES)}"
+            )
         if self.hybrid_budget < 1 or (self.hybrid_k is not None and self.hybrid_k < 1):
             raise ConfigError("hybrid_budget and hybrid_k must be >= 1")
         if self.memory_slots < 0 or self.memory_slots == 1:

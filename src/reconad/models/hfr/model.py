@@ -61,6 +61,7 @@ class HFR(AnomalyModel):
     level_weights: torch.Tensor
     score_mean: torch.Tensor
     score_std: torch.Tensor
+    tail: torch.Tensor
     blur: torch.Tensor
 
     def __init__(self, config: HFRConfig | None = None, **kwargs: Any) -> None:
@@ -81,6 +82,9 @@ class HFR(AnomalyModel):
         if cfg.hybrid != "none":
             k = cfg.hybrid_k or (2 if cfg.hybrid == "pooled" else 1)
             self.nearest = NearestTerm(cfg.hybrid, k, cfg.hybrid_budget)
+        if cfg.hybrid in ("patch", "bottleneck") and cfg.hybrid_scale == "tail":
+            # median and (q99 - median) of the residual map, then of the nearest map (held-out normals)
+            self.register_buffer("tail", torch.tensor([0.0, 1.0, 0.0, 1.0]))
 
     def _register_statistics(self, k: int) -> None:
         cfg = self.config
@@ -197,6 +201,8 @@ class HFR(AnomalyModel):
         if self.nearest is not None:
             self.nearest.fit_bank(self._nearest_vectors(normal_train, device).flatten(0, -2))
             self.nearest.fit_stats(self._nearest_values(held_out, device))
+            if "tail" in self._buffers:
+                self._fit_tails(held_out, device)
         if self.config.score == "level-topk" or self.config.hybrid == "pooled":
             self._fit_score_statistics(held_out, device)
 
@@ -245,6 +251,20 @@ class HFR(AnomalyModel):
     def _nearest_values(self, data: Dataset, device: torch.device) -> torch.Tensor:
         assert self.nearest is not None
         return torch.cat([self.nearest.distances(self._nearest_input(f)).cpu() for f in self._batches(data, device)])
+
+    def _fit_tails(self, data: Dataset, device: torch.device) -> None:
+        """Median and q99 - median of the residual map and of the nearest map on ``data``."""
+        res_values, nn_values = [], []
+        for feats in self._batches(data, device):
+            residual, _ = self._residual_map(feats)
+            res_values.append(residual.flatten().cpu())
+            nn_values.append(self._nearest_map(feats, tuple(residual.shape[-2:])).flatten().cpu())
+        stats = []
+        for v in (torch.cat(res_values), torch.cat(nn_values)):
+            v = v[torch.randperm(len(v), generator=torch.Generator().manual_seed(0))[: 1 << 22]].double()
+            med, q99 = torch.quantile(v, torch.tensor([0.5, 0.99], dtype=torch.float64)).tolist()
+            stats += [med, max(q99 - med, 1e-12)]
+        self.tail.copy_(torch.tensor(stats, dtype=torch.float32))
 
     def _fit_score_statistics(self, data: Dataset, device: torch.device) -> None:
         """Normal mean/std of each level's top-k score and of the base image score."""
@@ -299,8 +319,9 @@ class HFR(AnomalyModel):
         sigma = self.config.blur_sigma / self.encoder.strides[i]
         return z if sigma <= 0 else self._smooth_level(z, sigma)
 
-    def fused_map(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Fused, smoothed map at the finest level's resolution, and the raw residuals."""
+    def _residual_map(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The weighted sum of the normalised level residuals at the finest level's grid
+        (unsmoothed), and the raw residuals."""
         res = self.level_residuals(feats, self.decode(feats))
         # Sizes as plain ints: the same code then traces (ONNX export) with a free batch axis.
         size = max((tuple(int(v) for v in r.shape[-2:]) for r in res), key=lambda s: s[0] * s[1])
@@ -312,10 +333,28 @@ class HFR(AnomalyModel):
                 z = F.interpolate(z.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
             fused = w[i] * z if fused is None else fused + w[i] * z
         assert fused is not None
+        return fused, res
+
+    def _nearest_map(self, feats: list[torch.Tensor], size: tuple[int, ...]) -> torch.Tensor:
+        """The normalised nearest-neighbour map (``patch`` / ``bottleneck``) at ``size``."""
+        assert self.nearest is not None
+        nn_map = self.nearest.normalised(self.nearest.distances(self._nearest_input(feats)))
+        return F.interpolate(nn_map.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+
+    def _combine(self, residual: torch.Tensor, nearest: torch.Tensor) -> torch.Tensor:
+        """The residual and nearest maps fused (``hybrid_fusion``) on their common scale."""
+        cfg = self.config
+        if cfg.hybrid_scale == "tail":
+            residual = (residual - self.tail[0]) / self.tail[1]
+            nearest = (nearest - self.tail[2]) / self.tail[3]
+        nearest = cfg.hybrid_weight * nearest
+        return residual + nearest if cfg.hybrid_fusion == "sum" else torch.maximum(residual, nearest)
+
+    def fused_map(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Fused, smoothed map at the finest level's resolution, and the raw residuals."""
+        fused, res = self._residual_map(feats)
         if self.nearest is not None and self.config.hybrid != "pooled":
-            nn_map = self.nearest.normalised(self.nearest.distances(self._nearest_input(feats)))
-            nn_map = F.interpolate(nn_map.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
-            fused = fused + self.config.hybrid_weight * nn_map
+            fused = self._combine(fused, self._nearest_map(feats, tuple(int(v) for v in fused.shape[-2:])))
         return self.smooth(fused), res
 
     def _topk(self, m: torch.Tensor) -> torch.Tensor:

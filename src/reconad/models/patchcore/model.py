@@ -13,7 +13,9 @@ The reference HFR has to beat on the same frozen encoder.  Nothing is trained:
    ``blur_sigma`` px).  The image score is the largest patch score ``s*`` re-weighted
    as in the paper's eq. 7: with ``m_test*`` that patch, ``m*`` its nearest memory
    feature and ``N_b(m*)`` the ``num_neighbors`` memory features nearest to ``m*``,
-   ``s = (1 - exp(|m_test* - m*|) / sum_{m in N_b(m*)} exp(|m_test* - m|)) * s*``.
+   ``s = (1 - exp(|m_test* - m*|) / sum_{m in N_b(m*)} exp(|m_test* - m|)) * s*``
+   (``score="reweighted"``).  The default ``score="topk"`` takes the mean of the top 1 %
+   of the smoothed map instead (BENCHMARKS.md §19: better on every set measured).
 
 Scoring costs O(test patches x memory size): bounded by the budget, not by the training
 set.  Deviations from the paper: the per-level channel reduction of the official code
@@ -145,7 +147,14 @@ class PatchCore(AnomalyModel):
         )
 
     def _map_score(self, scores: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
-        return maps.flatten(1).amax(dim=1) if self.config.score == "map-max" else scores
+        """The image score from the smoothed map (``map-max``, ``topk``) or the patch scores."""
+        flat = maps.flatten(1)
+        if self.config.score == "map-max":
+            return flat.amax(dim=1)
+        if self.config.score == "topk":
+            k = max(1, int(round(self.config.topk_ratio * int(flat.shape[1]))))
+            return flat.topk(k, dim=1).values.mean(dim=1)
+        return scores
 
     def _score_images(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         scores, grid = self._score_levels(self.encoder(images))
