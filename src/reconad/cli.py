@@ -357,6 +357,12 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--max-body-mb", type=_finite, default=20.0, help="request body limit (413 beyond)")
     s.add_argument("--max-pixels", type=POSITIVE, default=None, help="pixels per image (400 beyond; default 4096x4096)")
     s.add_argument("--max-images", type=POSITIVE, default=None, help="images per request (default 32)")
+    s.add_argument(
+        "--max-tiles", type=POSITIVE, default=None, help="tiles per request to a tiled model (413 beyond; default 256)"
+    )
+    s.add_argument(
+        "--body-timeout-s", type=_finite, default=None, help="seconds for a request body to arrive (408; default 30)"
+    )
     s.add_argument("--max-batch", type=POSITIVE, default=None, help="images per forward pass (default 4)")
     s.add_argument("--batch-wait-ms", type=_finite, default=None, help="wait for a fuller batch (default 2)")
     s.add_argument("--queue-size", type=POSITIVE, default=None, help="images queued per model before 503 (default 64)")
@@ -719,6 +725,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     given = {
         "max_pixels": args.max_pixels,
         "max_images": args.max_images,
+        "max_tiles": args.max_tiles,
+        "body_timeout_s": args.body_timeout_s,
         "max_batch": args.max_batch,
         "batch_wait_ms": args.batch_wait_ms,
         "queue_size": args.queue_size,

@@ -44,7 +44,7 @@ def preflight(config: ServeConfig) -> dict[str, ServedModel]:
         log.warning("serving on %s without --api-key-file: anyone who can reach it can use it", config.host)
     store = ResultStore(config.db_url)
     try:
-        store.migrate()
+        store.prepare()  # migrated, and its results table of reconad's shape: else one line naming --db
     finally:
         store.close()
     threads = config.inference_threads()
