@@ -59,6 +59,7 @@ def test_invented_methods_and_paths_add_no_metric_series(toy):
             assert client.request(f"M{i}X", f"/p{i}/{'z' * i}").status_code == 401
             client.request(f"Q{i}", "/v1/models", headers=AUTH)
         after = _series(url)
+    assert len(after) == len(before), f"{len(after) - len(before)} new series"
     assert after == before
     assert any('method="other"' in line for line in after)
     assert not any("M17X" in line or "/p17" in line for line in after)

@@ -348,7 +348,11 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=COUNT, default=8000)
     _engine_arg(s)
-    s.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN/results.db, first RUN)")
+    s.add_argument(
+        "--db",
+        default=None,
+        help="sqlite:///FILE or postgresql://HOST/DB (default sqlite:///RUN/results.db, first RUN)",
+    )
     s.add_argument("--api-key-file", default=None, help="file holding the key clients send as 'Bearer KEY'")
     s.add_argument("--workers", type=POSITIVE, default=1, help="worker processes, each with its own model copy")
     s.add_argument(

@@ -61,15 +61,16 @@ def available_cores() -> int:
 class ServeConfig:
     """Every setting of the server.
 
-    ``db``: a SQLAlchemy URL (default: a SQLite file ``results.db`` in the first run
-    directory).  ``threads``: inference threads per worker process (default: the
+    ``db``: a SQLite or PostgreSQL URL (default: a SQLite file ``results.db`` in the first
+    run directory).  ``threads``: inference threads per worker process (default: the
     available cores divided by ``workers``).  Limits: ``max_body_bytes`` per request
     (413 beyond), ``max_pixels`` per decoded image (400 beyond: decompression bombs),
-    ``max_images`` per request, ``max_tiles`` tiles per request to a model that scores by
-    tiles (413 beyond: the work of a request grows with its pixels there), ``body_timeout_s``
-    for a request's body to arrive after its headers (408 beyond).  Micro-batching: up to ``max_batch`` images per
-    forward pass, waiting at most ``batch_wait_ms`` for more; at most ``queue_size``
-    images admitted and not yet answered per model, 503 with Retry-After beyond.
+    ``max_images`` per request, ``max_tiles`` tiles per request to a model that scores
+    by tiles (413 beyond: there the work grows with the pixels), ``body_timeout_s`` for
+    a request's body to arrive after its headers (408 beyond).  Micro-batching: up to
+    ``max_batch`` images per forward pass, waiting at most ``batch_wait_ms`` for more; at
+    most ``queue_size`` images admitted and not yet answered per model, 503 with
+    Retry-After beyond.
     ``keep_overlays``: which results keep their overlay PNG in the database (at most
     ``overlay_cap_bytes`` each).  ``max_connections``: open connections per worker
     beyond which uvicorn answers 503 at once (bounds the memory of request bodies).
