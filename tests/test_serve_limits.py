@@ -147,3 +147,52 @@ def test_the_in_flight_gauge_counts_the_scrape_itself(toy):
 def test_limit_settings_are_checked(tmp_path, setting, phrase):
     with pytest.raises(ConfigError, match=phrase):
         toy_config(tmp_path, **setting)
+
+
+def test_a_connection_that_never_finishes_its_headers_is_closed(toy, monkeypatch):
+    """Below ASGI: ``reconad serve`` runs uvicorn with a protocol that closes a connection on
+    which no request began in time (it used to be held until the client went)."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    from helpers.serve import free_port, wait_ready
+    from reconad.serve.connections import HEADER_TIMEOUT_ENV, HeaderDeadlineProtocol
+
+    monkeypatch.setenv(HEADER_TIMEOUT_ENV, "0.5")
+    config = uvicorn.Config(
+        create_app(toy[1].config), host="127.0.0.1", port=free_port(), log_level="warning", http=HeaderDeadlineProtocol
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{config.port}"
+        wait_ready(url)
+        silent = socket.create_connection(("127.0.0.1", config.port), timeout=60)  # sends nothing
+        partial = socket.create_connection(("127.0.0.1", config.port), timeout=60)
+        partial.sendall(b"GET /healthz HTTP/1.1\r\nHost: te")  # the headers never end
+        assert read_all(silent) == b"" and read_all(partial) == b""
+        # a request that begins is answered; then the wait for the next one starts over
+        answered = raw_request(url, b"GET /healthz HTTP/1.1\r\nHost: test")
+        everything = read_all(answered)  # until the server closes it
+        assert everything.startswith(b"HTTP/1.1 200") and everything.endswith(b'{"status":"ok"}')
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_reconad_serve_runs_uvicorn_with_the_header_deadline(tmp_path, monkeypatch):
+    import os
+
+    import uvicorn
+
+    from reconad.serve.connections import HEADER_TIMEOUT_ENV, HeaderDeadlineProtocol
+    from reconad.serve.server import serve
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
+    monkeypatch.delenv(HEADER_TIMEOUT_ENV, raising=False)
+    serve(toy_config(tmp_path, body_timeout_s=7.5))
+    assert seen["http"] is HeaderDeadlineProtocol and os.environ[HEADER_TIMEOUT_ENV] == "7.5"

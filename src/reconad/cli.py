@@ -365,7 +365,10 @@ def _serve_parser(sub: Any) -> None:
         "--max-tiles", type=POSITIVE, default=None, help="tiles per request to a tiled model (413 beyond; default 256)"
     )
     s.add_argument(
-        "--body-timeout-s", type=_finite, default=None, help="seconds for a request body to arrive (408; default 30)"
+        "--body-timeout-s",
+        type=_finite,
+        default=None,
+        help="seconds for a request's headers, then its body, to arrive (408; default 30)",
     )
     s.add_argument("--max-batch", type=POSITIVE, default=None, help="images per forward pass (default 4)")
     s.add_argument("--batch-wait-ms", type=_finite, default=None, help="wait for a fuller batch (default 2)")

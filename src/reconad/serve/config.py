@@ -67,7 +67,8 @@ class ServeConfig:
     (413 beyond), ``max_pixels`` per decoded image (400 beyond: decompression bombs),
     ``max_images`` per request, ``max_tiles`` tiles per request to a model that scores
     by tiles (413 beyond: there the work grows with the pixels), ``body_timeout_s`` for
-    a request's body to arrive after its headers (408 beyond).  Micro-batching: up to
+    a request's body to arrive after its headers (408 beyond; ``reconad serve`` also closes
+    a connection whose next request's headers take as long).  Micro-batching: up to
     ``max_batch`` images per forward pass, waiting at most ``batch_wait_ms`` for more; at
     most ``queue_size`` images admitted and not yet answered per model, 503 with
     Retry-After beyond.

@@ -58,8 +58,12 @@ def serve(config: ServeConfig) -> None:
     """Serve ``config.runs`` until SIGTERM / Ctrl-C (in-flight requests finish first)."""
     import uvicorn
 
+    from reconad.serve.connections import HEADER_TIMEOUT_ENV, HeaderDeadlineProtocol
+
     models = preflight(config)
+    os.environ[HEADER_TIMEOUT_ENV] = str(config.body_timeout_s)  # read by every worker's connections
     common = dict(
+        http=HeaderDeadlineProtocol,
         host=config.host,
         port=config.port,
         log_level=config.log_level,
