@@ -11,7 +11,6 @@ import base64
 import io
 import re
 import threading
-import time
 
 import httpx
 import numpy as np
@@ -195,7 +194,8 @@ def test_concurrent_requests_share_forward_passes():
         tasks = [asyncio.ensure_future(batcher.score(image(0)))]
         await asyncio.to_thread(started.wait, 5)  # the first pass is running...
         tasks += [asyncio.ensure_future(batcher.score(image(i))) for i in range(1, 6)]
-        await asyncio.sleep(0.1)  # ...while five more requests queue up
+        while batcher._queued_images() < 5:  # ...while five more requests queue up
+            await asyncio.sleep(0)
         gate.set()
         return await asyncio.gather(*tasks)
 
@@ -244,13 +244,17 @@ def test_flood_gets_503_with_retry_after_and_every_200_is_recorded(run, tiny_mvt
     body = texture_images(tiny_mvtec)[0].read_bytes()
     with server_thread(app) as url:
         batcher = app.state.server.batchers["brick"]
-        fast = batcher.engine
-        batcher.engine = lambda x: (time.sleep(0.3), fast(x))[1]  # a slow model, so the queue fills
+        fast, gate = batcher.engine, threading.Event()
+        batcher.engine = lambda x: (gate.wait(60), fast(x))[1]  # the model waits until one request was refused
 
         async def flood():
             async with httpx.AsyncClient(base_url=url, timeout=60) as client:
                 files = lambda i: [("images", (f"flood-{i}.png", body, "image/png"))]
-                return await asyncio.gather(*[client.post("/v1/models/brick/score", files=files(i)) for i in range(8)])
+                posts = [asyncio.ensure_future(client.post("/v1/models/brick/score", files=files(i))) for i in range(8)]
+                # nothing is scored before the gate opens, so the first answer is a refusal
+                await asyncio.wait(posts, return_when=asyncio.FIRST_COMPLETED)
+                gate.set()
+                return await asyncio.gather(*posts)
 
         responses = asyncio.run(flood())
         codes = [r.status_code for r in responses]

@@ -77,9 +77,10 @@ def test_without_a_valid_key_401_and_nothing_recorded(server, tiny_mvtec):
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {KEY}"}, {"Authorization": KEY}):
         r = httpx.post(f"{client.base_url}/v1/models/brick/score", files=[("images", ("a.png", good))], headers=headers)
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
-    for path in ("/v1/models", "/v1/results", "/metrics", "/readyz", "/openapi.json"):
+    for path in ("/v1/models", "/v1/results", "/metrics", "/openapi.json"):
         assert httpx.get(f"{client.base_url}{path}").status_code == 401, path
     assert httpx.get(f"{client.base_url}/healthz").status_code == 200
+    assert httpx.get(f"{client.base_url}/readyz").status_code == 200  # a readiness probe carries no key
     assert httpx.get(f"{client.base_url}/").status_code == 200  # the page shell holds no data
     assert store.count() == before
     assert _post(client, "a.png", good).status_code == 200 and store.count() == before + 1

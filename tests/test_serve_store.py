@@ -125,6 +125,90 @@ def test_a_bad_database_url_is_one_clear_error(tmp_path):
         ResultStore(f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}").migrate()
 
 
+def _sqlite_table(path: Path, ddl: str) -> str:
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute(ddl)
+    con.commit()
+    con.close()
+    return f"sqlite:///{path}"
+
+
+_OURS = (
+    "id VARCHAR(32) PRIMARY KEY, created_at DATETIME NOT NULL, model_name VARCHAR(64) NOT NULL, "
+    "model_sha256 VARCHAR(64) NOT NULL, engine VARCHAR(16) NOT NULL, image_name VARCHAR(255) NOT NULL, "
+    "image_sha256 VARCHAR(64) NOT NULL, image_bytes INTEGER NOT NULL, width INTEGER NOT NULL, "
+    "height INTEGER NOT NULL, score {score} NOT NULL, p_value FLOAT, verdict VARCHAR(16), threshold FLOAT, "
+    "latency_ms FLOAT NOT NULL, overlay_png BLOB{extra}"
+)
+
+
+@pytest.mark.parametrize(
+    ("columns", "phrase"),
+    [
+        ("id TEXT PRIMARY KEY, payload TEXT NOT NULL", "lacks column(s) created_at"),
+        (_OURS.format(score="TEXT", extra=""), "score is TEXT, not FLOAT"),
+        (_OURS.format(score="FLOAT", extra=", operator VARCHAR(8) NOT NULL"), "reconad does not write: operator"),
+    ],
+    ids=["another-table", "a-retyped-column", "an-extra-required-column"],
+)
+def test_a_results_table_of_another_shape_stops_the_start_in_one_line(tmp_path, capsys, columns, phrase):
+    """It used to pass /readyz and answer 500 to every score: the insert failed, not the start."""
+    from reconad.cli import main
+
+    url = _sqlite_table(tmp_path / "foreign.db", f"CREATE TABLE reconad_results ({columns})")
+    (tmp_path / "run").mkdir()  # the database is checked before any model is loaded
+    rc = main(["serve", str(tmp_path / "run"), "--db", url, "--port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"--db {url}" in err and "reconad_results is not reconad's" in err and phrase in err
+
+
+def test_the_app_checks_the_table_too_and_a_compatible_one_is_used(tmp_path):
+    """The app's own start (worker processes, tests) refuses the same table; an extra
+    optional column is no reason to refuse."""
+    from reconad.errors import ConfigError
+    from reconad.serve.app import ServerState
+    from reconad.serve.config import ServeConfig
+
+    bad = _sqlite_table(tmp_path / "bad.db", "CREATE TABLE reconad_results (id TEXT PRIMARY KEY)")
+    with pytest.raises(ConfigError, match="lacks column"):
+        ServerState(ServeConfig(db=bad)).start()
+    ok = _sqlite_table(
+        tmp_path / "ok.db", f"CREATE TABLE reconad_results ({_OURS.format(score='FLOAT', extra=', note TEXT')})"
+    )
+    store = ResultStore(ok)
+    store.prepare()
+    store.add([_row(1)])
+    assert store.count() == 1
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "phrase"),
+    [
+        ("mysql://user:secret@db.example/results", "'mysql' database is not supported"),
+        ("http://db.example/results", "'http' database is not supported"),
+        ("results.db", "is not a database URL"),
+        ("sqlite:///{tmp}/text.db", "cannot open the results database (file is not a database)"),
+        ("sqlite:///{tmp}/no/such/dir.db", "cannot open the results database"),
+        ("postgresql://user:secret@/results?host={tmp}/no-socket-here", "cannot open the results database"),
+    ],
+    ids=["mysql", "http", "a-file-name", "a-text-file", "a-missing-folder", "postgresql-unreachable"],
+)
+def test_databases_reconad_cannot_use_are_one_line_naming_db(tmp_path, capsys, url, phrase):
+    from reconad.cli import main
+
+    (tmp_path / "text.db").write_text("not a database\n" * 100)
+    (tmp_path / "run").mkdir()
+    url = url.format(tmp=tmp_path)
+    rc = main(["serve", str(tmp_path / "run"), "--db", url, "--port", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "--db " in err and phrase in err and "secret" not in err
+
+
 # ------------------------------------------------------------------ PostgreSQL
 
 

@@ -348,7 +348,11 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     s.add_argument("--port", type=COUNT, default=8000)
     _engine_arg(s)
-    s.add_argument("--db", default=None, help="SQLAlchemy URL (default sqlite:///RUN/results.db, first RUN)")
+    s.add_argument(
+        "--db",
+        default=None,
+        help="sqlite:///FILE or postgresql://HOST/DB (default sqlite:///RUN/results.db, first RUN)",
+    )
     s.add_argument("--api-key-file", default=None, help="file holding the key clients send as 'Bearer KEY'")
     s.add_argument("--workers", type=POSITIVE, default=1, help="worker processes, each with its own model copy")
     s.add_argument(
@@ -357,6 +361,15 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--max-body-mb", type=_finite, default=20.0, help="request body limit (413 beyond)")
     s.add_argument("--max-pixels", type=POSITIVE, default=None, help="pixels per image (400 beyond; default 4096x4096)")
     s.add_argument("--max-images", type=POSITIVE, default=None, help="images per request (default 32)")
+    s.add_argument(
+        "--max-tiles", type=POSITIVE, default=None, help="tiles per request to a tiled model (413 beyond; default 256)"
+    )
+    s.add_argument(
+        "--body-timeout-s",
+        type=_finite,
+        default=None,
+        help="seconds for a request's headers, then its body, to arrive (408; default 30)",
+    )
     s.add_argument("--max-batch", type=POSITIVE, default=None, help="images per forward pass (default 4)")
     s.add_argument("--batch-wait-ms", type=_finite, default=None, help="wait for a fuller batch (default 2)")
     s.add_argument("--queue-size", type=POSITIVE, default=None, help="images queued per model before 503 (default 64)")
@@ -719,6 +732,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     given = {
         "max_pixels": args.max_pixels,
         "max_images": args.max_images,
+        "max_tiles": args.max_tiles,
+        "body_timeout_s": args.body_timeout_s,
         "max_batch": args.max_batch,
         "batch_wait_ms": args.batch_wait_ms,
         "queue_size": args.queue_size,

@@ -13,7 +13,8 @@ offline web page to drop images on.  Modules, one job each:
 | ``batcher`` | micro-batching with a bounded queue (503 + Retry-After when full) |
 | ``store`` | the results database: schema, migration, queries |
 | ``security`` | API key (constant-time) and request-body limit, as ASGI middleware |
-| ``metrics`` / ``middleware`` | Prometheus text and request counting |
+| ``metrics`` / ``middleware`` | Prometheus text with bounded labels, request counting, the body deadline |
+| ``connections`` | uvicorn's HTTP protocol with a deadline for a request's headers |
 | ``schemas`` | the contract: answer bodies and the status codes each route documents (OpenAPI) |
 | ``app`` | the routes and the server's start and stop |
 | ``server`` | checks before binding, then uvicorn |

@@ -36,7 +36,7 @@ from reconad.serve.config import NAME_PATTERN, ServeConfig
 from reconad.serve.decode import BadImage, Upload, decode_upload
 from reconad.serve.engines import ServedModel, load_served_model, overlay_png
 from reconad.serve.metrics import BATCH_BUCKETS, Metrics
-from reconad.serve.middleware import RequestMetrics
+from reconad.serve.middleware import BodyDeadline, RequestMetrics
 from reconad.serve.schemas import (
     Health,
     ModelList,
@@ -50,6 +50,7 @@ from reconad.serve.schemas import (
 )
 from reconad.serve.security import PUBLIC_PATHS, BearerAuth, BodyLimit, read_api_key
 from reconad.serve.store import ResultRow, ResultStore, utc_now
+from reconad.tiling import TileGrid
 
 __all__ = ["ServerState", "create_app", "app_from_env"]
 
@@ -75,7 +76,7 @@ class ServerState:
         """Database, models, warm-up, batchers (blocking; runs in a thread at startup)."""
         cfg = self.config
         self.store = ResultStore(cfg.db_url)
-        self.store.migrate()
+        self.store.prepare()
         threads = cfg.inference_threads()
         for run in cfg.runs:
             model = (preloaded or {}).get(run.name) or load_served_model(
@@ -118,8 +119,26 @@ def _safe_name(filename: str | None, index: int) -> str:
     return name or f"image-{index}"
 
 
-def _decode_all(model: ServedModel, files: list[tuple[str, bytes]], max_pixels: int) -> list[Upload]:
-    return [decode_upload(data, name, model.decode_size, model.resize_mode, max_pixels) for name, data in files]
+class TooMuchWork(Exception):
+    """A request that would cost more than --max-tiles forward passes of a tile (413)."""
+
+
+def _decode_all(model: ServedModel, files: list[tuple[str, bytes]], max_pixels: int, max_tiles: int) -> list[Upload]:
+    """Decode every upload; for a tiled model, stop at the first one that takes the request's
+    tiles over ``max_tiles`` (its work grows with the pixels, not with the number of images)."""
+    uploads, tiles = [], 0
+    for name, data in files:
+        upload = decode_upload(data, name, model.decode_size, model.resize_mode, max_pixels)
+        if model.tiling is not None:
+            tiler = model.tiling
+            tiles += len(TileGrid(upload.height, upload.width, tiler.tile, tiler.overlap))
+            if tiles > max_tiles:
+                raise TooMuchWork(
+                    f"{name}: this request needs over {max_tiles} tiles of {tiler.tile}x{tiler.tile} px "
+                    f"({tiles} so far) and --max-tiles is {max_tiles}: send fewer or smaller images"
+                )
+        uploads.append(upload)
+    return uploads
 
 
 async def _admit_and_decode(state: ServerState, model: ServedModel, images: list[UploadFile]) -> list[Upload]:
@@ -137,11 +156,15 @@ async def _admit_and_decode(state: ServerState, model: ServedModel, images: list
         ) from None
     try:
         files = [(_safe_name(f.filename, i), await f.read()) for i, f in enumerate(images)]
-        return await run_in_threadpool_limited(state, _decode_all, model, files, cfg.max_pixels)
+        return await run_in_threadpool_limited(state, _decode_all, model, files, cfg.max_pixels, cfg.max_tiles)
     except BadImage as exc:
         batcher.release(len(images))
         state.metrics.inc("reconad_rejected_total", (("reason", "bad_image"),))
         raise HTTPException(400, str(exc)) from None
+    except TooMuchWork as exc:
+        batcher.release(len(images))
+        state.metrics.inc("reconad_rejected_total", (("reason", "too_many_tiles"),))
+        raise HTTPException(413, str(exc)) from None
     except BaseException:
         batcher.release(len(images))
         raise
@@ -341,7 +364,7 @@ def _score_route(app: FastAPI, state: ServerState) -> None:
         "/v1/models/{name}/score",
         summary="score one or several images (multipart files 'images')",
         response_model=None,
-        responses={200: {"model": ScoreAnswer}, **responses(400, 404, 413, 500, 503)},
+        responses={200: {"model": ScoreAnswer}, **responses(400, 404, 408, 413, 500, 503)},
     )(score)
 
 
@@ -357,7 +380,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
 
     @app.get(
         "/readyz",
-        summary="every model loaded and warm",
+        summary="every model loaded and warm, and the database checked (no key needed)",
         response_model=None,
         responses={
             200: {"model": Ready},
@@ -452,6 +475,8 @@ def create_app(config: ServeConfig, preloaded: dict[str, ServedModel] | None = N
     _register_gauges(state)
     _routes(app, state)
     app.add_middleware(BodyLimit, max_bytes=config.max_body_bytes)
+    slow = lambda: state.metrics.inc("reconad_rejected_total", (("reason", "body_timeout"),))
+    app.add_middleware(BodyDeadline, seconds=config.body_timeout_s, on_timeout=slow)
     if key is not None:
         reject = lambda: state.metrics.inc("reconad_rejected_total", (("reason", "unauthorized"),))
         app.add_middleware(BearerAuth, key=key, on_reject=reject)

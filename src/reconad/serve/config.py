@@ -61,13 +61,17 @@ def available_cores() -> int:
 class ServeConfig:
     """Every setting of the server.
 
-    ``db``: a SQLAlchemy URL (default: a SQLite file ``results.db`` in the first run
-    directory).  ``threads``: inference threads per worker process (default: the
+    ``db``: a SQLite or PostgreSQL URL (default: a SQLite file ``results.db`` in the first
+    run directory).  ``threads``: inference threads per worker process (default: the
     available cores divided by ``workers``).  Limits: ``max_body_bytes`` per request
     (413 beyond), ``max_pixels`` per decoded image (400 beyond: decompression bombs),
-    ``max_images`` per request.  Micro-batching: up to ``max_batch`` images per
-    forward pass, waiting at most ``batch_wait_ms`` for more; at most ``queue_size``
-    images admitted and not yet answered per model, 503 with Retry-After beyond.
+    ``max_images`` per request, ``max_tiles`` tiles per request to a model that scores
+    by tiles (413 beyond: there the work grows with the pixels), ``body_timeout_s`` for
+    a request's body to arrive after its headers (408 beyond; ``reconad serve`` also closes
+    a connection whose next request's headers take as long).  Micro-batching: up to
+    ``max_batch`` images per forward pass, waiting at most ``batch_wait_ms`` for more; at
+    most ``queue_size`` images admitted and not yet answered per model, 503 with
+    Retry-After beyond.
     ``keep_overlays``: which results keep their overlay PNG in the database (at most
     ``overlay_cap_bytes`` each).  ``max_connections``: open connections per worker
     beyond which uvicorn answers 503 at once (bounds the memory of request bodies).
@@ -84,6 +88,8 @@ class ServeConfig:
     max_body_bytes: int = 20 * 1024 * 1024
     max_pixels: int = 4096 * 4096
     max_images: int = 32
+    max_tiles: int = 256
+    body_timeout_s: float = 30.0
     max_batch: int = 4
     batch_wait_ms: float = 2.0
     queue_size: int = 64
@@ -110,6 +116,7 @@ class ServeConfig:
             "max_body_bytes",
             "max_pixels",
             "max_images",
+            "max_tiles",
             "max_batch",
             "queue_size",
             "max_connections",
@@ -118,6 +125,8 @@ class ServeConfig:
                 raise ConfigError(f"{key.replace('_', '-')} must be >= 1, got {getattr(self, key)}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+        if not 0 < self.body_timeout_s < float("inf"):
+            raise ConfigError(f"body-timeout-s must be a number of seconds > 0, got {self.body_timeout_s}")
         if self.batch_wait_ms < 0 or self.overlay_cap_bytes < 0:
             raise ConfigError("batch-wait-ms and overlay-cap must not be negative")
         if not 0 <= self.port <= 65535:

@@ -13,7 +13,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 
-__all__ = ["Metrics", "LATENCY_BUCKETS", "route_label"]
+__all__ = ["Metrics", "LATENCY_BUCKETS", "route_label", "method_label", "status_label"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32)
@@ -51,6 +51,22 @@ class _Histogram:
         self.counts[bisect.bisect_left(self.buckets, value)] += 1
         self.total += value
         self.n += 1
+
+
+#: HTTP methods counted under their own name; any other (an invented one) is counted as "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+#: statuses counted under their own code; any other under its class ("2xx" .. "5xx")
+STATUSES = frozenset({200, 206, 304, 400, 401, 404, 405, 408, 413, 416, 422, 500, 503})
+
+
+def method_label(method: str) -> str:
+    """A bounded label for a request method: a client may send any token there."""
+    return method if method in METHODS else "other"
+
+
+def status_label(status: int) -> str:
+    """A bounded label for a response status."""
+    return str(status) if status in STATUSES else f"{min(max(status // 100, 1), 5)}xx"
 
 
 def route_label(path: str) -> str:

@@ -111,7 +111,9 @@ _WHY = {
     "a body that is not multipart, or an invalid Content-Length",
     401: "missing or invalid API key (only when the server was started with --api-key-file)",
     404: "no such model or result",
-    413: "request body over --max-body-mb",
+    408: "the request body did not arrive within --body-timeout-s of its headers (the connection is closed)",
+    413: "request body over --max-body-mb, or (a model that scores by tiles) a request needing more than "
+    "--max-tiles tiles",
     500: "the model gave a non-finite score on a decoded image",
     503: "not ready: models still loading, or the scoring queue is full (see Retry-After)",
 }

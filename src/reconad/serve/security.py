@@ -2,9 +2,11 @@
 reads a body, so a refused request costs no parsing, reaches no model and no database.
 
 * API key (optional): ``Authorization: Bearer <key>`` compared in constant time on every
-  route but ``/healthz`` and the web page's own files (``/`` and ``/static/``: they hold
-  no data, and a browser cannot send a header when it opens a page; the page asks for
-  the key and sends it with every API call).  Without a valid key: 401, nothing recorded.
+  route but the probes ``/healthz`` and ``/readyz`` (a liveness or readiness probe carries
+  no key; they say up / loaded and the served models' names, nothing scored) and the web
+  page's own files (``/`` and ``/static/``: they hold no data, and a browser cannot send a
+  header when it opens a page; the page asks for the key and sends it with every API
+  call).  Without a valid key: 401, nothing recorded.
 * Body limit: a declared ``Content-Length`` over the limit is refused at once (413); a
   body sent without one is counted as it streams and refused when it passes the limit.
 """
@@ -30,7 +32,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: paths answered without the key (prefixes end with "/")
-PUBLIC_PATHS = ("/healthz", "/", "/static/")
+PUBLIC_PATHS = ("/healthz", "/readyz", "/", "/static/")
 
 
 def read_api_key(path: str | os.PathLike) -> str:

@@ -44,7 +44,7 @@ def preflight(config: ServeConfig) -> dict[str, ServedModel]:
         log.warning("serving on %s without --api-key-file: anyone who can reach it can use it", config.host)
     store = ResultStore(config.db_url)
     try:
-        store.migrate()
+        store.prepare()  # migrated, and its results table of reconad's shape: else one line naming --db
     finally:
         store.close()
     threads = config.inference_threads()
@@ -58,8 +58,12 @@ def serve(config: ServeConfig) -> None:
     """Serve ``config.runs`` until SIGTERM / Ctrl-C (in-flight requests finish first)."""
     import uvicorn
 
+    from reconad.serve.connections import HEADER_TIMEOUT_ENV, HeaderDeadlineProtocol
+
     models = preflight(config)
+    os.environ[HEADER_TIMEOUT_ENV] = str(config.body_timeout_s)  # read by every worker's connections
     common = dict(
+        http=HeaderDeadlineProtocol,
         host=config.host,
         port=config.port,
         log_level=config.log_level,

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from reconad.errors import ConfigError
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "ResultRow", "ResultStore", "utc_now"]
+__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "BACKENDS", "ResultRow", "ResultStore", "check_results_shape", "utc_now"]
 
 log = logging.getLogger("reconad.serve")
 
@@ -96,12 +96,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+#: the database backends the results are kept in (both tested)
+BACKENDS = ("sqlite", "postgresql")
+
+
+def _hide_password(url: str) -> str:
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
+
+
 def make_engine(url: str) -> Engine:
     """A SQLAlchemy engine for ``url`` (SQLite in WAL mode with a busy timeout)."""
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigError(f"--db {url!r} is not a database URL: {exc}") from None
+    except sa.exc.ArgumentError:
+        raise ConfigError(
+            f"--db {url!r} is not a database URL (e.g. sqlite:///results.db or postgresql://host/db)"
+        ) from None
+    if parsed.get_backend_name() not in BACKENDS:
+        raise ConfigError(
+            f"--db {_hide_password(url)}: a {parsed.get_backend_name()!r} database is not supported; "
+            "use SQLite (sqlite:///FILE) or PostgreSQL (postgresql://HOST/DB)"
+        )
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -110,7 +128,7 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not the older psycopg2
     try:
         return sa.create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=8)
-    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+    except (ImportError, sa.exc.NoSuchModuleError, sa.exc.ArgumentError) as exc:
         raise ConfigError(f"--db {url!r}: no driver for it here ({exc}); pip install 'reconad[serve]'") from None
 
 
@@ -143,6 +161,19 @@ class ResultStore:
         except sa.exc.OperationalError as exc:
             raise ConfigError(f"cannot open the results database {self.safe_url}: {exc.orig}") from None
         return SCHEMA_VERSION
+
+    def prepare(self) -> None:
+        """``migrate``, then ``check_results_shape``: what the server runs before it says ready.
+
+        Any database error (a file that is not SQLite, a server that does not answer) is one line
+        naming --db."""
+        try:
+            with self.engine.connect() as conn:  # reachable, and a database at all
+                conn.execute(sa.text("SELECT 1"))
+            self.migrate()
+        except sa.exc.SQLAlchemyError as exc:
+            raise ConfigError(f"--db {self.safe_url}: cannot open the results database ({_why(exc)})") from None
+        check_results_shape(self.engine, self.safe_url)
 
     @property
     def safe_url(self) -> str:
@@ -203,3 +234,60 @@ class ResultStore:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _why(exc: BaseException) -> str:
+    """The database's own words, on one line (SQLAlchemy appends a multi-line SQL dump and a link)."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _kind(column_type: Any) -> str:
+    """What a column holds, as far as reading our rows back depends on it."""
+    for kind, types in (
+        ("number", (sa.Integer, sa.Float, sa.Numeric)),
+        ("time", (sa.DateTime, sa.Date)),
+        ("bytes", (sa.LargeBinary,)),
+        ("text", (sa.String,)),
+    ):
+        if isinstance(column_type, types):
+            return kind
+    return type(column_type).__name__
+
+
+def check_results_shape(engine: Engine, where: str) -> None:
+    """Refuse a ``reconad_results`` table of another shape than this reconad writes.
+
+    ``create_all`` leaves an existing table as it is, so a table another program (or an
+    unrelated schema) made under the same name would pass the start and fail every insert:
+    every column reconad writes must be there, and no other column may be required."""
+    try:
+        columns = sa.inspect(engine).get_columns(results.name)
+    except sa.exc.SQLAlchemyError as exc:
+        raise ConfigError(f"--db {where}: cannot read the results table ({_why(exc)})") from None
+    found = {c["name"]: c for c in columns}
+    missing = [c.name for c in results.c if c.name not in found]
+    retyped = [
+        f"{c.name} is {found[c.name]['type']}, not {c.type}"
+        for c in results.c
+        if c.name in found and _kind(found[c.name]["type"]) != _kind(c.type)
+    ]
+    required = [
+        name
+        for name, c in found.items()
+        if name not in results.c
+        and not c.get("nullable", True)
+        and c.get("default") is None
+        and c.get("autoincrement") is not True
+    ]
+    if missing or retyped or required:
+        parts = (
+            ([f"lacks column(s) {', '.join(missing)}"] if missing else [])
+            + retyped
+            + ([f"requires column(s) reconad does not write: {', '.join(required)}"] if required else [])
+        )
+        raise ConfigError(
+            f"--db {where}: its table {results.name} is not reconad's ({'; '.join(parts)}); "
+            "use another --db or move that table away"
+        )
