@@ -161,7 +161,9 @@ def fit_auto(
         if cand is not None:
             fitted[c.label] = cand
     if not fitted:
-        raise DataError("auto: every candidate failed to train: " + "; ".join(f"{r['label']}: {r['error']}" for r in records))
+        raise DataError(
+            "auto: every candidate failed to train: " + "; ".join(f"{r['label']}: {r['error']}" for r in records)
+        )
     best = max(
         (r for r in records if r["label"] in fitted),
         key=lambda r: (r["synthetic_image_auroc"], r["synthetic_pixel_auroc"], -r["cost"]),

@@ -189,7 +189,7 @@ def _stroke(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.n
 def _shading(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A large smooth low-contrast shading blob (a multiplicative change of 8-20 %)."""
     _, h, w = img.shape
-    mask, soft = _ellipse(h, w, rng, (0.15, 0.35))
+    _, soft = _ellipse(h, w, rng, (0.15, 0.35))
     gain = 1.0 + rng.choice([-1, 1]) * rng.uniform(0.08, 0.2)
     weight = soft[None] ** 0.5
     return img * (1 + (gain - 1) * weight), _non_empty(soft > 0.25, soft)

@@ -96,15 +96,7 @@ class HFRConfig(ModelConfig):
     def __post_init__(self) -> None:
         check_types(
             self,
-            integers=(
-                "width",
-                "bottleneck",
-                "bottleneck_pool",
-                "hybrid_budget",
-                "hybrid_k",
-                "memory_slots",
-                "denoise_copies",
-            ),
+            integers=("width", "bottleneck", "bottleneck_pool", "hybrid_budget", "hybrid_k", "memory_slots"),
             numbers=(
                 "feature_noise",
                 "blur_sigma",
@@ -114,8 +106,6 @@ class HFRConfig(ModelConfig):
                 "memory_entropy",
                 "anomaly_margin",
                 "anomaly_weight",
-                "denoise_prob",
-                "denoise_weight",
             ),
             optional=("hybrid_k",),
         )
@@ -159,6 +149,7 @@ class HFRConfig(ModelConfig):
             raise ConfigError(f"level_weights must be >= 0 with a positive sum, got {self.level_weights}")
 
     def _check_denoise(self) -> None:
+        check_types(self, integers=("denoise_copies",), numbers=("denoise_prob", "denoise_weight"))
         if self.denoise not in DENOISE:
             raise ConfigError(f"unknown denoise {self.denoise!r}; choose one of {', '.join(DENOISE)}")
         if self.denoise_copies < 1:
