@@ -8,7 +8,8 @@ Usage (from the project root, in the project's venv):
 
 ``reconad.selection.fit_auto`` trains the default candidates (and the ``extra`` ones, measured
 beside them but never chosen) on the training split with the Detector's held-out normals,
-scores the validation generator's synthetic defects, and picks; then every candidate is
+(the dataset's own validation split where it has one, e.g. the magnetic tiles), scores the
+validation generator's synthetic defects, and picks; then every candidate is
 scored on the real test split the way ``reconad test`` scores (``reconad.metrics.evaluate``).
 Regret = the best default candidate's real AUROC minus the pick's (image and pixel).
 """
@@ -26,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from reconad import Detector
-from reconad.data import build_image_dataset
+from reconad.data import WITH_VAL_SPLIT, build_image_dataset
 from reconad.data.records import collate_images
 from reconad.metrics import evaluate
 from reconad.selection import CANDIDATES, Candidate, fit_auto
@@ -52,6 +53,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     ds, root, cat, size = spec["dataset"], spec["root"], spec.get("category"), int(spec.get("size", 256))
     mode = spec.get("resize_mode", "resize")
     train = build_image_dataset(ds, root, cat, "train", size, mode)
+    val = build_image_dataset(ds, root, cat, "val", size, mode) if ds in WITH_VAL_SPLIT else None
     test = build_image_dataset(ds, root, cat, "test", size, mode)
     y, gt = _ground_truth(test)
     extra = tuple(
@@ -61,7 +63,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     options = {k: spec[k] for k in ENGINE_KEYS if k in spec}
     det = Detector("auto", image_size=size, resize_mode=mode, progress=False, **options)
     t0 = time.time()
-    fit_auto(det, train, candidates=CANDIDATES + extra, keep=True)
+    fit_auto(det, train, val_data=val, candidates=CANDIDATES + extra, keep=True)
     fitted: dict[str, Detector] = det.__dict__["candidates_"]
     print(f"# {spec}: candidates trained in {time.time() - t0:.0f}s", flush=True)
     assert det.selection_ is not None
