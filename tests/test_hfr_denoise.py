@@ -121,3 +121,13 @@ def test_denoise_is_training_only_scoring_and_save_load_unchanged(tiny_mvtec, tm
     plain.load_trainable_state_dict(det.model_.trainable_state_dict())
     with torch.no_grad():
         np.testing.assert_allclose(plain.eval().score_images(x).scores.numpy(), scores, rtol=1e-5)
+
+
+def test_denoise_refuses_features_computed_beforehand(tiny_mvtec):
+    """Without the images there are no corrupted copies: an error, not a silent plain HFR."""
+    train = MVTecDataset(tiny_mvtec, "brick", "train", SIZE)
+    model = HFR(HFRConfig(**SMALL, denoise="synthetic"))
+    feats = FeatureCache(encode_dataset(model.encoder, train, torch.device("cpu"), progress=False))
+    with pytest.raises(ConfigError, match="denoise='synthetic' needs the training images"):
+        model.prepare_data(feats, torch.device("cpu"), progress=False)
+    assert HFR(HFRConfig(**SMALL)).prepare_data(feats, torch.device("cpu")) is feats

@@ -75,6 +75,8 @@ def test_auto_refuses_model_options_and_sklearn_clone_keeps_it(train):
     with pytest.raises(ConfigError, match="model='auto' takes engine and detector options only.*width") as info:
         Detector("auto", width=32)
     assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError, match="preset"):
+        Detector("auto", preset="paper")
     from sklearn.base import clone
 
     det = clone(Detector("auto", epochs=3))

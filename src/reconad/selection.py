@@ -65,6 +65,8 @@ def is_auto(model: Any) -> bool:
 def check_auto_options(options: dict[str, Any], allowed: set[str]) -> None:
     """ConfigError (one line) for options ``auto`` cannot pass to every candidate."""
     extra = sorted(set(options) - allowed)
+    if options.get("preset") is not None:
+        extra.append("preset")
     if extra:
         raise ConfigError(
             f"model='auto' takes engine and detector options only (it chooses the model's own); got {', '.join(extra)}"

@@ -117,6 +117,11 @@ class HFR(AnomalyModel):
         encoder, e.g. shared by the one-class protocol across classes).
         """
         if isinstance(dataset, FeatureCache):
+            if self.config.denoise != "none" and not hasattr(dataset, "corrupted"):
+                raise ConfigError(
+                    f"denoise={self.config.denoise!r} needs the training images (it encodes corrupted copies); "
+                    "got encoder features computed beforehand"
+                )
             return dataset
         enc = encode_with_labels(self.encoder, dataset, device, batch_size=4, progress=progress)
         labelled = bool((enc.labels == 1).any())
