@@ -28,6 +28,7 @@ from reconad.engine.device import select_device
 from reconad.engine.progress import progress
 from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
 from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
+from reconad.selection import auto_model, check_auto_options, fit_auto, is_auto
 from reconad.serialization import CONFIG, write_model_dir
 from reconad.tiling import RandomTiles, check_tiling, resolve_overlap
 from reconad.version import __version__
@@ -132,6 +133,8 @@ class Detector:
     calibration_: Calibration | None
     val_scores_: np.ndarray | None
     history_: TrainHistory | None
+    #: model="auto": the candidates, their synthetic figures and the choice (reconad.selection)
+    selection_: dict[str, Any] | None
 
     model = _alias("model", "model_")
     threshold = _alias("threshold", "threshold_")
@@ -147,10 +150,13 @@ class Detector:
     # --------------------------------------------------------------- parameters
     def _resolve(self) -> None:
         """Check the parameters and derive the model / engine / detector settings from them."""
-        model_entry(self._model_param)  # validates the name
-        self.model_name = str(self._model_param).lower()
+        auto, train_keys = is_auto(self._model_param), TrainConfig.field_names()
+        if auto:  # model="auto": the model chosen in fit (reconad.selection); engine/detector options only
+            check_auto_options(self._options, train_keys | set(DETECTOR_DEFAULTS))
+        chosen, chosen_options = auto_model(self.__dict__.get("selection_")) if auto else (None, {})
+        model_entry(chosen or self._model_param)  # validates the name
+        self.model_name = str(chosen or self._model_param).lower()
         model_keys = model_config_fields(self.model_name)
-        train_keys = TrainConfig.field_names()
         clash = model_keys & (train_keys | set(DETECTOR_DEFAULTS))
         if clash:  # a model must not reuse an engine or detector option's name
             raise ConfigError(f"model {self.model_name} has options named like engine/detector ones: {sorted(clash)}")
@@ -164,7 +170,7 @@ class Detector:
             choices = ", ".join(sorted(model_cls.presets)) or "none"
             raise ConfigError(f"unknown preset {preset!r} for {self.model_name}; presets: {choices}")
         base = dict(model_cls.presets[preset]) if preset is not None else {}
-        self.model_config = {**base, **{k: v for k, v in given.items() if k in model_keys}}
+        self.model_config = {**base, **chosen_options, **{k: v for k, v in given.items() if k in model_keys}}
         # The model's suggested engine settings (e.g. a larger batch for small nets); the user's win.
         self.train_config = TrainConfig.from_dict(
             {**model_cls.train_defaults, **{k: v for k, v in given.items() if k in train_keys}}
@@ -221,7 +227,7 @@ class Detector:
 
     def _default_params(self) -> dict[str, Any]:
         model_cls, cfg_cls = model_entry(self.model_name)
-        defaults = cfg_cls().to_dict()
+        defaults = {} if is_auto(self._model_param) else cfg_cls().to_dict()
         defaults.update(TrainConfig.from_dict(dict(model_cls.train_defaults)).to_dict())
         defaults.update(DETECTOR_DEFAULTS)
         return defaults
@@ -411,7 +417,10 @@ class Detector:
         ``val_data``: held-out normal data for early stopping and the threshold; when
         absent, ``val_fraction`` of the unlabelled samples of ``data`` is held out.
         """
+        self.__dict__.pop("selection_", None)
         self._resolve()
+        if is_auto(self._model_param):  # train the candidates, keep the best (reconad.selection)
+            return fit_auto(self, data, y, val_data)
         self.geometry_ = apply_geometry(self.settings, data, model_entry(self.model_name)[0].min_image_size)
         train, val, table = self._split(data, y, val_data)
         torch.manual_seed(self.train_config.seed)
@@ -666,6 +675,7 @@ class Detector:
             "calibration": None if cal is None else cal.to_dict(),
             "val_scores": None if val_scores is None else [float(s) for s in val_scores],
             "history": None if history is None else history.to_dict(),
+            "selection": self.__dict__.get("selection_"),
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -702,6 +712,7 @@ class Detector:
             self.calibration_ = calibration_from_config(cfg, float(self.settings["threshold_quantile"]))
         except DataError as exc:
             raise ModelFileError(f"{directory}: {exc}") from exc
+        self.selection_ = cfg.get("selection")
         hist = cfg.get("history")
         self.history_ = TrainHistory.from_dict(hist) if hist else None
 

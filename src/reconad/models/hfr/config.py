@@ -14,6 +14,7 @@ NORMALIZATIONS = ("level", "position", "none")
 HYBRIDS = ("none", "patch", "bottleneck", "pooled")
 HYBRID_FUSIONS = ("sum", "max")
 HYBRID_SCALES = ("moments", "tail")
+DENOISE = ("none", "synthetic")
 
 
 @dataclass
@@ -66,6 +67,12 @@ class HFRConfig(ModelConfig):
     whole image without a mask) is pushed above ``anomaly_margin`` standard deviations
     of the normal residual, weighted by ``anomaly_weight``; normal pixels keep the
     reconstruction loss.
+    denoise: ``synthetic`` trains the decoder to output the clean features from the
+    features of an image with a pasted synthetic defect (``denoise.py``):
+    ``denoise_copies`` corrupted copies of each training image are encoded once, and an
+    item's input is one of them with probability ``denoise_prob``, and the loss adds
+    ``denoise_weight`` times the mean residual inside the pasted defects; ``none``
+    (default) trains on clean inputs only.  Training only: scoring does not change.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -92,6 +99,10 @@ class HFRConfig(ModelConfig):
     anomaly_weight: float = 1.0
     hybrid_fusion: str = "sum"
     hybrid_scale: str = "moments"
+    denoise: str = "none"
+    denoise_copies: int = 2
+    denoise_prob: float = 0.5
+    denoise_weight: float = 1.0
 
     def __post_init__(self) -> None:
         check_types(
@@ -122,6 +133,7 @@ class HFRConfig(ModelConfig):
             raise ConfigError(f"memory_slots must be 0 (off) or >= 2, got {self.memory_slots}")
         if self.memory_temperature <= 0 or self.memory_entropy < 0 or self.anomaly_weight < 0:
             raise ConfigError("memory_temperature must be > 0; memory_entropy and anomaly_weight >= 0")
+        self._check_denoise()
         if self.residual not in RESIDUALS:
             raise ConfigError(f"unknown residual {self.residual!r}; choose one of {', '.join(RESIDUALS)}")
         if self.normalization not in NORMALIZATIONS:
@@ -151,3 +163,14 @@ class HFRConfig(ModelConfig):
             not self.level_weights or min(self.level_weights) < 0 or sum(self.level_weights) <= 0
         ):
             raise ConfigError(f"level_weights must be >= 0 with a positive sum, got {self.level_weights}")
+
+    def _check_denoise(self) -> None:
+        check_types(self, integers=("denoise_copies",), numbers=("denoise_prob", "denoise_weight"))
+        if self.denoise not in DENOISE:
+            raise ConfigError(f"unknown denoise {self.denoise!r}; choose one of {', '.join(DENOISE)}")
+        if self.denoise_copies < 1:
+            raise ConfigError(f"denoise_copies must be >= 1, got {self.denoise_copies}")
+        if not 0 < self.denoise_prob <= 1:
+            raise ConfigError(f"denoise_prob must be in (0, 1], got {self.denoise_prob}")
+        if self.denoise_weight < 0:
+            raise ConfigError(f"denoise_weight must be >= 0, got {self.denoise_weight}")

@@ -122,14 +122,33 @@ class HFR(AnomalyModel):
         encoder, e.g. shared by the one-class protocol across classes).
         """
         if isinstance(dataset, FeatureCache):
+            if self.config.denoise != "none" and not hasattr(dataset, "corrupted"):
+                raise ConfigError(
+                    f"denoise={self.config.denoise!r} needs the training images (it encodes corrupted copies); "
+                    "got encoder features computed beforehand"
+                )
             return dataset
         enc = encode_with_labels(self.encoder, dataset, device, batch_size=4, progress=progress)
-        if not bool((enc.labels == 1).any()):
-            return FeatureCache(enc.levels)
-        return FeatureCache(enc.levels, enc.labels, enc.masks)
+        labelled = bool((enc.labels == 1).any())
+        clean = FeatureCache(enc.levels, enc.labels, enc.masks) if labelled else FeatureCache(enc.levels)
+        if self.config.denoise == "none":
+            return clean
+        from reconad.models.hfr.denoise import denoise_cache
+
+        return denoise_cache(clean, dataset, self.encoder, device, self.config, progress)
 
     def collate_fn(self) -> Callable[[list[Any]], Any]:
-        return collate_features
+        if self.config.denoise == "none":
+            return collate_features
+        from reconad.models.hfr.denoise import collate_denoise
+
+        return collate_denoise
+
+    def _decoder_input(self, batch: FeatureBatch) -> list[torch.Tensor]:
+        """What the decoder sees in training: the corrupted copies' features where the
+        denoising objective drew one (``denoise``), else the (noisy, ``feature_noise``) features."""
+        inputs = getattr(batch, "inputs", None)
+        return self._noisy(inputs if self.training and inputs is not None else batch.levels)
 
     def decode(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         return self.decoder([f.contiguous(memory_format=torch.channels_last) for f in feats])
@@ -168,9 +187,18 @@ class HFR(AnomalyModel):
 
     def training_loss(self, batch: FeatureBatch) -> torch.Tensor:
         feats = batch.levels
-        recon = self.decode(self._noisy(feats))
-        loss = cast(torch.Tensor, sum(r.mean() for r in self.level_residuals(feats, recon)) / len(feats))
+        res = self.level_residuals(feats, self.decode(self._decoder_input(batch)))
+        loss = cast(torch.Tensor, sum(r.mean() for r in res) / len(feats)) + self._defect_loss(batch, res)
         return loss if self.decoder.memory is None else loss + self._memory_loss()
+
+    def _defect_loss(self, batch: FeatureBatch, res: list[torch.Tensor]) -> torch.Tensor | float:
+        """``denoise_weight`` times the mean residual inside the pasted defects (denoising only)."""
+        defect = getattr(batch, "defect", None)
+        if not (self.training and defect is not None and self.config.denoise_weight > 0):
+            return 0.0
+        from reconad.models.hfr.denoise import defect_loss
+
+        return self.config.denoise_weight * defect_loss(res, defect)
 
     def training_step(self, batch: FeatureBatch, ctx: StepContext) -> StepOutput:
         if batch.label is None or not bool((batch.label == 1).any()):
@@ -178,9 +206,9 @@ class HFR(AnomalyModel):
         from reconad.models.hfr.supervision import deviation_losses
 
         feats = batch.levels
-        res = self.level_residuals(feats, self.decode(self._noisy(feats)))
+        res = self.level_residuals(feats, self.decode(self._decoder_input(batch)))
         rec, dev = deviation_losses(res, batch.label, batch.mask, self.config.anomaly_margin, self.config.topk_ratio)
-        loss = rec + self.config.anomaly_weight * dev + self._memory_loss()
+        loss = rec + self.config.anomaly_weight * dev + self._memory_loss() + self._defect_loss(batch, res)
         logs = {"reconstruction": float(rec.detach()), "deviation": float(dev.detach())}
         return StepOutput(ctx.step("main", loss), logs)
 
