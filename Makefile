@@ -13,11 +13,11 @@ setup: $(VENV)/.stamp-setup
 
 # torch is pinned to the CPU build that this machine carries; users elsewhere may use
 # any torch >= 2.2 (pyproject declares the range).
-$(VENV)/.stamp-setup: pyproject.toml
+$(VENV)/.stamp-setup: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[dev,serve,openvino]"
+	$(PIP) install --quiet -e ".[dev,serve,openvino,bench,video,hyperspectral]"
 	touch $@
 
 # Real data for the one-class benchmark (never needed by the tests): Fashion-MNIST from

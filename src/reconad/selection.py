@@ -104,12 +104,10 @@ def _synthetic_figures(det: Detector, synthetic: Any) -> tuple[float, float]:
 
 def _train(det: Detector, c: Candidate, fit_args: tuple[Any, ...], synthetic: Any) -> tuple[Any, dict[str, Any]]:
     """Fit candidate ``c`` and score the synthetic set: (fitted Detector or None, its record)."""
-    from reconad.detector import Detector
-
     record: dict[str, Any] = {**asdict(c), "synthetic_image_auroc": None, "synthetic_pixel_auroc": None}
     t0 = time.perf_counter()
     try:
-        cand = Detector(c.model, **{**det._options, **c.options})
+        cand = type(det)(c.model, **{**det._options, **c.options})  # the Detector's own class: no import cycle
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # each candidate warns like a full fit would
             cand.fit(*fit_args)
@@ -186,8 +184,6 @@ def fit_auto(
 
 
 def _fallback(det: Detector, data: Any, y: Any, val_data: Any, n: int) -> Detector:
-    from reconad.detector import Detector
-
     det.selection_ = {
         "chosen": FALLBACK,
         "model": FALLBACK,
@@ -195,6 +191,6 @@ def _fallback(det: Detector, data: Any, y: Any, val_data: Any, n: int) -> Detect
         "rule": f"fallback: {n} normal images, fewer than {MIN_NORMALS}",
         "candidates": [],
     }
-    single = Detector(FALLBACK, **det._options).fit(data, y, val_data)
+    single = type(det)(FALLBACK, **det._options).fit(data, y, val_data)
     _adopt(det, single)
     return det

@@ -40,18 +40,26 @@ def is_table(data: Any) -> bool:
     return False
 
 
+def _numeric_numpy_dtype(t: Any) -> bool:
+    """True for a NumPy number or bool dtype; pandas' own dtypes (string, categorical,
+    nullable integers) are not NumPy dtypes and count as not numeric."""
+    try:
+        return bool(np.issubdtype(t, np.number) or np.issubdtype(t, np.bool_))
+    except TypeError:
+        return False
+
+
 def _rows(data: Any) -> np.ndarray:
     """``data`` as float32 (rows x features); a NaN / infinite cell is a ``DataError``
     naming its row and column (a NaN row would score NaN, and NaN passes any threshold)."""
     columns = [str(c) for c in data.columns] if _is_dataframe(data) else None
     if _is_dataframe(data):
-        bad = [
-            str(c)
-            for c, t in zip(data.columns, data.dtypes)
-            if not (np.issubdtype(t, np.number) or np.issubdtype(t, np.bool_))
-        ]
+        bad = [str(c) for c, t in zip(data.columns, data.dtypes) if not _numeric_numpy_dtype(t)]
         if bad:
-            raise DataError(f"non-numeric column(s) {', '.join(bad[:5])}: encode them (e.g. one-hot) first")
+            raise DataError(
+                f"non-numeric or nullable column(s) {', '.join(bad[:5])}: encode them as numbers "
+                "(e.g. one-hot) and fill missing values first"
+            )
         arr = data.to_numpy(dtype=np.float64)
     elif torch.is_tensor(data):
         arr = data.detach().cpu().to(torch.float64).numpy()
