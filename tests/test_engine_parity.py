@@ -161,20 +161,10 @@ def servers(fitted, tmp_path_factory):
         yield urls
 
 
-#: models whose score of an image depends on the other images of its batch (seeded draws per batch)
-BATCH_DEPENDENT = {
-    "vae": "its latent draws are seeded per batch, so a served image (batched with others) scores "
-    "differently from the same file in reconad predict's batch",
-    "anogan": "its latent search (gradient steps per batch) amplifies the rounding differences between "
-    "a batch of one and reconad predict's batch beyond 1e-5 of the score range",
-}
-
-
 def _server_cases():
     for name in image_models():
-        marks = [pytest.mark.xfail(reason=BATCH_DEPENDENT[name], strict=True)] if name in BATCH_DEPENDENT else []
         for engine in ("torch", "auto"):
-            yield pytest.param(engine, name, marks=marks, id=f"{engine}-{name}")
+            yield pytest.param(engine, name, id=f"{engine}-{name}")
 
 
 @pytest.mark.parametrize(("engine", "name"), list(_server_cases()))

@@ -39,13 +39,18 @@ def test_conv_networks_restore_odd_sizes():
 
 
 def test_vae_score_is_kl_plus_reconstruction_and_deterministic():
-    m = build_model("vae", input_shape=[6], n_samples=4).eval()
+    m = build_model("vae", input_shape=[6], n_samples=64).eval()
     m.scaler.fit(torch.randn(50, 6))
     x = torch.randn(5, 6)
     s1, _ = m.predict_step(RowBatch(x))
     s2, _ = m.predict_step(RowBatch(x))
     assert torch.allclose(s1, s2)
-    # The KL part alone is positive on average: the score exceeds the reconstruction part.
+    # an image's score depends on that input only, not on its batch or its place in it
+    alone, _ = m.predict_step(RowBatch(x[3:4]))
+    flipped, _ = m.predict_step(RowBatch(x.flip(0)))
+    torch.testing.assert_close(alone[0], s1[3])
+    torch.testing.assert_close(flipped.flip(0), s1)
+    # The KL part alone is positive on average (64 draws): the score exceeds the reconstruction part.
     _, err = m.score(m.scaler(x))
     rec = err.sum(1) / (2 * m._sigma2())
     assert (s1 - rec).mean() > 0

@@ -33,15 +33,17 @@ def search_latent(
     Runs with gradients whatever the caller's mode (the Detector scores under
     ``torch.inference_mode``): the input is cloned into a normal tensor, the networks'
     parameters get no gradients (``torch.autograd.grad`` on z only), and the starting
-    points come from a generator seeded with ``seed``, never from the global RNG.
+    point z_0 comes from a generator seeded with ``seed`` (never the global RNG) and is the
+    same for every image.
     Adam's update is element-wise, so each image's search is independent of the others
     in the batch.
     """
     with torch.inference_mode(False), torch.enable_grad():
         x = x.detach().clone()
         rng = torch.Generator(device=x.device).manual_seed(int(seed))
-        z = torch.randn(x.shape[0], latent_dim, generator=rng, device=x.device, dtype=x.dtype)
-        z.requires_grad_(True)
+        # every image starts from the same z_0, so its search never depends on its batch
+        z0 = torch.randn(1, latent_dim, generator=rng, device=x.device, dtype=x.dtype)
+        z = z0.expand(x.shape[0], latent_dim).clone().requires_grad_(True)
         with torch.no_grad():
             _, f_x = discriminator(x)
         opt = torch.optim.Adam([z], lr=lr)

@@ -63,18 +63,20 @@ class VAE(ReconstructionModel):
         return ((nll + kl) / d).mean()
 
     def export_blocker(self) -> str | None:
-        """The score's latent draws come from a seeded generator, one (L, B, k) block per batch,
-        so a sample's noise depends on the batch it is in: no single traced graph gives those."""
+        """The score's latent draws come from a seeded generator at scoring time, which a
+        traced ONNX graph turns into an unseeded random node."""
         return super().export_blocker() or (
-            f"its score averages {self.config.n_samples} latent draws from a seeded random generator per batch, "
+            f"its score averages {self.config.n_samples} latent draws from a seeded random generator, "
             "which one ONNX graph cannot reproduce"
         )
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.posterior(x)
         n = self.config.n_samples
+        # One block of L draws shared by every image of the batch: an image's score then
+        # depends on that image only, never on its batch or its place in it.
         gen = torch.Generator(device=x.device).manual_seed(self.config.score_seed)
-        eps = torch.randn((n, *mu.shape), generator=gen, device=x.device, dtype=mu.dtype)
+        eps = torch.randn((n, 1, mu.shape[1]), generator=gen, device=x.device, dtype=mu.dtype)
         z = mu.unsqueeze(0) + (0.5 * logvar).exp().unsqueeze(0) * eps  # (L, B, k)
         zero = torch.zeros_like(z)
         s_kl = (_log_normal(z, mu.unsqueeze(0), logvar.unsqueeze(0)) - _log_normal(z, zero, zero)).mean(0)
