@@ -30,7 +30,7 @@ from reconad import Detector
 from reconad.data import WITH_VAL_SPLIT, build_image_dataset
 from reconad.data.records import collate_images
 from reconad.metrics import evaluate
-from reconad.selection import CANDIDATES, Candidate, fit_auto
+from reconad.selection import CANDIDATES, Candidate
 
 ENGINE_KEYS = ("epochs", "seed", "batch_size", "lr", "patience")
 
@@ -63,7 +63,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     options = {k: spec[k] for k in ENGINE_KEYS if k in spec}
     det = Detector("auto", image_size=size, resize_mode=mode, progress=False, **options)
     t0 = time.time()
-    fit_auto(det, train, val_data=val, candidates=CANDIDATES + extra, keep=True)
+    det.fit_auto(train, val_data=val, candidates=CANDIDATES + extra, keep=True)
     fitted: dict[str, Detector] = det.__dict__["candidates_"]
     print(f"# {spec}: candidates trained in {time.time() - t0:.0f}s", flush=True)
     assert det.selection_ is not None

@@ -13,7 +13,7 @@ import torch
 from reconad import Detector
 from reconad.data import MVTecDataset
 from reconad.errors import ConfigError
-from reconad.selection import CANDIDATES, FALLBACK, Candidate, fit_auto
+from reconad.selection import CANDIDATES, FALLBACK, Candidate
 
 SIZE = 64
 FAST = dict(image_size=SIZE, epochs=2, batch_size=8, lr=1e-2, device="cpu", progress=False, patience=None)
@@ -64,7 +64,7 @@ def test_a_candidate_that_fails_is_reported_and_skipped(train):
     det = Detector("auto", **FAST)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fit_auto(det, train, candidates=(broken, CANDIDATES[1]))
+        det.fit_auto(train, candidates=(broken, CANDIDATES[1]))
     assert any("candidate broken failed and is skipped" in str(w.message) for w in caught)
     rec = {r["label"]: r for r in det.selection_["candidates"]}
     assert "width" in rec["broken"]["error"] and rec["broken"]["synthetic_image_auroc"] is None

@@ -28,7 +28,7 @@ from reconad.engine.device import select_device
 from reconad.engine.progress import progress
 from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
 from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
-from reconad.selection import auto_model, check_auto_options, fit_auto, is_auto
+from reconad.selection import CANDIDATES, Candidate, auto_model, check_auto_options, choose, is_auto
 from reconad.serialization import CONFIG, write_model_dir
 from reconad.tiling import RandomTiles, check_tiling, resolve_overlap
 from reconad.version import __version__
@@ -374,6 +374,37 @@ class Detector:
         if video and "video" not in cls.input_kinds:
             raise ConfigError(f"model {self.model_name} takes no video clips; for clips use ae or memae")
 
+    def fit_auto(
+        self,
+        data: Any,
+        y: Any = None,
+        val_data: Any = None,
+        candidates: tuple[Candidate, ...] = CANDIDATES,
+        keep: bool = False,
+    ) -> Detector:
+        """What ``fit`` does for ``model="auto"``, with a candidate list of your own
+        (:class:`reconad.selection.Candidate`): each trains on the same split, the best on
+        synthetic defects becomes this Detector (``selection_`` says why).  ``keep``: every
+        fitted candidate stays in ``candidates_`` (label -> Detector)."""
+        if not is_auto(self._model_param):
+            raise ConfigError(f"fit_auto needs Detector('auto'), not {self._model_param!r}")
+        self.__dict__.pop("selection_", None)
+        self._resolve()
+        train, val, _ = self._split(data, y, val_data)
+        choice = choose((train, val), self._sibling, (data, y, val_data), candidates, self.train_config.seed)
+        self.selection_ = choice.record
+        self._resolve()
+        for key in ("model_", "threshold_", "calibration_", "val_scores_", "history_"):
+            self.__dict__[key] = choice.chosen.__dict__.get(key)
+        self._device = choice.chosen._device
+        if keep:
+            self.__dict__["candidates_"] = choice.fitted
+        return self
+
+    def _sibling(self, model: str, options: dict[str, Any]) -> Detector:
+        """A new unfitted Detector of ``model`` with this one's other settings."""
+        return type(self)(model, **{**self._options, **options})
+
     def _split(self, data: Any, y: Any, val_data: Any) -> tuple[Dataset, Dataset | None, bool]:
         """(training set with its labels, held-out normal set or None, whether it is a table)."""
         table = is_table(data)
@@ -420,7 +451,7 @@ class Detector:
         self.__dict__.pop("selection_", None)
         self._resolve()
         if is_auto(self._model_param):  # train the candidates, keep the best (reconad.selection)
-            return fit_auto(self, data, y, val_data)
+            return self.fit_auto(data, y, val_data)
         self.geometry_ = apply_geometry(self.settings, data, model_entry(self.model_name)[0].min_image_size)
         train, val, table = self._split(data, y, val_data)
         torch.manual_seed(self.train_config.seed)

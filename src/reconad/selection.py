@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,17 @@ from reconad.errors import ConfigError, DataError, ReconadError
 if TYPE_CHECKING:
     from reconad.detector import Detector
 
-__all__ = ["AUTO", "CANDIDATES", "FALLBACK", "MIN_NORMALS", "Candidate", "auto_model", "check_auto_options", "fit_auto"]
+__all__ = [
+    "AUTO",
+    "CANDIDATES",
+    "FALLBACK",
+    "MIN_NORMALS",
+    "Candidate",
+    "Choice",
+    "auto_model",
+    "check_auto_options",
+    "choose",
+]
 
 AUTO = "auto"
 MIN_NORMALS = 10
@@ -102,61 +113,67 @@ def _synthetic_figures(det: Detector, synthetic: Any) -> tuple[float, float]:
     return float(image_auroc(labels, scores)), float(pixel_auroc(masks > 0.5, maps))
 
 
-def _train(det: Detector, c: Candidate, fit_args: tuple[Any, ...], synthetic: Any) -> tuple[Any, dict[str, Any]]:
+def _train(
+    make: Callable[[str, dict[str, Any]], Detector], c: Candidate, fit_args: tuple[Any, ...], synthetic: Any
+) -> tuple[Any, dict[str, Any]]:
     """Fit candidate ``c`` and score the synthetic set: (fitted Detector or None, its record)."""
     record: dict[str, Any] = {**asdict(c), "synthetic_image_auroc": None, "synthetic_pixel_auroc": None}
     t0 = time.perf_counter()
     try:
-        cand = type(det)(c.model, **{**det._options, **c.options})  # the Detector's own class: no import cycle
+        cand = make(c.model, c.options)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # each candidate warns like a full fit would
             cand.fit(*fit_args)
         image, pixel = _synthetic_figures(cand, synthetic)
     except (ReconadError, RuntimeError, ValueError) as exc:
         record["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        warnings.warn(f"auto: candidate {c.label} failed and is skipped: {record['error']}", stacklevel=3)
+        warnings.warn(f"auto: candidate {c.label} failed and is skipped: {record['error']}", stacklevel=4)
         return None, record
     record.update(synthetic_image_auroc=image, synthetic_pixel_auroc=pixel)
     record["seconds"] = round(time.perf_counter() - t0, 1)
     return cand, record
 
 
-def _adopt(det: Detector, chosen: Detector) -> None:
-    """Make ``det`` the fitted ``chosen`` (its model, threshold, calibration, history)."""
-    det._resolve()
-    for key in ("model_", "threshold_", "calibration_", "val_scores_", "history_"):
-        det.__dict__[key] = chosen.__dict__.get(key)
-    det._device = chosen._device
+@dataclass
+class Choice:
+    """What :func:`choose` gives: the fitted winner, the record kept in ``selection_``,
+    and every candidate that trained (label -> fitted Detector)."""
+
+    chosen: Detector
+    record: dict[str, Any]
+    fitted: dict[str, Detector]
 
 
-def fit_auto(
-    det: Detector,
-    data: Any,
-    y: Any = None,
-    val_data: Any = None,
+def choose(
+    split: tuple[Any, Any],
+    make: Callable[[str, dict[str, Any]], Detector],
+    fit_args: tuple[Any, Any, Any],
     candidates: tuple[Candidate, ...] = CANDIDATES,
-    keep: bool = False,
-) -> Detector:
+    seed: int = 0,
+) -> Choice:
     """Train every candidate, keep the best on synthetic defects (see the module's doc).
 
-    ``keep``: the fitted candidates stay in ``det.candidates_`` (label -> Detector), e.g.
-    for measuring the choice's regret on real defects.
+    ``split``: the (train, validation) parts the Detector's own fit would use;
+    ``make(model, options)``: a new unfitted Detector with the caller's other settings;
+    ``fit_args``: (data, y, val_data) as given to ``fit``.
     """
-    train, val, _ = det._split(data, y, val_data)
+    train, val = split
     n = _normal_count(train, val)
-    seed = det.train_config.seed
-    if n < MIN_NORMALS or val is None or len(val) == 0:  # type: ignore[arg-type]
+    if n < MIN_NORMALS or val is None or len(val) == 0:
         warnings.warn(
             f"auto: {n} normal images are too few to hold out and validate (need {MIN_NORMALS}); training {FALLBACK}",
-            stacklevel=3,
+            stacklevel=4,
         )
-        return _fallback(det, data, y, val_data, n)
+        record: dict[str, Any] = {"chosen": FALLBACK, "model": FALLBACK, "options": {}, "candidates": []}
+        record["rule"] = f"fallback: {n} normal images, fewer than {MIN_NORMALS}"
+        return Choice(make(FALLBACK, {}).fit(*fit_args), record, {})
     from reconad.data.synthetic_defects import SyntheticDefectSet
 
     synthetic = SyntheticDefectSet(val, COPIES, seed)
-    fitted, records = {}, []
+    fitted: dict[str, Detector] = {}
+    records: list[dict[str, Any]] = []
     for c in candidates:
-        cand, record = _train(det, c, (data, y, val_data), synthetic)
+        cand, record = _train(make, c, fit_args, synthetic)
         records.append(record)
         if cand is not None:
             fitted[c.label] = cand
@@ -168,29 +185,13 @@ def fit_auto(
         (r for r in records if r["label"] in fitted),
         key=lambda r: (r["synthetic_image_auroc"], r["synthetic_pixel_auroc"], -r["cost"]),
     )
-    det.selection_ = {
+    choice: dict[str, Any] = {
         "chosen": best["label"],
         "model": best["model"],
         "options": best["options"],
         "rule": "best synthetic image AUROC, then pixel AUROC, then cost",
-        "validation": {"normals": len(val), "defects": COPIES * len(val), "generator": "validation", "seed": seed},  # type: ignore[arg-type]
+        "validation": {"normals": len(val), "defects": COPIES * len(val), "generator": "validation", "seed": seed},
         "candidates": records,
     }
-    _adopt(det, fitted[best["label"]])
-    if keep:
-        det.__dict__["candidates_"] = fitted
     torch.manual_seed(seed)
-    return det
-
-
-def _fallback(det: Detector, data: Any, y: Any, val_data: Any, n: int) -> Detector:
-    det.selection_ = {
-        "chosen": FALLBACK,
-        "model": FALLBACK,
-        "options": {},
-        "rule": f"fallback: {n} normal images, fewer than {MIN_NORMALS}",
-        "candidates": [],
-    }
-    single = type(det)(FALLBACK, **det._options).fit(data, y, val_data)
-    _adopt(det, single)
-    return det
+    return Choice(fitted[best["label"]], choice, fitted)
