@@ -140,8 +140,8 @@ class _Scoring:
         if self.overlay_dir is None:
             return
         target = self.overlay_dir / f"{index:0{self.width}d}_{path.stem}.png"
-        # under a temporary name, renamed; fast zlib: predict writes one per image (BENCHMARKS §18)
-        save_overlay(target, image, amap, self.vmin, self.vmax, compress_level=1)
+        # under a temporary name, renamed; a fast encoder: predict writes one per image (BENCHMARKS §18)
+        save_overlay(target, image, amap, self.vmin, self.vmax)
 
 
 def _write_batch(

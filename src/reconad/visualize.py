@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from reconad.atomic import atomic_path
+from reconad.png_writer import encode_rgb_png
 
 if TYPE_CHECKING:
     import torch
@@ -22,17 +23,23 @@ def _as_array(image: np.ndarray | torch.Tensor) -> np.ndarray:
 _JET: np.ndarray | None = None
 
 
-def _colormap(values: np.ndarray) -> np.ndarray:
-    """matplotlib's "jet" of ``values`` in [0, 1], through its own 256-entry table (the colours
-    matplotlib gives, looked up once instead of per call)."""
+def _jet_table() -> np.ndarray:
+    """matplotlib's "jet" as its own 256-entry table (float, 0..1), read once."""
     global _JET
     if _JET is None:
         from matplotlib import colormaps
 
         cmap = colormaps["jet"]
         _JET = cmap(np.arange(cmap.N) / (cmap.N - 1))[:, :3]
-    n = len(_JET)
-    return _JET[np.clip((np.asarray(values, dtype=np.float64) * n).astype(np.int64), 0, n - 1)]
+    return _JET
+
+
+def _colormap(values: np.ndarray) -> np.ndarray:
+    """matplotlib's "jet" of ``values`` in [0, 1], through its own 256-entry table (the colours
+    matplotlib gives, looked up once instead of per call)."""
+    jet = _jet_table()
+    n = len(jet)
+    return jet[np.clip((np.asarray(values, dtype=np.float64) * n).astype(np.int64), 0, n - 1)]
 
 
 def overlay(
@@ -50,9 +57,13 @@ def overlay(
     if img.shape[-1] == 1:
         img = np.repeat(img, 3, axis=-1)
     span = max(vmax - vmin, 1e-12)
-    norm = np.clip((np.asarray(amap, dtype=np.float64) - vmin) / span, 0, 1)
-    heat = _colormap(norm)
-    out = (1 - alpha) * img + alpha * heat
+    jet = _jet_table()
+    n = len(jet)
+    # the table's entry of each pixel, in float32 (the blend is written as 8 bits anyway)
+    scaled = (np.asarray(amap, dtype=np.float32) - np.float32(vmin)) * np.float32(n / span)
+    index = np.clip(np.nan_to_num(scaled, nan=0.0, posinf=n - 1, neginf=0.0), 0, n - 1).astype(np.intp)
+    heat = (alpha * jet).astype(np.float32)[index]
+    out = np.asarray(img, dtype=np.float32) * np.float32(1 - alpha) + heat
     return (np.clip(out, 0, 1) * 255).astype(np.uint8)
 
 
@@ -63,10 +74,9 @@ def save_overlay(
     vmin: float,
     vmax: float,
     mask: np.ndarray | None = None,
-    compress_level: int = 6,
 ) -> Path:
-    """Write the image and its overlay side by side (plus the ground-truth mask if given);
-    ``compress_level``: zlib's, 1 (fast, larger files) to 9."""
+    """Write the image and its overlay side by side (plus the ground-truth mask if given),
+    as a PNG from :func:`reconad.png_writer.encode_rgb_png` (lossless, fast)."""
     img = _as_array(image)
     if img.ndim == 3 and img.shape[0] in (1, 3):
         img = np.transpose(img, (1, 2, 0))
@@ -80,8 +90,9 @@ def save_overlay(
         row = np.concatenate([row, gap, p], axis=1)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = encode_rgb_png(row)
     with atomic_path(path) as tmp:  # a kill leaves the old overlay or the new one
-        Image.fromarray(row).save(tmp, format="PNG", compress_level=compress_level)
+        tmp.write_bytes(data)
     return path
 
 

@@ -11,7 +11,6 @@ calibration) as ``reconad predict``.
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,11 +135,8 @@ def load_served_model(
 
 def overlay_png(model: ServedModel, image: torch.Tensor, amap: np.ndarray) -> bytes:
     """The heat-map overlay of one scored image as PNG bytes (the run's fixed colour range)."""
-    from PIL import Image
-
+    from reconad.png_writer import encode_rgb_png
     from reconad.visualize import overlay
 
     vmin, vmax = model.color_range
-    buf = io.BytesIO()
-    Image.fromarray(overlay(image, amap, vmin, vmax)).save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
+    return encode_rgb_png(overlay(image, amap, vmin, vmax))
