@@ -15,13 +15,16 @@ With ``--engines-only torch,onnx,openvino``: only the engine-alone time of each,
 engine's largest score and map difference from PyTorch's on the source images, relative to
 PyTorch's range (the float engines' parity through the one pipeline).
 
-Run it under ``taskset`` to pin every process to the same cores.
+Run it under ``taskset`` to pin every process to the same cores.  Beside wall seconds it
+reports CPU seconds (user + system, all threads) and their ratios, which a loaded machine
+does not distort as it does wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import subprocess
@@ -35,9 +38,18 @@ import numpy as np
 
 
 def _wall(cmd: list[str]) -> float:
+    return _timed(cmd)[0]
+
+
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + system of the command and its threads). CPU time
+    counts the work done whatever else loads the machine, where wall time does not."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, capture_output=True, timeout=3600)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def _engine_seconds(run: Path, source: list[Path], n: int, engine: str) -> dict[str, Any]:
@@ -48,11 +60,17 @@ def _engine_seconds(run: Path, source: list[Path], n: int, engine: str) -> dict[
     arrays = [pipe.spec.load_array(f) for f in source]
     images = [arrays[i % len(arrays)] for i in range(n)]
     pipe.score_batch(np.stack(images[: pipe.batch_size]))  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for start in range(0, len(images), pipe.batch_size):
         pipe.score_batch(np.stack(images[start : start + pipe.batch_size]))
-    seconds = time.perf_counter() - t0
-    return {"engine": pipe.engine, "batch_size": pipe.batch_size, "seconds": seconds, "fingerprint": pipe.fingerprint}
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "engine": pipe.engine,
+        "batch_size": pipe.batch_size,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "fingerprint": pipe.fingerprint,
+    }
 
 
 def _gap(a: np.ndarray, b: np.ndarray) -> float:
@@ -89,9 +107,15 @@ def _predict(run: Path, files: list[Path], engine: str, tmp: Path) -> dict[str, 
     base = [sys.executable, "-m", "reconad", "predict", str(run)]
     tail = ["--engine", engine, "--quiet"]
     _wall([*base, str(small), "--out", str(tmp / "warm"), *tail])  # file cache, lazy imports
-    s8 = _wall([*base, str(small), "--out", str(tmp / "out8"), *tail])
-    sn = _wall([*base, str(folder), "--out", str(tmp / "outn"), *tail])
-    return {"seconds_whole_command": sn, "seconds_8_images": s8, "seconds_marginal": sn - s8}
+    s8, c8 = _timed([*base, str(small), "--out", str(tmp / "out8"), *tail])
+    sn, cn = _timed([*base, str(folder), "--out", str(tmp / "outn"), *tail])
+    return {
+        "seconds_whole_command": sn,
+        "seconds_8_images": s8,
+        "seconds_marginal": sn - s8,
+        "cpu_seconds_whole_command": cn,
+        "cpu_seconds_marginal": cn - c8,
+    }
 
 
 def _median_wall(cmd: list[str], repeats: int) -> float:
@@ -158,6 +182,12 @@ def main() -> None:
         result["predict_over_engine"] = result["predict"]["seconds_whole_command"] / result["engine_alone"]["seconds"]
         result["marginal_predict_over_engine"] = (
             result["predict"]["seconds_marginal"] * args.n / (args.n - 8) / result["engine_alone"]["seconds"]
+        )
+        result["cpu_predict_over_engine"] = (
+            result["predict"]["cpu_seconds_whole_command"] / result["engine_alone"]["cpu_seconds"]
+        )
+        result["cpu_marginal_predict_over_engine"] = (
+            result["predict"]["cpu_seconds_marginal"] * args.n / (args.n - 8) / result["engine_alone"]["cpu_seconds"]
         )
         result.update(_startup(args.run, files[0], args.engine, tmp, args.repeats))
     args.out.mkdir(parents=True, exist_ok=True)
