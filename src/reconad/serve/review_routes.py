@@ -286,7 +286,9 @@ def _recalibrate(state: ServerState, name: str, fpr: float | None) -> dict[str, 
     except VersionTaken:
         raise HTTPException(409, f"{name}: another recalibration was stored at the same moment; retry") from None
     state.models[name] = with_calibration(state.own_models[name], cal, record.version)
-    log.warning("%s: calibration version %d from %d reviewed audit normals: %s", name, record.version, cal.n, cal.describe())
+    log.warning(
+        "%s: calibration version %d from %d reviewed audit normals: %s", name, record.version, cal.n, cal.describe()
+    )
     return _version(record, record.version)
 
 

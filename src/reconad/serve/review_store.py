@@ -191,9 +191,7 @@ class ReviewStore:
         """Store ``record`` as the model's next version (its ``version`` is set here)."""
         try:
             with self.engine.begin() as conn:
-                q = sa.select(sa.func.max(calibrations.c.version)).where(
-                    calibrations.c.model_name == record.model_name
-                )
+                q = sa.select(sa.func.max(calibrations.c.version)).where(calibrations.c.model_name == record.model_name)
                 record.version = int(conn.execute(q).scalar() or 0) + 1
                 conn.execute(calibrations.insert().values(**record.to_row()))
         except sa.exc.IntegrityError:

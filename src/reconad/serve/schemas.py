@@ -38,7 +38,7 @@ __all__ = [
 
 Verdict = Literal["anomalous", "normal"]
 ReviewLabel = Literal["normal", "defect"]
-TIME = {"format": "date-time"}
+TIME: dict[str, Any] = {"format": "date-time"}
 
 
 class Detail(BaseModel):

@@ -247,7 +247,9 @@ class ResultStore:
         with self.engine.begin() as conn:
             conn.execute(results.insert(), values)
             if review_rows:
-                conn.execute(reviews.insert(), [{k: getattr(r, k) for k in r.__dataclass_fields__} for r in review_rows])
+                conn.execute(
+                    reviews.insert(), [{k: getattr(r, k) for k in r.__dataclass_fields__} for r in review_rows]
+                )
 
     def get(self, result_id: str) -> ResultRow | None:
         with self.engine.connect() as conn:
