@@ -194,6 +194,6 @@ class ReviewStore:
                 q = sa.select(sa.func.max(calibrations.c.version)).where(calibrations.c.model_name == record.model_name)
                 record.version = int(conn.execute(q).scalar() or 0) + 1
                 conn.execute(calibrations.insert().values(**record.to_row()))
-        except sa.exc.IntegrityError:
+        except (sa.exc.IntegrityError, sa.exc.OperationalError):  # the same version, or SQLite's writer lock
             raise VersionTaken(record.model_name) from None
         return record
