@@ -261,3 +261,25 @@ def test_a_version_1_database_is_migrated(run, tmp_path):
     con.close()
     with server_thread(create_app(_config(run, db))) as url, httpx.Client(base_url=url) as client:
         assert _review(client, "a1", "normal")["audit"] is False  # an old result can be reviewed
+
+
+def test_the_audit_routes_take_the_api_key_like_every_other(run, tmp_path):
+    key = "audit-test-key-0123456789"
+    (tmp_path / "key").write_text(key)
+    (tmp_path / "key").chmod(0o600)
+    config = _config(run, tmp_path / "r.db", audit_share=NEARLY_ALL, audit_seed=2, api_key_file=str(tmp_path / "key"))
+    auth = {"Authorization": f"Bearer {key}"}
+    with server_thread(create_app(config)) as url, httpx.Client(base_url=url, headers=auth) as client:
+        (result,) = _score(client, 1, 12)
+        calls = [
+            ("POST", f"/v1/results/{result['id']}/review", {"label": "defect"}),
+            ("GET", f"/v1/results/{result['id']}/image", None),
+            ("POST", "/v1/models/toy/recalibrate", {"fpr": 0.5}),
+            ("GET", "/v1/models/toy/calibrations", None),
+            ("GET", "/v1/models/toy/false-alarm-rate", None),
+            ("GET", "/v1/models/toy/audit", None),
+        ]
+        for method, path, body in calls:
+            assert httpx.request(method, url + path, json=body).status_code == 401, path
+        assert client.get("/v1/models/toy/audit").json()["counts"]["pending"] == 1  # the review was not recorded
+        assert _review(client, result["id"], "normal")["label"] == "normal"
