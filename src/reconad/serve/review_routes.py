@@ -271,7 +271,7 @@ def _recalibrate(state: ServerState, name: str, fpr: float | None) -> dict[str, 
     if fpr is None:
         fpr = None if model.calibration is None else model.calibration.target_fpr
         if fpr is None:
-            raise HTTPException(409, f"{name}: its threshold has no target false-alarm rate; give one as fpr")
+            raise HTTPException(409, f"{name}: its calibration has no target false-alarm rate; give one as fpr")
     kind = score_kind(model)
     scores = _reviews(state).audit_normal_scores(name, model.sha256, kind)
     try:
