@@ -93,3 +93,43 @@ def test_page_uploads_an_image_and_shows_the_apis_score(browser, tiny_mvtec, tmp
     assert api["image_name"] == image.name and rows[0].get_attribute("data-id") == result_id
     assert all(r.startswith(url) for r in resources), resources  # nothing from outside the server
     assert overlay.get_attribute("naturalWidth") == str(api["width"])
+
+
+def test_page_shows_the_audit_sample_and_records_a_review(browser, tmp_path):
+    """An audited upload appears under "Audit sample" with its image; clicking "normal" records
+    the review, and the page shows the measured false-alarm rate it now rests on."""
+    import numpy as np
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from helpers.minimal_models import minimal_detector
+    from helpers.serve import png_bytes
+
+    minimal_detector("ae").save(tmp_path / "run" / "model")
+    image = tmp_path / "part.png"
+    image.write_bytes(png_bytes(np.random.default_rng(0).integers(0, 255, (20, 20, 3), dtype=np.uint8)))
+    config = ServeConfig(
+        runs=[ServedRun("toy", str(tmp_path / "run"))],
+        db=f"sqlite:///{tmp_path / 'r.db'}",
+        engine="torch",
+        audit_share=0.999,
+        audit_seed=0,
+        defects_dir=str(tmp_path / "defects"),
+    )
+    wait = WebDriverWait(browser, 60)
+    with server_thread(create_app(config)) as url:
+        browser.get(url + "/")
+        wait.until(lambda d: d.find_element(By.ID, "model-info").text.startswith("ae"))
+        browser.find_element(By.ID, "file-input").send_keys(str(image))
+        card = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#audit .card")))
+        shown = card.find_element(By.CSS_SELECTOR, "img")
+        wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", shown))
+        result_id, width = card.get_attribute("data-id"), shown.get_attribute("naturalWidth")
+        card.find_element(By.XPATH, ".//button[text()='normal']").click()
+        wait.until(ec.text_to_be_present_in_element((By.ID, "false-alarms"), "on 1 reviewed audit normal"))
+        wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#audit .card"))
+        browser.save_screenshot(str(tmp_path / "serve-audit.png"))
+        queue = httpx.get(f"{url}/v1/models/toy/audit").json()
+    assert queue["counts"] == {"audited": 1, "reviewed_normal": 1, "reviewed_defect": 0, "pending": 0}
+    assert width == "20" and len(result_id) == 32

@@ -49,6 +49,9 @@ def served(single_thread, tmp_path_factory):
         max_images=4,
         api_key_file=str(key),
         keep_overlays="all",
+        audit_share=0.999,  # nearly every image in the audit sample: its routes answer with content
+        audit_seed=0,
+        defects_dir=str(root / "defects"),
     )
     app = create_app(config)
     with server_thread(app) as url:
@@ -127,6 +130,30 @@ def test_a_scored_image_and_its_stored_result_conform_to_the_schema(served):
         assert r.json()["models"][0]["name"] == "toy"
 
 
+def test_the_audit_routes_answer_as_documented(served):
+    app, url = served
+    rng = np.random.default_rng(1)
+    files = [("images", (f"{i}.png", png_bytes(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)))) for i in range(4)]
+    with httpx.Client(base_url=url, headers=AUTH, timeout=60) as client:
+        scored = client.post("/v1/models/toy/score", files=files).json()["results"]
+        queue = client.get("/v1/models/toy/audit")
+        _validate(app, "/v1/models/{name}/audit", "GET", queue)
+        for i, res in enumerate(scored):
+            r = client.post(f"/v1/results/{res['id']}/review", json={"label": "defect" if i == 0 else "normal"})
+            _validate(app, "/v1/results/{result_id}/review", "POST", r)
+        r = client.get(f"/v1/results/{scored[0]['id']}/image")
+        _validate(app, "/v1/results/{result_id}/image", "GET", r)
+        r = client.post("/v1/models/toy/recalibrate", json={"fpr": 0.5})
+        assert r.status_code == 201, r.text
+        _validate(app, "/v1/models/{name}/recalibrate", "POST", r)
+        for path in ("calibrations", "false-alarm-rate"):
+            r = client.get(f"/v1/models/toy/{path}")
+            _validate(app, f"/v1/models/{{name}}/{path}", "GET", r)
+        too_few = client.post("/v1/models/toy/recalibrate", json={"fpr": 0.01})
+        assert too_few.status_code == 409
+        _validate(app, "/v1/models/{name}/recalibrate", "POST", too_few)
+
+
 def test_every_route_documents_its_refusals(served):
     app, _ = served
     paths = app.openapi()["paths"]
@@ -135,6 +162,10 @@ def test_every_route_documents_its_refusals(served):
     assert codes[("/v1/results/{result_id}", "get")] >= {"200", "401", "404", "422"}
     assert codes[("/v1/results", "get")] >= {"200", "401", "422"}
     assert codes[("/readyz", "get")] >= {"200", "503"}
+    assert codes[("/v1/results/{result_id}/review", "post")] >= {"200", "401", "404", "422"}
+    assert codes[("/v1/models/{name}/recalibrate", "post")] >= {"201", "401", "404", "409", "422"}
+    for route in ("calibrations", "false-alarm-rate", "audit"):
+        assert codes[(f"/v1/models/{{name}}/{route}", "get")] >= {"200", "401", "404", "422"}
     for probe in ("/healthz", "/readyz"):  # answered without the key
         assert "401" not in codes[(probe, "get")] and "security" not in paths[probe]["get"]
     assert paths["/v1/models"]["get"]["security"] == [{"apiKey": []}]

@@ -64,6 +64,36 @@ def _exercise(store: ResultStore) -> None:
     assert got is not None and got.overlay_png == b"png" and got.score == 2.0
     assert store.get("missing") is None
     assert store.query(image_prefix="img_")[:1] == []  # '_' is literal, not a wildcard
+    _exercise_reviews(store)
+
+
+def _exercise_reviews(store: ResultStore) -> None:
+    """The audit sample's rows, reviews and calibration versions, on any backend."""
+    from reconad.serve.review_store import CalibrationRecord, ReviewStore
+    from reconad.serve.store import ReviewRow
+
+    reviews = ReviewStore(store.engine)
+    rows = [_row(100 + i, "anomalous" if i == 3 else "normal", model="audited") for i in range(4)]
+    store.add(rows, [ReviewRow(r.id, "audited", "a" * 64, "float", 0, i < 3, b"img") for i, r in enumerate(rows)])
+    assert [r.id for r, _ in reviews.pending("audited", 10)] == [r.id for r in rows[:3]]
+    for r in rows[:3]:
+        item = reviews.get(r.id)
+        assert item is not None and item.review is not None and item.review.image == b"img"
+        reviews.set_label(item, "normal", utc_now(), None)
+    missing = reviews.get(f"{1:032x}")  # a result never set aside: reviewed outside the sample
+    assert missing is not None and reviews.set_label(missing, "defect", utc_now(), "x.png").audit is False
+    assert reviews.audit_counts("audited") == {"audited": 3, "reviewed_normal": 3, "reviewed_defect": 0, "pending": 0}
+    assert sorted(reviews.audit_normal_scores("audited", "a" * 64, "float")) == [100.0, 101.0, 102.0]
+    assert reviews.audit_normal_scores("audited", "a" * 64, "int8") == []
+    assert reviews.false_alarms("audited", "a" * 64, "float", 0) == (3, 0)
+    for _ in range(2):
+        record = CalibrationRecord("audited", 0, utc_now(), "a" * 64, "float", 102.0, 0.25, 3, [100.0, 101.0, 102.0])
+        reviews.add_calibration(record)
+    assert reviews.latest_version("audited", "a" * 64, "float") == 2 == record.version
+    assert reviews.latest_version("audited", "b" * 64, "float") == 0
+    assert [c.version for c in reviews.calibrations("audited")] == [2, 1]
+    stored = reviews.calibration("audited", 1)
+    assert stored is not None and stored.normal_scores == [100.0, 101.0, 102.0]
 
 
 def test_sqlite_store_uses_wal_and_answers_queries(tmp_path):

@@ -376,6 +376,21 @@ def _serve_parser(sub: Any) -> None:
     s.add_argument("--keep-overlays", choices=("none", "flagged", "all"), default="flagged")
     s.add_argument("--overlay-cap-kb", type=COUNT, default=512, help="largest overlay PNG kept in the database")
     s.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"), default="info")
+    s.add_argument(
+        "--audit-share",
+        type=_finite,
+        default=0.0,
+        help="chance in [0, 1) that a scored image, flagged or passed, is drawn into the audit sample a person "
+        "reviews on the page; reviewed audit normals recalibrate the threshold (default 0: off)",
+    )
+    s.add_argument("--audit-seed", type=COUNT, default=None, help="seed of the audit draw (default: from the system)")
+    s.add_argument(
+        "--defects-dir",
+        default=None,
+        metavar="DIR",
+        help="save reviewed defects in DIR/NAME for `reconad train --labelled-anomalies DIR/NAME` "
+        "(default RUN/reviewed-defects)",
+    )
     _tiling_args(s, scoring=True)
 
 
@@ -755,6 +770,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         keep_overlays=args.keep_overlays,
         overlay_cap_bytes=args.overlay_cap_kb * 1024,
         log_level=args.log_level,
+        audit_share=args.audit_share,
+        audit_seed=args.audit_seed,
+        defects_dir=args.defects_dir,
         **{k: v for k, v in given.items() if v is not None},
     )
     serve(config)

@@ -12,6 +12,10 @@ offline web page to drop images on.  Modules, one job each:
 | ``decode`` | uploaded bytes to the model input, with the pixel limit |
 | ``batcher`` | micro-batching with a bounded queue (503 + Retry-After when full) |
 | ``store`` | the results database: schema, migration, queries |
+| ``review_store`` | the audit sample, reviews and calibration versions in that database |
+| ``audit`` | the seeded audit draw, a served model under another calibration, reviewed defects' files |
+| ``recalibration`` | threshold and p-values from reviewed audit normals; the false-alarm rate's band |
+| ``review_routes`` | review, audit queue, false-alarm rate, recalibrate, calibration versions |
 | ``security`` | API key (constant-time) and request-body limit, as ASGI middleware |
 | ``metrics`` / ``middleware`` | Prometheus text with bounded labels, request counting, the body deadline |
 | ``connections`` | uvicorn's HTTP protocol with a deadline for a request's headers |

@@ -31,12 +31,15 @@ from starlette.concurrency import run_in_threadpool
 from reconad.calibration import finite_scores
 from reconad.errors import ScoringError
 from reconad.inference import Tiler
+from reconad.serve.audit import AuditSampler, with_calibration
 from reconad.serve.batcher import BatchResult, MicroBatcher, QueueFull
 from reconad.serve.config import NAME_PATTERN, ServeConfig
 from reconad.serve.decode import BadImage, Upload, decode_upload
 from reconad.serve.engines import ServedModel, load_served_model, overlay_png
 from reconad.serve.metrics import BATCH_BUCKETS, Metrics
 from reconad.serve.middleware import BodyDeadline, RequestMetrics
+from reconad.serve.review_routes import active_model, review_routes, review_rows
+from reconad.serve.review_store import ReviewStore
 from reconad.serve.schemas import (
     Health,
     ModelList,
@@ -71,19 +74,26 @@ class ServerState:
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = False
     decode_slots: Any = None
+    #: the audit sample's draw, the reviews and calibrations, and each model with the run's own calibration
+    sampler: AuditSampler = field(default_factory=lambda: AuditSampler(0.0, 0))
+    reviews: ReviewStore | None = None
+    own_models: dict[str, ServedModel] = field(default_factory=dict)
 
     def start(self, preloaded: dict[str, ServedModel] | None = None) -> None:
         """Database, models, warm-up, batchers (blocking; runs in a thread at startup)."""
         cfg = self.config
         self.store = ResultStore(cfg.db_url)
         self.store.prepare()
+        self.reviews = ReviewStore(self.store.engine)
+        self.sampler = _sampler(cfg)
         threads = cfg.inference_threads()
         for run in cfg.runs:
             model = (preloaded or {}).get(run.name) or load_served_model(
                 run, cfg.engine, threads, (cfg.tile_size, cfg.tile_overlap)
             )
             model.warm_up(cfg.max_batch)
-            self.models[run.name] = model
+            self.own_models[run.name] = self.models[run.name] = with_calibration(model, None, 0)
+            active_model(self, run.name)  # the newest calibration version stored for it
             self.batchers[run.name] = MicroBatcher(
                 model.engine,
                 max_batch=cfg.max_batch,
@@ -107,6 +117,17 @@ class ServerState:
             batcher.close()
         if self.store is not None:
             self.store.close()
+
+
+def _sampler(cfg: ServeConfig) -> AuditSampler:
+    seed = cfg.audit_seed
+    if cfg.audit_share > 0 and seed is None:
+        import secrets
+
+        seed = secrets.randbits(32)
+    if cfg.audit_share > 0:
+        log.info("audit sample: %g of scored images, seed %d (--audit-seed repeats it)", cfg.audit_share, seed)
+    return AuditSampler(cfg.audit_share, seed)
 
 
 # ------------------------------------------------------------------ scoring
@@ -230,10 +251,13 @@ def _overlays(
     return shown, kept
 
 
-def _answer(model: ServedModel, row: ResultRow, result: BatchResult, i: int, png: bytes | None, raw: bool) -> dict:
+def _answer(
+    model: ServedModel, row: ResultRow, result: BatchResult, i: int, png: bytes | None, raw: bool, audit: bool
+) -> dict:
     out = row.to_dict()
     out.update(
         threshold_basis=model.info.get("threshold_basis"),
+        audit=audit,
         batch_size=result.batch_size,
         overlay_png=None if png is None else base64.b64encode(png).decode("ascii"),
     )
@@ -264,9 +288,9 @@ async def _score_by_tiles(batcher: MicroBatcher, tiler: Tiler, uploads: list[Upl
 async def score_images(state: ServerState, name: str, images: list[UploadFile], map_kind: str | None) -> dict:
     """Admit, decode, score (micro-batched), record, answer: the POST /v1/models/{name}/score route."""
     t0 = time.perf_counter()
-    model = state.models.get(name)
-    if model is None:
+    if name not in state.models:
         raise HTTPException(404, f"unknown model {name!r}; served: {', '.join(sorted(state.models)) or 'none'}")
+    model = await run_in_threadpool(active_model, state, name)  # a newer calibration version, if any
     uploads = await _admit_and_decode(state, model, images)
     if model.tiling is not None:
         result = await _score_by_tiles(state.batchers[name], model.tiling, uploads)
@@ -275,13 +299,17 @@ async def score_images(state: ServerState, name: str, images: list[UploadFile], 
     latency_ms = (time.perf_counter() - t0) * 1000.0
     shown, kept = await run_in_threadpool(_overlays, state, model, uploads, result, map_kind == "png")
     rows = _rows(model, uploads, result, latency_ms, kept)
+    audit = state.sampler.draw(len(rows))  # in the event loop: one seeded stream, in request order
     assert state.store is not None
-    await run_in_threadpool(state.store.add, rows)  # before answering: a 200 means it is recorded
-    for row in rows:
+    set_aside = review_rows(state, model, rows, uploads, audit)
+    await run_in_threadpool(state.store.add, rows, set_aside)  # before answering: a 200 means it is recorded
+    for row, drawn in zip(rows, audit):
         state.metrics.inc("reconad_images_scored_total", (("model", name),))
+        if drawn:
+            state.metrics.inc("reconad_audited_total", (("model", name),))
         state.metrics.inc("reconad_verdicts_total", (("model", name), ("verdict", str(row.verdict))))
         state.metrics.observe("reconad_image_latency_seconds", latency_ms / 1000.0, (("model", name),))
-    answers = [_answer(model, r, result, i, shown[i], map_kind == "raw") for i, r in enumerate(rows)]
+    answers = [_answer(model, r, result, i, shown[i], map_kind == "raw", audit[i]) for i, r in enumerate(rows)]
     return {"model": name, "results": answers}
 
 
@@ -296,6 +324,7 @@ def _register_gauges(state: ServerState) -> None:
     m.describe("reconad_batch_size", "histogram", "images per forward pass")
     m.describe("reconad_images_scored_total", "counter", "images scored and recorded")
     m.describe("reconad_verdicts_total", "counter", "verdicts at the model's threshold")
+    m.describe("reconad_audited_total", "counter", "scored images drawn into the audit sample")
     m.describe("reconad_rejected_total", "counter", "requests refused before scoring, by reason")
     m.describe("reconad_queue_depth", "gauge", "images admitted and not yet scored")
     m.describe("reconad_ready", "gauge", "1 when every model is loaded and warm")
@@ -412,6 +441,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
 
     _score_route(app, state)
     _results_routes(app, state)
+    review_routes(app, state)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

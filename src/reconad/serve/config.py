@@ -75,6 +75,12 @@ class ServeConfig:
     ``keep_overlays``: which results keep their overlay PNG in the database (at most
     ``overlay_cap_bytes`` each).  ``max_connections``: open connections per worker
     beyond which uvicorn answers 503 at once (bounds the memory of request bodies).
+    ``audit_share``: the chance, in [0, 1), that a scored image (flagged or passed) is drawn
+    into the audit sample a person reviews (0: no audit), by a stream seeded with
+    ``audit_seed`` (None: a seed from the system, logged); with auditing on, the uploads of
+    audited and flagged images are kept in the database for review.  ``defects_dir``:
+    where reviewed defects are saved, one folder per model (default: ``reviewed-defects``
+    in each model's run folder).
     """
 
     runs: list[ServedRun] = field(default_factory=list)
@@ -101,6 +107,9 @@ class ServeConfig:
     #: score by another tiling than the runs' own (reconad.runs.retile: their thresholds are then dropped)
     tile_size: int | None = None
     tile_overlap: int | None = None
+    audit_share: float = 0.0
+    audit_seed: int | None = None
+    defects_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.runs = [r if isinstance(r, ServedRun) else ServedRun(**r) for r in self.runs]  # type: ignore[arg-type]
@@ -129,6 +138,8 @@ class ServeConfig:
             raise ConfigError(f"body-timeout-s must be a number of seconds > 0, got {self.body_timeout_s}")
         if self.batch_wait_ms < 0 or self.overlay_cap_bytes < 0:
             raise ConfigError("batch-wait-ms and overlay-cap must not be negative")
+        if not 0 <= self.audit_share < 1:  # NaN fails too
+            raise ConfigError(f"--audit-share must be in [0, 1) (0: no audit sample), got {self.audit_share}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be in 0..65535, got {self.port}")
         from reconad.tiling import check_tiling
@@ -142,6 +153,12 @@ class ServeConfig:
         if not self.runs:
             raise ConfigError("no database URL and no run directory to put the default SQLite file in")
         return f"sqlite:///{Path(self.runs[0].path) / 'results.db'}"
+
+    def defects_folder(self, run: ServedRun) -> Path:
+        """Where ``run``'s reviewed defects are saved (the folder ``--labelled-anomalies`` reads)."""
+        if self.defects_dir:
+            return Path(self.defects_dir) / run.name
+        return Path(run.path) / "reviewed-defects"
 
     def inference_threads(self) -> int:
         return self.threads or max(1, available_cores() // max(1, self.workers))

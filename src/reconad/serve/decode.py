@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -35,6 +35,8 @@ class Upload:
     n_bytes: int
     width: int
     height: int
+    #: the uploaded bytes (kept in the database for review when the image is audited or flagged)
+    data: bytes = field(default=b"", repr=False)
 
 
 def _header_size(data: bytes, name: str, max_pixels: int) -> tuple[int, int]:
@@ -68,4 +70,4 @@ def decode_upload(data: bytes, name: str, image_size: int | None, resize_mode: s
             tensor = load_image(name, image_size, resize_mode, fp=io.BytesIO(data))
     except DataError as exc:  # truncated or corrupt data: the decoder's own words
         raise BadImage(str(exc).removeprefix("cannot read image: ")) from None
-    return Upload(name, tensor, hashlib.sha256(data).hexdigest(), len(data), width, height)
+    return Upload(name, tensor, hashlib.sha256(data).hexdigest(), len(data), width, height, data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 __all__ = [
     "Detail",
@@ -23,12 +23,22 @@ __all__ = [
     "ScoredImage",
     "ScoreAnswer",
     "ResultList",
+    "ReviewRequest",
+    "ReviewAnswer",
+    "ResultImage",
+    "AuditQueue",
+    "FalseAlarmRate",
+    "RecalibrateRequest",
+    "CalibrationVersion",
+    "CalibrationList",
     "responses",
     "iso_time",
     "document_api_key",
 ]
 
 Verdict = Literal["anomalous", "normal"]
+ReviewLabel = Literal["normal", "defect"]
+TIME: dict[str, Any] = {"format": "date-time"}
 
 
 class Detail(BaseModel):
@@ -56,6 +66,7 @@ class ModelInfo(BaseModel):
     threshold_basis: str | None
     expected_false_alarm_rate: float | None
     calibration: str | None = Field(description="the threshold and what it means, in words")
+    calibration_version: int = Field(description="0: the run's own; n: fitted on reviewed audit normals")
     training_data: str | None
     model_sha256: str
     engine: str
@@ -92,6 +103,7 @@ class StoredResultWithOverlay(StoredResult):
 
 class ScoredImage(StoredResult):
     threshold_basis: str | None
+    audit: bool = Field(description="drawn into the audit sample (--audit-share): set the part aside for review")
     batch_size: int = Field(description="images in the forward pass that scored this one")
     overlay_png: str | None = Field(description="with ?map=png: the heat-map overlay, base64 PNG")
     map: list[list[float]] | None = Field(default=None, description="with ?map=raw only: the anomaly map")
@@ -106,22 +118,113 @@ class ResultList(BaseModel):
     results: list[StoredResult]
 
 
+class ReviewRequest(BaseModel):
+    """What a person found on the imaged part."""
+
+    model_config = ConfigDict(extra="forbid")
+    label: ReviewLabel
+
+
+class ReviewAnswer(BaseModel):
+    result_id: str
+    model_name: str
+    label: ReviewLabel
+    reviewed_at: str = Field(json_schema_extra=TIME, description="UTC")
+    audit: bool = Field(description="in the audit sample: only such reviewed normals recalibrate")
+    saved_as: str | None = Field(
+        description="a defect's image file, in the folder `reconad train --labelled-anomalies` reads "
+        "(null: a normal, or no image was kept)"
+    )
+
+
+class ResultImage(BaseModel):
+    id: str
+    image_name: str
+    image: str = Field(description="the uploaded image kept for review, base64")
+
+
+class AuditItem(StoredResult):
+    calibration_version: int | None
+    has_image: bool
+
+
+class AuditCounts(BaseModel):
+    audited: int
+    reviewed_normal: int
+    reviewed_defect: int
+    pending: int
+
+
+class FalseAlarmRate(BaseModel):
+    """The share of reviewed audit normals the active calibration flagged, with its band."""
+
+    model: str
+    calibration_version: int
+    threshold: float | None
+    target_fpr: float | None = Field(description="the rate the calibration was fitted for")
+    expected_fpr: float | None = Field(description="the rate the calibration promises (conformal)")
+    reviewed_normals: int = Field(description="reviewed audit normals scored under this calibration")
+    flagged: int
+    rate: float | None = Field(description="flagged / reviewed_normals (null: none yet)")
+    band: list[float] = Field(min_length=2, max_length=2, description="Clopper-Pearson band [low, high]")
+    level: float = Field(description="the band's coverage, 0.9")
+    note: str
+
+
+class AuditQueue(BaseModel):
+    model: str
+    audit_share: float
+    counts: AuditCounts
+    pending: list[AuditItem] = Field(description="audit-sample results awaiting review, oldest first")
+    false_alarm_rate: FalseAlarmRate
+
+
+class RecalibrateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fpr: float | None = Field(
+        default=None, gt=0, lt=1, description="target false-alarm rate (default: the active calibration's)"
+    )
+
+
+class CalibrationVersion(BaseModel):
+    version: int = Field(description="0: the run's own calibration")
+    active: bool
+    created_at: str | None = Field(json_schema_extra=TIME, description="UTC; null for the run's own")
+    source: str
+    threshold: float | None
+    basis: str | None
+    target_fpr: float | None
+    expected_fpr: float | None
+    n_normal: int | None
+    model_sha256: str
+    score_kind: str = Field(description="float or int8 engine, and the tiling: what the scores' scale depends on")
+
+
+class CalibrationList(BaseModel):
+    model: str
+    active: int
+    versions: list[CalibrationVersion] = Field(description="newest first")
+
+
 _WHY = {
     400: "a malformed request: an upload that is not an image Pillow can read, one over --max-pixels, "
     "a body that is not multipart, or an invalid Content-Length",
     401: "missing or invalid API key (only when the server was started with --api-key-file)",
-    404: "no such model or result",
+    404: "no such model or result (or no image kept for it)",
     408: "the request body did not arrive within --body-timeout-s of its headers (the connection is closed)",
     413: "request body over --max-body-mb, or (a model that scores by tiles) a request needing more than "
     "--max-tiles tiles",
+    409: "recalibration: fewer reviewed audit normals than the target false-alarm rate needs, no target "
+    "rate to fit, or another recalibration of the model at the same moment",
     500: "the model gave a non-finite score on a decoded image",
     503: "not ready: models still loading, or the scoring queue is full (see Retry-After)",
 }
 
 
-def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The documented refusals ``codes`` (each answered as ``{"detail": "..."}``)."""
-    return {code: {"model": Detail, "description": _WHY[code]} for code in codes}
+def responses(*codes: int, why: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The documented refusals ``codes`` (each answered as ``{"detail": "..."}``); ``why``: a
+    route's own words for some of them."""
+    return {code: {"model": Detail, "description": (why or {}).get(code, _WHY[code])} for code in codes}
 
 
 def _no_numbers(value: Any) -> Any:

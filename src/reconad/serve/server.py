@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from reconad.errors import DataError
+from reconad.errors import ConfigError, DataError
 from reconad.serve.config import CONFIG_ENV, ServeConfig
 from reconad.serve.engines import ServedModel, load_served_model
 from reconad.serve.security import read_api_key
@@ -47,6 +47,13 @@ def preflight(config: ServeConfig) -> dict[str, ServedModel]:
         store.prepare()  # migrated, and its results table of reconad's shape: else one line naming --db
     finally:
         store.close()
+    if config.audit_share > 0:  # reviewed defects must have somewhere to go
+        for run in config.runs:
+            folder = config.defects_folder(run)
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"--defects-dir: cannot create {folder} ({exc.strerror})") from None
     threads = config.inference_threads()
     return {
         run.name: load_served_model(run, config.engine, threads, (config.tile_size, config.tile_overlap))

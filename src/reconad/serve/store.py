@@ -2,8 +2,10 @@
 
 The server creates the schema itself and migrates an older one forward: a
 ``reconad_schema`` table holds the version, and ``MIGRATIONS`` lists the statements
-that bring version ``v - 1`` to ``v``.  A database written by a newer reconad is
-refused.  SQLite runs in WAL mode with a busy timeout, so several worker processes can
+that bring version ``v - 1`` to ``v`` (tables a version adds are created by
+``create_all``: version 2 added ``reconad_reviews``, the audit sample and people's
+reviews, and ``reconad_calibrations``, the calibrations fitted on them).  A database
+written by a newer reconad is refused.  SQLite runs in WAL mode with a busy timeout, so several worker processes can
 write to one file.  Rows are inserted in one transaction per request before the
 response is sent: a 200 means the row is on disk.
 """
@@ -21,13 +23,23 @@ from sqlalchemy.engine import Engine
 
 from reconad.errors import ConfigError
 
-__all__ = ["SCHEMA_VERSION", "MIGRATIONS", "BACKENDS", "ResultRow", "ResultStore", "check_results_shape", "utc_now"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "MIGRATIONS",
+    "BACKENDS",
+    "ResultRow",
+    "ReviewRow",
+    "ResultStore",
+    "check_results_shape",
+    "utc_now",
+]
 
 log = logging.getLogger("reconad.serve")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: version -> DDL statements that bring the schema from ``version - 1`` to ``version``
-MIGRATIONS: dict[int, list[str]] = {}
+#: (2: new tables only, which ``create_all`` makes)
+MIGRATIONS: dict[int, list[str]] = {2: []}
 
 metadata = sa.MetaData()
 results = sa.Table(
@@ -49,6 +61,37 @@ results = sa.Table(
     sa.Column("threshold", sa.Float(), nullable=True),
     sa.Column("latency_ms", sa.Float(), nullable=False),
     sa.Column("overlay_png", sa.LargeBinary(), nullable=True),
+)
+#: results drawn into the audit sample or up for review (flagged), and what a person said about them
+reviews = sa.Table(
+    "reconad_reviews",
+    metadata,
+    sa.Column("result_id", sa.String(32), primary_key=True),
+    sa.Column("model_name", sa.String(64), nullable=False, index=True),
+    sa.Column("model_sha256", sa.String(64), nullable=False),
+    #: what the score's scale depends on besides the model (float or int8 engine, tiling)
+    sa.Column("score_kind", sa.String(64), nullable=True),
+    #: the calibration version the verdict was given under (0: the run's own)
+    sa.Column("calibration_version", sa.Integer(), nullable=True),
+    sa.Column("audit", sa.Boolean(), nullable=False, index=True),
+    sa.Column("image", sa.LargeBinary(), nullable=True),
+    sa.Column("label", sa.String(16), nullable=True),  # normal | defect
+    sa.Column("reviewed_at", sa.DateTime(), nullable=True),
+    sa.Column("saved_as", sa.String(1024), nullable=True),
+)
+#: calibrations fitted on reviewed audit normals, numbered per model from 1
+calibrations = sa.Table(
+    "reconad_calibrations",
+    metadata,
+    sa.Column("model_name", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("model_sha256", sa.String(64), nullable=False),
+    sa.Column("score_kind", sa.String(64), nullable=False),
+    sa.Column("threshold", sa.Float(), nullable=False),
+    sa.Column("fpr", sa.Float(), nullable=False),
+    sa.Column("n_normal", sa.Integer(), nullable=False),
+    sa.Column("normal_scores", sa.Text(), nullable=False),  # JSON list
 )
 schema = sa.Table("reconad_schema", metadata, sa.Column("version", sa.Integer(), nullable=False))
 
@@ -86,6 +129,22 @@ class ResultRow:
         if with_overlay:
             d["overlay_png"] = None if self.overlay_png is None else base64.b64encode(self.overlay_png).decode("ascii")
         return d
+
+
+@dataclass
+class ReviewRow:
+    """A result in the audit sample or up for review, as ``reconad_reviews`` holds it."""
+
+    result_id: str
+    model_name: str
+    model_sha256: str
+    score_kind: str | None
+    calibration_version: int | None
+    audit: bool
+    image: bytes | None = None
+    label: str | None = None
+    reviewed_at: datetime | None = None
+    saved_as: str | None = None
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -180,13 +239,17 @@ class ResultStore:
         """The URL with any password hidden (for messages)."""
         return sa.engine.make_url(self.url).render_as_string(hide_password=True)
 
-    def add(self, rows: list[ResultRow]) -> None:
-        """Insert one request's rows in one transaction."""
+    def add(self, rows: list[ResultRow], review_rows: list[ReviewRow] | None = None) -> None:
+        """Insert one request's rows (and those of its results set aside for review) in one transaction."""
         if not rows:
             return
         values = [{k: getattr(r, k) for k in r.__dataclass_fields__} for r in rows]
         with self.engine.begin() as conn:
             conn.execute(results.insert(), values)
+            if review_rows:
+                conn.execute(
+                    reviews.insert(), [{k: getattr(r, k) for k in r.__dataclass_fields__} for r in review_rows]
+                )
 
     def get(self, result_id: str) -> ResultRow | None:
         with self.engine.connect() as conn:
@@ -248,6 +311,7 @@ def _kind(column_type: Any) -> str:
     for kind, types in (
         ("number", (sa.Integer, sa.Float, sa.Numeric)),
         ("time", (sa.DateTime, sa.Date)),
+        ("bool", (sa.Boolean,)),
         ("bytes", (sa.LargeBinary,)),
         ("text", (sa.String,)),
     ):
@@ -257,26 +321,31 @@ def _kind(column_type: Any) -> str:
 
 
 def check_results_shape(engine: Engine, where: str) -> None:
-    """Refuse a ``reconad_results`` table of another shape than this reconad writes.
+    """Refuse a ``reconad_results`` (or reviews, calibrations) table of another shape than this reconad writes.
 
     ``create_all`` leaves an existing table as it is, so a table another program (or an
     unrelated schema) made under the same name would pass the start and fail every insert:
     every column reconad writes must be there, and no other column may be required."""
+    for table in (results, reviews, calibrations):
+        _check_table(engine, where, table)
+
+
+def _check_table(engine: Engine, where: str, table: sa.Table) -> None:
     try:
-        columns = sa.inspect(engine).get_columns(results.name)
+        columns = sa.inspect(engine).get_columns(table.name)
     except sa.exc.SQLAlchemyError as exc:
-        raise ConfigError(f"--db {where}: cannot read the results table ({_why(exc)})") from None
+        raise ConfigError(f"--db {where}: cannot read the table {table.name} ({_why(exc)})") from None
     found = {c["name"]: c for c in columns}
-    missing = [c.name for c in results.c if c.name not in found]
+    missing = [c.name for c in table.c if c.name not in found]
     retyped = [
         f"{c.name} is {found[c.name]['type']}, not {c.type}"
-        for c in results.c
+        for c in table.c
         if c.name in found and _kind(found[c.name]["type"]) != _kind(c.type)
     ]
     required = [
         name
         for name, c in found.items()
-        if name not in results.c
+        if name not in table.c
         and not c.get("nullable", True)
         and c.get("default") is None
         and c.get("autoincrement") is not True
@@ -288,6 +357,6 @@ def check_results_shape(engine: Engine, where: str) -> None:
             + ([f"requires column(s) reconad does not write: {', '.join(required)}"] if required else [])
         )
         raise ConfigError(
-            f"--db {where}: its table {results.name} is not reconad's ({'; '.join(parts)}); "
+            f"--db {where}: its table {table.name} is not reconad's ({'; '.join(parts)}); "
             "use another --db or move that table away"
         )

@@ -60,6 +60,7 @@ function card(result) {
   const rows = [["score", fmt(result.score, 6), "score"], ["p-value", fmt(result.p_value, 3), "p-value"],
     ["verdict", result.verdict || "no threshold", "verdict " + (result.verdict || "")],
     ["latency", fmt(result.latency_ms, 3) + " ms", "latency"]];
+  if (result.audit) { rows.push(["audit", "drawn: set the part aside for review", "audit"]); el.classList.add("audited"); }
   for (const [label, value, cls] of rows) {
     const dt = document.createElement("dt");
     dt.textContent = label;
@@ -142,7 +143,88 @@ function resultRow(r) {
   return tr;
 }
 
+// ---- the audit sample: review, the measured false-alarm rate, recalibration
+
+async function review(id, label) {
+  const body = await api(`/v1/results/${encodeURIComponent(id)}/review`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ label }) });
+  setStatus(`${body.result_id}: ${body.label}` + (body.saved_as ? `, saved as ${body.saved_as}` : "")
+    + (body.audit ? "" : " (not in the audit sample: it does not recalibrate)"));
+  return body;
+}
+
+function pct(x) { return x === null || x === undefined ? "–" : (100 * x).toPrecision(2) + "%"; }
+
+async function auditCard(item) {
+  const el = document.createElement("article");
+  el.className = "card audited " + (item.verdict || "");
+  if (item.has_image) {
+    try {
+      const kept = await api(`/v1/results/${encodeURIComponent(item.id)}/image`);
+      const img = document.createElement("img");
+      img.alt = "uploaded image " + item.image_name;
+      img.src = "data:image/png;base64," + kept.image; // browsers sniff the kept format
+      el.append(img);
+    } catch (_) { /* shown without its image */ }
+  }
+  const name = document.createElement("div");
+  name.className = "name";
+  name.textContent = `${item.image_name}: ${fmt(item.score, 4)}, ${item.verdict || "no threshold"}`;
+  el.append(name);
+  for (const label of ["normal", "defect"]) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    b.addEventListener("click", async () => {
+      try { await review(item.id, label); el.remove(); refreshAudit(); } catch (err) { setStatus(err.message); }
+    });
+    el.append(b);
+  }
+  return el;
+}
+
+let auditBusy = false; // one refresh at a time: two would each rebuild the cards
+
+async function refreshAudit() {
+  const model = currentModel();
+  if (!model || auditBusy) return;
+  auditBusy = true;
+  try {
+    const q = await api(`/v1/models/${encodeURIComponent(model.name)}/audit?limit=12`);
+    const f = q.false_alarm_rate, c = q.counts;
+    $("false-alarms").textContent = `estimated false-alarm rate ${pct(f.rate)} (90% band ${pct(f.band[0])}–${pct(f.band[1])}), `
+      + `on ${f.reviewed_normals} reviewed audit normal(s) under calibration version ${f.calibration_version}; `
+      + `target ${pct(f.target_fpr)}. Audit share ${q.audit_share}: ${c.audited} drawn, ${c.reviewed_normal} normal, `
+      + `${c.reviewed_defect} defect, ${c.pending} awaiting review.`;
+    $("calibration").textContent = `threshold ${fmt(f.threshold)} (calibration version ${f.calibration_version})`;
+    if (model.threshold !== f.threshold) { model.threshold = f.threshold; showModelInfo(); } // recalibrated elsewhere
+    const known = new Set([...$("audit").children].map((el) => el.dataset.id));
+    const fresh = q.pending.map((item) => item.id).join(",");
+    if ([...known].join(",") !== fresh) {
+      const cards = await Promise.all(q.pending.map(async (item) => {
+        const el = await auditCard(item);
+        el.dataset.id = item.id;
+        return el;
+      }));
+      $("audit").replaceChildren(...cards);
+    }
+  } catch (err) { setStatus(err.message); } finally { auditBusy = false; }
+}
+
+async function recalibrate() {
+  const model = currentModel();
+  if (!model) return;
+  try {
+    const v = await api(`/v1/models/${encodeURIComponent(model.name)}/recalibrate`, { method: "POST" });
+    setStatus(`calibration version ${v.version}: threshold ${fmt(v.threshold)} from ${v.n_normal} reviewed audit normals`);
+    await loadModels();
+    refresh();
+  } catch (err) { setStatus(err.message); }
+}
+
 async function showDetail(id) {
+  state.detail = id;
+  $("detail-review").textContent = "";
   try {
     const r = await api(`/v1/results/${encodeURIComponent(id)}`);
     const img = $("detail-img");
@@ -165,6 +247,7 @@ async function refresh() {
       drawHistogram(recent.results.map((r) => r.score), model.threshold);
     }
   } catch (err) { setStatus(err.message); }
+  refreshAudit();
 }
 
 function wire() {
@@ -179,6 +262,16 @@ function wire() {
   $("file-input").addEventListener("change", (e) => { if (e.target.files.length) upload(e.target.files); e.target.value = ""; });
   $("model").addEventListener("change", () => { showModelInfo(); refresh(); });
   $("flagged-only").addEventListener("change", refresh);
+  $("recalibrate").addEventListener("click", recalibrate);
+  for (const label of ["normal", "defect"]) {
+    $("detail-" + label).addEventListener("click", async () => {
+      try {
+        const body = await review(state.detail, label);
+        $("detail-review").textContent = "reviewed " + body.label;
+        refreshAudit();
+      } catch (err) { setStatus(err.message); }
+    });
+  }
   $("api-key").value = state.key;
   $("key-form").addEventListener("submit", (e) => {
     e.preventDefault();
