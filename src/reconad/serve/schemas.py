@@ -228,11 +228,15 @@ def responses(*codes: int, why: dict[int, str] | None = None) -> dict[int | str,
 
 
 def _no_numbers(value: Any) -> Any:
-    """Refuse a bare number where an ISO 8601 time is documented (pydantic reads it as a Unix time)."""
-    if isinstance(value, str) and not value.strip().lstrip("+-").replace(".", "", 1).isdigit():
-        return value
+    """Refuse a bare number where an ISO 8601 time is documented (pydantic reads it as a Unix
+    time): anything Python reads as a float, exponents, ``inf`` and ``nan`` included."""
     if value is None or isinstance(value, datetime):
         return value
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
     raise ValueError("give an ISO 8601 time such as 2024-05-01T12:00:00Z, not a number")
 
 
