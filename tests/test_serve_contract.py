@@ -179,6 +179,7 @@ def test_every_route_documents_its_refusals(served):
         ("/v1/results", {"since": "1.8e-285"}, "since"),  # an exponent is a number too (found by make fuzz)
         ("/v1/results", {"since": "nan"}, "since"),
         ("/v1/results", {"verdic": "normal"}, "verdic"),  # a misspelt filter is not ignored
+        ("/v1/results", [("model", "a"), ("model", "b")], "model"),  # a repeat is not read as its last value
         ("/v1/results", {"model": "../x"}, "model"),
         ("/v1/models", {"x": "1"}, "x"),
     ],

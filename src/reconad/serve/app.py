@@ -475,6 +475,13 @@ def _known_query_only(request: Request) -> None:
                 for k in unknown
             ]
         )
+    # every query parameter of the API takes one value: a repeat would be read as its last one
+    keys = [k for k, _ in request.query_params.multi_items()]
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise RequestValidationError(
+            [{"type": "too_long", "loc": ("query", k), "msg": "given more than once; give it once"} for k in repeated]
+        )
 
 
 def create_app(config: ServeConfig, preloaded: dict[str, ServedModel] | None = None) -> FastAPI:
