@@ -102,3 +102,28 @@ def test_detector_trains_scores_and_saves_with_the_chosen_geometry(tmp_path):
     np.testing.assert_allclose(back.decision_function(folder), det.decision_function(folder), rtol=1e-5)
     keep = fixed(det.settings)
     assert keep == {"geometry": None, "image_size": 96, "resize_mode": "letterbox", "tile_size": None}
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_reconad_train_chooses_the_geometry_and_test_and_predict_read_with_it(tmp_path):
+    """``--set geometry=auto`` through the CLI: chosen from the training files before the data
+    are read, recorded in run.json, and used by ``reconad test`` and ``predict``."""
+    from helpers.parity import cli
+
+    root = tmp_path / "data"
+    root.mkdir()
+    _folder(root, (40, 100), 12)
+    defect = root / "defect"
+    defect.mkdir()
+    Image.fromarray(np.full((40, 100), 255, np.uint8)).save(defect / "d.png")
+    run = tmp_path / "run"
+    args = ["train", "--model", "ae", "--dataset", "folder", "--root", str(root), "--out", str(run)]
+    assert cli([*args, "--image-size", "128", "--epochs", "1", "--set", "geometry=auto", "--quiet"]) == (0, "")
+    info = json.loads((run / "run.json").read_text())
+    assert info["geometry"]["resize_mode"] == "letterbox" and info["geometry"]["image_size"] == 96
+    assert info["data"]["image_size"] == 96 and info["data"]["resize_mode"] == "letterbox"
+    assert cli(["test", str(run), "--quiet", "--no-report"])[0] == 0
+    code, err = cli(["predict", str(run), str(defect / "d.png"), "--out", str(tmp_path / "p"), "--quiet"])
+    assert code == 0, err
+    overlay = next((tmp_path / "p").glob("*_d.png"))
+    assert np.asarray(Image.open(overlay)).shape[0] == 96

@@ -8,6 +8,7 @@ for ``--resume``), and after testing ``metrics.json`` and ``scores.csv``.
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import shutil
 import time
@@ -32,6 +33,8 @@ from reconad.rundir import recorded_spec
 from reconad.streaming import StreamResult
 from reconad.visualize import save_overlay
 
+log = logging.getLogger("reconad")
+
 
 def train_run(
     spec: DataSpec,
@@ -46,6 +49,7 @@ def train_run(
     succeeded): see reconad.rundir."""
     from reconad.rundir import run_directory, save_model, write_run_info
 
+    spec, geometry = _auto_geometry(spec, model, config)
     config.setdefault("image_size", spec.image_size)
     config.setdefault("resize_mode", spec.resize_mode)
     if spec.tile_size is not None:
@@ -58,14 +62,39 @@ def train_run(
             raise DataError(f"the training set is empty: {spec.root}")
         val = spec.build("val") if spec.has_val_split() else None
         check_disjoint(train, split_if_readable(spec, "test"))  # before training, not after it
+        record = {"data": spec.__dict__, "model": model, **({"geometry": geometry} if geometry else {})}
         if not (resume and (work / "checkpoints").exists()):  # a new run says its data before a kill can cut it
-            write_run_info(work, {"data": spec.__dict__, "model": model})  # (a resumed one's was checked)
+            write_run_info(work, record)  # (a resumed one's was checked)
         t0 = time.perf_counter()
         det.fit(train, val_data=val, checkpoint_dir=work / "checkpoints", resume=resume)
         save_model(det, work / "model")
         seconds, n_train = time.perf_counter() - t0, len(train)  # type: ignore[arg-type]
-        write_run_info(work, {"data": spec.__dict__, "model": model, "train_seconds": seconds, "train_images": n_train})
+        write_run_info(work, {**record, "train_seconds": seconds, "train_images": n_train})
     return det
+
+
+def _auto_geometry(spec: DataSpec, model: str, config: dict[str, Any]) -> tuple[DataSpec, dict[str, Any] | None]:
+    """With ``--set geometry=auto``: the geometry chosen from the training split's image
+    files (their sizes only) becomes the data's, so train, test and predict read the images
+    as the model was trained; (spec, the choice's record) — the spec as given otherwise."""
+    from dataclasses import replace
+
+    from reconad.data.geometry import choose_geometry, image_sizes
+    from reconad.models import model_entry
+
+    if config.get("geometry") != "auto":
+        return spec, None
+    asked = int(config.get("image_size", spec.image_size))
+    sizes = image_sizes(replace(spec, image_size=asked).build("train"))
+    if not sizes:
+        raise DataError(f"--set geometry=auto: no training image files under {spec.root} to choose from")
+    choice = choose_geometry(sizes, asked, model_entry(model)[0].min_image_size)
+    log.info("geometry='auto': %s", choice.reason)
+    for key in ("image_size", "resize_mode", "tile_size"):
+        config.pop(key, None)
+    config["geometry"] = None  # chosen here, once: the detector takes it as given
+    chosen = replace(spec, image_size=choice.image_size, resize_mode=choice.resize_mode, tile_size=choice.tile_size)
+    return chosen, choice.to_dict()
 
 
 def _check_label_policy(spec: DataSpec, det: Detector) -> None:

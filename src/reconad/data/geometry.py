@@ -32,7 +32,16 @@ import numpy as np
 
 from reconad.errors import ConfigError
 
-__all__ = ["GEOMETRIES", "Geometry", "apply_geometry", "check_geometry", "choose_geometry", "fixed", "image_sizes"]
+__all__ = [
+    "GEOMETRIES",
+    "Geometry",
+    "apply_geometry",
+    "check_geometry",
+    "choose_geometry",
+    "dataset_paths",
+    "fixed",
+    "image_sizes",
+]
 
 log = logging.getLogger("reconad")
 
@@ -141,9 +150,24 @@ def image_sizes(data: Any) -> list[tuple[int, int]] | None:
         return _file_sizes(expand_paths([data]))
     if isinstance(data, Sequence) and data and all(isinstance(d, (str, os.PathLike)) for d in data):
         return _file_sizes(expand_paths(list(data)))
+    paths = dataset_paths(data)
+    return _file_sizes(paths) if paths else None
+
+
+def dataset_paths(data: Any) -> list[str | os.PathLike[str]] | None:
+    """The image files a dataset reads: its ``paths``, its ``records``' paths (the datasets
+    of ``reconad.data``), or those of every part of a ``ConcatDataset``; None otherwise."""
     paths = getattr(data, "paths", None)
     if isinstance(paths, Sequence) and paths and all(isinstance(p, (str, os.PathLike)) for p in paths):
-        return _file_sizes(paths)
+        return list(paths)
+    records = getattr(data, "records", None)
+    if isinstance(records, Sequence) and records and all(hasattr(r, "path") for r in records):
+        return [r.path for r in records]
+    parts = getattr(data, "datasets", None)
+    if isinstance(parts, Sequence) and parts:
+        found = [dataset_paths(part) for part in parts]
+        if all(found):
+            return [p for part in found for p in part or []]
     return None
 
 
