@@ -22,7 +22,7 @@ from reconad.data.records import (
     collate_clips,
     collate_rows,
 )
-from reconad.data.rows import as_table_dataset, is_table
+from reconad.data.rows import as_table_dataset, feature_names, is_table, match_columns
 from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
 from reconad.engine.progress import progress
@@ -378,6 +378,7 @@ class Detector:
         """(training set with its labels, held-out normal set or None, whether it is a table)."""
         table = is_table(data)
         self._check_kind(table, video=_is_clips(data))
+        self.feature_names_in_ = feature_names(data)  # DataFrame columns, matched by name when scoring
         train = self._dataset(data)
         if y is None and not table:  # a dataset read from disk may hold labelled anomalies
             known = dataset_labels(train)
@@ -389,7 +390,7 @@ class Detector:
             raise DataError("the training set is empty")
         val: Dataset | None = None
         if val_data is not None:
-            val = self._dataset(val_data)
+            val = self._dataset(match_columns(val_data, self.feature_names_in_))
         elif float(self.settings["val_fraction"]) > 0 and len(train) >= 10:  # type: ignore[arg-type]
             train, val = self._holdout(train, labels)
         return train, val, table
@@ -580,7 +581,7 @@ class Detector:
         model = self._require_model(method)
         batch_size = batch_size or self._batch_size(model)
         model.eval()
-        ds = self._dataset(data)
+        ds = self._dataset(match_columns(data, self.__dict__.get("feature_names_in_")))
         table, video = is_table(ds), _is_clips(ds)
         self._check_kind(table, model, video=video)
         if table and want_maps:
@@ -676,6 +677,7 @@ class Detector:
             "val_scores": None if val_scores is None else [float(s) for s in val_scores],
             "history": None if history is None else history.to_dict(),
             "selection": self.__dict__.get("selection_"),
+            "feature_names": self.__dict__.get("feature_names_in_"),
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -713,6 +715,10 @@ class Detector:
         except DataError as exc:
             raise ModelFileError(f"{directory}: {exc}") from exc
         self.selection_ = cfg.get("selection")
+        names = cfg.get("feature_names")
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise ModelFileError(f"{Path(directory) / CONFIG}: feature_names must be a list of column names")
+        self.feature_names_in_ = names
         hist = cfg.get("history")
         self.history_ = TrainHistory.from_dict(hist) if hist else None
 
