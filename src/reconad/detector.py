@@ -220,6 +220,8 @@ class Detector:
         if s["calibration"] not in CALIBRATIONS:
             raise ConfigError(f"unknown calibration {s['calibration']!r}; choose one of {', '.join(CALIBRATIONS)}")
         check_tiling(s["tile_size"], s["tile_overlap"], min_image_size)
+        if s["tile_size"] is None and s["tile_overlap"] is not None:
+            raise ConfigError(f"tile_overlap ({s['tile_overlap']}) needs tile_size: without tiles nothing overlaps")
         check_geometry(s["geometry"])
         folds = s["calibration_folds"]
         if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
@@ -317,7 +319,10 @@ class Detector:
         """y as 0/1 ints; ConfigError when it marks anomalies for a model that cannot use them."""
         if y is None:
             return None
-        labels = np.asarray(y).reshape(-1)
+        labels = np.asarray(y)
+        if labels.ndim > 1 and not (labels.ndim == 2 and labels.shape[1] == 1):
+            raise DataError(f"y must hold one label per sample (shape ({n},)), got shape {labels.shape}")
+        labels = labels.reshape(-1)
         if len(labels) != n:
             raise DataError(f"{len(labels)} labels in y for {n} training samples")
         if not np.isin(labels, (0, 1)).all():
@@ -390,6 +395,9 @@ class Detector:
             raise DataError("the training set is empty")
         val: Dataset | None = None
         if val_data is not None:
+            if is_table(val_data) != table or _is_clips(val_data) != _is_clips(data):
+                kinds = ("table rows", "images") if table else ("images", "table rows")
+                raise ConfigError(f"val_data holds {kinds[1]}, but the training data holds {kinds[0]}: give both alike")
             val = self._dataset(match_columns(val_data, self.feature_names_in_))
         elif float(self.settings["val_fraction"]) > 0 and len(train) >= 10:  # type: ignore[arg-type]
             train, val = self._holdout(train, labels)
@@ -581,6 +589,10 @@ class Detector:
         model = self._require_model(method)
         batch_size = batch_size or self._batch_size(model)
         model.eval()
+        if model.data_kind == "table" and isinstance(data, (np.ndarray, torch.Tensor)) and data.ndim == 1:
+            raise DataError(
+                f"table rows must be 2-D (rows x features), got shape {tuple(data.shape)}: one row is X[None]"
+            )
         ds = self._dataset(match_columns(data, self.__dict__.get("feature_names_in_")))
         table, video = is_table(ds), _is_clips(ds)
         self._check_kind(table, model, video=video)
@@ -690,6 +702,9 @@ class Detector:
         from reconad.inference.model_file import device_name, load_fitted
 
         model, cfg = load_fitted(directory, device)
+        from reconad.inference.build import check_fitted_values
+
+        check_fitted_values(Path(directory) / CONFIG, cfg)
         try:
             train_cfg = {**(cfg.get("train_config") or {}), "device": device_name(cfg, device)}
             saved = model_entry(cfg["model"])[1].saved_options(cfg.get("model_config", {}))

@@ -174,8 +174,8 @@ def _rate_tolerance(count: float | None) -> float:
 def _rate_gaps(f: dict[str, float | None], q: dict[str, float | None]) -> list[str]:
     """The rates at the threshold that int8 (at its own threshold) moves beyond their tolerance."""
     out = []
-    for key, count in (("detection_rate", q["n_anomalous"]), ("false_alarm_rate", q["n_normal"])):
-        a, b = f[key], q[key]
+    for key, count in (("detection_rate", q.get("n_anomalous")), ("false_alarm_rate", q.get("n_normal"))):
+        a, b = f.get(key), q.get(key)
         if a is None or b is None:
             continue
         if abs(a - b) > _rate_tolerance(count) + 1e-12:

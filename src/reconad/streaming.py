@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reconad.atomic import atomic_open, write_text
-from reconad.errors import DataError
+from reconad.errors import DataError, ReconadError
 from reconad.jsonfile import write_json
 from reconad.predict_job import JOB_KEY, check_resume, done_counter, job_record, kept_rows, real_key
 
@@ -358,12 +358,14 @@ def stream_predict(
             bar.update(max(0, now - bar.n))  # type: ignore[attr-defined]
 
     try:
-        counts_here = _score_shard(
+        counts_here = _shard_or_failure(
             job, files[start:end], scores_path, errors_path, resume, strict, batch_size, on_progress, start, base
         )
         if distributed:
             counts_here = _merge_shards(out, rank, world, counts_here)
             on_progress(len(files))
+        elif isinstance(counts_here, ReconadError):
+            raise counts_here
     finally:
         bar.close()  # type: ignore[attr-defined]
     scored, failed, kept = counts_here
@@ -371,13 +373,33 @@ def stream_predict(
     return StreamResult(out / "scores.csv", out / "errors.csv", scored, failed, kept, seconds, rank == 0)
 
 
-def _merge_shards(out: Path, rank: int, world: int, counts: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Wait for every rank, join the parts on rank 0; the summed counts (rank 0) or this rank's."""
+def _shard_or_failure(job: _Scoring, *args: Any) -> tuple[int, int, int] | ReconadError:
+    """``_score_shard``'s counts, or the one-line error that stopped it: under torchrun a rank
+    that fails still meets the others at the merge, so they stop with one line each instead
+    of a collective's traceback when its peer disappears."""
+    try:
+        return _score_shard(job, *args)
+    except ReconadError as exc:
+        return exc
+
+
+def _merge_shards(
+    out: Path, rank: int, world: int, counts: tuple[int, int, int] | ReconadError
+) -> tuple[int, int, int]:
+    """Wait for every rank, join the parts on rank 0; the summed counts (rank 0) or this rank's.
+    Where a rank failed, every rank raises: that rank its own error, the others one line."""
     import torch
     import torch.distributed as dist
 
-    total = torch.tensor(counts, dtype=torch.int64)
+    failure = counts if isinstance(counts, ReconadError) else None
+    mine: tuple[int, int, int] = (0, 0, 0) if isinstance(counts, ReconadError) else counts
+    total = torch.tensor([*mine, int(failure is not None)], dtype=torch.int64)
     dist.all_reduce(total)  # also the barrier: every rank has finished its shard
+    if failure is not None:
+        raise failure
+    if int(total[3]):
+        raise ReconadError(f"stopped: {int(total[3])} other rank(s) failed (see their error line); nothing joined")
+    total = total[:3]
     if rank == 0:
         names = [f"{r:05d}-of-{world:05d}.csv" for r in range(world)]
         _join([out / "parts" / f"scores-{n}" for n in names], out / "scores.csv", SCORE_HEADER)

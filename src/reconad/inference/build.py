@@ -12,6 +12,7 @@ name on a run without an export, which writes it first.  ``auto`` never writes o
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import warnings
@@ -153,6 +154,33 @@ def _check_settings(run: Path, settings: dict[str, Any]) -> None:
         raise ModelFileError(f"{path}: unknown resize_mode {mode!r} (the file was edited)")
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_fitted_values(path: Path, cfg: dict[str, Any]) -> None:
+    """The fitted values of a model's ``config.json`` (``path``): a threshold that is a finite
+    number or null, held-out scores that are numbers, and an image model's input shape that
+    is the image (or tile) size its detector settings give.  An edited file is one line
+    (ModelFileError) naming it, for every engine and command alike."""
+    threshold = cfg.get("threshold")
+    if threshold is not None and not _number(threshold):
+        raise ModelFileError(
+            f"{path}: threshold must be a finite number or null, got {threshold!r} (the file was edited)"
+        )
+    scores = cfg.get("val_scores")
+    if scores is not None and not (isinstance(scores, list) and all(_number(v) for v in scores)):
+        raise ModelFileError(f"{path}: val_scores must be a list of finite numbers (the file was edited)")
+    settings = cfg.get("detector") or {}
+    shape = (cfg.get("model_config") or {}).get("input_shape")
+    side = settings.get("tile_size") or settings.get("image_size")
+    if isinstance(shape, list) and len(shape) == 3 and _number(side) and list(shape[1:]) != [side, side]:
+        what = "tile_size" if settings.get("tile_size") else "image_size"
+        raise ModelFileError(
+            f"{path}: {what} {side} does not match the model's input shape {shape} (the file was edited)"
+        )
+
+
 def _check_against_export(run: Path, cfg: dict[str, Any], meta: dict[str, Any], export: Path) -> None:
     """The model options of ``config.json`` must be those the export was made with: an export
     runs without them, so an edited config would otherwise go unnoticed."""
@@ -237,6 +265,7 @@ def open_run(
     cfg = read_model_config(run / "model")
     settings = dict(cfg.get("detector") or {})
     _check_settings(run, settings)
+    check_fitted_values(run / "model" / "config.json", cfg)
     own = _own_tiling(settings)
     origin = Origin(
         str(cfg["weights_sha256"]),
