@@ -11,6 +11,7 @@ name on a run without an export, which writes it first.  ``auto`` never writes o
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -33,6 +34,7 @@ from reconad.inference.engines import (
 )
 from reconad.inference.exports import EXPORT_FILE, check_export, int8_export
 from reconad.inference.pipeline import FittedPipeline, Origin
+from reconad.inference.run_files import read_run_info
 from reconad.inference.spec import InputSpec
 from reconad.inference.tiler import Tiler
 
@@ -181,6 +183,42 @@ def check_fitted_values(path: Path, cfg: dict[str, Any]) -> None:
         )
 
 
+def check_recorded_geometry(run: Path, cfg: dict[str, Any]) -> None:
+    """The image size, resize mode and tiling of ``config.json`` against the other records of
+    the run (``run.json``'s data, the export's pre-processing), whichever engine will score:
+    an edited file is refused the same way by every engine (ModelFileError naming it)."""
+    settings = cfg.get("detector") or {}
+    mine = {k: settings.get(k) for k in ("image_size", "resize_mode", "tile_size")}
+    records: list[tuple[Path, dict[str, Any]]] = []
+    meta_json = (run / EXPORT_FILE).with_suffix(".json")
+    if meta_json.is_file():
+        try:
+            pre = json.loads(meta_json.read_text(encoding="utf-8")).get("preprocessing") or {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            pre = {}  # a damaged export record is refused where the export is used
+        tiling = pre.get("tiling") if isinstance(pre, dict) else None
+        if isinstance(pre, dict) and "image_size" in pre:
+            tile = tiling.get("tile_size") if isinstance(tiling, dict) else None
+            records.append(
+                (
+                    meta_json,
+                    {"image_size": pre.get("image_size"), "resize_mode": pre.get("resize_mode"), "tile_size": tile},
+                )
+            )
+    info = read_run_info(run) if (run / "run.json").is_file() else None
+    if info and isinstance(info.get("data"), dict) and not (cfg.get("geometry") or {}).get("mode") == "auto":
+        data = info["data"]
+        records.append((run / "run.json", {k: data.get(k) for k in mine if k in data}))
+    for where, theirs in records:
+        diff = [k for k in theirs if k in mine and theirs[k] is not None and theirs[k] != mine[k]]
+        if diff:
+            k = diff[0]
+            raise ModelFileError(
+                f"{run / 'model' / 'config.json'}: {k} {mine[k]!r} differs from the {theirs[k]!r} {where} records "
+                "(the file was edited)"
+            )
+
+
 def _check_against_export(run: Path, cfg: dict[str, Any], meta: dict[str, Any], export: Path) -> None:
     """The model options of ``config.json`` must be those the export was made with: an export
     runs without them, so an edited config would otherwise go unnoticed."""
@@ -266,6 +304,7 @@ def open_run(
     settings = dict(cfg.get("detector") or {})
     _check_settings(run, settings)
     check_fitted_values(run / "model" / "config.json", cfg)
+    check_recorded_geometry(run, cfg)
     own = _own_tiling(settings)
     origin = Origin(
         str(cfg["weights_sha256"]),

@@ -42,16 +42,17 @@ def preflight(config: ServeConfig) -> dict[str, ServedModel]:
         read_api_key(config.api_key_file)
     elif not _is_loopback(config.host):
         log.warning("serving on %s without --api-key-file: anyone who can reach it can use it", config.host)
+    threads = config.inference_threads()
+    models = {  # before the database: a refused model leaves no new results.db in its run
+        run.name: load_served_model(run, config.engine, threads, (config.tile_size, config.tile_overlap))
+        for run in config.runs
+    }
     store = ResultStore(config.db_url)
     try:
         store.prepare()  # migrated, and its results table of reconad's shape: else one line naming --db
     finally:
         store.close()
-    threads = config.inference_threads()
-    return {
-        run.name: load_served_model(run, config.engine, threads, (config.tile_size, config.tile_overlap))
-        for run in config.runs
-    }
+    return models
 
 
 def serve(config: ServeConfig) -> None:
