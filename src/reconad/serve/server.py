@@ -43,16 +43,22 @@ def preflight(config: ServeConfig) -> dict[str, ServedModel]:
     elif not _is_loopback(config.host):
         log.warning("serving on %s without --api-key-file: anyone who can reach it can use it", config.host)
     threads = config.inference_threads()
-    models = {  # before the database: a refused model leaves no new results.db in its run
-        run.name: load_served_model(run, config.engine, threads, (config.tile_size, config.tile_overlap))
-        for run in config.runs
-    }
+
+    def load() -> dict[str, ServedModel]:
+        return {
+            run.name: load_served_model(run, config.engine, threads, (config.tile_size, config.tile_overlap))
+            for run in config.runs
+        }
+
+    # the default database lives in the first run: its models are checked first, so a refused
+    # model leaves no new results.db behind; a --db given is checked before any model loads
+    models = None if config.db else load()
     store = ResultStore(config.db_url)
     try:
         store.prepare()  # migrated, and its results table of reconad's shape: else one line naming --db
     finally:
         store.close()
-    return models
+    return models if models is not None else load()
 
 
 def serve(config: ServeConfig) -> None:
