@@ -484,6 +484,10 @@ def _image_size_48(d: dict[str, Any]) -> None:
     d["detector"]["image_size"] = 48
 
 
+def _width_8(d: dict[str, Any]) -> None:
+    d["model_config"]["width"] = 8
+
+
 def _val_scores_text(d: dict[str, Any]) -> None:
     d["val_scores"] = ["low", "high"]
 
@@ -697,6 +701,8 @@ ROUND3: list[Case] = [
     Case("predict-video-missing-clip", "predict", ["predict", "{video}", "{tmp}/noclip", "--out", "{tmp}/p"], phrase="{tmp}/noclip"),
     # ----------------------------------------------------- export, round 3
     Case("export-config-threshold-text", "export", ["export", "{copy}"], setup=_config(_threshold_text), phrase="config.json: threshold"),
+    Case("export-config-width-edited", "export", ["export", "{copy}", "--out", "{tmp}/m.onnx"], setup=_config(_width_8), phrase="config.json does not match the tensors"),
+    Case("predict-run-json-not-utf8", "predict", ["predict", "{copy}", "{root}/brick/test/hole", "--out", "{tmp}/p"], setup=lambda fx: (fx.copy / "run.json").write_bytes(b"\xff\xfe{"), phrase="run.json"),
     Case("export-quantize-video-run", "export", ["export", "{video}", "--quantize", "int8"], phrase="cannot export ae"),
     Case("export-int8-autoencoder", "export", ["export", "{tmp}/ae", "--quantize", "int8"], setup=_trained_ae_run, expect=OK, after=_int8_written),
     # -------------------------------------------------- benchmark, round 3
@@ -722,6 +728,7 @@ ROUND3: list[Case] = [
     Case("api-images-with-table-val-data", "python", call=_images_val_table, error=ConfigError, phrase="val_data holds table rows"),
     Case("api-list-of-pil-images-ok", "python", call=_pil_images, expect=OK, after=_fitted),
     Case("api-list-of-arrays-of-two-sizes", "python", call=_mixed_sizes, error=DataError, phrase="different shapes"),
+    Case("api-fit-empty-list", "python", call=lambda fx: _small("ae").fit([]), error=DataError, phrase="the list is empty"),
     Case("api-decision-function-empty-list", "python", call=_empty_list_scores, error=DataError, phrase="the list is empty"),
     Case("api-table-one-row-1d", "python", call=_one_row, error=DataError, phrase="X[None]"),
     Case("api-tile-overlap-without-tile-size", "python", call=_overlap_without_tiles, error=ConfigError, phrase="needs tile_size"),
