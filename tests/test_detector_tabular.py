@@ -23,7 +23,9 @@ def test_dataframe_rows_and_bad_columns():
     train, test, _ = table_toy()
     df = pd.DataFrame(train, columns=[f"f{i}" for i in range(train.shape[1])])
     det = Detector("ae", **FAST).fit(df)
-    assert det.decision_function(pd.DataFrame(test)).shape == (len(test),)
+    assert det.decision_function(pd.DataFrame(test, columns=df.columns)).shape == (len(test),)
+    with pytest.raises(DataError, match="matched by name"):  # other names: refused, not taken by position
+        det.decision_function(pd.DataFrame(test))
     df["kind"] = "x"
     with pytest.raises(DataError, match="non-numeric"):
         Detector("ae", **FAST).fit(df)

@@ -203,7 +203,12 @@ def test_int8_is_offered_exactly_when_its_accuracy_check_is_within_tolerance(sin
     meta = json.loads((run / "export" / "model.int8.json").read_text())
     check = meta["accuracy_check"]
     gaps = [abs(check["float"][k] - check["int8"][k]) for k in CHECKED if check["float"][k] is not None]
-    assert check["offered"] == (len(gaps) == len(CHECKED) and max(gaps) <= TOLERANCE)
+    rates = [
+        abs(check["float"][k] - check["int8"][k]) <= max(check["rate_tolerance"], 1 / check["int8"][n]) + 1e-12
+        for k, n in (("detection_rate", "n_anomalous"), ("false_alarm_rate", "n_normal"))
+        if check["float"][k] is not None and check["int8"][k] is not None
+    ]
+    assert check["offered"] == (len(gaps) == len(CHECKED) and max(gaps) <= TOLERANCE and all(rates))
     images = sorted((tiny_mvtec / "brick" / "test").rglob("*.png"))
     out = tmp_path / "int8"
     code, err = cli(["predict", str(run), *map(str, images), "--out", str(out), "--engine", "onnx-int8", "--quiet"])
@@ -219,14 +224,13 @@ def test_int8_is_offered_exactly_when_its_accuracy_check_is_within_tolerance(sin
         _same_verdicts(_flags(rows), scores > meta["threshold"], scores, meta["threshold"], CSV_STEP)
 
 
-@pytest.mark.xfail(
-    reason="onnxruntime's quantisation pre-processing (symbolic shape inference) fails on the "
-    "autoencoder's decoder Reshape and its AssertionError reaches the user as a traceback",
-    raises=AssertionError,
-    strict=True,
-)
-def test_int8_export_of_an_autoencoder_succeeds_or_refuses_in_one_line(single_thread, tiny_mvtec, tmp_path):
+@pytest.mark.parametrize("model", ["ae", "esad"])
+def test_int8_export_of_an_autoencoder_quantizes(model, single_thread, tiny_mvtec, tmp_path):
+    """ONNX Runtime's symbolic shape inference cannot follow the decoder's Reshape: the
+    graph is pre-processed without it and quantized, its check recorded (offered or not)."""
     run = tmp_path / "run"
-    _train(tiny_mvtec, "ae", run, "--set", "width=4")
+    _train(tiny_mvtec, model, run, "--set", "width=4")
     code, err = cli(["export", str(run), "--quantize", "int8"])
-    assert code == 0 or len(err.strip().splitlines()) == 1, err
+    assert code == 0, err
+    check = json.loads((run / "export" / "model.int8.json").read_text())["accuracy_check"]
+    assert set(check["int8"]) >= {"image_auroc", "detection_rate", "false_alarm_rate"}

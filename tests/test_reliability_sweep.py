@@ -50,6 +50,7 @@ class Fx:
     tmp: Path
     root: Path
     run: Path
+    video_run: Callable[[], Path] = field(default=lambda: Path("/nonexistent"))
 
     @property
     def copy(self) -> Path:
@@ -61,6 +62,11 @@ class Fx:
 
     def names(self) -> dict[str, str]:
         return {"tmp": str(self.tmp), "root": str(self.root), "run": str(self.run)}
+
+    @property
+    def video(self) -> Path:
+        """The module's tiny video (clip) run, trained on first use."""
+        return self.video_run()
 
 
 @dataclass
@@ -80,6 +86,8 @@ class Case:
     marks: list[Any] = field(default_factory=list)
     #: for OK cases: checks what the command wrote or the call returned
     after: Callable[[Fx, Any], None] | None = None
+    #: an OK case whose command writes the run it names (train --overwrite)
+    writes_run: bool = False
 
     def param(self) -> Any:
         return pytest.param(self, id=self.id, marks=self.marks)
@@ -428,6 +436,314 @@ CASES: list[Case] = [
 ]  # fmt: skip
 
 
+# ------------------------------------------------------------- round 3: fixtures
+
+
+def _predicted(*extra: str, run: str = "{run}") -> Callable[[Fx], None]:
+    """``{tmp}/p`` written by a predict of the good test images (``extra``: its options)."""
+
+    def build(fx: Fx) -> None:
+        argv = ["predict", _fill(run, fx), str(fx.root / "brick" / "test" / "good"), "--out", str(fx.tmp / "p")]
+        assert main([*argv, "--quiet", "--engine", "torch", *extra]) == 0
+
+    return build
+
+
+def _predicted_then(edit: Callable[[Path], None]) -> Callable[[Fx], None]:
+    def build(fx: Fx) -> None:
+        _predicted()(fx)
+        edit(fx.tmp / "p")
+
+    return build
+
+
+def _not_utf8_scores(out: Path) -> None:
+    data = (out / "scores.csv").read_bytes()
+    (out / "scores.csv").write_bytes(data.replace(b",", b",\xff", 2))
+
+
+def _cut_middle_row(out: Path) -> None:
+    lines = (out / "scores.csv").read_text().split("\n")
+    lines[2] = "half-writ"
+    (out / "scores.csv").write_text("\n".join(lines))
+
+
+def _no_job_record(out: Path) -> None:
+    _edit_json(out / "predict.json", lambda d: d.pop("job", None))
+
+
+def _config(edit: Callable[[dict[str, Any]], None]) -> Callable[[Fx], None]:
+    return lambda fx: _edit_json(fx.copy / "model" / "config.json", edit)
+
+
+def _threshold_text(d: dict[str, Any]) -> None:
+    d["threshold"] = "high"
+
+
+def _image_size_48(d: dict[str, Any]) -> None:
+    d["detector"]["image_size"] = 48
+
+
+def _width_8(d: dict[str, Any]) -> None:
+    d["model_config"]["width"] = 8
+
+
+def _val_scores_text(d: dict[str, Any]) -> None:
+    d["val_scores"] = ["low", "high"]
+
+
+def _text_mat(fx: Fx) -> None:
+    (fx.tmp / "hs").mkdir()
+    (fx.tmp / "hs" / "scene.mat").write_text("this is not a MATLAB file")
+
+
+def _scene(fx: Fx, shape: tuple[int, int], anomalous: bool) -> None:
+    from scipy.io import savemat
+
+    (fx.tmp / "hs").mkdir()
+    gt = np.zeros(shape)
+    if anomalous:
+        gt.flat[1] = 1
+    cube = np.random.default_rng(0).random((*shape, 6))
+    savemat(str(fx.tmp / "hs" / "scene.mat"), {"data": cube, "map": gt})
+
+
+def _undefined_auroc_said(fx: Fx, rc: int) -> None:
+    row = json.loads((fx.tmp / "b" / "results.json").read_text())["rows"][0]
+    assert row["rx"] is None
+    if "no anomalous pixel" not in (row.get("undefined") or {}).get("rx", ""):
+        raise _poor("the AUROC is null without a reason")
+
+
+def _results_db(fx: Fx) -> None:
+    import sqlite3
+
+    with sqlite3.connect(fx.copy / "results.db") as db:
+        db.execute("create table kept (x integer)")
+        db.execute("insert into kept values (1)")
+
+
+def _results_db_kept(fx: Fx, rc: int) -> None:
+    import sqlite3
+
+    with sqlite3.connect(fx.copy / "results.db") as db:
+        assert db.execute("select x from kept").fetchall() == [(1,)]
+
+
+def _thin_images(fx: Fx) -> None:
+    from PIL import Image
+
+    (fx.tmp / "in").mkdir()
+    rng = np.random.default_rng(0)
+    for name, (h, w) in {"thin.png": (3, 200), "one.png": (1, 1)}.items():
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(fx.tmp / "in" / name)
+
+
+def _both_scored(fx: Fx, rc: int) -> None:
+    assert len(_rows(fx.tmp / "p" / "scores.csv")) == 2 and _rows(fx.tmp / "p" / "errors.csv") == []
+
+
+def _clip_folder(fx: Fx) -> None:
+    from reconad.data.video import write_moving_shapes
+
+    shapes = write_moving_shapes(fx.tmp / "shapes", n_train=1, n_test=1, n_frames=8, size=(24, 32))
+    shutil.copytree(shapes / "testing" / "frames" / "01", fx.tmp / "clip")
+
+
+def _gap_in_frames(fx: Fx) -> None:
+    from reconad.data.video import write_moving_shapes
+
+    shapes = write_moving_shapes(fx.tmp / "shapes", n_train=1, n_test=1, n_frames=8, size=(24, 32))
+    frames = sorted((shapes / "testing" / "frames" / "01").iterdir())
+    frames[3].unlink()
+
+
+def _int8_written(fx: Fx, rc: int) -> None:
+    check = json.loads((fx.tmp / "ae" / "export" / "model.int8.json").read_text())["accuracy_check"]
+    assert "detection_rate" in check["int8"] and isinstance(check["offered"], bool)
+
+
+def _trained_ae_run(fx: Fx) -> None:
+    assert main(_fill_all(_train(model="ae", out="{tmp}/ae"), fx)) == 0
+
+
+def _fill_all(argv: list[str], fx: Fx) -> list[str]:
+    return [_fill(a, fx) for a in argv]
+
+
+# ------------------------------------------------------- round 3: Python calls
+
+
+def _rows_det() -> Detector:
+    rows = np.random.default_rng(0).random((40, 6)).astype(np.float32)
+    return Detector("ae", **FAST, width=4).fit(rows)
+
+
+def _frame(columns: str = "abcdef") -> Any:
+    pd = pytest.importorskip("pandas")
+    rows = np.random.default_rng(0).random((40, len(columns))).astype(np.float32)
+    return pd.DataFrame(rows, columns=list(columns))
+
+
+def _frame_det() -> Detector:
+    return Detector("ae", **FAST, width=4).fit(_frame())
+
+
+def _frame_reordered(fx: Fx) -> Any:
+    det, df = _frame_det(), _frame()
+    return det.decision_function(df), det.decision_function(df[list("fedcba")])
+
+
+def _same_scores(fx: Fx, result: Any) -> None:
+    np.testing.assert_array_equal(result[0], result[1])
+
+
+def _pil_images(fx: Fx) -> Any:
+    from PIL import Image
+
+    return _small("ae").fit([Image.fromarray((x * 255).astype(np.uint8)) for x in _images()])
+
+
+def _mixed_sizes(fx: Fx) -> Any:
+    return _small("ae").fit([_images(1, 16)[0], _images(1, 24)[0]] * 6)
+
+
+def _empty_list_scores(fx: Fx) -> Any:
+    return _small("ae").fit(_images()).decision_function([])
+
+
+def _one_row(fx: Fx) -> Any:
+    return _rows_det().decision_function(np.zeros(6, np.float32))
+
+
+def _y_two_columns(fx: Fx) -> Any:
+    return _small("esad").fit(_images(), np.zeros((12, 2)))
+
+
+def _table_val_images(fx: Fx) -> Any:
+    rows = np.random.default_rng(0).random((40, 6)).astype(np.float32)
+    return Detector("ae", **FAST, width=4).fit(rows, val_data=_images())
+
+
+def _images_val_table(fx: Fx) -> Any:
+    return _small("ae").fit(_images(), val_data=np.zeros((10, 6), np.float32))
+
+
+def _overlap_without_tiles(fx: Fx) -> Any:
+    return Detector("ae", tile_overlap=8)
+
+
+def _unknown_option(name: str) -> Callable[[Fx], Any]:
+    return lambda fx: Detector(name, nosuch_option=1)
+
+
+def _frame_duplicate_names(fx: Fx) -> Any:
+    df = _frame("abcdef")
+    df.columns = list("abcdea")
+    return Detector("ae", **FAST, width=4).fit(df)
+
+
+def _frame_saved_names(fx: Fx) -> Any:
+    _frame_det().save(fx.tmp / "m")
+    return Detector.load(fx.tmp / "m").feature_names_in_
+
+
+def _names_kept(fx: Fx, names: Any) -> None:
+    assert names == list("abcdef")
+
+
+def _overlay_of_thin_image(fx: Fx) -> Any:
+    from reconad.visualize import save_overlay
+
+    image = np.random.default_rng(0).random((3, 3, 200)).astype(np.float32)  # (C, H, W): 3 rows of 200
+    return save_overlay(fx.tmp / "o.png", image, np.zeros((3, 200)), 0.0, 1.0)
+
+
+def _overlay_shape(fx: Fx, path: Any) -> None:
+    from PIL import Image
+
+    assert np.asarray(Image.open(path)).shape == (3, 404, 3)
+
+
+def _registered_models() -> list[str]:
+    from reconad.models import MODELS
+
+    return sorted(MODELS)
+
+
+ROUND3: list[Case] = [
+    # ------------------------------------------------- every registered model
+    *[Case(f"train-{m}-unknown-option", "train", _train("--set", "nosuch_option=1", model=m), phrase="nosuch_option") for m in _registered_models()],
+    *[Case(f"api-{m}-unknown-option", "python", call=_unknown_option(m), error=ConfigError, phrase="nosuch_option") for m in _registered_models()],
+    # ------------------------------------------------------ train, round 3
+    Case("train-tile-overlap-without-tile-size", "train", _train("--tile-overlap", "8"), phrase="tile_overlap (8) needs tile_size"),
+    Case("train-overwrite-keeps-results-db", "train", _train("--overwrite", "--seed", "1", out="{copy}"), setup=_results_db, expect=OK, after=_results_db_kept, writes_run=True),
+    # ------------------------------------------------------- test, round 3
+    Case("test-config-threshold-text", "test", ["test", "{copy}", "--quiet"], setup=_config(_threshold_text), phrase="threshold must be a finite number"),
+    Case("test-config-image-size-edited", "test", ["test", "{copy}", "--quiet"], setup=_config(_image_size_48), phrase="config.json: image_size 48"),
+    Case("test-config-val-scores-text", "test", ["test", "{copy}", "--quiet"], setup=_config(_val_scores_text), phrase="val_scores"),
+    Case("test-tile-overlap-without-tile-size", "test", ["test", "{run}", "--tile-overlap", "4", "--quiet"], phrase="--tile-overlap needs --tile-size"),
+    # ---------------------------------------------------- predict, round 3
+    Case("predict-resume-another-tiling", "predict", ["predict", "{run}", "{root}/brick/test/good", "--out", "{tmp}/p", "--tile-size", "32", "--engine", "torch", "--resume"], setup=_predicted(), phrase="--resume continues only the job"),
+    Case("predict-resume-another-input-list", "predict", ["predict", "{run}", "{root}/brick/test/hole", "--out", "{tmp}/p", "--engine", "torch", "--resume"], setup=_predicted(), phrase="another input list"),
+    Case("predict-resume-another-engine", "predict", ["predict", "{run}", "{root}/brick/test/good", "--out", "{tmp}/p", "--engine", "onnx", "--resume"], setup=_predicted(), phrase="another model, engine or tiling"),
+    Case("predict-resume-not-utf8", "predict", ["predict", "{run}", "{root}/brick/test/good", "--out", "{tmp}/p", "--engine", "torch", "--resume"], setup=_predicted_then(_not_utf8_scores), phrase="is not UTF-8"),
+    Case("predict-resume-damaged-row", "predict", ["predict", "{run}", "{root}/brick/test/good", "--out", "{tmp}/p", "--engine", "torch", "--resume"], setup=_predicted_then(_cut_middle_row), phrase="line 3 is damaged"),
+    Case("predict-resume-no-job-record", "predict", ["predict", "{run}", "{root}/brick/test/good", "--out", "{tmp}/p", "--engine", "torch", "--resume"], setup=_predicted_then(_no_job_record), phrase="does not record the job"),
+    Case("predict-config-threshold-text", "predict", ["predict", "{copy}", "{root}/brick/test/hole", "--out", "{tmp}/p"], setup=_config(_threshold_text), phrase="config.json: threshold"),
+    Case("predict-config-image-size-onnx", "predict", ["predict", "{copy}", "{root}/brick/test/hole", "--out", "{tmp}/p", "--engine", "onnx"], setup=_config(_image_size_48), phrase="config.json: image_size 48"),
+    Case("predict-config-image-size-torch", "predict", ["predict", "{copy}", "{root}/brick/test/hole", "--out", "{tmp}/p", "--engine", "torch"], setup=_config(_image_size_48), phrase="config.json: image_size 48"),
+    Case("predict-tile-overlap-without-tile-size", "predict", ["predict", "{run}", "{root}/brick/test/hole", "--out", "{tmp}/p", "--tile-overlap", "4"], phrase="--tile-overlap needs --tile-size"),
+    Case("predict-thin-and-one-pixel-tiled", "predict", ["predict", "{run}", "{tmp}/in", "--out", "{tmp}/p", "--quiet", "--tile-size", "32", "--engine", "torch"], setup=_thin_images, expect=OK, after=_both_scored),
+    Case("predict-video-resume", "predict", ["predict", "{video}", "{tmp}/clip", "--out", "{tmp}/p", "--resume"], setup=_clip_folder, phrase="--resume"),
+    Case("predict-video-tile-size", "predict", ["predict", "{video}", "{tmp}/clip", "--out", "{tmp}/p", "--tile-size", "16"], setup=_clip_folder, phrase="--tile-size"),
+    Case("predict-video-engine-onnx", "predict", ["predict", "{video}", "{tmp}/clip", "--out", "{tmp}/p", "--engine", "onnx"], setup=_clip_folder, phrase="--engine onnx"),
+    Case("predict-video-missing-clip", "predict", ["predict", "{video}", "{tmp}/noclip", "--out", "{tmp}/p"], phrase="{tmp}/noclip"),
+    # ----------------------------------------------------- export, round 3
+    Case("export-config-threshold-text", "export", ["export", "{copy}"], setup=_config(_threshold_text), phrase="config.json: threshold"),
+    Case("export-config-width-edited", "export", ["export", "{copy}", "--out", "{tmp}/m.onnx"], setup=_config(_width_8), phrase="config.json does not match the tensors"),
+    Case("predict-run-json-not-utf8-ok", "predict", ["predict", "{copy}", "{root}/brick/test/hole", "--out", "{tmp}/p", "--quiet"], setup=lambda fx: (fx.copy / "run.json").write_bytes(b"\xff\xfe{"), expect=OK),  # predict needs no data record
+    Case("test-run-json-not-utf8", "test", ["test", "{copy}", "--quiet"], setup=lambda fx: (fx.copy / "run.json").write_bytes(b"\xff\xfe{"), phrase="run.json"),
+    Case("export-quantize-video-run", "export", ["export", "{video}", "--quantize", "int8"], phrase="cannot export ae"),
+    Case("export-int8-autoencoder", "export", ["export", "{tmp}/ae", "--quantize", "int8"], setup=_trained_ae_run, expect=OK, after=_int8_written),
+    # -------------------------------------------------- benchmark, round 3
+    Case("benchmark-calibration-fpr-two", "benchmark", ["benchmark", "--protocol", "calibration", "--fpr", "2", "--out", "{tmp}/b"], phrase="--fpr must be in (0, 1)"),
+    Case("benchmark-calibration-fpr-zero", "benchmark", ["benchmark", "--protocol", "calibration", "--fpr", "0", "--out", "{tmp}/b"], phrase="--fpr must be in (0, 1)"),
+    Case("benchmark-video-model-hfr", "benchmark", ["benchmark", "--protocol", "video", "--model", "hfr", "--root", "{tmp}", "--out", "{tmp}/b"], phrase="--model hfr: the video protocol"),
+    Case("benchmark-video-model-patchcore-in-list", "benchmark", ["benchmark", "--protocol", "video", "--model", "memae,patchcore", "--root", "{tmp}", "--out", "{tmp}/b"], phrase="--model patchcore"),
+    Case("benchmark-hyperspectral-model-hfr", "benchmark", ["benchmark", "--protocol", "hyperspectral", "--model", "hfr", "--root", "{tmp}", "--out", "{tmp}/b"], phrase="--model hfr: the hyperspectral protocol"),
+    Case("benchmark-tabular-model-flag", "benchmark", ["benchmark", "--protocol", "tabular", "--model", "hfr", "--data-root", "{tmp}", "--out", "{tmp}/b"], phrase="--model does not apply"),
+    Case("benchmark-hyperspectral-text-mat", "benchmark", ["benchmark", "--protocol", "hyperspectral", "--model", "rx", "--root", "{tmp}/hs", "--out", "{tmp}/b", "--quiet"], setup=_text_mat, phrase="scene.mat: not a readable MATLAB file"),
+    Case("benchmark-hyperspectral-2x2-scene", "benchmark", ["benchmark", "--protocol", "hyperspectral", "--root", "{tmp}/hs", "--out", "{tmp}/b", "--epochs", "1", "--quiet"], setup=lambda fx: _scene(fx, (2, 2), True), expect=OK),
+    Case("benchmark-hyperspectral-no-anomalous-pixel", "benchmark", ["benchmark", "--protocol", "hyperspectral", "--model", "rx", "--root", "{tmp}/hs", "--out", "{tmp}/b", "--quiet"], setup=lambda fx: _scene(fx, (6, 6), False), expect=OK, after=_undefined_auroc_said),
+    Case("benchmark-video-missing-frame", "benchmark", ["benchmark", "--protocol", "video", "--root", "{tmp}/shapes", "--out", "{tmp}/b", "--set", "frame_size=[24,32]", "--set", "clip_length=4", "--epochs", "1", "--quiet"], setup=_gap_in_frames, phrase="has no frame numbered"),
+    # ------------------------------------------------------ serve, round 3
+    Case("serve-config-threshold-text", "serve", ["serve", "{copy}"], setup=_config(_threshold_text), phrase="threshold must be a finite number"),
+    Case("serve-config-image-size-edited", "serve", ["serve", "{copy}"], setup=_config(_image_size_48), phrase="image_size 48"),
+    # ---------------------------------------------------- weights (no network)
+    Case("weights-download-unknown-name", "weights", ["weights", "download", "resnet1000"], phrase="resnet1000"),
+    Case("weights-list-empty-cache", "weights", ["weights", "list"], expect=OK),
+    # ------------------------------------------------- Python API, round 3
+    Case("api-y-two-columns", "python", call=_y_two_columns, error=DataError, phrase="got shape (12, 2)"),
+    Case("api-table-with-image-val-data", "python", call=_table_val_images, error=ConfigError, phrase="val_data holds images"),
+    Case("api-images-with-table-val-data", "python", call=_images_val_table, error=ConfigError, phrase="val_data holds table rows"),
+    Case("api-list-of-pil-images-ok", "python", call=_pil_images, expect=OK, after=_fitted),
+    Case("api-list-of-arrays-of-two-sizes", "python", call=_mixed_sizes, error=DataError, phrase="different shapes"),
+    Case("api-fit-empty-list", "python", call=lambda fx: _small("ae").fit([]), error=DataError, phrase="the list is empty"),
+    Case("api-decision-function-empty-list", "python", call=_empty_list_scores, error=DataError, phrase="the list is empty"),
+    Case("api-table-one-row-1d", "python", call=_one_row, error=DataError, phrase="X[None]"),
+    Case("api-tile-overlap-without-tile-size", "python", call=_overlap_without_tiles, error=ConfigError, phrase="needs tile_size"),
+    Case("api-dataframe-columns-reordered-ok", "python", call=_frame_reordered, expect=OK, after=_same_scores),
+    Case("api-dataframe-column-renamed", "python", call=lambda fx: _frame_det().decision_function(_frame().rename(columns={"a": "z"})), error=DataError, phrase="missing a; unknown z"),
+    Case("api-dataframe-column-missing", "python", call=lambda fx: _frame_det().decision_function(_frame("abcde")), error=DataError, phrase="missing f"),
+    Case("api-dataframe-duplicate-names", "python", call=_frame_duplicate_names, error=DataError, phrase="appear more than once"),
+    Case("api-dataframe-names-saved-ok", "python", call=_frame_saved_names, expect=OK, after=_names_kept),
+    Case("api-overlay-of-thin-chw-image-ok", "python", call=_overlay_of_thin_image, expect=OK, after=_overlay_shape),
+]  # fmt: skip
+
+CASES += ROUND3
+
+
 # ------------------------------------------------------------------ the test
 
 
@@ -437,6 +753,25 @@ def tiny_run(single_thread: None, tiny_mvtec: Path, tmp_path_factory: pytest.Tem
     run = train_tiny_run(tiny_mvtec, tmp_path_factory.mktemp("sweep") / "run")
     assert main(["export", str(run)]) == 0
     return run
+
+
+@pytest.fixture(scope="module")
+def video_run(single_thread: None, tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Path]:
+    """A tiny clip autoencoder saved as a run (``RUN/model``), trained when a case first asks."""
+    made: list[Path] = []
+
+    def get() -> Path:
+        if not made:
+            from reconad.data.video import ClipWindows, load_ucsd_split, write_moving_shapes
+
+            base = tmp_path_factory.mktemp("video")
+            shapes = write_moving_shapes(base / "shapes", n_train=1, n_test=1, n_frames=8, size=(24, 32))
+            train = ClipWindows(load_ucsd_split(shapes, "training", (24, 32)), length=4, stride=4)
+            Detector("ae", width=4, **FAST).fit(train).save(base / "run" / "model")
+            made.append(base / "run")
+        return made[0]
+
+    return get
 
 
 @pytest.fixture()
@@ -464,44 +799,93 @@ def _run_cli(argv: list[str]) -> int:
 def _fill(text: str, fx: Fx) -> str:
     if "{copy}" in text:
         text = text.replace("{copy}", str(fx.copy))
+    if "{video}" in text:
+        text = text.replace("{video}", str(fx.video))
     return text.format(**fx.names())
 
 
+def _bad(why: str) -> AssertionError:
+    """A BAD outcome: a traceback, a bad input accepted, a wrong result, a run changed."""
+    return AssertionError(f"[BAD] {why}")
+
+
+def _poor(why: str) -> AssertionError:
+    """A POOR outcome: refused in one way or another, but not in one clear line naming the input."""
+    return AssertionError(f"[POOR] {why}")
+
+
+def _after(case: Case, fx: Fx, result: Any) -> None:
+    """An OK case's check of what it wrote or returned: a failure is a wrong result (BAD),
+    unless the check says POOR itself."""
+    if case.after is None:
+        return
+    try:
+        case.after(fx, result)
+    except AssertionError as exc:
+        if str(exc).startswith(("[BAD]", "[POOR]")):
+            raise
+        raise _bad(f"wrong result: {exc}") from exc
+    except Exception as exc:
+        raise _bad(f"wrong result: {type(exc).__name__}: {exc}") from exc
+
+
 def _check_cli(case: Case, fx: Fx, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs the case's command line; failures say BAD or POOR (see ``_bad`` / ``_poor``)."""
     assert case.argv is not None
     argv = [_fill(a, fx) for a in case.argv]
-    watched = [p for p in (fx.run, fx.tmp / "copy") if any(a == str(p) or a.endswith(f"={p}") for a in argv)]
+    named = [p for p in (fx.run, fx.tmp / "copy") if any(a == str(p) or a.endswith(f"={p}") for a in argv)]
+    watched = [] if case.writes_run else named
     before = {p: _files(p) for p in watched}
     capsys.readouterr()
-    rc = _run_cli(argv)
+    try:
+        rc = _run_cli(argv)
+    except Exception as exc:  # reached the caller of main(): what a user sees as a traceback
+        raise _bad(f"{type(exc).__name__} escaped: {exc}") from exc
     captured = capsys.readouterr()
-    lines = captured.err.strip().splitlines()
-    assert "Traceback" not in captured.err + captured.out
+    lines = [line for line in captured.err.strip().splitlines() if ": warning:" not in line]
+    if "Traceback" in captured.err + captured.out:
+        raise _bad(f"traceback: {captured.err[-500:]}")
     for path, files in before.items():
-        assert _files(path) == files, f"{path} was changed"
+        if _files(path) != files:
+            raise _bad(f"{path} was changed")
     if case.expect == OK:
-        assert rc == 0 and not any(": error" in line for line in lines), captured.err
-        if case.after is not None:
-            case.after(fx, rc)
+        if rc != 0:
+            raise (_poor if rc == 2 and len(lines) == 1 else _bad)(f"valid input refused (exit {rc}): {captured.err}")
+        _after(case, fx, rc)
         return
-    assert rc == 2, captured.err
-    assert len(lines) == 1, captured.err
-    assert lines[0].startswith(("reconad: error:", f"reconad {argv[0]}: error:")), lines[0]
-    assert _fill(case.phrase, fx) in lines[0], lines[0]
+    if rc == 0:
+        raise _bad(f"accepted silently: {captured.out[-300:]}")
+    if rc != 2 or len(lines) != 1:
+        raise _poor(f"exit {rc}, {len(lines)} lines: {captured.err}")
+    if (
+        not lines[0].startswith(("reconad: error", f"reconad {argv[0]}: error:"))
+        or _fill(case.phrase, fx) not in lines[0]
+    ):
+        raise _poor(f"the line does not name {_fill(case.phrase, fx)!r}: {lines[0]}")
 
 
 def _check_call(case: Case, fx: Fx) -> None:
+    """Runs the case's Python call; failures say BAD or POOR."""
     assert case.call is not None
     if case.expect == OK:
-        result = case.call(fx)
-        if case.after is not None:
-            case.after(fx, result)
+        try:
+            result = case.call(fx)
+        except ReconadError as exc:
+            raise _poor(f"valid input refused: {exc}") from exc
+        except Exception as exc:
+            raise _bad(f"{type(exc).__name__}: {exc}") from exc
+        _after(case, fx, result)
         return
-    with pytest.raises(case.error) as info:
-        case.call(fx)
-    message = str(info.value)
-    assert isinstance(info.value, ReconadError)
-    assert "\n" not in message and _fill(case.phrase, fx) in message, message
+    try:
+        result = case.call(fx)
+    except ReconadError as exc:
+        message = str(exc)
+        if not isinstance(exc, case.error) or "\n" in message or _fill(case.phrase, fx) not in message:
+            raise _poor(f"{type(exc).__name__}: {message}") from exc
+        return
+    except Exception as exc:
+        raise _bad(f"{type(exc).__name__} (not a ReconadError): {exc}") from exc
+    raise _bad(f"accepted silently, returned {type(result).__name__}")
 
 
 @pytest.mark.parametrize("case", [c.param() for c in CASES])
@@ -509,13 +893,17 @@ def test_sweep(
     case: Case,
     tiny_run: Path,
     tiny_mvtec: Path,
+    video_run: Callable[[], Path],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     no_server: None,
 ) -> None:
-    fx = Fx(tmp=tmp_path, root=tiny_mvtec, run=tiny_run)
+    fx = Fx(tmp=tmp_path, root=tiny_mvtec, run=tiny_run, video_run=video_run)
     if case.setup is not None:
-        case.setup(fx)
+        try:
+            case.setup(fx)
+        except Exception as exc:  # the case's own fixture, not the command under test
+            raise AssertionError(f"[SETUP] {type(exc).__name__}: {exc}") from exc
     if case.argv is not None:
         _check_cli(case, fx, capsys)
     else:
@@ -529,7 +917,12 @@ def test_the_predict_before_fit_error_is_sklearns_not_fitted_error() -> None:
         Detector("ae").predict(_images(2))
 
 
-def test_the_sweep_covers_every_command_and_at_least_sixty_cases() -> None:
+def test_the_sweep_covers_every_command_and_registered_model() -> None:
+    """With the server's sweep (``test_reliability_sweep_serve.py``), at least 200 cases."""
+    from reconad.cli import HANDLERS
+
     commands = {c.cmd for c in CASES}
-    assert {"train", "test", "report", "predict", "export", "benchmark", "serve", "python"} <= commands
-    assert len(CASES) >= 60 and len({c.id for c in CASES}) == len(CASES)
+    assert set(HANDLERS) | {"python"} <= commands
+    for name in _registered_models():
+        assert any(name in c.id.split("-") for c in CASES), name
+    assert len(CASES) >= 100 and len({c.id for c in CASES}) == len(CASES)

@@ -139,6 +139,9 @@ def test_a_failing_rank_fails_the_whole_command_with_its_error(run, folder, tmp_
     done = _torchrun(run, [str(folder)], tmp_path / "dist", "--strict")
     assert done.returncode != 0
     assert "reconad: error (rank 1): cannot read image" in done.stderr and "024b.png" in done.stderr
+    # the other rank stops with one line of its own, not the collective's traceback
+    assert "reconad: error (rank 0): stopped: 1 other rank(s) failed" in done.stderr
+    assert "[rank0]: Traceback" not in done.stderr
 
 
 def test_test_writes_scores_as_it_goes_and_keeps_maps_on_disk(tiny_mvtec, tmp_path):

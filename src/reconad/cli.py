@@ -241,7 +241,9 @@ def _benchmark_parser(sub: Any) -> None:
         "UCSD-layout clips), hyperspectral (per-scene pixel AUROC beside global RX), "
         "serve (load test of `reconad serve --run RUN` on loopback)",
     )
-    b.add_argument("--model", default="hfr")
+    b.add_argument(
+        "--model", default=None, help="default hfr; video: memae; hyperspectral: hadgan (comma-separated: several)"
+    )
     b.add_argument(
         "--dataset",
         default=None,
@@ -484,7 +486,7 @@ def _command_line(args: argparse.Namespace) -> str:
 def _common(args: argparse.Namespace, out: str | None = None) -> dict[str, Any]:
     return {
         "out": out or args.out or DEFAULT_BENCH_OUT,
-        "model": args.model,
+        "model": args.model or "hfr",
         "options": _options(args),
         "echo": not args.quiet,
         "command": _command_line(args),
@@ -525,6 +527,8 @@ def _calibration_settings(args: argparse.Namespace) -> ProtocolSettings:
 
     common = _common(args)
     fpr = common["options"].pop("fpr", None)
+    if fpr is not None and not (isinstance(fpr, (int, float)) and 0 < float(fpr) < 1):
+        raise ReconadError(f"--fpr must be in (0, 1), got {fpr}")  # checked before any data is read
     dataset = args.dataset or "textures"
     if dataset not in ("textures", "magnetic-tile"):
         raise ReconadError(f"--dataset {dataset!r}: the calibration protocol runs on textures or magnetic-tile")
@@ -551,7 +555,7 @@ def _one_class_settings(args: argparse.Namespace) -> ProtocolSettings:
             "--dataset is required for the one-class protocol (fashion-mnist, mnist, mnist-10k, cifar10, digits)"
         )
     inverse = bool(getattr(args, "anomalous_class", False))
-    out = args.out or f"runs/one-class-{args.dataset}-{args.model}{'-anomalous-class' if inverse else ''}"
+    out = args.out or f"runs/one-class-{args.dataset}-{args.model or 'hfr'}{'-anomalous-class' if inverse else ''}"
     return OneClassSettings(
         **_common(args, out),
         dataset=args.dataset,
@@ -597,13 +601,25 @@ def _protocol_fields(options: dict[str, Any], names: tuple[str, ...]) -> dict[st
     return {k: options.pop(k) for k in names if k in options}
 
 
+def _check_model_kinds(models: str, kind: str, what: str, protocol: str) -> None:
+    """ReconadError (before any data is read) for a model of ``models`` that takes no ``kind``:
+    a protocol never swaps the model it was given for another."""
+    from reconad.models import MODELS, model_entry
+
+    takes = [n for n in sorted(MODELS) if kind in model_entry(n)[0].input_kinds]
+    for name in (m.strip().lower() for m in models.split(",") if m.strip()):
+        if name not in MODELS or kind not in model_entry(name)[0].input_kinds:
+            raise ReconadError(f"--model {name}: {protocol} needs models that take {what}: {', '.join(takes)}")
+
+
 def _video_settings(args: argparse.Namespace) -> ProtocolSettings:
     from reconad.protocols import VideoSettings
 
     common = _common(args)
     fields = ("frame_size", "channels", "clip_length", "train_stride", "test_stride", "labels", "normalisation")
     extra = _protocol_fields(common["options"], (*fields, "threads"))
-    model = args.model if args.model != "hfr" else "memae"  # the parser's default is the image model
+    model = args.model or "memae"
+    _check_model_kinds(model, "video", "video clips", "the video protocol")
     common.update(model=model, out=args.out or f"runs/video-{args.dataset or 'ucsd-ped2'}-{model.replace(',', '-')}")
     return VideoSettings(**common, dataset=args.dataset or "ucsd-ped2", root=args.root, **extra)
 
@@ -613,7 +629,8 @@ def _hyperspectral_settings(args: argparse.Namespace) -> ProtocolSettings:
 
     common = _common(args)
     extra = _protocol_fields(common["options"], ("threads", "maps"))
-    model = args.model if args.model != "hfr" else "hadgan"
+    model = args.model or "hadgan"
+    _check_model_kinds(model, "table", "pixel spectra (table rows)", "the hyperspectral protocol")
     common.update(model=model, out=args.out or f"runs/hyperspectral-{model.replace(',', '-')}")
     return HyperspectralSettings(**common, root=args.root, scenes=_split_list(args.scenes), **extra)
 
@@ -802,7 +819,7 @@ PROTOCOL_FLAGS: dict[str, tuple[str, ...]] = {
     "seeds": (*_TABLES, "one-class"),
     "label_fraction": _TABLES,
 }
-_NOT_GIVEN: dict[str, Any] = {"model": "hfr", "resize_mode": "resize", "labelled_ratio": 0.0}
+_NOT_GIVEN: dict[str, Any] = {"resize_mode": "resize", "labelled_ratio": 0.0}
 
 
 def check_protocol_flags(args: argparse.Namespace) -> None:

@@ -56,19 +56,20 @@ def score_clips(
     and the seconds the scoring pass took."""
     model.eval()
     windows = ClipWindows(clips, length, stride)
-    by_name = {c.name: i for i, c in enumerate(clips)}
     _, h, w = windows.frame_shape
     sums = [np.zeros((len(c), h, w), np.float64) for c in clips]
     counts = [np.zeros(len(c), np.int64) for c in clips]
     t0 = time.perf_counter()
+    seen = 0  # windows come in order: window seen + b of the batch says its clip (names may repeat)
     for batch in DataLoader(windows, batch_size=batch_size, shuffle=False, collate_fn=collate_clips):
         out = model.predict_step(batch.to(device))
         if out.maps is None:
             raise DataError(f"{model.name} gave no per-frame maps for clips")
         maps = out.maps.float().cpu().numpy()
         assert batch.index is not None
-        for b, name in enumerate(batch.clip):
-            ci = by_name[name]
+        owners = [windows.windows[seen + b][0] for b in range(len(batch.clip))]
+        seen += len(batch.clip)
+        for b, ci in enumerate(owners):
             idx, first = np.unique(batch.index[b].numpy(), return_index=True)  # padded windows repeat a frame
             np.add.at(sums[ci], idx, maps[b][first])
             np.add.at(counts[ci], idx, 1)
@@ -108,7 +109,8 @@ def predict_clips(det: Detector, paths: list[str], out: str | os.PathLike[str], 
 
     model: AnomalyModel = det.model_
     c, t, h, w = model.config.input_shape
-    clips = [load_clip(p, (h, w), c) for p in find_clips(paths)]
+    found = find_clips(paths)
+    clips = [load_clip(p, (h, w), c, name=n) for p, n in zip(found, clip_names(found))]
     scored, _ = score_clips(model, clips, t, stride or max(1, t // 2), model_device(model))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,6 +125,22 @@ def predict_clips(det: Detector, paths: list[str], out: str | os.PathLike[str], 
                 img = np.repeat(sc.clip.frames[i], 3 // c, axis=-1).astype(np.float32) / 255.0
                 save_overlay(out / sc.clip.name / f"{i + 1:04d}.png", img, sc.maps[i], 0.0, vmax)
     return out / "scores.csv"
+
+
+def clip_names(paths: list[Path]) -> list[str]:
+    """A name per clip, unique: each clip's own name (file stem or folder name) where no other
+    clip has it, else its real path below the folder the clips share (``a/01``, ``b/01``),
+    so two clips of one name keep their own rows and overlay folders."""
+    stems = [p.stem if p.is_file() else p.name for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    real = [Path(os.path.realpath(p)) for p in paths]
+    common = Path(os.path.commonpath(real)) if len(real) > 1 else real[0].parent
+    names = [(r.with_suffix("") if r.is_file() else r).relative_to(common).as_posix() for r in real]
+    if len(set(names)) != len(names):  # the same clip given twice
+        dup = next(str(p) for p, n in zip(paths, names) if names.count(n) > 1)
+        raise DataError(f"clip {dup} is given more than once")
+    return names
 
 
 def predict_video_run(run: str | os.PathLike, paths: list[str], out: str | os.PathLike) -> Any:

@@ -22,7 +22,7 @@ from reconad.data.records import (
     collate_clips,
     collate_rows,
 )
-from reconad.data.rows import as_table_dataset, is_table
+from reconad.data.rows import as_table_dataset, feature_names, is_table, match_columns
 from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
 from reconad.engine.progress import progress
@@ -220,6 +220,8 @@ class Detector:
         if s["calibration"] not in CALIBRATIONS:
             raise ConfigError(f"unknown calibration {s['calibration']!r}; choose one of {', '.join(CALIBRATIONS)}")
         check_tiling(s["tile_size"], s["tile_overlap"], min_image_size)
+        if s["tile_size"] is None and s["tile_overlap"] is not None:
+            raise ConfigError(f"tile_overlap ({s['tile_overlap']}) needs tile_size: without tiles nothing overlaps")
         check_geometry(s["geometry"])
         folds = s["calibration_folds"]
         if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
@@ -317,7 +319,10 @@ class Detector:
         """y as 0/1 ints; ConfigError when it marks anomalies for a model that cannot use them."""
         if y is None:
             return None
-        labels = np.asarray(y).reshape(-1)
+        labels = np.asarray(y)
+        if labels.ndim > 1 and not (labels.ndim == 2 and labels.shape[1] == 1):
+            raise DataError(f"y must hold one label per sample (shape ({n},)), got shape {labels.shape}")
+        labels = labels.reshape(-1)
         if len(labels) != n:
             raise DataError(f"{len(labels)} labels in y for {n} training samples")
         if not np.isin(labels, (0, 1)).all():
@@ -409,6 +414,7 @@ class Detector:
         """(training set with its labels, held-out normal set or None, whether it is a table)."""
         table = is_table(data)
         self._check_kind(table, video=_is_clips(data))
+        self.feature_names_in_ = feature_names(data)  # DataFrame columns, matched by name when scoring
         train = self._dataset(data)
         if y is None and not table:  # a dataset read from disk may hold labelled anomalies
             known = dataset_labels(train)
@@ -420,7 +426,10 @@ class Detector:
             raise DataError("the training set is empty")
         val: Dataset | None = None
         if val_data is not None:
-            val = self._dataset(val_data)
+            if is_table(val_data) != table or _is_clips(val_data) != _is_clips(data):
+                kinds = ("table rows", "images") if table else ("images", "table rows")
+                raise ConfigError(f"val_data holds {kinds[1]}, but the training data holds {kinds[0]}: give both alike")
+            val = self._dataset(match_columns(val_data, self.feature_names_in_))
         elif float(self.settings["val_fraction"]) > 0 and len(train) >= 10:  # type: ignore[arg-type]
             train, val = self._holdout(train, labels)
         return train, val, table
@@ -611,7 +620,11 @@ class Detector:
         model = self._require_model(method)
         batch_size = batch_size or self._batch_size(model)
         model.eval()
-        ds = self._dataset(data)
+        if model.data_kind == "table" and isinstance(data, (np.ndarray, torch.Tensor)) and data.ndim == 1:
+            raise DataError(
+                f"table rows must be 2-D (rows x features), got shape {tuple(data.shape)}: one row is X[None]"
+            )
+        ds = self._dataset(match_columns(data, self.__dict__.get("feature_names_in_")))
         table, video = is_table(ds), _is_clips(ds)
         self._check_kind(table, model, video=video)
         if table and want_maps:
@@ -707,6 +720,7 @@ class Detector:
             "val_scores": None if val_scores is None else [float(s) for s in val_scores],
             "history": None if history is None else history.to_dict(),
             "selection": self.__dict__.get("selection_"),
+            "feature_names": self.__dict__.get("feature_names_in_"),
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -719,6 +733,9 @@ class Detector:
         from reconad.inference.model_file import device_name, load_fitted
 
         model, cfg = load_fitted(directory, device)
+        from reconad.inference.build import check_fitted_values
+
+        check_fitted_values(Path(directory) / CONFIG, cfg)
         try:
             train_cfg = {**(cfg.get("train_config") or {}), "device": device_name(cfg, device)}
             saved = model_entry(cfg["model"])[1].saved_options(cfg.get("model_config", {}))
@@ -744,6 +761,10 @@ class Detector:
         except DataError as exc:
             raise ModelFileError(f"{directory}: {exc}") from exc
         self.selection_ = cfg.get("selection")
+        names = cfg.get("feature_names")
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise ModelFileError(f"{Path(directory) / CONFIG}: feature_names must be a list of column names")
+        self.feature_names_in_ = names
         hist = cfg.get("history")
         self.history_ = TrainHistory.from_dict(hist) if hist else None
 

@@ -49,11 +49,28 @@ def predict(
             raise ConfigError(
                 f"--engine {engine}: {exc.model_name} does not export (it scores video clips); use --engine torch"
             ) from None
+        _check_video_options(exc.model_name, resume, tile_size, tile_overlap)
         from reconad.clips import predict_video_run
 
         return predict_video_run(run, paths, out)
     files = expand_paths(paths)
     return stream_predict(pipe, files, Path(out), resume=resume, strict=strict, show_progress=progress)
+
+
+def _check_video_options(model: str, resume: bool, tile_size: int | None, tile_overlap: int | None) -> None:
+    """Options the clip scorer has no use for are refused in one line, never dropped."""
+    given = [
+        name
+        for name, value in (("--resume", resume), ("--tile-size", tile_size), ("--tile-overlap", tile_overlap))
+        if value not in (None, False)
+    ]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: {model} scores whole video clips in one pass, which is neither tiled nor "
+            "resumed; give the clips without it"
+        )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError(f"predict of video clips ({model}) is not split across torchrun ranks: run it as one process")
 
 
 #: the earlier name of ``predict`` (it now always scores: it never steps aside)

@@ -11,7 +11,9 @@ never leaves a run that silently describes other data than its model was trained
   be the ones ``run.json`` records) or ``--overwrite`` (the new run is built in a hidden
   sibling, ``.RUN.overwrite``, and put in place of the old one only once it has succeeded,
   with ``reconad.atomic.replace_dir``; a failed or killed overwrite leaves the old run
-  whole, and the next ``--overwrite`` starts the sibling afresh);
+  whole, and the next ``--overwrite`` starts the sibling afresh).  ``--overwrite`` replaces
+  what training, test, report and export wrote (``RUN_PRODUCTS``) and says so; whatever
+  other commands appended (the server's ``results.db``, predictions) is carried over;
 * an existing file: refused.
 
 The model directory is written beside its place and swapped in (``save_model``), so
@@ -48,6 +50,10 @@ __all__ = [
 
 #: what makes a directory a run (any one of them): something a new training would lose
 RUN_MARKERS = ("model", "checkpoints")
+#: what train, test, report and export write into a run: what ``--overwrite`` replaces.
+#: Anything else in the run folder (the server's results database, predictions written
+#: into it) was appended by other commands and is carried into the new run.
+RUN_PRODUCTS = (RUN_FILE, *RUN_MARKERS, "export", "scores.csv", "metrics.json", "heatmaps", "report")
 
 
 def _writes() -> bool:
@@ -125,13 +131,56 @@ def run_directory(
         return
     if staging.exists():  # the remains of an overwrite that failed or was killed
         shutil.rmtree(staging)
+    _say_what_is_replaced(out)
     staging.mkdir()
     try:
         yield staging
+        _carry_appended(out, staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     replace_dir(staging, out.resolve())
+
+
+def appended_entries(run: Path) -> list[Path]:
+    """What other commands appended to ``run`` (not in ``RUN_PRODUCTS``, not hidden)."""
+    return sorted(p for p in run.iterdir() if p.name not in RUN_PRODUCTS and not p.name.startswith("."))
+
+
+def _say_what_is_replaced(out: Path) -> None:
+    import warnings
+
+    replaced = sorted(p.name for p in out.iterdir() if p.name in RUN_PRODUCTS)
+    kept = [p.name for p in appended_entries(out)]
+    tail = f"; kept and carried into the new run: {', '.join(kept)}" if kept else ""
+    warnings.warn(f"--overwrite replaces {out}'s {', '.join(replaced)} once the new run succeeds{tail}", stacklevel=4)
+
+
+def _carry_appended(old: Path, new: Path) -> None:
+    """Hard-link what other commands appended to the old run (a results database, predictions)
+    into the new one before the swap: nothing moves until the swap, so a kill before it leaves
+    the old run whole, and a database a server holds open stays the same file."""
+    for entry in appended_entries(old):
+        target = new / entry.name
+        if target.exists():
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.copytree(entry, target, symlinks=True, copy_function=_link_or_copy)
+            else:
+                _link_or_copy(entry, target)
+        except OSError as exc:
+            raise DataError(f"--overwrite cannot carry {entry} into the new run ({exc}); move it away first") from None
+
+
+def _link_or_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    if os.path.islink(src):
+        os.symlink(os.readlink(src), dst)
+        return
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
 
 
 def save_model(det: Detector, target: Path) -> Path:

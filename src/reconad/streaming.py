@@ -36,8 +36,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reconad.atomic import atomic_open, write_text
-from reconad.errors import DataError
+from reconad.errors import DataError, ReconadError
 from reconad.jsonfile import write_json
+from reconad.predict_job import JOB_KEY, check_resume, done_counter, job_record, kept_rows, real_key
 
 if TYPE_CHECKING:  # torch loads where it is used: ``reconad.quick_predict`` runs without it
     from reconad.inference import Pipeline
@@ -64,18 +65,21 @@ def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
     return n * rank // world, n * (rank + 1) // world
 
 
-def complete_rows(path: Path) -> list[list[str]]:
-    """The complete data rows of a CSV written by this module; a trailing partial line
-    (an interrupted write) is cut from the file.  [] when the file does not exist."""
+def complete_rows(path: Path, with_header: bool = False) -> list[list[str]]:
+    """The complete data rows of a CSV written by this module (the header first with
+    ``with_header``); a trailing partial line (an interrupted write) is cut from the file.
+    [] when the file does not exist."""
     if not path.exists():
         return []
     data = path.read_bytes()
+    text = data.decode("utf-8")  # before cutting: a file that is not ours is left as it is
     if data and not data.endswith(b"\n"):
         data = data[: data.rfind(b"\n") + 1]
+        text = data.decode("utf-8")
         with open(path, "r+b") as fh:
             fh.truncate(len(data))
-    rows = list(csv.reader(data.decode("utf-8").splitlines()))
-    return rows[1:] if rows else []
+    rows = list(csv.reader(text.splitlines()))
+    return rows if with_header else rows[1:] if rows else []
 
 
 class _RowFile:
@@ -98,15 +102,18 @@ class _RowFile:
         self.fh.close()
 
 
-def _pending(files: Sequence[Path], done: Counter) -> list[tuple[int, Path]]:
-    """(input index, path) of the files not yet in ``done`` (a multiset: repeats count)."""
+def _pending(files: Sequence[Path], done: Counter, offset: int = 0) -> list[tuple[int, Path]]:
+    """(global input index, path) of the files not yet in ``done`` (real paths, a multiset:
+    repeats count); ``offset``: the index of ``files[0]`` in the whole input list (a torchrun
+    shard's start), so outputs named by index never collide across ranks."""
     left = Counter(done)
     out = []
     for i, p in enumerate(files):
-        if left[str(p)] > 0:
-            left[str(p)] -= 1
+        key = real_key(p)
+        if left[key] > 0:
+            left[key] -= 1
             continue
-        out.append((i, p))
+        out.append((offset + i, p))
     return out
 
 
@@ -184,6 +191,8 @@ def _score_shard(
     strict: bool,
     batch_size: int,
     on_progress: Callable[[int], None],
+    offset: int = 0,
+    base: str | None = None,
 ) -> tuple[int, int, int]:
     """Score ``files`` into the two CSVs; (scored, failed, kept from before).  A batch's
     overlays and rows are written by one writer thread while the next batch is read and
@@ -194,8 +203,8 @@ def _score_shard(
 
     done: Counter = Counter()
     if resume:
-        done.update(r[0] for r in complete_rows(scores_path) if r)
-        done.update(r[0] for r in complete_rows(errors_path) if r)
+        done.update(done_counter(kept_rows(scores_path, SCORE_HEADER, (1, 2)), base))
+        done.update(done_counter(kept_rows(errors_path, ERROR_HEADER), base))
     kept = sum(done.values())
     on_progress(kept)
     scores_file = _RowFile(scores_path, SCORE_HEADER, keep=resume)
@@ -204,7 +213,7 @@ def _score_shard(
     written: Future | None = None
     scored, failed = 0, 0
     try:
-        for batch in _batches(_pending(files, done), batch_size):
+        for batch in _batches(_pending(files, done, offset), batch_size):
             good, bad = _load_batch(job, batch, errors_file, strict)
             failed += bad
             if good:
@@ -257,6 +266,14 @@ class _ProgressFiles:
         return n
 
 
+def _has_rows(out: Path) -> bool:
+    """Whether ``out`` holds rows of an earlier predict (its CSVs or torchrun parts)."""
+    names = [out / "scores.csv", out / "errors.csv"]
+    if (out / "parts").is_dir():
+        names += [p for p in (out / "parts").iterdir() if p.suffix == ".csv"]
+    return any(p.is_file() and p.read_bytes().count(b"\n") > 1 for p in names)
+
+
 _OVERLAY_NAME = re.compile(r"^\d{4,}_.*\.png$")
 
 
@@ -286,6 +303,16 @@ def _ranks() -> tuple[int, int]:
     return dist_env.rank(), dist_env.world_size()
 
 
+def _fresh(out: Path, rank: int, world: int) -> None:
+    """Rank 0 clears an earlier predict's outputs; every rank waits for it."""
+    if rank == 0:
+        clear_outputs(out)
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def stream_predict(
     pipe: Pipeline,
     files: Sequence[Path],
@@ -303,19 +330,16 @@ def stream_predict(
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     rank, world = _ranks()
-    distributed = world > 1
+    record = job_record(pipe.describe(), files)  # --resume continues only this very job
+    base = check_resume(out, record, _has_rows(out)) if resume else record["base"]
     if not resume:  # a fresh call owns its outputs: nothing of an earlier one stays beside them
-        if rank == 0:
-            clear_outputs(out)
-        if distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
+        _fresh(out, rank, world)
+    distributed = world > 1
     start, end = shard_bounds(len(files), rank, world)
     job = _Scoring(pipe, out if overlays else None, max(4, len(str(len(files) - 1))))
     batch_size = batch_size or pipe.batch_size
     if rank == 0:
-        write_json(out / "predict.json", {**pipe.describe(), "inputs": len(files)})
+        write_json(out / "predict.json", {**pipe.describe(), "inputs": len(files), JOB_KEY: record})
     if distributed:
         parts = out / "parts"
         parts.mkdir(exist_ok=True)
@@ -334,12 +358,14 @@ def stream_predict(
             bar.update(max(0, now - bar.n))  # type: ignore[attr-defined]
 
     try:
-        counts_here = _score_shard(
-            job, files[start:end], scores_path, errors_path, resume, strict, batch_size, on_progress
+        counts_here = _shard_or_failure(
+            job, files[start:end], scores_path, errors_path, resume, strict, batch_size, on_progress, start, base
         )
         if distributed:
             counts_here = _merge_shards(out, rank, world, counts_here)
             on_progress(len(files))
+        elif isinstance(counts_here, ReconadError):
+            raise counts_here
     finally:
         bar.close()  # type: ignore[attr-defined]
     scored, failed, kept = counts_here
@@ -347,13 +373,33 @@ def stream_predict(
     return StreamResult(out / "scores.csv", out / "errors.csv", scored, failed, kept, seconds, rank == 0)
 
 
-def _merge_shards(out: Path, rank: int, world: int, counts: tuple[int, int, int]) -> tuple[int, int, int]:
-    """Wait for every rank, join the parts on rank 0; the summed counts (rank 0) or this rank's."""
+def _shard_or_failure(job: _Scoring, *args: Any) -> tuple[int, int, int] | ReconadError:
+    """``_score_shard``'s counts, or the one-line error that stopped it: under torchrun a rank
+    that fails still meets the others at the merge, so they stop with one line each instead
+    of a collective's traceback when its peer disappears."""
+    try:
+        return _score_shard(job, *args)
+    except ReconadError as exc:
+        return exc
+
+
+def _merge_shards(
+    out: Path, rank: int, world: int, counts: tuple[int, int, int] | ReconadError
+) -> tuple[int, int, int]:
+    """Wait for every rank, join the parts on rank 0; the summed counts (rank 0) or this rank's.
+    Where a rank failed, every rank raises: that rank its own error, the others one line."""
     import torch
     import torch.distributed as dist
 
-    total = torch.tensor(counts, dtype=torch.int64)
+    failure = counts if isinstance(counts, ReconadError) else None
+    mine: tuple[int, int, int] = (0, 0, 0) if isinstance(counts, ReconadError) else counts
+    total = torch.tensor([*mine, int(failure is not None)], dtype=torch.int64)
     dist.all_reduce(total)  # also the barrier: every rank has finished its shard
+    if failure is not None:
+        raise failure
+    if int(total[3]):
+        raise ReconadError(f"stopped: {int(total[3])} other rank(s) failed (see their error line); nothing joined")
+    total = total[:3]
     if rank == 0:
         names = [f"{r:05d}-of-{world:05d}.csv" for r in range(world)]
         _join([out / "parts" / f"scores-{n}" for n in names], out / "scores.csv", SCORE_HEADER)

@@ -20,6 +20,23 @@ def _as_array(image: np.ndarray | torch.Tensor) -> np.ndarray:
     return image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
 
 
+def _hwc(image: np.ndarray | torch.Tensor, size: tuple[int, ...] | None = None) -> np.ndarray:
+    """``image`` as (H, W, C).  (C, H, W) is told from (H, W, C) by the map's (H, W) ``size``
+    where one is given, so a thin or 1-pixel image (3 x 200, 1 x 1) is never turned twice;
+    without one, by a first axis of 1 or 3 channels that is not also the image's last."""
+    img = _as_array(image)
+    if img.ndim == 2:
+        return img[..., None]
+    if size is not None and len(size) == 2:
+        if tuple(img.shape[:2]) == tuple(size) and img.shape[-1] in (1, 3):
+            return img
+        if tuple(img.shape[1:]) == tuple(size):
+            return np.transpose(img, (1, 2, 0))
+    if img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3):
+        return np.transpose(img, (1, 2, 0))
+    return img
+
+
 _JET: np.ndarray | None = None
 
 
@@ -51,9 +68,7 @@ def overlay(
     on a fixed range [vmin, vmax] (the same for every image of a run, so colours are
     comparable: red means at or above ``vmax``).  Returns (H, W, 3) uint8.
     """
-    img = _as_array(image)
-    if img.ndim == 3 and img.shape[0] in (1, 3):
-        img = np.transpose(img, (1, 2, 0))
+    img = _hwc(image, np.shape(amap))
     if img.shape[-1] == 1:
         img = np.repeat(img, 3, axis=-1)
     span = max(vmax - vmin, 1e-12)
@@ -77,9 +92,9 @@ def save_overlay(
 ) -> Path:
     """Write the image and its overlay side by side (plus the ground-truth mask if given),
     as a PNG from :func:`reconad.png_writer.encode_rgb_png` (lossless, fast)."""
-    img = _as_array(image)
-    if img.ndim == 3 and img.shape[0] in (1, 3):
-        img = np.transpose(img, (1, 2, 0))
+    img = _hwc(image, np.shape(amap))
+    if img.shape[-1] == 1:
+        img = np.repeat(img, 3, axis=-1)
     panels = [(np.clip(img, 0, 1) * 255).astype(np.uint8), overlay(img, amap, vmin, vmax)]
     if mask is not None:
         m = (np.asarray(mask).reshape(img.shape[:2]) > 0.5).astype(np.uint8) * 255
@@ -130,9 +145,7 @@ def overlay_panel(
     ``size`` (optional) scales each panel to that many pixels on its longer side (for
     thumbnails).  Returns (H, 2W + gap, 3) uint8 with a white gap.
     """
-    img = _as_array(image)
-    if img.ndim == 3 and img.shape[0] in (1, 3):
-        img = np.transpose(img, (1, 2, 0))
+    img = _hwc(image, np.shape(amap))
     if img.shape[-1] == 1:
         img = np.repeat(img, 3, axis=-1)
     plain = (np.clip(img, 0, 1) * 255).astype(np.uint8)

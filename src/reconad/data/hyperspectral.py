@@ -173,6 +173,7 @@ def _is_hdf5(path: Path) -> bool:
 
 def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     from scipy.io import loadmat
+    from scipy.io.matlab import MatReadError
 
     try:
         if _is_hdf5(path):
@@ -181,8 +182,8 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             arrays = {k: v for k, v in loadmat(str(path)).items() if not k.startswith("__")}
     except NotImplementedError:  # scipy: "Please use HDF reader for matlab v7.3 files"
         arrays = _read_mat_v73(path)
-    except (ValueError, OSError, TypeError) as exc:
-        raise DataError(f"{path}: not a readable MATLAB file ({exc})") from None
+    except (ValueError, OSError, TypeError, IndexError, KeyError, MatReadError) as exc:  # scipy on a foreign file
+        raise DataError(f"{path}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from None
     cube = _pick(arrays, CUBE_KEYS, 3)
     if cube is None:
         raise DataError(f"{path}: no cube found (a 3-D variable named {', '.join(CUBE_KEYS)})")

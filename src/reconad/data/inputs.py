@@ -81,8 +81,37 @@ def path_dataset(paths: Sequence[str | os.PathLike], image_size: int | None, res
     return ImageListDataset([SampleRecord(Path(p), 0) for p in paths], image_size, resize_mode)
 
 
+def _stack_list(items: Sequence[Any]) -> np.ndarray | torch.Tensor:
+    """A list of images (PIL images, arrays or tensors of one size) as one batch; DataError
+    (one line) for an empty list, another kind of item, or images of different sizes."""
+    if not items:
+        raise DataError("nothing given: the list is empty")
+    arrays: list[Any] = []
+    for i, item in enumerate(items):
+        if hasattr(item, "getbands") and hasattr(item, "size"):  # a PIL image: its pixels, 8 or 16 bit
+            item = np.asarray(item.convert("RGB") if item.mode not in ("L", "RGB", "I;16") else item)
+        if not isinstance(item, (np.ndarray, torch.Tensor)):
+            raise DataError(
+                f"cannot use a list holding {type(item).__name__} (item {i}) as image data: give image arrays, "
+                "PIL images or file paths"
+            )
+        arrays.append(item)
+    shapes = [tuple(a.shape) for a in arrays]
+    other = next((i for i, shape in enumerate(shapes) if shape != shapes[0]), None)
+    if other is not None:
+        raise DataError(
+            f"the listed images have different shapes ({'x'.join(map(str, shapes[0]))} at [0], "
+            f"{'x'.join(map(str, shapes[other]))} at [{other}]): resize them to one size first, or give "
+            "them as file paths or a folder (each is then resized to image_size)"
+        )
+    if all(isinstance(a, torch.Tensor) for a in arrays):
+        return torch.stack(arrays)
+    return np.stack([a.numpy() if isinstance(a, torch.Tensor) else a for a in arrays])
+
+
 def as_image_dataset(data: Any, image_size: int | None, resize_mode: str = "resize") -> Dataset:
-    """Accept a Dataset of ImageItem, an array/tensor batch, a folder, or a list of paths."""
+    """Accept a Dataset of ImageItem, an array/tensor batch, a folder, a list of paths, or a
+    list of images of one size (PIL images, arrays, tensors)."""
     if isinstance(data, Dataset):
         return data
     if isinstance(data, (np.ndarray, torch.Tensor)):
@@ -91,6 +120,8 @@ def as_image_dataset(data: Any, image_size: int | None, resize_mode: str = "resi
         return path_dataset(expand_paths([data]), image_size, resize_mode)
     if isinstance(data, Sequence) and data and all(isinstance(d, (str, os.PathLike)) for d in data):
         return path_dataset(expand_paths(list(data)), image_size, resize_mode)
+    if isinstance(data, (list, tuple)):
+        return ArrayImageDataset(_stack_list(data), image_size)
     raise DataError(
         f"cannot use {type(data).__name__} as image data: pass a Dataset, an image array/tensor, "
         "a folder or a list of image paths"

@@ -19,11 +19,48 @@ from reconad.data.records import RowItem
 from reconad.data.table_files import first_cell, first_nonfinite
 from reconad.errors import DataError
 
-__all__ = ["TabularDataset", "is_table", "as_table_dataset"]
+__all__ = ["TabularDataset", "as_table_dataset", "feature_names", "is_table", "match_columns"]
 
 
 def _is_dataframe(data: Any) -> bool:
     return hasattr(data, "columns") and hasattr(data, "to_numpy") and hasattr(data, "dtypes")
+
+
+def feature_names(data: Any) -> list[str] | None:
+    """A DataFrame's column names as strings (what ``fit`` records, as scikit-learn's
+    ``feature_names_in_``); None for arrays and tensors.  Names must be unique."""
+    if not _is_dataframe(data):
+        return None
+    names = [str(c) for c in data.columns]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise DataError(f"column name(s) {', '.join(dup[:5])} appear more than once: give every column its own name")
+    return names
+
+
+def match_columns(data: Any, names: list[str] | None) -> Any:
+    """``data``'s columns in the order of the ``names`` it was fitted on, matched by name: a
+    DataFrame with columns in another order is reordered; missing or unknown names are a
+    DataError (one line).  Arrays, tensors, datasets and detectors fitted on arrays pass as they are."""
+    if names is None or not _is_dataframe(data):
+        return data
+    given = feature_names(data)
+    assert given is not None
+    if given == names:
+        return data
+    missing = [n for n in names if n not in given]
+    unknown = [n for n in given if n not in names]
+    if missing or unknown:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
+        if unknown:
+            parts.append(f"unknown {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
+        raise DataError(
+            f"the DataFrame's columns are not the {len(names)} the model was fitted on ({'; '.join(parts)}): "
+            "columns are matched by name"
+        )
+    return data.iloc[:, [given.index(n) for n in names]]
 
 
 def is_table(data: Any) -> bool:

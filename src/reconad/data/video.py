@@ -270,9 +270,29 @@ def _read_masks(folder: Path, clip: Clip, size: tuple[int, int]) -> np.ndarray:
     return np.stack(masks)
 
 
+def check_frame_numbers(clip: Clip) -> None:
+    """DataError naming the first missing frame of a clip folder whose frame numbers skip one:
+    labels are given by frame position, so a missing frame would shift every later label."""
+    numbers = []
+    for p in clip.paths:
+        found = _NUMBER.findall(Path(p).stem) if "#" not in p else []
+        if not found:
+            return  # frames of a video file, or names without numbers: positions are all there is
+        numbers.append(int(found[-1]))
+    for i in range(1, len(numbers)):
+        if numbers[i] != numbers[i - 1] + 1:
+            after = Path(clip.paths[i - 1])
+            raise DataError(
+                f"{after.parent}: clip {clip.name} has no frame numbered {numbers[i - 1] + 1} (after {after.name}); "
+                "its labels are by frame position, so every later label would shift"
+            )
+
+
 def _attach_labels(clips: list[Clip], split_dir: Path, root: Path, source: str) -> None:
     if source == "none":
         return
+    for c in clips:
+        check_frame_numbers(c)
     if source == "csv":
         for c in clips:
             folder = split_dir / "frames" / c.name

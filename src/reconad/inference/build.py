@@ -11,7 +11,9 @@ name on a run without an export, which writes it first.  ``auto`` never writes o
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import tempfile
 import warnings
@@ -32,6 +34,7 @@ from reconad.inference.engines import (
 )
 from reconad.inference.exports import EXPORT_FILE, check_export, int8_export
 from reconad.inference.pipeline import FittedPipeline, Origin
+from reconad.inference.run_files import read_run_info
 from reconad.inference.spec import InputSpec
 from reconad.inference.tiler import Tiler
 
@@ -153,6 +156,72 @@ def _check_settings(run: Path, settings: dict[str, Any]) -> None:
         raise ModelFileError(f"{path}: unknown resize_mode {mode!r} (the file was edited)")
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_fitted_values(path: Path, cfg: dict[str, Any]) -> None:
+    """The fitted values of a model's ``config.json`` (``path``): a threshold that is a finite
+    number or null, held-out scores that are numbers, and an image model's input shape that
+    is the image (or tile) size its detector settings give.  An edited file is one line
+    (ModelFileError) naming it, for every engine and command alike."""
+    threshold = cfg.get("threshold")
+    if threshold is not None and not _number(threshold):
+        raise ModelFileError(
+            f"{path}: threshold must be a finite number or null, got {threshold!r} (the file was edited)"
+        )
+    scores = cfg.get("val_scores")
+    if scores is not None and not (isinstance(scores, list) and all(_number(v) for v in scores)):
+        raise ModelFileError(f"{path}: val_scores must be a list of finite numbers (the file was edited)")
+    settings = cfg.get("detector") or {}
+    shape = (cfg.get("model_config") or {}).get("input_shape")
+    side = settings.get("tile_size") or settings.get("image_size")
+    if isinstance(shape, list) and len(shape) == 3 and _number(side) and list(shape[1:]) != [side, side]:
+        what = "tile_size" if settings.get("tile_size") else "image_size"
+        raise ModelFileError(
+            f"{path}: {what} {side} does not match the model's input shape {shape} (the file was edited)"
+        )
+
+
+def check_recorded_geometry(run: Path, cfg: dict[str, Any]) -> None:
+    """The image size, resize mode and tiling of ``config.json`` against the other records of
+    the run (``run.json``'s data, the export's pre-processing), whichever engine will score:
+    an edited file is refused the same way by every engine (ModelFileError naming it)."""
+    settings = cfg.get("detector") or {}
+    mine = {k: settings.get(k) for k in ("image_size", "resize_mode", "tile_size")}
+    records: list[tuple[Path, dict[str, Any]]] = []
+    meta_json = (run / EXPORT_FILE).with_suffix(".json")
+    if meta_json.is_file():
+        try:
+            pre = json.loads(meta_json.read_text(encoding="utf-8")).get("preprocessing") or {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            pre = {}  # a damaged export record is refused where the export is used
+        tiling = pre.get("tiling") if isinstance(pre, dict) else None
+        if isinstance(pre, dict) and "image_size" in pre:
+            tile = tiling.get("tile_size") if isinstance(tiling, dict) else None
+            records.append(
+                (
+                    meta_json,
+                    {"image_size": pre.get("image_size"), "resize_mode": pre.get("resize_mode"), "tile_size": tile},
+                )
+            )
+    try:
+        info = read_run_info(run) if (run / "run.json").is_file() else None
+    except ModelFileError:  # a damaged run.json: refused where its data record is needed (test)
+        info = None
+    if info and isinstance(info.get("data"), dict) and not (cfg.get("geometry") or {}).get("mode") == "auto":
+        data = info["data"]
+        records.append((run / "run.json", {k: data.get(k) for k in mine if k in data}))
+    for where, theirs in records:
+        diff = [k for k in theirs if k in mine and theirs[k] is not None and theirs[k] != mine[k]]
+        if diff:
+            k = diff[0]
+            raise ModelFileError(
+                f"{run / 'model' / 'config.json'}: {k} {mine[k]!r} differs from the {theirs[k]!r} {where} records "
+                "(the file was edited)"
+            )
+
+
 def _check_against_export(run: Path, cfg: dict[str, Any], meta: dict[str, Any], export: Path) -> None:
     """The model options of ``config.json`` must be those the export was made with: an export
     runs without them, so an edited config would otherwise go unnoticed."""
@@ -237,6 +306,8 @@ def open_run(
     cfg = read_model_config(run / "model")
     settings = dict(cfg.get("detector") or {})
     _check_settings(run, settings)
+    check_fitted_values(run / "model" / "config.json", cfg)
+    check_recorded_geometry(run, cfg)
     own = _own_tiling(settings)
     origin = Origin(
         str(cfg["weights_sha256"]),

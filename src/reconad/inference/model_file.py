@@ -47,5 +47,16 @@ def load_fitted(directory: str | os.PathLike, device: str | None = None) -> tupl
     except ConfigError as exc:  # an edited config.json: name the file the value came from
         raise ModelFileError(f"{Path(directory) / CONFIG}: {exc}") from exc
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"{directory}: model file does not match its config: {exc}") from exc
+        raise ModelFileError(
+            f"{Path(directory) / CONFIG} does not match the tensors of {Path(directory) / 'model.safetensors'} "
+            f"(the file was edited?): {_first_line(exc)}"
+        ) from exc
     return model.to(dev).eval(), cfg
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first informative line of ``exc`` (torch's state-dict errors list every tensor)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Error(s) in loading state_dict"):
+        return f"{lines[1]} (and {len(lines) - 2} more)" if len(lines) > 2 else lines[1]
+    return lines[0] if lines else type(exc).__name__

@@ -128,6 +128,9 @@ def _run_scene(
         maps[m] = scene_scores(det, scene)
         row[f"{m}_seconds"] = time.perf_counter() - t0
         row[m] = image_auroc(y, maps[m].reshape(-1))
+    if not 0 < int(y.sum()) < y.size:  # AUROC needs both classes: null in results.json, and why
+        which = "no anomalous pixel" if y.sum() == 0 else "no normal pixel"
+        row["undefined"] = dict.fromkeys(models, f"pixel AUROC undefined: the scene's ground-truth map has {which}")
     if s.maps:
         _save_maps(Path(s.out) / "maps" / f"{scene.name}.png", scene, maps, {m: row[m] for m in models})
     if s.echo:

@@ -27,6 +27,7 @@ files.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -91,6 +92,29 @@ def frame_metrics(scored: list[ClipScores], mode: str) -> dict[str, Any]:
     }
 
 
+def undefined_video_metrics(row: dict[str, Any], scored: list[ClipScores]) -> dict[str, str]:
+    """Why each metric of ``row`` that is not a finite number is undefined, by key."""
+    labels = [c.clip.labels for c in scored if c.clip.labels is not None]
+    y = np.concatenate(labels) if labels else np.zeros(0)
+    if not labels:
+        frames = "no test clip has frame labels"
+    else:
+        frames = f"the test frames hold one class only ({'all anomalous' if y.all() else 'no anomalous frame'})"
+    masks = [c.clip.masks for c in scored if c.clip.masks is not None]
+    if not masks:
+        pixels = "no test clip has pixel masks"
+    else:
+        pixels = "the masks hold one class of pixel only"
+    clips = "no test clip holds both normal and anomalous frames"
+    reasons = {}
+    for key, value in row.items():
+        if not isinstance(value, float) or math.isfinite(value):
+            continue
+        why = pixels if key.startswith("pixel") else clips if key.startswith("mean_clip") else frames
+        reasons[key] = f"{key} undefined: {why}"
+    return reasons
+
+
 def mask_metric(scored: list[ClipScores]) -> float:
     """Pixel AUROC of the error maps of the clips with masks (nan without masks)."""
     with_masks = [c for c in scored if c.clip.masks is not None]
@@ -134,6 +158,9 @@ def _evaluate(s: VideoSettings, det: Any, test: list[Clip]) -> tuple[dict[str, A
         row[f"per_clip_auroc_{mode}"] = m["per_clip_auroc"]
     row["frame_auroc"] = row[f"frame_auroc_{s.normalisation}"]
     row["pixel_auroc"] = mask_metric(scored)
+    undefined = undefined_video_metrics(row, scored)
+    if undefined:  # written as null, with the reason beside them
+        row["undefined"] = undefined
     h = det.history_
     row.update(
         train_seconds=h.seconds if h is not None else float("nan"),

@@ -42,6 +42,17 @@ def preflight(config: ServeConfig) -> dict[str, ServedModel]:
         read_api_key(config.api_key_file)
     elif not _is_loopback(config.host):
         log.warning("serving on %s without --api-key-file: anyone who can reach it can use it", config.host)
+    threads = config.inference_threads()
+
+    def load() -> dict[str, ServedModel]:
+        return {
+            run.name: load_served_model(run, config.engine, threads, (config.tile_size, config.tile_overlap))
+            for run in config.runs
+        }
+
+    # the default database lives in the first run: its models are checked first, so a refused
+    # model leaves no new results.db behind; a --db given is checked before any model loads
+    models = None if config.db else load()
     store = ResultStore(config.db_url)
     try:
         store.prepare()  # migrated, and its results table of reconad's shape: else one line naming --db
@@ -54,11 +65,7 @@ def preflight(config: ServeConfig) -> dict[str, ServedModel]:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"--defects-dir: cannot create {folder} ({exc.strerror})") from None
-    threads = config.inference_threads()
-    return {
-        run.name: load_served_model(run, config.engine, threads, (config.tile_size, config.tile_overlap))
-        for run in config.runs
-    }
+    return models if models is not None else load()
 
 
 def serve(config: ServeConfig) -> None:

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 __all__ = ["fuse", "guided_filter", "minmax", "spatial_detector"]
@@ -50,9 +52,19 @@ def spatial_detector(residual: np.ndarray, bands: int, area: int, radius: int, e
     tops = []
     for b in picks:
         band = minmax(residual[:, :, b])
-        tops.append(band - area_opening(band, area_threshold=max(1, int(area))))
+        tops.append(band - _opened(area_opening, band, max(1, int(area))))
     feature = minmax(np.mean(tops, axis=0))
     return guided_filter(feature, feature, radius, eps)
+
+
+def _opened(area_opening: Any, band: np.ndarray, area: int) -> np.ndarray:
+    """``area_opening`` of ``band``; a scene under 3 pixels on a side (which scikit-image's
+    filter cannot take) is padded by its edge values to 3 and cropped back."""
+    h, w = band.shape
+    if h >= 3 and w >= 3:
+        return np.asarray(area_opening(band, area_threshold=area))
+    padded = np.pad(band, ((0, max(0, 3 - h)), (0, max(0, 3 - w))), mode="edge")
+    return np.asarray(area_opening(padded, area_threshold=area))[:h, :w]
 
 
 def fuse(spatial: np.ndarray, spectral: np.ndarray, lam: float) -> np.ndarray:
