@@ -58,6 +58,30 @@ def test_an_unreadable_image_is_listed_and_scoring_goes_on(run, folder, tmp_path
     assert len(list((tmp_path / "p").glob("*.png"))) == 50  # one overlay per scored image
 
 
+def test_overlays_flagged_draws_the_flagged_images_only_and_none_draws_none(run, folder, tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    train = (rng.integers(120, 136, size=(200, 16, 16)) / 255).astype(np.float32)
+    flat = Detector("ae", image_size=16, epochs=2, seed=0, progress=False).fit(train)
+    flat.save(tmp_path / "flat" / "model")
+    mixed = tmp_path / "mixed"  # training images (most pass), and noise the model flags
+    mixed.mkdir()
+    for i in range(6):
+        Image.fromarray(np.round(train[i] * 255).astype(np.uint8)).save(mixed / f"like{i}.png")
+        Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(mixed / f"noise{i}.png")
+    assert _predict(tmp_path / "flat", mixed, tmp_path / "f", "--overlays", "flagged") == 0
+    rows = complete_rows(tmp_path / "f" / "scores.csv")
+    flagged = {Path(r[0]).stem for r in rows if r[3] == "1"}
+    assert 0 < len(flagged) < len(rows)  # both kinds, so the choice is visible
+    drawn = {p.stem.split("_", 1)[1] for p in (tmp_path / "f").glob("*.png")}
+    assert drawn == flagged
+    assert _predict(run, folder, tmp_path / "n", "--overlays", "none") == 0
+    assert len(complete_rows(tmp_path / "n" / "scores.csv")) == 50 and not list((tmp_path / "n").glob("*.png"))
+    capsys.readouterr()
+    assert _predict(run, folder, tmp_path / "n", "--overlays", "all", "--resume") == 2  # another job
+    err = capsys.readouterr().err
+    assert "another --overlays" in err and len(err.strip().splitlines()) == 1
+
+
 def test_strict_stops_at_the_unreadable_image_with_one_line(run, folder, tmp_path, capsys):
     assert _predict(run, folder, tmp_path / "p", "--strict") == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -193,3 +217,14 @@ def test_resume_under_torchrun_finishes_the_unfinished_shard(run, folder, tmp_pa
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "dist" / "scores.csv").read_bytes() == full
     assert "kept from before" in done.stdout
+
+
+def test_overlays_settings_are_checked_in_one_line():
+    from reconad.errors import ConfigError
+    from reconad.predict_job import check_overlays
+
+    check_overlays("flagged", 1.0)
+    with pytest.raises(ConfigError, match="no threshold"):
+        check_overlays("flagged", None)
+    with pytest.raises(ConfigError, match="choose one of all, flagged, none"):
+        check_overlays("some", 1.0)

@@ -211,6 +211,12 @@ def _predict_export_parsers(sub: Any) -> None:
         help="stop at the first unreadable image (default: list it in OUT/errors.csv and go on)",
     )
     _tiling_args(pr, scoring=True)
+    pr.add_argument(
+        "--overlays",
+        choices=("all", "flagged", "none"),
+        default="all",
+        help="which images get a heat-map overlay PNG: all (default), flagged (above the threshold) or none",
+    )
     pr.add_argument("--quiet", action="store_true")
     x = sub.add_parser(
         "export",
@@ -717,6 +723,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     result = predict(
         args.run, args.paths, args.out, engine=args.engine, resume=args.resume, strict=args.strict,
         progress=not args.quiet, tile_size=args.tile_size, tile_overlap=args.tile_overlap,
+        overlays=args.overlays,
     )  # fmt: skip
     if not result.main_process:
         return 0  # rank 0 speaks for every rank

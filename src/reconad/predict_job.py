@@ -20,10 +20,31 @@ from typing import Any
 
 from reconad.errors import DataError
 
-__all__ = ["JOB_KEY", "check_resume", "done_counter", "job_record", "kept_rows", "real_key"]
+__all__ = [
+    "JOB_KEY",
+    "OVERLAYS",
+    "check_overlays",
+    "check_resume",
+    "done_counter",
+    "job_record",
+    "kept_rows",
+    "real_key",
+]
 
 #: the key of ``predict.json`` that holds the job record
 JOB_KEY = "job"
+#: which images ``predict --overlays`` gives a heat-map overlay
+OVERLAYS = ("all", "flagged", "none")
+
+
+def check_overlays(overlays: str, threshold: float | None) -> None:
+    """ConfigError (one line) for an unknown ``--overlays``, or ``flagged`` without a threshold."""
+    from reconad.errors import ConfigError
+
+    if overlays not in OVERLAYS:
+        raise ConfigError(f"--overlays {overlays!r}: choose one of {', '.join(OVERLAYS)}")
+    if overlays == "flagged" and threshold is None:
+        raise ConfigError("--overlays flagged: this run has no threshold to flag images by; use all or none")
 
 
 def real_key(path: str | os.PathLike[str], base: str | None = None) -> str:
@@ -34,10 +55,11 @@ def real_key(path: str | os.PathLike[str], base: str | None = None) -> str:
     return os.path.realpath(text)
 
 
-def job_record(describe: dict[str, Any], files: Sequence[Path]) -> dict[str, Any]:
+def job_record(describe: dict[str, Any], files: Sequence[Path], overlays: str = "all") -> dict[str, Any]:
     """The record of a job: what ``--resume`` must find identical (see the module docstring)."""
     real = [real_key(p) for p in files]
     return {
+        "overlays": overlays,
         "fingerprint": describe["identity"]["fingerprint"],
         "threshold": describe.get("threshold"),
         "calibration": describe.get("calibration"),
@@ -53,6 +75,7 @@ _WHAT = {
     "calibration": "another calibration",
     "inputs": "another number of inputs",
     "inputs_sha256": "another input list (resolved to real paths)",
+    "overlays": "another --overlays",
 }
 
 
@@ -79,7 +102,8 @@ def check_resume(out: Path, job: dict[str, Any], has_rows: bool) -> str:
                 "predict afresh without --resume or into another --out"
             )
         return job["base"]
-    differ = [_WHAT[k] for k in _WHAT if recorded.get(k) != job[k]]
+    # an output written before --overlays existed has an overlay for every image
+    differ = [_WHAT[k] for k in _WHAT if recorded.get(k, "all" if k == "overlays" else None) != job[k]]
     if differ and has_rows:
         raise DataError(
             f"--resume continues only the job that wrote {out}, and this one has {', '.join(differ)}: "

@@ -32,10 +32,12 @@ def predict(
     progress: bool = True,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
+    overlays: str = "all",
 ) -> StreamResult:
     """Score ``paths`` (files, folders) with the run's pipeline into ``out``: ``scores.csv``
     (score, p-value, label at the threshold), ``errors.csv`` (images that could not be read),
-    heat-map overlays and ``predict.json`` (the pipeline's identity)."""
+    heat-map overlays (``overlays``: all, flagged or none) and ``predict.json`` (the
+    pipeline's identity)."""
     from reconad.imaging import expand_paths
     from reconad.streaming import stream_predict
 
@@ -49,21 +51,23 @@ def predict(
             raise ConfigError(
                 f"--engine {engine}: {exc.model_name} does not export (it scores video clips); use --engine torch"
             ) from None
-        _check_video_options(exc.model_name, resume, tile_size, tile_overlap)
+        _check_video_options(exc.model_name, resume, tile_size, tile_overlap, overlays)
         from reconad.clips import predict_video_run
 
         return predict_video_run(run, paths, out)
     files = expand_paths(paths)
-    return stream_predict(pipe, files, Path(out), resume=resume, strict=strict, show_progress=progress)
+    return stream_predict(
+        pipe, files, Path(out), resume=resume, strict=strict, show_progress=progress, overlays=overlays
+    )
 
 
-def _check_video_options(model: str, resume: bool, tile_size: int | None, tile_overlap: int | None) -> None:
+def _check_video_options(
+    model: str, resume: bool, tile_size: int | None, tile_overlap: int | None, overlays: str = "all"
+) -> None:
     """Options the clip scorer has no use for are refused in one line, never dropped."""
-    given = [
-        name
-        for name, value in (("--resume", resume), ("--tile-size", tile_size), ("--tile-overlap", tile_overlap))
-        if value not in (None, False)
-    ]
+    options = (("--resume", resume), ("--tile-size", tile_size), ("--tile-overlap", tile_overlap))
+    given = [name for name, value in options if value not in (None, False)]
+    given += ["--overlays"] if overlays != "all" else []
     if given:
         raise ConfigError(
             f"{', '.join(given)}: {model} scores whole video clips in one pass, which is neither tiled nor "

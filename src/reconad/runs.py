@@ -356,9 +356,10 @@ def predict_run(
     progress: bool = True,
     tile_size: int | None = None,
     tile_overlap: int | None = None,
+    overlays: str = "all",
 ) -> StreamResult:
     """Score images with the run's pipeline (reconad.quick_predict.predict: scores.csv,
     errors.csv, overlays, streaming, ``resume``, torchrun shards)."""
     from reconad.quick_predict import predict
 
-    return predict(run, paths, out, engine, resume, strict, progress, tile_size, tile_overlap)
+    return predict(run, paths, out, engine, resume, strict, progress, tile_size, tile_overlap, overlays)

@@ -38,7 +38,7 @@ import numpy as np
 from reconad.atomic import atomic_open, write_text
 from reconad.errors import DataError, ReconadError
 from reconad.jsonfile import write_json
-from reconad.predict_job import JOB_KEY, check_resume, done_counter, job_record, kept_rows, real_key
+from reconad.predict_job import JOB_KEY, check_overlays, check_resume, done_counter, job_record, kept_rows, real_key
 
 if TYPE_CHECKING:  # torch loads where it is used: ``reconad.quick_predict`` runs without it
     from reconad.inference import Pipeline
@@ -125,9 +125,10 @@ def _batches(items: list[tuple[int, Path]], size: int) -> Iterator[list[tuple[in
 class _Scoring:
     """What scoring one batch needs: the pipeline and where overlays go."""
 
-    def __init__(self, pipe: Pipeline, overlay_dir: Path | None, index_width: int) -> None:
+    def __init__(self, pipe: Pipeline, overlay_dir: Path | None, index_width: int, which: str = "all") -> None:
         self.pipe = pipe
         self.overlay_dir, self.width = overlay_dir, index_width
+        self.which = which  # "all" images get an overlay, or the "flagged" ones only
         self.vmin, self.vmax = pipe.calibrated.color_range
         # numpy pixels (no PyTorch) unless the engine or the tiler runs PyTorch anyway
         self.arrays = pipe.engine != "torch" and pipe.tiler is None
@@ -141,10 +142,10 @@ class _Scoring:
             raise DataError(f"{self.pipe.model_name} gives no anomaly maps, which predict needs")
         return np.asarray(scores, dtype=np.float64), maps
 
-    def overlay(self, index: int, path: Path, image: Any, amap: np.ndarray) -> None:
+    def overlay(self, index: int, path: Path, image: Any, amap: np.ndarray, flagged: bool) -> None:
         from reconad.visualize import save_overlay
 
-        if self.overlay_dir is None:
+        if self.overlay_dir is None or (self.which == "flagged" and not flagged):
             return
         target = self.overlay_dir / f"{index:0{self.width}d}_{path.stem}.png"
         # under a temporary name, renamed; a fast encoder: predict writes one per image (BENCHMARKS §18)
@@ -158,7 +159,7 @@ def _write_batch(
     pipe = job.pipe
     flags = pipe.labels(scores)
     for j, ((index, path, img), s, pv, m) in enumerate(zip(good, scores, pipe.p_values(scores), maps)):
-        job.overlay(index, path, img, m)
+        job.overlay(index, path, img, m, flags is not None and bool(flags[j]))
         label = "" if flags is None else int(flags[j])
         scores_file.write([str(path), f"{s:.6f}", f"{pv:.6f}", label])
     scores_file.flush()
@@ -320,23 +321,26 @@ def stream_predict(
     resume: bool = False,
     strict: bool = False,
     batch_size: int | None = None,
-    overlays: bool = True,
+    overlays: str = "all",
     show_progress: bool = True,
 ) -> StreamResult:
     """Score ``files`` through ``pipe`` into ``out`` (see the module docstring), ``batch_size``
-    images at a time (default the pipeline's); ``OUT/predict.json`` records the pipeline."""
+    images at a time (default the pipeline's); ``OUT/predict.json`` records the pipeline.
+    ``overlays``: which images get a heat-map overlay, ``all``, ``flagged`` (those above the
+    threshold) or ``none``."""
     from reconad.engine.progress import progress
 
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     rank, world = _ranks()
-    record = job_record(pipe.describe(), files)  # --resume continues only this very job
+    check_overlays(overlays, pipe.threshold)
+    record = job_record(pipe.describe(), files, overlays)  # --resume continues only this very job
     base = check_resume(out, record, _has_rows(out)) if resume else record["base"]
     if not resume:  # a fresh call owns its outputs: nothing of an earlier one stays beside them
         _fresh(out, rank, world)
     distributed = world > 1
     start, end = shard_bounds(len(files), rank, world)
-    job = _Scoring(pipe, out if overlays else None, max(4, len(str(len(files) - 1))))
+    job = _Scoring(pipe, None if overlays == "none" else out, max(4, len(str(len(files) - 1))), overlays)
     batch_size = batch_size or pipe.batch_size
     if rank == 0:
         write_json(out / "predict.json", {**pipe.describe(), "inputs": len(files), JOB_KEY: record})
