@@ -10,6 +10,14 @@ outcome class:
   case points at is left byte for byte as it was;
 * ``OK``: valid but unusual input that must succeed (exit 0, nothing on stderr but warnings).
 
+A failing case says how it failed: ``[BAD]`` (a traceback or an exception of another class,
+bad input accepted, a wrong result, a run changed) or ``[POOR]`` (refused, but not in one line
+naming the input); ``benchmarks/reliability_sweep.py`` counts them into BENCHMARKS §23.1's
+table, on this tree or an older one.  Round 3 added a case per registered model for ``train``
+and the Python API, ``weights``, and the data-path classes (``predict --resume`` into another
+job's folder, edited ``config.json`` values, video options, protocol settings, DataFrame
+columns); the clip cases share one tiny video run, trained when first asked for.
+
 Nearly every case fails at validation, before any training: one tiny HFR run is trained once
 for the module (``helpers.runs.train_tiny_run``), the export refusals use the smallest fitted
 VAE / AnoGAN (``helpers.minimal_models``), and the Python cases fit one-epoch 16 px models.
