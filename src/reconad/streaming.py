@@ -314,6 +314,16 @@ def _fresh(out: Path, rank: int, world: int) -> None:
         dist.barrier()
 
 
+def _csv_paths(out: Path, rank: int, world: int) -> tuple[Path, Path]:
+    """Where this rank writes its scores and errors: OUT's CSVs, or its own part under torchrun."""
+    if world <= 1:
+        return out / "scores.csv", out / "errors.csv"
+    parts = out / "parts"
+    parts.mkdir(exist_ok=True)
+    name = f"{rank:05d}-of-{world:05d}.csv"
+    return parts / f"scores-{name}", parts / f"errors-{name}"
+
+
 def stream_predict(
     pipe: Pipeline,
     files: Sequence[Path],
@@ -344,13 +354,7 @@ def stream_predict(
     batch_size = batch_size or pipe.batch_size
     if rank == 0:
         write_json(out / "predict.json", {**pipe.describe(), "inputs": len(files), JOB_KEY: record})
-    if distributed:
-        parts = out / "parts"
-        parts.mkdir(exist_ok=True)
-        name = f"{rank:05d}-of-{world:05d}.csv"
-        scores_path, errors_path = parts / f"scores-{name}", parts / f"errors-{name}"
-    else:
-        scores_path, errors_path = out / "scores.csv", out / "errors.csv"
+    scores_path, errors_path = _csv_paths(out, rank, world)
     counts = _ProgressFiles(out / "parts", rank, world) if distributed else None
     bar = progress(iter(()), enabled=show_progress and rank == 0, total=len(files), desc="scoring", unit="img")
 
