@@ -375,7 +375,10 @@ def test_a_target_the_images_cannot_resolve_is_one_line_saying_how_many_it_needs
     rows = plane_rows(60, np.random.default_rng(0))
     with pytest.raises(DataError, match=r"fpr 0.01 needs at least 109 normal images \(99 set aside"):
         Detector("ae", fpr=0.01, **_plane_opts()).fit(rows)
-    with pytest.raises(DataError, match="fpr 0.01 needs at least 99 reviewed normal images, got 60"):
-        from reconad.calibration import require_resolvable
+    from reconad.calibration import calibrate_normal_scores
 
-        require_resolvable(60, 0.01, "reviewed normal images")
+    with pytest.raises(DataError, match="fpr 0.01 needs at least 99 reviewed normal images, got 60"):
+        calibrate_normal_scores(np.arange(60.0), 0.01)
+    cal = calibrate_normal_scores(np.arange(60.0), 0.05)
+    assert cal.threshold == 57.0 and cal.source == "reviewed normal"  # k = floor(0.05 * 61) = 3
+    np.testing.assert_allclose(cal.p_values([57.0, 100.0]), [4 / 61, 1 / 61])

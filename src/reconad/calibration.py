@@ -55,6 +55,7 @@ from reconad.errors import ConfigError, DataError, ScoringError
 
 __all__ = [
     "Calibration",
+    "calibrate_normal_scores",
     "conformal_p_values",
     "expected_fpr",
     "f1_optimal_threshold",
@@ -529,3 +530,13 @@ class Calibration:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"bad calibration record: {exc}") from exc
+
+
+def calibrate_normal_scores(scores: Any, fpr: float, source: str = "reviewed normal") -> Calibration:
+    """Threshold and p-value reference from an array of normal scores at target ``fpr``:
+    the conformal ``Calibration`` (flag ``score > threshold``; ``p_values`` against these
+    scores).  A target the scores cannot resolve (``fpr < 1/(n+1)``) is a one-line
+    ``DataError`` saying how many it needs; NaN / infinite scores are a ``DataError``."""
+    arr = _scores(scores, source)
+    require_resolvable(arr.size, float(fpr), f"{source} images")
+    return Calibration.fit(arr, fpr=float(fpr), source=source)

@@ -348,8 +348,9 @@ class Detector:
         """The share of ``train`` that ``fit`` holds out for calibration (same seed, same split):
         the calibration split (``calibration="split"``), else the held-out ``val_fraction``."""
         ds = self._dataset(train)
-        if self.settings["calibration"] == "split":
-            cal = self._calibration_split(ds, None)[1]
+        if self.settings["calibration"] == "split" and float(self.settings["val_fraction"]) > 0:
+            known = dataset_labels(ds)  # labelled anomalies are never set aside, as in fit
+            cal = self._calibration_split(ds, known if known is not None and known.any() else None)[1]
             if cal is not None:
                 return cal
             return Subset(ds, [])
@@ -432,8 +433,8 @@ class Detector:
             raise DataError("the training set is empty")
         val: Dataset | None = None
         cal: Dataset | None = None
-        if self.settings["calibration"] == "split" and val_data is None:
-            train, cal = self._calibration_split(train, labels)
+        if self.settings["calibration"] == "split" and val_data is None and float(self.settings["val_fraction"]) > 0:
+            train, cal = self._calibration_split(train, labels)  # val_fraction 0: hold nothing out
             if cal is not None and labels is not None:
                 labels = labels[np.asarray(train.indices)]  # type: ignore[attr-defined]
         if val_data is not None:
