@@ -140,18 +140,16 @@ class HFRConfig(ModelConfig):
         if self.memory_temperature <= 0 or self.memory_entropy < 0 or self.anomaly_weight < 0:
             raise ConfigError("memory_temperature must be > 0; memory_entropy and anomaly_weight >= 0")
         self._check_denoise()
-        if self.residual not in RESIDUALS:
-            raise ConfigError(f"unknown residual {self.residual!r}; choose one of {', '.join(RESIDUALS)}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ConfigError(
-                f"unknown normalization {self.normalization!r}; choose one of {', '.join(NORMALIZATIONS)}"
-            )
-        if self.normalize_on not in NORMALIZE_ON:
-            raise ConfigError(f"unknown normalize_on {self.normalize_on!r}; choose one of {', '.join(NORMALIZE_ON)}")
+        for name, value, allowed in (
+            ("residual", self.residual, RESIDUALS),
+            ("normalization", self.normalization, NORMALIZATIONS),
+            ("normalize_on", self.normalize_on, NORMALIZE_ON),
+            ("score", self.score, SCORES),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if self.bottleneck_pool < 1:
             raise ConfigError(f"bottleneck_pool must be >= 1, got {self.bottleneck_pool}")
-        if self.score not in SCORES:
-            raise ConfigError(f"unknown score {self.score!r}; choose one of {', '.join(SCORES)}")
         if self.width < 8 or self.bottleneck < 1:
             raise ConfigError("width must be >= 8 and bottleneck >= 1")
         if not 0 < self.topk_ratio <= 1:
