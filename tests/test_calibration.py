@@ -250,8 +250,9 @@ def test_calibration_protocol_reports_the_realised_false_alarm_rates(tmp_path):
         categories=["brick"],
         fprs=[0.1, 0.05],
         n_train=[40],
-        methods=["holdout", "cross-fit"],
+        methods=["split", "holdout", "cross-fit"],
         n_fresh=10,
+        n_defects=2,
         image_size=32,
         out=str(tmp_path),
         options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None, calibration_folds=2),
@@ -262,9 +263,14 @@ def test_calibration_protocol_reports_the_realised_false_alarm_rates(tmp_path):
     hold, cross = rows[("holdout", 0.1)], rows[("cross-fit", 0.1)]
     assert hold["n_calibration"] == 4 and cross["n_calibration"] == 40  # 10 % held out; every image cross-fitted
     assert hold["expected_fpr"] == pytest.approx(1 / 5) and cross["expected_fpr"] == pytest.approx(4 / 41)
+    # the split is sized by the target: 9 scores resolve 10 %, 19 resolve 5 % (one training each)
+    assert rows[("split", 0.1)]["n_calibration"] == 9 and rows[("split", 0.05)]["n_calibration"] == 19
     for row in r["per_category"]:
         for key in ("realised_fpr", "realised_fpr_shifted"):
             assert 0 <= row[key] <= 1 and row[key] * 10 == pytest.approx(round(row[key] * 10))
+        assert row["band_low"] <= row["expected_fpr"] <= row["band_high"] and 0 <= row["image_auroc"] <= 1
+        assert row["in_band"] == (row["band_low"] <= row["realised_fpr"] <= row["band_high"])
+    assert {(m["method"], m["target_fpr"]) for m in r["summary"]} == set(rows)
     assert (tmp_path / "results.md").exists() and json.loads((tmp_path / "results.json").read_text())["n_fresh"] == 10
 
 
