@@ -78,7 +78,9 @@ __all__ = [
 DEFAULT_FPR, FINE_FPR = 0.05, 0.01
 #: tighter targets a diagnostic names the image count for (the first below the target that
 #: the scores do not resolve)
-TIGHTER_TARGETS = (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
+TIGHTER_TARGETS = (0.1, 0.05, 0.01, 0.005, 0.001)
+#: the source name of a calibration split's scores (``Detector``'s default calibration)
+SET_ASIDE = "set-aside normal"
 
 METHODS = ("conformal", "kde")
 
@@ -206,11 +208,13 @@ def default_target_note(cal: Calibration) -> str:
         return ""
     if cal.target_fpr <= FINE_FPR:
         return f"fpr not given: {_pct(cal.target_fpr)} ({cal.n} {cal.source} scores resolve it)"
-    return (
+    line = (
         f"fpr not given: {_pct(cal.target_fpr)}, because {cal.n} {cal.source} scores cannot resolve "
-        f"{_pct(FINE_FPR)} (it needs {normals_needed(FINE_FPR)}; with the default calibration split, "
-        f"{images_needed(FINE_FPR)} normal images)"
+        f"{_pct(FINE_FPR)} (it needs {normals_needed(FINE_FPR)}"
     )
+    if cal.source == SET_ASIDE:
+        line += f": --fpr {FINE_FPR:g} with at least {images_needed(FINE_FPR)} normal images"
+    return line + ")"
 
 
 def measured_note(cal: Calibration, flagged: int, normals: int) -> str:
@@ -483,6 +487,8 @@ class Calibration:
         tighter = next((t for t in TIGHTER_TARGETS if t < target - 1e-12 and normals_needed(t) > self.n), None)
         if tighter is not None:
             line += f"; {_pct(tighter)} needs {normals_needed(tighter)} such scores"
+            if self.source == SET_ASIDE:
+                line += f" (--fpr {tighter:g} with at least {images_needed(tighter)} normal images)"
         return line
 
     def describe(self) -> str:

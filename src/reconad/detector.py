@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from reconad.calibration import Calibration
+from reconad.calibration import SET_ASIDE, Calibration
 from reconad.data.geometry import apply_geometry, check_geometry, fixed
 from reconad.data.inputs import as_image_dataset
 from reconad.data.labels import LabelledDataset, dataset_labels
@@ -500,7 +500,7 @@ class Detector:
         """The threshold and p-values' scores as ``calibration`` says (after training)."""
         train, val, cal_split = parts
         if cal_split is not None:  # images no part of the model saw: exact split-conformal
-            self._calibrate_on(self.decision_function(cal_split), "set-aside normal")
+            self._calibrate_on(self.decision_function(cal_split), SET_ASIDE)
             return self
         calib = val if val is not None and len(val) else train  # type: ignore[arg-type]
         if calib is train:
