@@ -388,3 +388,14 @@ def test_a_target_the_images_cannot_resolve_is_one_line_saying_how_many_it_needs
     cal = calibrate_normal_scores(np.arange(60.0), 0.05)
     assert cal.threshold == 57.0 and cal.source == "reviewed normal"  # k = floor(0.05 * 61) = 3
     np.testing.assert_allclose(cal.p_values([57.0, 100.0]), [4 / 61, 1 / 61])
+
+
+def test_the_measured_rate_is_shown_beside_its_band():
+    from reconad.calibration import measured_note, realised_rate_band
+
+    cal = Calibration.fit(np.arange(60.0), fpr=0.05)
+    lo, hi = realised_rate_band(60, 0.05, n_new=100)
+    assert lo < 0.05 < hi
+    inside, outside = measured_note(cal, 5, 100), measured_note(cal, 40, 100)
+    assert "measured on the test split: 5% (5 of 100 normal images), inside the band" in inside
+    assert "outside the band" in outside and f"{100 * lo:.2g}%-{100 * hi:.2g}%" in outside
