@@ -333,8 +333,10 @@ class Calibration:
     ``basis`` says how the threshold was chosen: ``"fpr=0.01"``, ``"quantile=0.99"`` or
     ``"f1"`` (labelled anomalies), prefixed ``"kde "`` when ``method`` is ``"kde"`` (a
     kernel density estimate of the normal scores, see the module docstring) rather than
-    ``"conformal"``.  ``source``: which normals were scored (``"held-out normal"``, or
-    ``"training"`` when nothing was held out: optimistic).  ``expected_fpr`` is always
+    ``"conformal"``.  ``source``: which normals were scored (``"set-aside normal"``: the
+    default calibration split, which nothing of the model saw; ``"held-out normal"``, or
+    ``"training"`` when nothing was held out: optimistic).  ``default_target``: the
+    target was ``default_fpr``'s, not one asked for.  ``expected_fpr`` is always
     computed from the scores and the threshold (``expected_fpr()``), also for records
     saved by older versions; ``resolved`` says whether the normals can resolve the rate
     asked for at all.
