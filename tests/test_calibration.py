@@ -131,7 +131,7 @@ TOY = dict(
     device="cpu",
     progress=False,
     patience=None,
-    val_fraction=0.5,
+    calibration_fraction=0.5,
     fpr=0.1,
 )
 
@@ -144,10 +144,10 @@ def toy_det(single_thread):
 @pytest.mark.slow
 def test_detector_false_alarm_rate_on_fresh_normal_images_is_near_the_target(toy_det):
     cal = toy_det.calibration_
-    assert cal is not None and cal.basis == "fpr=0.1" and cal.n == 150 and cal.source == "held-out normal"
+    assert cal is not None and cal.basis == "fpr=0.1" and cal.n == 150 and cal.source == "set-aside normal"
     fresh = _textures(600, seed=1)
     rate = toy_det.predict(fresh).mean()
-    # 150 held-out normals: the rate a given calibration set gives has sd ~0.025.
+    # 150 set-aside normals: the rate a given calibration set gives has sd ~0.025.
     assert abs(rate - 0.1) <= 0.06
     p = toy_det.p_values(fresh)
     assert p.min() > 0 and p.max() <= 1
@@ -219,17 +219,18 @@ def test_cli_train_fpr_and_test_and_predict_write_threshold_and_p_values(tiny_mv
             "--set",
             "bottleneck=8",
             "--set",
-            "val_fraction=0.5",
-            "--set",
             "patience=null",
         ]
     )
-    assert rc == 0 and "fpr=0.2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert rc == 0 and "fpr=0.2" in out and "on new normal parts (90 % band)" in out
     assert main(["test", str(run), "--heatmaps", "0", "--quiet"]) == 0
-    assert "fpr=0.2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "fpr=0.2" in out and "measured on the test split" in out
     m = json.loads((run / "metrics.json").read_text())
     assert m["threshold_basis"] == "fpr=0.2" and m["calibration"]["basis"] == "fpr=0.2"
-    assert m["calibration"]["threshold"] == m["threshold"] and m["calibration"]["n_normal"] == 8
+    # 16 training images, fpr 0.2: 4 set aside to calibrate (what 20 % needs), 12 to train
+    assert m["calibration"]["threshold"] == m["threshold"] and m["calibration"]["n_normal"] == 4
     with open(run / "scores.csv") as fh:
         rows = list(csv.DictReader(fh))
     p = np.array([float(r["p_value"]) for r in rows])
@@ -249,8 +250,9 @@ def test_calibration_protocol_reports_the_realised_false_alarm_rates(tmp_path):
         categories=["brick"],
         fprs=[0.1, 0.05],
         n_train=[40],
-        methods=["holdout", "cross-fit"],
+        methods=["split", "holdout", "cross-fit"],
         n_fresh=10,
+        n_defects=2,
         image_size=32,
         out=str(tmp_path),
         options=dict(epochs=1, width=16, bottleneck=8, device="cpu", patience=None, calibration_folds=2),
@@ -261,9 +263,14 @@ def test_calibration_protocol_reports_the_realised_false_alarm_rates(tmp_path):
     hold, cross = rows[("holdout", 0.1)], rows[("cross-fit", 0.1)]
     assert hold["n_calibration"] == 4 and cross["n_calibration"] == 40  # 10 % held out; every image cross-fitted
     assert hold["expected_fpr"] == pytest.approx(1 / 5) and cross["expected_fpr"] == pytest.approx(4 / 41)
+    # the split is sized by the target: 9 scores resolve 10 %, 19 resolve 5 % (one training each)
+    assert rows[("split", 0.1)]["n_calibration"] == 9 and rows[("split", 0.05)]["n_calibration"] == 19
     for row in r["per_category"]:
         for key in ("realised_fpr", "realised_fpr_shifted"):
             assert 0 <= row[key] <= 1 and row[key] * 10 == pytest.approx(round(row[key] * 10))
+        assert row["band_low"] <= row["expected_fpr"] <= row["band_high"] and 0 <= row["image_auroc"] <= 1
+        assert row["in_band"] == (row["band_low"] <= row["realised_fpr"] <= row["band_high"])
+    assert {(m["method"], m["target_fpr"]) for m in r["summary"]} == set(rows)
     assert (tmp_path / "results.md").exists() and json.loads((tmp_path / "results.json").read_text())["n_fresh"] == 10
 
 
@@ -276,9 +283,119 @@ def test_cross_fitted_calibration_scores_every_normal_training_sample():
     cal = det.calibration_
     assert cal.n == len(train) and cal.source == "cross-fitted (3-fold)"
     assert cal.expected_fpr == pytest.approx(15 / 301)  # floor(0.05 * 301) = 15 of 301
-    holdout = Detector("ae", fpr=0.05, **opts).fit(train)
+    holdout = Detector("ae", fpr=0.05, calibration="holdout", **opts).fit(train)
     assert holdout.calibration_.n == 30 and holdout.calibration_.source == "held-out normal"
     with pytest.raises(ConfigError, match="calibration_folds"):
         Detector("ae", calibration="cross-fit", calibration_folds=1)
     with pytest.raises(ConfigError, match="unknown calibration"):
         Detector("ae", calibration="k-fold")
+
+
+# ------------------------------------------------ the default: a calibration split
+
+
+def _plane_opts() -> dict:
+    return dict(epochs=2, batch_size=32, progress=False, device="cpu", patience=None, latent_dim=2, hidden=[8])
+
+
+def _ks_to_uniform(p: np.ndarray) -> float:
+    """sup_u |share of p <= u - u| over the p-values' own support (and just below it)."""
+    u = np.sort(p)
+    ecdf_hi = np.arange(1, len(u) + 1) / len(u)
+    ecdf_lo = np.arange(len(u)) / len(u)
+    return float(max(np.max(np.abs(ecdf_hi - u)), np.max(np.abs(ecdf_lo - u))))
+
+
+def test_p_values_of_fresh_normals_are_uniform_within_a_ks_bound():
+    """Conformal p-values of new normal rows compare the rows' scores with the n set-aside
+    calibration scores: their distance from the uniform law is a two-sample KS distance
+    (plus the 1/(n+1) grid), below 1.95 sqrt(1/n + 1/m) but for a 0.1 % chance."""
+    from helpers.recon_toys import plane_rows
+
+    rng = np.random.default_rng(7)
+    det = Detector("ae", calibration_fraction=0.4, **_plane_opts()).fit(plane_rows(500, rng))
+    cal = det.calibration_
+    assert cal.source == "set-aside normal" and cal.n == 200 and cal.default_target
+    fresh = plane_rows(1000, rng)
+    n, m = cal.n, len(fresh)
+    bound = 1.95 * np.sqrt(1 / n + 1 / m) + 1 / (n + 1)
+    assert _ks_to_uniform(det.p_values(fresh)) <= bound
+    # the same check refuses p-values of rows that are not like the calibration ones
+    assert _ks_to_uniform(det.p_values(scores=det.decision_function(fresh) * 1.3)) > bound
+
+
+def test_the_calibration_split_is_set_aside_before_training_and_seen_by_nothing():
+    from helpers.recon_toys import plane_rows
+
+    rows = plane_rows(120, np.random.default_rng(0))
+    det = Detector("ae", **_plane_opts())
+    train, val, cal, _ = det._splits(rows, None, None)
+    assert len(cal) == 24 and len(train) + len(val) + len(cal) == 120  # 20 % of 120
+
+    def original(part):  # a subset of the rest after the calibration split
+        return set(np.asarray(part.dataset.indices)[np.asarray(part.indices)].tolist())
+
+    assert not (original(train) | original(val)) & set(cal.indices)
+    det.fit(rows)
+    np.testing.assert_allclose(np.sort(det.decision_function(rows[cal.indices])), det.calibration_.normal_scores)
+    assert list(det.held_out(rows).indices) == list(cal.indices)  # what int8 and quantize calibrate on
+
+
+@pytest.mark.parametrize(
+    "n, fpr, size", [(30, None, 19), (60, None, 19), (120, None, 24), (600, None, 120), (200, 0.01, 99)]
+)
+def test_the_split_is_as_large_as_the_target_needs(n, fpr, size):
+    from reconad.calibration import calibration_split_size
+
+    assert calibration_split_size(n, 0.2, fpr) == size
+
+
+def test_the_default_target_is_5_percent_until_the_scores_resolve_1_percent():
+    rng = np.random.default_rng(0)
+    few, many = Calibration.fit(rng.random(60)), Calibration.fit(rng.random(120))
+    assert few.basis == "fpr=0.05" and few.default_target and many.basis == "fpr=0.01"
+    from reconad.calibration import default_target_note
+
+    assert "cannot resolve 1%" in default_target_note(few) and "needs 99" in default_target_note(few)
+    assert default_target_note(Calibration.fit(rng.random(60), fpr=0.05)) == ""
+    back = Calibration.from_dict(json.loads(json.dumps(few.to_dict())))
+    assert back.default_target and back.to_dict() == few.to_dict()
+
+
+def test_the_expected_band_is_the_beta_law_of_the_realised_rate():
+    from reconad.calibration import realised_rate_band
+
+    # 60 scores, 5 %: k = 3, realised rate ~ Beta(3, 58); simulate it with uniform scores
+    lo, hi = realised_rate_band(60, 0.05)
+    rng = np.random.default_rng(0)
+    rates = [1 - threshold_for_fpr(np.sort(rng.random(60)), 0.05)[0] for _ in range(4000)]
+    assert np.mean(np.array(rates) < lo) == pytest.approx(0.05, abs=0.012)
+    assert np.mean(np.array(rates) > hi) == pytest.approx(0.05, abs=0.012)
+    note = Calibration.fit(rng.random(60), fpr=0.05).expectation_note()
+    assert f"{100 * lo:.2g}%-{100 * hi:.2g}%" in note and "1% needs 99" in note
+
+
+def test_a_target_the_images_cannot_resolve_is_one_line_saying_how_many_it_needs():
+    from helpers.recon_toys import plane_rows
+
+    rows = plane_rows(60, np.random.default_rng(0))
+    with pytest.raises(DataError, match=r"fpr 0.01 needs at least 109 normal images \(99 set aside"):
+        Detector("ae", fpr=0.01, **_plane_opts()).fit(rows)
+    from reconad.calibration import calibrate_normal_scores
+
+    with pytest.raises(DataError, match="fpr 0.01 needs at least 99 reviewed normal images, got 60"):
+        calibrate_normal_scores(np.arange(60.0), 0.01)
+    cal = calibrate_normal_scores(np.arange(60.0), 0.05)
+    assert cal.threshold == 57.0 and cal.source == "reviewed normal"  # k = floor(0.05 * 61) = 3
+    np.testing.assert_allclose(cal.p_values([57.0, 100.0]), [4 / 61, 1 / 61])
+
+
+def test_the_measured_rate_is_shown_beside_its_band():
+    from reconad.calibration import measured_note, realised_rate_band
+
+    cal = Calibration.fit(np.arange(60.0), fpr=0.05)
+    lo, hi = realised_rate_band(60, 0.05, n_new=100)
+    assert lo < 0.05 < hi
+    inside, outside = measured_note(cal, 5, 100), measured_note(cal, 40, 100)
+    assert "measured on the test split: 5% (5 of 100 normal images), inside the band" in inside
+    assert "outside the band" in outside and f"{100 * lo:.2g}%-{100 * hi:.2g}%" in outside

@@ -38,6 +38,7 @@ CONFIG = dict(
     patience=None,
     val_fraction=0.25,
     threshold_quantile=QUANTILE,
+    calibration="holdout",  # these tests check the held-out split's mechanics
 )
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -122,6 +122,8 @@ def test_int8_export_records_its_accuracy_check_and_the_engine_obeys_it(fresh_ru
     meta = json.loads((fresh_run / INT8_FILE).with_suffix(".json").read_text())
     own = meta["int8_calibration"]  # int8 scores the held-out normals itself: its own threshold
     assert own["threshold"] is not None and "int8" in own["source"]
+    run_cal = json.loads((fresh_run / "model" / "config.json").read_text())["calibration"]
+    assert own["n_normal"] == run_cal["n_normal"]  # the same images the float threshold came from
     int8 = open_run(fresh_run, "onnx-int8")
     assert int8.calibrated.engine == "onnx-int8" and int8.threshold == pytest.approx(own["threshold"])
     assert open_run(fresh_run, "onnx").calibrated.engine == "float"

@@ -101,7 +101,7 @@ def test_cli_train_and_test_print_the_unresolved_rate(tiny_mvtec, tmp_path, caps
     run = tmp_path / "run"
     base = ["--dataset", "mvtec", "--root", str(tiny_mvtec), "--category", "brick", "--image-size", "32"]
     opts = ["--epochs", "1", "--fpr", "0.05", "--quiet", "--set", "width=8", "--set", "bottleneck=4"]
-    more = ["--set", "val_fraction=0.07", "--set", "patience=null"]
+    more = ["--set", "val_fraction=0.07", "--set", "patience=null", "--set", "calibration=holdout"]
     assert main(["train", *base, "--out", str(run), *opts, *more]) == 0
     out = capsys.readouterr().out
     assert "from 1 held-out normal scores" in out and "not resolved" in out and "at least 19" in out
@@ -109,6 +109,16 @@ def test_cli_train_and_test_print_the_unresolved_rate(tiny_mvtec, tmp_path, caps
     assert cfg["expected_fpr"] == pytest.approx(0.5) and cfg["expected_fpr_resolved"] is False
     assert main(["test", str(run), "--heatmaps", "0", "--quiet", "--engine", "torch"]) == 0
     assert "calibration: expected false-alarm rate not resolved" in capsys.readouterr().out
+
+
+def test_cli_train_refuses_a_target_the_images_cannot_resolve_in_one_line(tiny_mvtec, tmp_path, capsys):
+    from reconad.cli import main
+
+    base = ["--dataset", "mvtec", "--root", str(tiny_mvtec), "--category", "brick", "--image-size", "32"]
+    opts = ["--epochs", "1", "--fpr", "0.05", "--quiet", "--set", "width=8", "--set", "bottleneck=4"]
+    assert main(["train", *base, "--out", str(tmp_path / "run"), *opts]) == 2  # 16 images; 5 % needs 29
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fpr 0.05 needs at least 29 normal images (19 set aside" in err[0]
 
 
 # ------------------------------------------------------------ pixel value ranges

@@ -38,7 +38,7 @@ def test_predict_into_an_existing_out_keeps_only_the_new_overlays(run, tiny_mvte
 
 
 def test_fewer_heatmaps_on_a_second_test_leave_no_stale_ones(run):
-    assert main(["test", str(run), "--heatmaps", "3", "--quiet"]) == 0
+    assert main(["test", str(run), "--heatmaps", "5", "--quiet"]) == 0  # at least 5, whatever the ranking
     many = set((run / "heatmaps").glob("*.png"))
     assert main(["test", str(run), "--heatmaps", "1", "--quiet"]) == 0
     few = set((run / "heatmaps").glob("*.png"))

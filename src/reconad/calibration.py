@@ -22,6 +22,12 @@ scores alone give
   decision as ``score > threshold`` above;
 * an **F1-optimal threshold** when scores of labelled anomalies are given too.
 
+How far one calibration's realised rate can fall from its target: conditional on the
+``n`` calibration scores, the chance that a new normal score lies above ``s_(n-k+1)`` is
+``1 - F(s_(n-k+1))``, which follows a ``Beta(k, n + 1 - k)`` distribution (mean ``k / (n
++ 1)``); ``realised_rate_band`` gives its central 90 % interval, what "5 % target: 60
+images give 2-9 % on new parts" means.  The band narrows only as ``n`` grows.
+
 ``threshold_quantile`` (the older setting) is kept: the threshold is then the
 interpolated ``q``-quantile of the normal scores (``numpy.quantile``).
 
@@ -49,6 +55,7 @@ from reconad.errors import ConfigError, DataError, ScoringError
 
 __all__ = [
     "Calibration",
+    "calibrate_normal_scores",
     "conformal_p_values",
     "expected_fpr",
     "f1_optimal_threshold",
@@ -56,8 +63,24 @@ __all__ = [
     "fpr_resolution",
     "kde_threshold",
     "normals_needed",
+    "calibration_split_size",
+    "images_needed",
+    "realised_rate_band",
+    "require_resolvable",
+    "require_split_resolvable",
     "threshold_for_fpr",
+    "default_fpr",
+    "default_target_note",
+    "measured_note",
 ]
+
+#: the default target false-alarm rate, and the tighter one used where the normals resolve it
+DEFAULT_FPR, FINE_FPR = 0.05, 0.01
+#: tighter targets a diagnostic names the image count for (the first below the target that
+#: the scores do not resolve)
+TIGHTER_TARGETS = (0.1, 0.05, 0.01, 0.005, 0.001)
+#: the source name of a calibration split's scores (``Detector``'s default calibration)
+SET_ASIDE = "set-aside normal"
 
 METHODS = ("conformal", "kde")
 
@@ -109,6 +132,104 @@ def fpr_resolution(n: int) -> float:
 def normals_needed(rate: float) -> int:
     """The fewest normal scores that resolve ``rate`` (``n + 1 >= 1 / rate``)."""
     return max(1, math.ceil(1.0 / rate - 1e-9) - 1)
+
+
+def require_resolvable(n: int, fpr: float, what: str = "normal images") -> None:
+    """``DataError`` in one line when ``n`` scores cannot resolve ``fpr`` (``fpr < 1/(n+1)``),
+    saying how many it needs; never a silently different rate."""
+    if not 0 < fpr < 1:
+        raise ConfigError(f"fpr must be in (0, 1), got {fpr}")
+    if fpr < fpr_resolution(n) - 1e-12:
+        raise DataError(
+            f"fpr {fpr:g} needs at least {normals_needed(fpr)} {what}, got {n}: "
+            f"give more or a target of at least {_pct(fpr_resolution(n))}"
+        )
+
+
+#: the fewest images a calibration split leaves to train on
+MIN_TRAIN = 10
+
+
+def calibration_split_size(n: int, fraction: float, fpr: float | None = None) -> int:
+    """How many of ``n`` normal images the default calibration (``split``) sets aside:
+    ``ceil(fraction n)``, at least what ``fpr`` needs (5 % when none is given), and never
+    so many that fewer than ``MIN_TRAIN`` are left to train on (0 when none can be spared)."""
+    need = normals_needed(DEFAULT_FPR if fpr is None else fpr)
+    want = max(math.ceil(fraction * n - 1e-9), need)
+    return max(0, min(want, n - MIN_TRAIN))
+
+
+def images_needed(fpr: float) -> int:
+    """The fewest normal images with which a calibration split resolves ``fpr``: what it
+    calibrates on (``normals_needed``) and ``MIN_TRAIN`` to train on."""
+    return normals_needed(fpr) + MIN_TRAIN
+
+
+def require_split_resolvable(n: int, fpr: float) -> None:
+    """``DataError`` in one line when a calibration split of ``n`` normal images cannot
+    resolve ``fpr``, saying how many images it needs."""
+    if not 0 < fpr < 1:
+        raise ConfigError(f"fpr must be in (0, 1), got {fpr}")
+    if n < images_needed(fpr):
+        raise DataError(
+            f"fpr {fpr:g} needs at least {images_needed(fpr)} normal images ({normals_needed(fpr)} set aside "
+            f"to calibrate, {MIN_TRAIN} to train), got {n}: give more images or a target of at least "
+            f"{_pct(fpr_resolution(max(n - MIN_TRAIN, 1)))}"
+        )
+
+
+def default_fpr(n: int) -> float:
+    """The target used when none is given: 1 % where ``n`` calibration scores resolve it,
+    else 5 %."""
+    return FINE_FPR if fpr_resolution(n) <= FINE_FPR + 1e-12 else DEFAULT_FPR
+
+
+def realised_rate_band(n: int, fpr: float, level: float = 0.9, n_new: int | None = None) -> tuple[float, float]:
+    """The central ``level`` interval of the rate a conformal threshold for ``fpr`` from
+    ``n`` calibration scores realises on new normal data: ``Beta(k, n + 1 - k)``,
+    ``k = floor(fpr (n + 1))`` (``k = 1`` when ``n`` cannot resolve ``fpr``).  With
+    ``n_new``: the band of the share flagged among that many new normal images (the
+    beta-binomial, which adds the count's own noise)."""
+    from scipy.stats import beta, betabinom
+
+    k = max(1, min(int(math.floor(fpr * (n + 1) + 1e-9)), n))
+    q = [(1 - level) / 2, (1 + level) / 2]
+    if n_new:
+        lo, hi = betabinom.ppf(q, int(n_new), k, n + 1 - k) / int(n_new)
+    else:
+        lo, hi = beta.ppf(q, k, n + 1 - k)
+    return float(lo), float(hi)
+
+
+def default_target_note(cal: Calibration) -> str:
+    """One line when the target rate was the default rather than asked for ("" otherwise):
+    which rate, and why not 1 %."""
+    if not cal.default_target or cal.target_fpr is None:
+        return ""
+    if cal.target_fpr <= FINE_FPR:
+        return f"fpr not given: {_pct(cal.target_fpr)} ({cal.n} {cal.source} scores resolve it)"
+    line = (
+        f"fpr not given: {_pct(cal.target_fpr)}, because {cal.n} {cal.source} scores cannot resolve "
+        f"{_pct(FINE_FPR)} (it needs {normals_needed(FINE_FPR)}"
+    )
+    if cal.source == SET_ASIDE:
+        line += f": --fpr {FINE_FPR:g} with at least {images_needed(FINE_FPR)} normal images"
+    return line + ")"
+
+
+def measured_note(cal: Calibration, flagged: int, normals: int) -> str:
+    """The expected rate and its 90 % band beside the rate measured on ``normals`` test
+    normals (``flagged`` of them above the threshold), in one line."""
+    target = cal.target_fpr
+    measured = f"measured on the test split: {_pct(flagged / normals)} ({flagged} of {normals} normal images)"
+    if target is None:
+        return measured
+    lo, hi = realised_rate_band(cal.n, target, n_new=normals)
+    inside = "inside" if lo - 1e-12 <= flagged / normals <= hi + 1e-12 else "outside"
+    return (
+        f"false alarms: {_pct(target)} target, expected {_pct(lo)}-{_pct(hi)} on {normals} new normal images "
+        f"(90 % band from {cal.n} calibration scores); {measured}, {inside} the band"
+    )
 
 
 def expected_fpr(normal_sorted: np.ndarray, threshold: float, method: str = "conformal") -> float:
@@ -212,8 +333,10 @@ class Calibration:
     ``basis`` says how the threshold was chosen: ``"fpr=0.01"``, ``"quantile=0.99"`` or
     ``"f1"`` (labelled anomalies), prefixed ``"kde "`` when ``method`` is ``"kde"`` (a
     kernel density estimate of the normal scores, see the module docstring) rather than
-    ``"conformal"``.  ``source``: which normals were scored (``"held-out normal"``, or
-    ``"training"`` when nothing was held out: optimistic).  ``expected_fpr`` is always
+    ``"conformal"``.  ``source``: which normals were scored (``"set-aside normal"``: the
+    default calibration split, which nothing of the model saw; ``"held-out normal"``, or
+    ``"training"`` when nothing was held out: optimistic).  ``default_target``: the
+    target was ``default_fpr``'s, not one asked for.  ``expected_fpr`` is always
     computed from the scores and the threshold (``expected_fpr()``), also for records
     saved by older versions; ``resolved`` says whether the normals can resolve the rate
     asked for at all.
@@ -228,6 +351,8 @@ class Calibration:
     f1: float | None = None
     source: str = "held-out normal"
     method: str = "conformal"
+    #: whether the target rate was the default (``default_fpr``), not one asked for
+    default_target: bool = False
     expected_fpr: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -244,12 +369,17 @@ class Calibration:
         use_f1: bool = False,
         source: str = "held-out normal",
         method: str = "conformal",
+        default_target: bool = False,
     ) -> Calibration:
         """Calibrate on normal scores; ``fpr`` wins over ``quantile``; ``use_f1`` picks the F1 threshold;
-        ``method``: ``conformal`` (order statistics) or ``kde`` (a Gaussian KDE's quantile)."""
+        ``method``: ``conformal`` (order statistics) or ``kde`` (a Gaussian KDE's quantile).
+        Neither ``fpr`` nor ``quantile`` nor ``use_f1``: ``default_fpr(n)`` (5 %, or 1 % where
+        the scores resolve it)."""
         if method not in METHODS:
             raise ConfigError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
         normal = np.sort(_scores(normal_scores, "normal"))
+        if fpr is None and quantile is None and not use_f1:
+            fpr, default_target = default_fpr(normal.size), True
         f1_thr = f1 = None
         if anomaly_scores is not None and np.asarray(anomaly_scores).size:
             f1_thr, f1 = f1_optimal_threshold(normal, anomaly_scores)
@@ -268,8 +398,6 @@ class Calibration:
             else:
                 thr = float(np.quantile(normal, float(quantile)))
             basis = f"quantile={float(quantile):g}"
-        elif not use_f1:
-            raise ConfigError("give fpr, quantile or anomaly scores with use_f1=True")
         if use_f1:
             thr, basis = f1_thr, "f1"  # type: ignore[assignment]
         return cls(
@@ -282,6 +410,7 @@ class Calibration:
             f1=f1,
             source=source,
             method=method,
+            default_target=default_target and basis != "f1",
         )
 
     @property
@@ -339,6 +468,31 @@ class Calibration:
             f"({self.n}) to resolve a rate below {_pct(self.resolution)}{need}"
         )
 
+    @property
+    def band(self) -> tuple[float, float] | None:
+        """The 90 % band of the rate this threshold realises on new normal data
+        (``realised_rate_band``); None without a target rate."""
+        target = self.target_fpr
+        return None if target is None else realised_rate_band(self.n, target)
+
+    def expectation_note(self) -> str:
+        """What to expect on new parts, in one line: the target, the 90 % band its
+        calibration scores give, and how many a tighter target needs."""
+        target, band = self.target_fpr, self.band
+        if target is None or band is None:
+            return f"threshold chosen by {self.basis} on labelled anomalies: no target false-alarm rate"
+        chosen = " (the default)" if self.default_target else ""
+        line = (
+            f"{_pct(target)} target{chosen}: {self.n} {self.source} scores give "
+            f"{_pct(band[0])}-{_pct(band[1])} on new normal parts (90 % band)"
+        )
+        tighter = next((t for t in TIGHTER_TARGETS if t < target - 1e-12 and normals_needed(t) > self.n), None)
+        if tighter is not None:
+            line += f"; {_pct(tighter)} needs {normals_needed(tighter)} such scores"
+            if self.source == SET_ASIDE:
+                line += f" (--fpr {tighter:g} with at least {images_needed(tighter)} normal images)"
+        return line
+
     def describe(self) -> str:
         """One line for people: the threshold and what it means."""
         return f"threshold {self.threshold:.4g} ({self.basis}, from {self.n} {self.source} scores; {self.rate_note()})"
@@ -359,6 +513,9 @@ class Calibration:
             "f1": self.f1,
             "source": self.source,
             "method": self.method,
+            "default_target": self.default_target,
+            "realised_rate_band": None if self.band is None else list(self.band),
+            "expectation_note": self.expectation_note(),
             "n_normal": self.n,
             "normal_scores": [float(s) for s in self.normal_scores],
         }
@@ -377,6 +534,17 @@ class Calibration:
                 f1=d.get("f1"),
                 source=str(d.get("source", "held-out normal")),
                 method=str(d.get("method", "conformal")),
+                default_target=bool(d.get("default_target", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"bad calibration record: {exc}") from exc
+
+
+def calibrate_normal_scores(scores: Any, fpr: float, source: str = "reviewed normal") -> Calibration:
+    """Threshold and p-value reference from an array of normal scores at target ``fpr``:
+    the conformal ``Calibration`` (flag ``score > threshold``; ``p_values`` against these
+    scores).  A target the scores cannot resolve (``fpr < 1/(n+1)``) is a one-line
+    ``DataError`` saying how many it needs; NaN / infinite scores are a ``DataError``."""
+    arr = _scores(scores, source)
+    require_resolvable(arr.size, float(fpr), f"{source} images")
+    return Calibration.fit(arr, fpr=float(fpr), source=source)

@@ -130,9 +130,9 @@ def _train_parser(sub: Any) -> None:
         "--fpr",
         type=_finite,
         default=None,
-        help="target false-alarm rate on normal images: the threshold is chosen from held-out "
-        "normal scores so that about this share of normal images is flagged "
-        "(default: the 0.99 quantile of those scores)",
+        help="target false-alarm rate on normal images: the threshold is chosen from the scores of "
+        "normal images set aside before training so that at most this share of new normal images is "
+        "flagged (default: 0.05, or 0.01 where the set-aside images resolve it)",
     )
     t.add_argument("--device", default="auto")
     t.add_argument(
@@ -279,9 +279,11 @@ def _benchmark_parser(sub: Any) -> None:
         type=POSITIVE,
         default=None,
         help="speed: training images (default 300; small for a quick check); "
-        "calibration: training images per texture (default 120)",
+        "calibration: training images per set (default 30, 60, 120 and all)",
     )
-    b.add_argument("--fpr", type=_finite, default=None, help="calibration: target false-alarm rate (default 0.05)")
+    b.add_argument(
+        "--fpr", type=_finite, default=None, help="calibration: target false-alarm rate (default 0.05 and 0.01)"
+    )
     b.add_argument(
         "--labelled-fraction",
         type=_finite,
@@ -535,6 +537,7 @@ def _calibration_settings(args: argparse.Namespace) -> ProtocolSettings:
     fpr = common["options"].pop("fpr", None)
     if fpr is not None and not (isinstance(fpr, (int, float)) and 0 < float(fpr) < 1):
         raise ReconadError(f"--fpr must be in (0, 1), got {fpr}")  # checked before any data is read
+    extra = _protocol_fields(common["options"], ("methods", "n_train", "n_fresh", "n_defects", "fprs"))
     dataset = args.dataset or "textures"
     if dataset not in ("textures", "magnetic-tile"):
         raise ReconadError(f"--dataset {dataset!r}: the calibration protocol runs on textures or magnetic-tile")
@@ -545,8 +548,11 @@ def _calibration_settings(args: argparse.Namespace) -> ProtocolSettings:
         dataset=dataset,
         root=args.root,
         categories=_split_list(args.categories),
-        fprs=[0.05, 0.01] if fpr is None else [float(fpr)],
-        n_train=[args.n_train] if args.n_train else None,
+        **{
+            "fprs": [0.05, 0.01] if fpr is None else [float(fpr)],
+            "n_train": [args.n_train] if args.n_train else None,
+            **extra,
+        },
         image_size=args.image_size or 256,
     )
 
@@ -681,6 +687,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"trained {args.model} in {h.seconds:.1f}s ({h.epochs_run} epochs, best {h.best_epoch + 1}); "
         f"{cal}; saved to {args.out}"
     )
+    if det.calibration_ is not None:
+        from reconad.calibration import default_target_note
+
+        note = default_target_note(det.calibration_)
+        if note:
+            print(note)
+        print(f"expected: {det.calibration_.expectation_note()}")
     return 0
 
 
@@ -709,6 +722,9 @@ def cmd_test(args: argparse.Namespace) -> int:
         note = (m.get("calibration") or {}).get("expected_fpr_note")
         if note:  # what calibration promised, beside what the test split measured
             print(f"calibration: {note}")
+        expected = m.get("expected_vs_measured")
+        if expected:
+            print(expected)
     print(f"metrics written to {Path(args.run) / 'metrics.json'}")
     if report:
         from reconad.report import report_path

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from reconad.calibration import Calibration
+from reconad.calibration import SET_ASIDE, Calibration
 from reconad.data.geometry import apply_geometry, check_geometry, fixed
 from reconad.data.inputs import as_image_dataset
 from reconad.data.labels import LabelledDataset, dataset_labels
@@ -43,16 +43,23 @@ DETECTOR_DEFAULTS: dict[str, Any] = {
     "image_size": 256,
     "resize_mode": "resize",
     "val_fraction": 0.1,
-    "threshold_quantile": 0.99,
+    # The older rule (the threshold at this quantile of the normal scores); None: not used.
+    "threshold_quantile": None,
     # Target false-alarm rate on normal data; when set it wins over threshold_quantile.
+    # Neither given: 5 %, or 1 % where the calibration scores resolve it (default_fpr).
     "fpr": None,
     # A named set of model options (the model's ``presets``); options given beside it win.
     "preset": None,
-    # Where the threshold's normal scores come from: the held-out split ("holdout"), or
-    # every training image scored by a model that did not see it ("cross-fit": K more
+    # Where the threshold's normal scores come from.  "split" (the default): a share of the
+    # normal images (calibration_fraction, at least what the target rate needs) set aside
+    # before training, which no part of the model sees (not early stopping, not the score
+    # normalisation): exact split-conformal, see BENCHMARKS §22.  "holdout": the
+    # val_fraction split that also served early stopping and normalisation (optimistic).
+    # "cross-fit": every training image scored by a model that did not see it (K more
     # trainings, K = calibration_folds); "kde": the held-out split's scores smoothed by a
     # Gaussian kernel density estimate, whose quantile is the threshold (adVAE's rule).
-    "calibration": "holdout",
+    "calibration": "split",
+    "calibration_fraction": 0.2,
     "calibration_folds": 5,
     # Tiled scoring of large images (reconad.tiling): the model trains on and scores
     # tile_size squares cut from images read at their own resolution; None: whole
@@ -63,7 +70,7 @@ DETECTOR_DEFAULTS: dict[str, Any] = {
     # training images' sizes (reconad.data.geometry); recorded as geometry_ and in config.json.
     "geometry": None,
 }
-CALIBRATIONS = ("holdout", "cross-fit", "kde")
+CALIBRATIONS = ("split", "holdout", "cross-fit", "kde")
 
 
 def _is_clips(data: Any) -> bool:
@@ -212,8 +219,12 @@ class Detector:
             raise ConfigError(f"image_size must be >= {min_image_size} for {self.model_name}, got {size}")
         if not 0 <= float(s["val_fraction"]) < 1:
             raise ConfigError("val_fraction must be in [0, 1)")
-        if not 0 < float(s["threshold_quantile"]) <= 1:
-            raise ConfigError("threshold_quantile must be in (0, 1]")
+        q = s["threshold_quantile"]
+        if q is not None and (isinstance(q, (bool, str)) or not 0 < float(q) <= 1):
+            raise ConfigError(f"threshold_quantile must be in (0, 1], got {q!r}")
+        frac = s["calibration_fraction"]
+        if isinstance(frac, (bool, str)) or not 0 < float(frac) < 1:
+            raise ConfigError(f"calibration_fraction must be a number in (0, 1), got {frac!r}")
         fpr = s["fpr"]
         if fpr is not None and (isinstance(fpr, (bool, str)) or not 0 < float(fpr) < 1):
             raise ConfigError(f"fpr must be a number in (0, 1), got {fpr!r}")
@@ -339,8 +350,34 @@ class Detector:
         return labels
 
     def held_out(self, train: Any) -> Dataset:
-        """The share of ``train`` that ``fit`` holds out for calibration (same seed, same split)."""
-        return self._holdout(self._dataset(train), None)[1]
+        """The share of ``train`` that ``fit`` holds out for calibration (same seed, same split):
+        the calibration split (``calibration="split"``), else the held-out ``val_fraction``."""
+        ds = self._dataset(train)
+        if self.settings["calibration"] == "split" and float(self.settings["val_fraction"]) > 0:
+            known = dataset_labels(ds)  # labelled anomalies are never set aside, as in fit
+            cal = self._calibration_split(ds, known if known is not None and known.any() else None)[1]
+            if cal is not None:
+                return cal
+            return Subset(ds, [])
+        return self._holdout(ds, None)[1]
+
+    def _calibration_split(self, train: Dataset, labels: np.ndarray | None) -> tuple[Dataset, Dataset | None]:
+        """Set aside the calibration images (``calibration_split_size`` of the normal ones, seed
+        + 2) before anything else sees the data; (rest, None) when too few to set any aside.
+        An ``fpr`` the split cannot resolve is a one-line ``DataError`` saying what it needs."""
+        from reconad.calibration import calibration_split_size, require_split_resolvable
+
+        normal = np.arange(len(train)) if labels is None else np.flatnonzero(labels == 0)  # type: ignore[arg-type]
+        fpr = self.settings["fpr"]
+        fraction = float(self.settings["calibration_fraction"])
+        if fpr is not None:
+            require_split_resolvable(len(normal), float(fpr))
+        k = calibration_split_size(len(normal), fraction, None if fpr is None else float(fpr))
+        if k < 2:
+            return train, None
+        cal = np.sort(np.random.default_rng(self.train_config.seed + 2).permutation(normal)[:k])
+        rest = np.setdiff1d(np.arange(len(train)), cal)  # type: ignore[arg-type]
+        return Subset(train, rest.tolist()), Subset(train, cal.tolist())
 
     def _holdout(self, train: Dataset, labels: np.ndarray | None) -> tuple[Dataset, Dataset]:
         """Hold out ``val_fraction`` of the unlabelled samples; labelled anomalies all stay in training."""
@@ -411,7 +448,14 @@ class Detector:
         return type(self)(model, **{**self._options, **options})
 
     def _split(self, data: Any, y: Any, val_data: Any) -> tuple[Dataset, Dataset | None, bool]:
-        """(training set with its labels, held-out normal set or None, whether it is a table)."""
+        """(training set with its labels, held-out normal set or None, whether it is a table);
+        the calibration split (``_splits``) is in neither."""
+        train, val, _, table = self._splits(data, y, val_data)
+        return train, val, table
+
+    def _splits(self, data: Any, y: Any, val_data: Any) -> tuple[Dataset, Dataset | None, Dataset | None, bool]:
+        """(training set, held-out set for early stopping and normalisation, calibration
+        split or None, whether it is a table)."""
         table = is_table(data)
         self._check_kind(table, video=_is_clips(data))
         self.feature_names_in_ = feature_names(data)  # DataFrame columns, matched by name when scoring
@@ -425,6 +469,11 @@ class Detector:
         if len(train) == 0:  # type: ignore[arg-type]
             raise DataError("the training set is empty")
         val: Dataset | None = None
+        cal: Dataset | None = None
+        if self.settings["calibration"] == "split" and val_data is None and float(self.settings["val_fraction"]) > 0:
+            train, cal = self._calibration_split(train, labels)  # val_fraction 0: hold nothing out
+            if cal is not None and labels is not None:
+                labels = labels[np.asarray(train.indices)]  # type: ignore[attr-defined]
         if val_data is not None:
             if is_table(val_data) != table or _is_clips(val_data) != _is_clips(data):
                 kinds = ("table rows", "images") if table else ("images", "table rows")
@@ -432,7 +481,7 @@ class Detector:
             val = self._dataset(match_columns(val_data, self.feature_names_in_))
         elif float(self.settings["val_fraction"]) > 0 and len(train) >= 10:  # type: ignore[arg-type]
             train, val = self._holdout(train, labels)
-        return train, val, table
+        return train, val, cal, table
 
     def fit(
         self,
@@ -455,14 +504,17 @@ class Detector:
         that marks anomalies (ConfigError) rather than silently dropping them.
 
         ``val_data``: held-out normal data for early stopping and the threshold; when
-        absent, ``val_fraction`` of the unlabelled samples of ``data`` is held out.
+        absent, ``val_fraction`` of the unlabelled samples of ``data`` is held out.  With
+        ``calibration="split"`` (the default) and no ``val_data``, the calibration share
+        (``calibration_fraction``, at least what ``fpr`` needs) is set aside first and
+        scored only after training, so the threshold and p-values are split-conformal.
         """
         self.__dict__.pop("selection_", None)
         self._resolve()
         if is_auto(self._model_param):  # train the candidates, keep the best (reconad.selection)
             return self.fit_auto(data, y, val_data)
         self.geometry_ = apply_geometry(self.settings, data, model_entry(self.model_name)[0].min_image_size)
-        train, val, table = self._split(data, y, val_data)
+        train, val, cal_split, table = self._splits(data, y, val_data)
         torch.manual_seed(self.train_config.seed)
         model_config = dict(self.model_config)
         seed = self.train_config.seed
@@ -480,11 +532,21 @@ class Detector:
         self.history_ = trainer.fit(model, tiles, self._tiles(val, seed + 1))
         self.model_ = model
         self._device = trainer.device
+        return self._calibrate_after_fit(data, y, val_data, (train, val, cal_split))
+
+    def _calibrate_after_fit(
+        self, data: Any, y: Any, val_data: Any, parts: tuple[Dataset, Dataset | None, Dataset | None]
+    ) -> Detector:
+        """The threshold and p-values' scores as ``calibration`` says (after training)."""
+        train, val, cal_split = parts
+        if cal_split is not None:  # images no part of the model saw: exact split-conformal
+            self._calibrate_on(self.decision_function(cal_split), SET_ASIDE)
+            return self
         calib = val if val is not None and len(val) else train  # type: ignore[arg-type]
         if calib is train:
             warnings.warn(
                 "no held-out normal data: the threshold comes from training scores and will be optimistic",
-                stacklevel=2,
+                stacklevel=3,
             )
         source = "held-out normal" if calib is not train else "training"
         if self.settings["calibration"] == "cross-fit" and val_data is None:
@@ -508,6 +570,10 @@ class Detector:
             labels = known if known is not None else np.zeros(len(ds), dtype=np.int64)  # type: ignore[arg-type]
         normal = np.flatnonzero(labels == 0)
         k = int(self.settings["calibration_folds"])
+        if self.settings["fpr"] is not None:
+            from reconad.calibration import require_resolvable
+
+            require_resolvable(len(normal), float(self.settings["fpr"]))
         if len(normal) < 2 * k:
             raise DataError(f"cross-fitted calibration with {k} folds needs at least {2 * k} normal samples")
         order = np.random.default_rng(self.train_config.seed + 1).permutation(normal)
@@ -535,11 +601,11 @@ class Detector:
         anomaly_scores: np.ndarray | None = None,
         use_f1: bool = False,
     ) -> Calibration:
-        fpr = self.settings["fpr"]
+        fpr, q = self.settings["fpr"], self.settings["threshold_quantile"]
         self.calibration_ = Calibration.fit(
             normal_scores,
             fpr=None if fpr is None else float(fpr),
-            quantile=None if fpr is not None else float(self.settings["threshold_quantile"]),
+            quantile=None if fpr is not None or q is None else float(q),
             anomaly_scores=anomaly_scores,
             use_f1=use_f1,
             source=source,
@@ -757,7 +823,7 @@ class Detector:
         vs = cfg.get("val_scores")
         self.val_scores_ = None if vs is None else np.asarray(vs, dtype=np.float64)
         try:
-            self.calibration_ = calibration_from_config(cfg, float(self.settings["threshold_quantile"]))
+            self.calibration_ = calibration_from_config(cfg, float(self.settings["threshold_quantile"] or 0.99))
         except DataError as exc:
             raise ModelFileError(f"{directory}: {exc}") from exc
         self.selection_ = cfg.get("selection")

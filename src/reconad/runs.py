@@ -242,6 +242,10 @@ def split_metrics(pipe: Pipeline, spec: DataSpec, tp: ScoredSplit) -> dict[str, 
     if threshold is not None:
         pred = scores > threshold
         metrics["false_alarm_rate"] = float(pred[y == 0].mean()) if (y == 0).any() else float("nan")
+        if cal is not None and (y == 0).any():
+            from reconad.calibration import measured_note
+
+            metrics["expected_vs_measured"] = measured_note(cal, int(pred[y == 0].sum()), int((y == 0).sum()))
         metrics["detection_rate"] = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
     if (y == 0).any() and (y == 1).any():
         from reconad.calibration import f1_optimal_threshold

@@ -270,7 +270,7 @@ def _choose(run: Path, engine: str, sha: str, input_size: int) -> tuple[str, Pat
 
 def _run_calibration(run: Path, cfg: dict[str, Any], settings: dict[str, Any]) -> Calibrated:
     try:
-        cal = calibration_from_config(cfg, float(settings.get("threshold_quantile", 0.99)))
+        cal = calibration_from_config(cfg, float(settings.get("threshold_quantile") or 0.99))
     except DataError as exc:
         raise ModelFileError(f"{run / 'model'}: {exc}") from None
     threshold = cfg.get("threshold")

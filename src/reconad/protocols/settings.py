@@ -52,22 +52,24 @@ class SpeedSettings(ProtocolSettings):
 @dataclass
 class CalibrationSettings(ProtocolSettings):
     """Realised against expected false-alarm rates at target rates, per training-set size
-    and calibration method (``holdout``, ``cross-fit``), on textures or magnetic tiles."""
+    and calibration method (``split``, ``holdout``, ``cross-fit``), on textures or magnetic tiles."""
 
     dataset: str = "textures"
     root: str | None = None
     categories: list[str] | None = None
     fprs: list[float] = field(default_factory=lambda: [0.05, 0.01])
     n_train: list[int] | None = None
-    methods: list[str] = field(default_factory=lambda: ["holdout", "cross-fit"])
+    methods: list[str] = field(default_factory=lambda: ["split", "holdout", "cross-fit"])
     n_fresh: int = 500
+    #: generated defects of each kind among the fresh textures' test images (for the AUROC)
+    n_defects: int = 10
     image_size: int = 256
 
     def sizes(self) -> list[int]:
-        """Training-set sizes: as given, else 60, 120 and all (240 generated textures, 762 tiles)."""
+        """Training-set sizes: as given, else 30, 60, 120 and all (240 generated textures, 762 tiles)."""
         if self.n_train:
             return list(self.n_train)
-        return [60, 120, 762] if self.dataset == "magnetic-tile" else [60, 120, 240]
+        return [30, 60, 120, 762] if self.dataset == "magnetic-tile" else [30, 60, 120, 240]
 
 
 @dataclass

@@ -194,6 +194,16 @@ def _operating_rows(m: dict[str, Any], y: np.ndarray, s: np.ndarray, threshold: 
             row("Threshold", f"{threshold:.6g}"),
             row("Basis", html.escape(basis)),
             row("Realised false-alarm rate", _rate(fa, n_normal)),
+            *(
+                [row("Expected against measured", html.escape(str(m["expected_vs_measured"])))]
+                if m.get("expected_vs_measured")
+                else []
+            ),
+            *(
+                [row("What the calibration gives", html.escape(str(m["calibration"]["expectation_note"])))]
+                if (m.get("calibration") or {}).get("expectation_note")
+                else []
+            ),
             row("Realised detection rate", _rate(det, n_anom)),
             row("Flagged / passed", f"{int(pred.sum())} / {int((~pred).sum())}"),
             row("False alarms / misses", f"{fa} / {n_anom - det}"),

@@ -11,6 +11,7 @@ from reconad.models.base import ModelConfig
 RESIDUALS = ("cosine", "l2", "cosine+l2")
 SCORES = ("max", "topk", "mean", "deep-mean", "level-topk")
 NORMALIZATIONS = ("level", "position", "none")
+NORMALIZE_ON = ("held-out", "training")
 HYBRIDS = ("none", "patch", "bottleneck", "pooled")
 HYBRID_FUSIONS = ("sum", "max")
 HYBRID_SCALES = ("moments", "tail")
@@ -32,6 +33,10 @@ class HFRConfig(ModelConfig):
     residual: per-level residual; ``cosine`` = 1 - cos(f, f_hat) over channels.
     normalization: ``level`` (one mean/std per level, from held-out normals) or
     ``position`` (a mean/std map per level, for aligned objects).
+    normalize_on: which normal images the normalisation (and the other score
+    statistics) are fitted on: ``held-out`` (the validation split; the training images
+    when it has fewer than 2) or ``training`` (every normal training image: steadier
+    with few images, the same for models trained on nested subsets; BENCHMARKS §22).
     level_weights: weights of the normalised per-level maps in the fused map, finest
     first.  Default (None) 1, 2, 4, ... doubling per level: the finest level's residual is the noisiest on busy
     textures; weighting deeper levels more raised pixel AUROC on every set we measured
@@ -85,6 +90,7 @@ class HFRConfig(ModelConfig):
     residual: str = "cosine"
     level_weights: list[float] | None = None
     normalization: str = "level"
+    normalize_on: str = "held-out"
     blur_sigma: float = 4.0
     score: str = "topk"
     topk_ratio: float = 0.01
@@ -134,16 +140,16 @@ class HFRConfig(ModelConfig):
         if self.memory_temperature <= 0 or self.memory_entropy < 0 or self.anomaly_weight < 0:
             raise ConfigError("memory_temperature must be > 0; memory_entropy and anomaly_weight >= 0")
         self._check_denoise()
-        if self.residual not in RESIDUALS:
-            raise ConfigError(f"unknown residual {self.residual!r}; choose one of {', '.join(RESIDUALS)}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ConfigError(
-                f"unknown normalization {self.normalization!r}; choose one of {', '.join(NORMALIZATIONS)}"
-            )
+        for name, value, allowed in (
+            ("residual", self.residual, RESIDUALS),
+            ("normalization", self.normalization, NORMALIZATIONS),
+            ("normalize_on", self.normalize_on, NORMALIZE_ON),
+            ("score", self.score, SCORES),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
         if self.bottleneck_pool < 1:
             raise ConfigError(f"bottleneck_pool must be >= 1, got {self.bottleneck_pool}")
-        if self.score not in SCORES:
-            raise ConfigError(f"unknown score {self.score!r}; choose one of {', '.join(SCORES)}")
         if self.width < 8 or self.bottleneck < 1:
             raise ConfigError("width must be >= 8 and bottleneck >= 1")
         if not 0 < self.topk_ratio <= 1:

@@ -223,7 +223,9 @@ class HFR(AnomalyModel):
         image a pixel is; its std never goes below a tenth of the level's std.
         """
         normal_train = train_data.normal() if isinstance(train_data, FeatureCache) else train_data
-        held_out = val_data if val_data is not None and len(val_data) >= 2 else normal_train  # type: ignore[arg-type]
+        held_out = normal_train
+        if val_data is not None and len(val_data) >= 2 and self.config.normalize_on == "held-out":  # type: ignore[arg-type]
+            held_out = val_data
         self.eval()
         self._fit_normalisation(held_out, device)
         if self.nearest is not None:
