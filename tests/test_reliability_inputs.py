@@ -252,4 +252,4 @@ def test_streamed_predict_refuses_a_nan_score_instead_of_writing_normal(tmp_path
     origin = Origin("0" * 64, {})
     pipe = Pipeline("ae", InputSpec(SIZE), NanScorer(), None, Calibrated(0.5, None), 4, origin)
     with pytest.raises(ScoringError, match=r"a\.png: NaN score"):
-        stream_predict(pipe, [path], tmp_path / "out", overlays=False, show_progress=False)
+        stream_predict(pipe, [path], tmp_path / "out", overlays="none", show_progress=False)

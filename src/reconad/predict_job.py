@@ -25,6 +25,7 @@ __all__ = [
     "OVERLAYS",
     "check_overlays",
     "check_resume",
+    "complete_rows",
     "done_counter",
     "job_record",
     "kept_rows",
@@ -112,11 +113,26 @@ def check_resume(out: Path, job: dict[str, Any], has_rows: bool) -> str:
     return str(recorded.get("base") or job["base"]) if has_rows else job["base"]
 
 
+def complete_rows(path: Path, with_header: bool = False) -> list[list[str]]:
+    """The complete data rows of a CSV written by this module (the header first with
+    ``with_header``); a trailing partial line (an interrupted write) is cut from the file.
+    [] when the file does not exist."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    text = data.decode("utf-8")  # before cutting: a file that is not ours is left as it is
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        text = data.decode("utf-8")
+        with open(path, "r+b") as fh:
+            fh.truncate(len(data))
+    rows = list(csv.reader(text.splitlines()))
+    return rows if with_header else rows[1:] if rows else []
+
+
 def kept_rows(path: Path, header: list[str], numeric: tuple[int, ...] = ()) -> list[list[str]]:
     """The rows of an earlier call's CSV (a last line cut by an interruption is dropped); a
     file that is not UTF-8, has another header or a damaged row is refused in one line."""
-    from reconad.streaming import complete_rows
-
     try:
         rows = complete_rows(path, with_header=True)
     except UnicodeDecodeError as exc:

@@ -38,7 +38,16 @@ import numpy as np
 from reconad.atomic import atomic_open, write_text
 from reconad.errors import DataError, ReconadError
 from reconad.jsonfile import write_json
-from reconad.predict_job import JOB_KEY, check_overlays, check_resume, done_counter, job_record, kept_rows, real_key
+from reconad.predict_job import (
+    JOB_KEY,
+    check_overlays,
+    check_resume,
+    complete_rows,
+    done_counter,
+    job_record,
+    kept_rows,
+    real_key,
+)
 
 if TYPE_CHECKING:  # torch loads where it is used: ``reconad.quick_predict`` runs without it
     from reconad.inference import Pipeline
@@ -63,23 +72,6 @@ class StreamResult:
 def shard_bounds(n: int, rank: int, world: int) -> tuple[int, int]:
     """[start, end) of rank's contiguous share of n items (sizes differ by at most one)."""
     return n * rank // world, n * (rank + 1) // world
-
-
-def complete_rows(path: Path, with_header: bool = False) -> list[list[str]]:
-    """The complete data rows of a CSV written by this module (the header first with
-    ``with_header``); a trailing partial line (an interrupted write) is cut from the file.
-    [] when the file does not exist."""
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    text = data.decode("utf-8")  # before cutting: a file that is not ours is left as it is
-    if data and not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-        text = data.decode("utf-8")
-        with open(path, "r+b") as fh:
-            fh.truncate(len(data))
-    rows = list(csv.reader(text.splitlines()))
-    return rows if with_header else rows[1:] if rows else []
 
 
 class _RowFile:
