@@ -8,10 +8,14 @@ input so that D reconstructs the result too.  Per batch, G first, then D:
     L_G = ||X - G(X)||_1 + ||G(X) - D(G(X))||_1
     L_D = ||X - D(X)||_1 - k·||G(X) - D(G(X))||_1      (G(X) a constant here)
 
-(norms as means over the elements and the batch; k = ``w_fake``).  Score
-||x - D(G(x))||_2 as the mean squared residual per element (a monotone map of the L2
-norm: the same ranking); ``score="l1"`` for the mean absolute residual.  Map
-|x - D(G(x))| (channel mean, [0, 1] units).
+(norms as means over the elements and the batch; k = ``w_fake``).  Score (default
+``score="g"``): G's residual ||x - G(x)||^2 (mean per element), map |x - G(x)|.  The
+paper's score ||x - D(G(x))||_2 is ``score="l2"`` (the mean squared residual per
+element, a monotone map of the L2 norm) or ``"l1"`` (mean absolute), map
+|x - D(G(x))| (channel mean, [0, 1] units).  D is trained to spoil what G draws, so
+its reconstruction of G(x) is spoilt for normal images too, by an amount the state of
+the game decides: the paper's score followed ink on one-class MNIST-10k (BENCHMARKS
+§13.1, §21), G's own residual did not.
 
 Defaults: Adam with betas (0.5, 0.999) for both, G's learning rate 1e-3 (the engine's
 ``lr``) and D's 2e-4 (``lr_d``), batch 64, 15 epochs (the family's DCGAN defaults).
@@ -72,6 +76,9 @@ class ADAE(AdversarialModel):
         return StepOutput(logs["loss_g"], logs)
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x_hat = self.discriminator(self.generator(x))
+        x_hat = self.generator(x)
+        if self.config.score == "g":
+            return mean_squared(x, x_hat), self.residual(x, x_hat)
+        x_hat = self.discriminator(x_hat)
         scores = mean_squared(x, x_hat) if self.config.score == "l2" else mean_abs(x, x_hat)
         return scores, self.residual(x, x_hat)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from reconad.errors import ConfigError
-from reconad.models.adversarial import GANConfig, check_choice
+from reconad.models.adversarial import GANConfig, check_choice, check_weights
 
 SCORES = ("fm", "l1", "l2", "ce")
 
@@ -30,6 +30,8 @@ class ALADConfig(GANConfig):
     score: str = "fm"
     spectral_norm: bool = True
     use_dzz: bool = True
+    w_cycle: float = 0.0
+    ema_decay: float = 0.999
     dropout: float = 0.2
     joint: int | None = None
 
@@ -39,6 +41,7 @@ class ALADConfig(GANConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("score", self.score, SCORES)
+        check_weights(self, "w_cycle")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.joint is not None and self.joint < 1:

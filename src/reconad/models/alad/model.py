@@ -63,6 +63,7 @@ class ALAD(AdversarialModel):
         self.d_xz = build_pair_discriminator(c, c.resolved_joint(), c.dropout, spectral=c.spectral_norm)
         self.d_xx = build_dxx(c)
         self.d_zz = build_dzz(c)
+        self.track_weight_average()
 
     def _discriminators(self) -> list[torch.nn.Module]:
         return [self.d_xz, self.d_xx] + ([self.d_zz] if self.config.use_dzz else [])
@@ -100,6 +101,8 @@ class ALAD(AdversarialModel):
         """The flipped labels; the terms on (x, x) and (z, z) carry no gradient for G or E and are left out."""
         loss = bce(self.d_xz(x, f["z_enc"])[0], 0.0) + bce(self.d_xz(f["x_gen"], z)[0], 1.0)
         loss = loss + bce(self.d_xx(x, f["x_rec"])[0], 1.0)
+        if self.config.w_cycle > 0:
+            loss = loss + self.config.w_cycle * (x - f["x_rec"]).abs().mean()
         if self.config.use_dzz:
             loss = loss + bce(self.d_zz(z, f["z_rec"])[0], 1.0)
         return loss
@@ -115,6 +118,7 @@ class ALAD(AdversarialModel):
         with cached():  # again after D's update
             loss_ge = self._generator_loss(x, z, f)
         logs["loss_ge"] = ctx.step("ge", loss_ge)
+        self.update_weight_average()
         return StepOutput(logs["loss_ge"], logs)
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,6 +33,8 @@ class EGBADConfig(GANConfig):
 
     score: str = "fm"
     alpha: float = 0.9
+    w_cycle: float = 0.0
+    ema_decay: float = 0.9999
     dropout: float | None = None
     joint: int | None = None
 
@@ -42,7 +44,7 @@ class EGBADConfig(GANConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("score", self.score, SCORES)
-        check_weights(self, "alpha")
+        check_weights(self, "alpha", "w_cycle")
         if self.alpha > 1:
             raise ConfigError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.dropout is not None and not 0 <= self.dropout < 1:

@@ -56,6 +56,7 @@ class EGBAD(AdversarialModel):
         self.discriminator = build_pair_discriminator(
             c, c.resolved_joint(), c.resolved_dropout(), spectral=c.spectral_norm
         )
+        self.track_weight_average()
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         c = self.config
@@ -76,7 +77,11 @@ class EGBAD(AdversarialModel):
             real_logits, _ = self.discriminator(x, z_enc)
             fake_logits, _ = self.discriminator(x_gen, z)
         loss_g, loss_e = bce(fake_logits, 1.0), bce(real_logits, 0.0)
-        logs["loss_ge"] = ctx.step("ge", loss_g + loss_e)
+        loss_ge = loss_g + loss_e
+        if self.config.w_cycle > 0:
+            loss_ge = loss_ge + self.config.w_cycle * (x - self.generator(z_enc)).abs().mean()
+        logs["loss_ge"] = ctx.step("ge", loss_ge)
+        self.update_weight_average()
         logs.update(loss_g=float(loss_g.detach()), loss_e=float(loss_e.detach()))
         return StepOutput(logs["loss_ge"], logs)
 
