@@ -636,11 +636,12 @@ class AdversarialModel(ReconstructionModel):
         """One step of the average, after a training step has updated the weights."""
         if self.config.ema_decay <= 0:
             return
-        t = float(self.ema_updates)
+        counter = self.get_buffer("ema_updates")
+        t = float(counter)
         decay = min(self.config.ema_decay, (1.0 + t) / (10.0 + t))
         for name, p in self.named_parameters():
-            getattr(self, _ema_name(name)).lerp_(p.detach(), 1.0 - decay)
-        self.ema_updates += 1
+            self.get_buffer(_ema_name(name)).lerp_(p.detach(), 1.0 - decay)
+        counter.add_(1)
 
     @torch.no_grad()
     def use_weight_average(self) -> None:
@@ -648,7 +649,7 @@ class AdversarialModel(ReconstructionModel):
         if self.config.ema_decay <= 0:
             return
         for name, p in self.named_parameters():
-            p.copy_(getattr(self, _ema_name(name)))
+            p.copy_(self.get_buffer(_ema_name(name)))
 
     def on_fit_end(self, train_data: Any, val_data: Any, device: torch.device) -> None:
         self.use_weight_average()

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from reconad.errors import ConfigError
-from reconad.models.adversarial import GANConfig, check_choice, check_weights
+from reconad.models.adversarial import GANConfig, check_choice
 
 SCORES = ("fm", "l1", "l2", "ce")
 
@@ -30,18 +30,18 @@ class ALADConfig(GANConfig):
     score: str = "fm"
     spectral_norm: bool = True
     use_dzz: bool = True
-    w_cycle: float = 0.0
     ema_decay: float = 0.999
     dropout: float = 0.2
     joint: int | None = None
 
+    #: model files saved before the weight average existed scored their last weights
+    legacy_values: ClassVar[dict[str, Any]] = {"ema_decay": 0.0}
     image_latent: ClassVar[int] = 100
     table_latent: ClassVar[int] = 32
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_choice("score", self.score, SCORES)
-        check_weights(self, "w_cycle")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.joint is not None and self.joint < 1:
