@@ -18,7 +18,10 @@ few hundred steps, and at 2e-4 the U-Net had not learnt to redraw anything by th
 residual measured ink, not shape, and ranked some classes upside down (one-class
 MNIST-10k, class 8: 0.31, BENCHMARKS §11; the test suite's digits, class 1: 0.12).  At
 1e-3 the same steps redraw the normal class (digits, class 1: 0.98; four times the
-epochs at 2e-4 give the same, 0.97; BENCHMARKS §21).
+epochs at 2e-4 give the same, 0.97; BENCHMARKS §21).  What the rate does not change:
+the skip connections carry any image past the bottleneck, so on one-class
+Fashion-MNIST's bags the U-Net redraws bags and the other garments equally well (mean
+|x - G(x)| 0.060 against 0.063) and ranks them near chance at either rate (§21).
 
 Deviations: the official code's score uses the mean *squared* image residual, adds
 L_lat to D's loss as well, and min-max scales scores over the test set; we follow the
