@@ -40,7 +40,6 @@ class EGBADConfig(GANConfig):
 
     score: str = "ce"
     alpha: float | None = None
-    ema_decay: float = 0.0
     dropout: float | None = None
     joint: int | None = None
 
