@@ -95,3 +95,12 @@ def test_a_model_saved_before_the_weight_average_loads_without_it(tmp_path):
     again = Detector.load(path)
     assert again.model_.config.ema_decay == 0
     np.testing.assert_array_equal(again.decision_function(images[:6]), old.decision_function(images[:6]))
+
+
+def test_a_model_that_keeps_no_weight_average_refuses_ema_decay_in_one_line():
+    from reconad.errors import ConfigError
+    from reconad.models import build_model
+
+    with pytest.raises(ConfigError, match="ema_decay") as err:
+        build_model("ganomaly", input_shape=[3, 8, 8], width=4, ema_decay=0.9)
+    assert "\n" not in str(err.value)

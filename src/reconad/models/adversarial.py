@@ -614,10 +614,14 @@ class AdversarialModel(ReconstructionModel):
     default_monitor: ClassVar[str] = "none"
     #: set by image-only models (their papers have no table variant)
     image_only: ClassVar[bool] = False
+    #: set by models whose training step keeps the weight average (``ema_decay``)
+    keeps_weight_average: ClassVar[bool] = False
 
     def __init__(self, config: GANConfig) -> None:
         if self.image_only and config.is_table:
             raise ConfigError(f"model {self.name} takes images only; for tables use egbad, alad or ganomaly")
+        if config.ema_decay > 0 and not self.keeps_weight_average:
+            raise ConfigError(f"model {self.name} keeps no weight average; ema_decay is for alad and egbad")
         super().__init__(config)
 
     # ---------------------------------------------------------- weight average

@@ -59,6 +59,7 @@ from reconad.models.alad.networks import build_dxx, build_dzz
 
 class ALAD(AdversarialModel):
     name = "alad"
+    keeps_weight_average = True
     train_defaults: ClassVar[dict[str, Any]] = {"batch_size": 64, "epochs": 15, "lr": 1e-3, "patience": None}
 
     config: ALADConfig

@@ -52,6 +52,7 @@ from reconad.models.egbad.config import EGBADConfig
 
 class EGBAD(AdversarialModel):
     name = "egbad"
+    keeps_weight_average = True
 
     config: EGBADConfig
 
