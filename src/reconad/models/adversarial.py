@@ -87,6 +87,12 @@ class GANConfig(NetConfig):
     ALAD, GANomaly and Skip-GANomaly.
     spectral_norm: spectral normalisation of the discriminator side (and, where the
     model says so, the encoder); off unless a model's docstring says otherwise.
+    ema_decay: an exponential moving average of every weight, kept during training and
+    put in place of the weights once training ends (what is scored, saved and exported);
+    0 = off.  The decay of step t is min(ema_decay, (1 + t) / (10 + t)), so that a short
+    run averages its last steps rather than its initialisation.  The last weights of a
+    GAN depend on which side won the last few steps; their average does not, so seeds
+    and epoch counts agree.  Off unless a model says otherwise.
     latent_dim: size of z; None = the model's paper value for images (``image_latent``)
     and ``table_latent`` for rows.
     """
@@ -96,6 +102,7 @@ class GANConfig(NetConfig):
     betas_g: list[float] = field(default_factory=lambda: [0.5, 0.999])
     betas_d: list[float] = field(default_factory=lambda: [0.5, 0.999])
     spectral_norm: bool = False
+    ema_decay: float = 0.0
 
     image_latent: ClassVar[int] = 100
     table_latent: ClassVar[int] = 32
@@ -106,6 +113,9 @@ class GANConfig(NetConfig):
         _check_lr("lr_d", self.lr_d)
         self.betas_g = _check_betas("betas_g", self.betas_g)
         self.betas_d = _check_betas("betas_d", self.betas_d)
+        check_types(self, numbers=("ema_decay",))
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
     def resolved_latent(self) -> int:
         if self.latent_dim is not None:
@@ -583,6 +593,10 @@ def sum_abs(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 # -------------------------------------------------------------------- base class
+def _ema_name(param_name: str) -> str:
+    return "ema__" + param_name.replace(".", "__")
+
+
 class AdversarialModel(ReconstructionModel):
     """Base of the GAN family: images and rows like the reconstruction models, GAN defaults.
 
@@ -600,11 +614,49 @@ class AdversarialModel(ReconstructionModel):
     default_monitor: ClassVar[str] = "none"
     #: set by image-only models (their papers have no table variant)
     image_only: ClassVar[bool] = False
+    #: set by models whose training step keeps the weight average (``ema_decay``)
+    keeps_weight_average: ClassVar[bool] = False
 
     def __init__(self, config: GANConfig) -> None:
         if self.image_only and config.is_table:
             raise ConfigError(f"model {self.name} takes images only; for tables use egbad, alad or ganomaly")
+        if config.ema_decay > 0 and not self.keeps_weight_average:
+            raise ConfigError(f"model {self.name} keeps no weight average; ema_decay is for alad and egbad")
         super().__init__(config)
+
+    # ---------------------------------------------------------- weight average
+    def track_weight_average(self) -> None:
+        """Start the moving average of every weight (``config.ema_decay`` > 0); subclasses
+        call it once their networks exist.  The averages are buffers, so checkpoints,
+        resumes and saved models keep them."""
+        if self.config.ema_decay <= 0:
+            return
+        for name, p in self.named_parameters():
+            self.register_buffer(_ema_name(name), p.detach().clone())
+        self.register_buffer("ema_updates", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def update_weight_average(self) -> None:
+        """One step of the average, after a training step has updated the weights."""
+        if self.config.ema_decay <= 0:
+            return
+        counter = self.get_buffer("ema_updates")
+        t = float(counter)
+        decay = min(self.config.ema_decay, (1.0 + t) / (10.0 + t))
+        for name, p in self.named_parameters():
+            self.get_buffer(_ema_name(name)).lerp_(p.detach(), 1.0 - decay)
+        counter.add_(1)
+
+    @torch.no_grad()
+    def use_weight_average(self) -> None:
+        """Put the averaged weights in place of the last ones (at the end of training)."""
+        if self.config.ema_decay <= 0:
+            return
+        for name, p in self.named_parameters():
+            p.copy_(self.get_buffer(_ema_name(name)))
+
+    def on_fit_end(self, train_data: Any, val_data: Any, device: torch.device) -> None:
+        self.use_weight_average()
 
     # ------------------------------------------------------------------ inputs
     def inputs(self, batch: ImageBatch | RowBatch) -> torch.Tensor:

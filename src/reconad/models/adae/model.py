@@ -11,16 +11,17 @@ input so that D reconstructs the result too.  Per batch, G first, then D:
 (norms as means over the elements and the batch; k = ``w_fake``).  Score
 ||x - D(G(x))||_2 as the mean squared residual per element (a monotone map of the L2
 norm: the same ranking); ``score="l1"`` for the mean absolute residual.  Map
-|x - D(G(x))| (channel mean, [0, 1] units).
+|x - D(G(x))| (channel mean, [0, 1] units).  ``score="g"``: G's own residual
+||x - G(x)||^2, map |x - G(x)|.
 
-Defaults: Adam with betas (0.5, 0.999) for both, G's learning rate 1e-3 (the engine's
-``lr``) and D's 2e-4 (``lr_d``), batch 64, 15 epochs (the family's DCGAN defaults).
+Defaults: Adam with betas (0.5, 0.999) for both, learning rate 1e-3 (the engine's
+``lr``) for G and D, batch 64, 15 epochs (the family's DCGAN defaults).  D at a fifth
+of G's rate (the old default) never learnt to reconstruct in the few hundred steps of a
+one-class set, and the score followed ink (BENCHMARKS §13.1, §21).
 
 Deviations and choices: k = 0.5 instead of the paper's 1 (see ``ADAEConfig.w_fake``:
 with 1, D is free to reconstruct nothing once G is good).  The paper gives no learning
-rates we could check; D learning five times slower than G (as a public TensorFlow
-re-implementation does) kept the toy problems of the test suite stable, where with
-equal rates D soon spoiled everything G made.  Each image autoencoder is a fully
+rates we could check.  Each image autoencoder is a fully
 convolutional DCGAN-style stack (stride-2 4x4 stages to ``min_size``, channels capped
 at 8·width, 32 in the first stage, layer normalisation: see ``ADAEConfig.norm``) rather
 than the paper's exact layers.  The last epoch is kept (``monitor="none"``).  Table
@@ -72,6 +73,9 @@ class ADAE(AdversarialModel):
         return StepOutput(logs["loss_g"], logs)
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x_hat = self.discriminator(self.generator(x))
+        x_hat = self.generator(x)
+        if self.config.score == "g":
+            return mean_squared(x, x_hat), self.residual(x, x_hat)
+        x_hat = self.discriminator(x_hat)
         scores = mean_squared(x, x_hat) if self.config.score == "l2" else mean_abs(x, x_hat)
         return scores, self.residual(x, x_hat)

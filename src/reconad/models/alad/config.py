@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from reconad.errors import ConfigError
 from reconad.models.adversarial import GANConfig, check_choice
@@ -30,9 +30,12 @@ class ALADConfig(GANConfig):
     score: str = "fm"
     spectral_norm: bool = True
     use_dzz: bool = True
+    ema_decay: float = 0.999
     dropout: float = 0.2
     joint: int | None = None
 
+    #: model files saved before the weight average existed scored their last weights
+    legacy_values: ClassVar[dict[str, Any]] = {"ema_decay": 0.0}
     image_latent: ClassVar[int] = 100
     table_latent: ClassVar[int] = 32
 

@@ -8,7 +8,7 @@ from reconad.engine.config import check_types
 from reconad.errors import ConfigError
 from reconad.models.adversarial import NORMS, GANConfig, check_choice, check_weights
 
-SCORES = ("d_rx", "d_x")
+SCORES = ("rec", "d_rx", "d_x")
 
 
 @dataclass
@@ -23,8 +23,15 @@ class ALOCCConfig(GANConfig):
     r_steps: updates of R per discriminator update (2, the official code's, so that D
     does not win; the paper's 1 made the score swing from seed to seed on the test
     suite's toy problem).
-    score: ``d_rx`` (1 - D(R(x)), the paper's detector) or ``d_x`` (1 - D(x), the
-    paper's baseline with the discriminator alone).
+    score: ``rec`` (default: R's reconstruction error ||x - R(x)||^2, the mean over the
+    pixels), ``d_rx`` (1 - D(R(x)), the paper's detector) or ``d_x`` (1 - D(x), the
+    paper's baseline with the discriminator alone).  The paper's score is not the
+    default because D is trained to call R's outputs *fake*: once D tells them from
+    real images, 1 - D(R(x)) is high for every reconstruction of a normal image, and
+    how it ranks the images R has never seen depends on which artefacts D keyed on
+    (on one-class MNIST-10k it ranked 6 classes of 10 below chance, and its sign
+    changed with the epoch count, BENCHMARKS §13.1).  R's own error does not depend on
+    D's verdict: D shapes R during training, and R's error scores.
     d_norm: D's normalisation, ``layer`` (default), ``batch`` (DCGAN's) or ``none``.  D
     sees batches of real and of reconstructed images separately; with batch statistics
     it can tell them apart by those alone, and at test time (running statistics of the
@@ -37,7 +44,7 @@ class ALOCCConfig(GANConfig):
     noise_std: float = 0.155
     w_rec: float = 0.4
     r_steps: int = 2
-    score: str = "d_rx"
+    score: str = "rec"
     d_norm: str = "layer"
 
     def __post_init__(self) -> None:
