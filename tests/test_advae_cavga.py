@@ -26,6 +26,7 @@ from helpers.recon_training import (
     fit_tiny,
     tiny_images,
 )
+from helpers.saved import reload_without_option
 from reconad import Detector
 from reconad.calibration import Calibration, kde_threshold
 from reconad.data.labels import LabelledDataset
@@ -86,15 +87,10 @@ def test_cavga_latent_map_needs_three_halvings_on_small_images():
 
 def test_a_cavga_saved_before_min_stages_loads_as_it_was_built(tmp_path):
     """Files written before ``min_stages`` existed hold a min_size-only (7x7 at 28 px) network."""
-    import json
 
     images = np.random.default_rng(0).random((24, 28, 28)).astype(np.float32)
     old = Detector("cavga", **{**BASE, "width": 4, "epochs": 1, "min_stages": 1}).fit(images)
-    path = old.save(tmp_path / "old")
-    cfg = json.loads((path / "config.json").read_text())
-    del cfg["model_config"]["min_stages"]
-    (path / "config.json").write_text(json.dumps(cfg))
-    again = Detector.load(path)
+    again = reload_without_option(old, tmp_path / "old", "min_stages")
     assert again.model_.config.min_stages == 1
     np.testing.assert_array_equal(again.decision_function(images[:6]), old.decision_function(images[:6]))
 
