@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from reconad.png_writer import encode_rgb_png
-from reconad.visualize import _colormap, overlay, save_overlay
+from reconad.visualize import _jet_table, overlay, save_overlay
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 7, 3), (9, 1, 3), (33, 65, 3), (256, 516, 3)])
@@ -43,7 +43,9 @@ def test_the_blend_is_the_float64_blend_to_one_level():
     amap[0, :3] = [np.nan, np.inf, -np.inf]
     got = overlay(img, amap, -1.0, 2.0)
     norm = np.clip((np.nan_to_num(amap, nan=-1.0) + 1.0) / 3.0, 0, 1)
-    want = (np.clip(0.55 * img.transpose(1, 2, 0) + 0.45 * _colormap(norm), 0, 1) * 255).astype(np.uint8)
+    jet = _jet_table()  # matplotlib's own 256 colours, looked up in float64
+    heat = jet[np.clip((norm * len(jet)).astype(np.int64), 0, len(jet) - 1)]
+    want = (np.clip(0.55 * img.transpose(1, 2, 0) + 0.45 * heat, 0, 1) * 255).astype(np.uint8)
     assert got.dtype == np.uint8 and got.shape == (40, 50, 3)
     assert np.abs(got.astype(int) - want.astype(int)).max() <= 1
 

@@ -51,14 +51,6 @@ def _jet_table() -> np.ndarray:
     return _JET
 
 
-def _colormap(values: np.ndarray) -> np.ndarray:
-    """matplotlib's "jet" of ``values`` in [0, 1], through its own 256-entry table (the colours
-    matplotlib gives, looked up once instead of per call)."""
-    jet = _jet_table()
-    n = len(jet)
-    return jet[np.clip((np.asarray(values, dtype=np.float64) * n).astype(np.int64), 0, n - 1)]
-
-
 def overlay(
     image: np.ndarray | torch.Tensor, amap: np.ndarray, vmin: float, vmax: float, alpha: float = 0.45
 ) -> np.ndarray:
