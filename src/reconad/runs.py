@@ -8,7 +8,6 @@ for ``--resume``), and after testing ``metrics.json`` and ``scores.csv``.
 from __future__ import annotations
 
 import csv
-import logging
 import os
 import shutil
 import time
@@ -32,8 +31,6 @@ from reconad.metrics import evaluate, undefined_reasons
 from reconad.rundir import recorded_spec
 from reconad.streaming import StreamResult
 from reconad.visualize import save_overlay
-
-log = logging.getLogger("reconad")
 
 
 def train_run(
@@ -79,22 +76,24 @@ def _auto_geometry(spec: DataSpec, model: str, config: dict[str, Any]) -> tuple[
     as the model was trained; (spec, the choice's record) — the spec as given otherwise."""
     from dataclasses import replace
 
-    from reconad.data.geometry import choose_geometry, image_sizes
+    from reconad.data.geometry import apply_geometry, dataset_paths
     from reconad.models import model_entry
 
     if config.get("geometry") != "auto":
         return spec, None
     asked = int(config.get("image_size", spec.image_size))
-    sizes = image_sizes(replace(spec, image_size=asked).build("train"))
-    if not sizes:
+    settings: dict[str, Any] = {"geometry": "auto", "image_size": asked}
+    paths = dataset_paths(replace(spec, image_size=asked).build("train"))
+    if not paths:
         raise DataError(f"--set geometry=auto: no training image files under {spec.root} to choose from")
-    choice = choose_geometry(sizes, asked, model_entry(model)[0].min_image_size)
-    log.info("geometry='auto': %s", choice.reason)
+    record = apply_geometry(settings, paths, model_entry(model)[0].min_image_size)  # the Detector's own choice
     for key in ("image_size", "resize_mode", "tile_size"):
         config.pop(key, None)
     config["geometry"] = None  # chosen here, once: the detector takes it as given
-    chosen = replace(spec, image_size=choice.image_size, resize_mode=choice.resize_mode, tile_size=choice.tile_size)
-    return chosen, choice.to_dict()
+    chosen = replace(
+        spec, image_size=settings["image_size"], resize_mode=settings["resize_mode"], tile_size=settings["tile_size"]
+    )
+    return chosen, record
 
 
 def _check_label_policy(spec: DataSpec, det: Detector) -> None:
