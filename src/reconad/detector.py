@@ -509,10 +509,10 @@ class Detector:
         (``calibration_fraction``, at least what ``fpr`` needs) is set aside first and
         scored only after training, so the threshold and p-values are split-conformal.
         """
-        self.__dict__.pop("selection_", None)
-        self._resolve()
         if is_auto(self._model_param):  # train the candidates, keep the best (reconad.selection)
             return self.fit_auto(data, y, val_data)
+        self.__dict__.pop("selection_", None)
+        self._resolve()
         self.geometry_ = apply_geometry(self.settings, data, model_entry(self.model_name)[0].min_image_size)
         train, val, cal_split, table = self._splits(data, y, val_data)
         torch.manual_seed(self.train_config.seed)
