@@ -117,10 +117,10 @@ def _batches(items: list[tuple[int, Path]], size: int) -> Iterator[list[tuple[in
 class _Scoring:
     """What scoring one batch needs: the pipeline and where overlays go."""
 
-    def __init__(self, pipe: Pipeline, overlay_dir: Path | None, index_width: int, which: str = "all") -> None:
+    def __init__(self, pipe: Pipeline, overlay_dir: Path, index_width: int, which: str = "all") -> None:
         self.pipe = pipe
         self.overlay_dir, self.width = overlay_dir, index_width
-        self.which = which  # "all" images get an overlay, or the "flagged" ones only
+        self.which = which  # which images get an overlay: "all", the "flagged" ones or "none"
         self.vmin, self.vmax = pipe.calibrated.color_range
         # numpy pixels (no PyTorch) unless the engine or the tiler runs PyTorch anyway
         self.arrays = pipe.engine != "torch" and pipe.tiler is None
@@ -137,7 +137,7 @@ class _Scoring:
     def overlay(self, index: int, path: Path, image: Any, amap: np.ndarray, flagged: bool) -> None:
         from reconad.visualize import save_overlay
 
-        if self.overlay_dir is None or (self.which == "flagged" and not flagged):
+        if self.which == "none" or (self.which == "flagged" and not flagged):
             return
         target = self.overlay_dir / f"{index:0{self.width}d}_{path.stem}.png"
         # under a temporary name, renamed; a fast encoder: predict writes one per image (BENCHMARKS §18)
@@ -342,7 +342,7 @@ def stream_predict(
         _fresh(out, rank, world)
     distributed = world > 1
     start, end = shard_bounds(len(files), rank, world)
-    job = _Scoring(pipe, None if overlays == "none" else out, max(4, len(str(len(files) - 1))), overlays)
+    job = _Scoring(pipe, out, max(4, len(str(len(files) - 1))), overlays)
     batch_size = batch_size or pipe.batch_size
     if rank == 0:
         write_json(out / "predict.json", {**pipe.describe(), "inputs": len(files), JOB_KEY: record})
