@@ -201,15 +201,6 @@ def _verdict(f: dict[str, float | None], q: dict[str, float | None]) -> tuple[bo
     return True, f"every metric within {TOLERANCE} of float and the verdict rates kept: {text}"
 
 
-def _own_calibration(pipe: Pipeline, cal: dict[str, Any] | None) -> Pipeline:
-    """``pipe`` thresholded by the int8 export's own calibration (as ``--engine onnx-int8`` is)."""
-    if cal is None:
-        return pipe
-    own = Calibration.from_dict(cal)
-    calibrated = replace(pipe.calibrated, threshold=float(own.threshold), calibration=own, engine="onnx-int8")
-    return replace(pipe, calibrated=calibrated)
-
-
 def _quantize(det: Detector, float_path: Path, target: Path, inputs: list[np.ndarray]) -> None:
     """``quantize_file``, a graph ONNX Runtime cannot quantize refused in one line."""
     try:
@@ -247,7 +238,8 @@ def quantize_run(run: str | os.PathLike) -> QuantizeResult:
     int8_pipe = float_pipe.with_engine_file("onnx-int8", target)
     with torch.inference_mode():
         meta["int8_calibration"] = _int8_calibration(int8_pipe, normals)
-        int8_pipe = _own_calibration(int8_pipe, meta["int8_calibration"])
+        # thresholded by its own calibration, as --engine onnx-int8 is
+        int8_pipe = replace(int8_pipe, calibrated=int8_pipe.calibrated.with_own(meta["int8_calibration"], "onnx-int8"))
         f, q = _test_metrics(float_pipe, spec, run), _test_metrics(int8_pipe, spec, run)
     offered, reason = _verdict(f, q)
     meta["accuracy_check"] = {

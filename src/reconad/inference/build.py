@@ -279,12 +279,9 @@ def _run_calibration(run: Path, cfg: dict[str, Any], settings: dict[str, Any]) -
 
 def _engine_calibration(base: Calibrated, engine: str, meta: dict[str, Any] | None) -> Calibrated:
     """An int8 export's own calibration (its scores differ from float's) where it records one."""
-    if engine != "onnx-int8" or not meta or not meta.get("int8_calibration") or base.calibration is None:
+    if engine != "onnx-int8" or not meta:
         return base
-    from reconad.calibration import Calibration
-
-    cal = Calibration.from_dict(meta["int8_calibration"])
-    return replace(base, threshold=float(cal.threshold), calibration=cal, engine="onnx-int8")
+    return base.with_own(meta.get("int8_calibration"), "onnx-int8")
 
 
 def open_run(

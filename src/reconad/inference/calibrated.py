@@ -60,6 +60,14 @@ class Calibrated:
             return None
         return (np.asarray(scores, dtype=np.float64) > self.threshold).astype(int)
 
+    def with_own(self, calibration: dict[str, Any] | None, engine: str) -> Calibrated:
+        """This calibration replaced by an export's own (``Calibration.to_dict`` form), for an
+        engine whose scores differ from float's (int8); unchanged where either is missing."""
+        if not calibration or self.calibration is None:
+            return self
+        own = Calibration.from_dict(calibration)
+        return replace(self, threshold=float(own.threshold), calibration=own, engine=engine)
+
     def require_threshold(self) -> float:
         if self.threshold is None:
             raise DataError(self.note or "no threshold: this model was saved without one; calibrate() it first")
