@@ -248,7 +248,7 @@ def test_calibration_protocol_reports_the_realised_false_alarm_rates(tmp_path):
 
     settings = CalibrationSettings(
         categories=["brick"],
-        fprs=[0.1, 0.05],
+        fpr=[0.1, 0.05],
         n_train=[40],
         methods=["split", "holdout", "cross-fit"],
         n_fresh=10,

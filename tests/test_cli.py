@@ -266,10 +266,3 @@ def test_benchmark_refuses_a_flag_its_protocol_does_not_read(tmp_path, capsys, a
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"reconad: error: {flag} does not apply to the") and hint in err and "\n" not in err
     assert not (tmp_path / "o").exists()
-
-
-def test_benchmark_flags_at_their_defaults_pass_the_protocol_check():
-    from reconad.cli import build_parser, check_protocol_flags
-
-    args = build_parser().parse_args(["benchmark", "--protocol", "tabular", "--resize-mode", "resize"])
-    check_protocol_flags(args)  # the default model and resize mode are not "given"

@@ -40,12 +40,13 @@ PACKAGE = "reconad"
 PENDING_CYCLES: set[frozenset[str]] = set()
 
 #: The top layer: the entry points (``python -m reconad``, the ``reconad`` command, ``make
-#: demo``).  Nothing below them imports them (checked below).
-ENTRY_POINTS = {"reconad.__main__", "reconad.cli", "reconad.demo"}
+#: demo``; ``cli_benchmark`` is the CLI's ``benchmark`` half).  Nothing below them imports them
+#: (checked below).
+ENTRY_POINTS = {"reconad.__main__", "reconad.cli", "reconad.cli_benchmark", "reconad.demo"}
 #: The benchmark protocols (reconad.protocols) sit above the product: only the top layer
 #: may import them.  ``cli`` dispatches ``reconad benchmark`` to them and ``demo`` runs the
 #: localization protocol end to end, so the product itself never depends on a benchmark.
-PROTOCOL_IMPORTERS = {"reconad.cli", "reconad.demo"}
+PROTOCOL_IMPORTERS = {"reconad.cli", "reconad.cli_benchmark", "reconad.demo"}
 
 #: The foundations and what each may import (besides itself and the standard and third-party
 #: libraries), read on the graph with the type-only imports: datasets and backbones know no

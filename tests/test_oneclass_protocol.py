@@ -70,8 +70,8 @@ def test_labelled_anomalies_ratio_and_source():
 
 def test_train_per_class_draws_a_seeded_subset_of_that_class_and_keeps_the_test_split(tmp_path, capsys):
     data = load_one_class_set("digits")
-    full = OneClassSettings(dataset="digits")
-    small = OneClassSettings(dataset="digits", train_per_class=40)
+    full = OneClassSettings(dataset="digits", model="ae")
+    small = OneClassSettings(dataset="digits", model="ae", train_per_class=40)
     x_all, _, y_test_all, _ = _class_split(data, 3, full, seed=0)
     x, _, y_test, _ = _class_split(data, 3, small, seed=0)
     assert len(x) == 40 < len(x_all)

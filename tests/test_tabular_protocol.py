@@ -13,7 +13,7 @@ import reconad.models
 from reconad.cli import main
 from reconad.data.table_files import TabularData, load_adbench
 from reconad.errors import ConfigError
-from reconad.protocols import TabularSettings, run_protocol
+from reconad.protocols import Kddcup99Settings, TabularSettings, run_protocol
 from reconad.protocols import tabular as tab
 from test_tabular_data import kdd_line
 
@@ -51,7 +51,8 @@ def fakes(monkeypatch):
 
 
 def run_tab(data_root, out, protocol: str = "tabular", models: str | None = None, **kw):
-    settings = TabularSettings(
+    cls = Kddcup99Settings if protocol == "kddcup99" else TabularSettings
+    settings = cls(
         data_root=str(data_root), out=str(out), models=models.split(",") if models else None, echo=False, **kw
     )
     return run_protocol(protocol, settings)
@@ -127,7 +128,7 @@ def test_tabular_runner_writes_results_on_the_same_splits(fakes, adbench_root, t
         adbench_root,
         out,
         datasets=["toya", "TOYB"],
-        seeds=[0, 1],
+        seeds=2,
         models="fake,fake2,fakesemi",
         label_fraction=0.2,
         options={"epochs": 3, "fake2.k": 7},
@@ -165,7 +166,7 @@ def test_tabular_runner_writes_results_on_the_same_splits(fakes, adbench_root, t
 def test_failures_are_recorded_not_fatal_and_missing_models_skipped(fakes, adbench_root, tmp_path, monkeypatch):
     monkeypatch.delitem(reconad.models.MODELS, "ae", raising=False)
     monkeypatch.setattr(tab, "pyod_available", lambda: False)
-    res = run_tab(adbench_root, tmp_path / "o", datasets=["toya"], seeds=[0], models="fake,broken,ae,iforest")
+    res = run_tab(adbench_root, tmp_path / "o", datasets=["toya"], seeds=1, models="fake,broken,ae,iforest")
     assert "not registered" in res["skipped"]["ae"]
     assert "PyOD is not installed" in res["skipped"]["iforest"]
     broken = [r for r in res["runs"] if r["model"] == "broken"]
@@ -173,7 +174,7 @@ def test_failures_are_recorded_not_fatal_and_missing_models_skipped(fakes, adben
     md = (tmp_path / "o" / "results.md").read_text()
     assert "## Failures" in md and "boom" in md and "Skipped: ae" in md
     with pytest.raises(ConfigError, match="no model to run"):
-        run_tab(adbench_root, tmp_path / "p", datasets=["toya"], seeds=[0], models="iforest")
+        run_tab(adbench_root, tmp_path / "p", datasets=["toya"], seeds=1, models="iforest")
     with pytest.raises(ConfigError, match="unknown model"):
         tab.resolve_models("fake,nonsense")
     with pytest.raises(ConfigError, match="not one of the models run"):
@@ -182,7 +183,7 @@ def test_failures_are_recorded_not_fatal_and_missing_models_skipped(fakes, adben
 
 def test_pyod_models_run_on_the_same_split(adbench_root, tmp_path):
     pytest.importorskip("pyod")
-    res = run_tab(adbench_root, tmp_path / "o", datasets=["toya"], seeds=[0], models="iforest")
+    res = run_tab(adbench_root, tmp_path / "o", datasets=["toya"], seeds=1, models="iforest")
     assert res["summary"][0]["model"] == "iforest" and res["summary"][0]["auroc_mean"] > 0.8
 
 
@@ -197,7 +198,7 @@ def test_kddcup99_runner_on_a_fixture_file(fakes, tmp_path):
     path = tmp_path / "kddcup.data_10_percent.gz"
     with gzip.open(path, "wt") as fh:
         fh.write("\n".join(lines) + "\n")
-    res = run_tab(tmp_path, tmp_path / "o", "kddcup99", seeds=[0, 1], models="fake")
+    res = run_tab(tmp_path, tmp_path / "o", "kddcup99", seeds=2, models="fake")
     assert res["rows"] == 200 and res["anomalies"] == 40 and res["split"]["test"] == 100
     for r in res["runs"]:  # a perfect ranking: 20 flagged of ~20 anomalies in the test half
         assert r["auroc"] == 1.0 and max(r["precision"], r["recall"]) == 1.0 and r["f1"] > 0.8
@@ -259,7 +260,7 @@ def test_cli_tabular_end_to_end(fakes, adbench_root, tmp_path, capsys):
         (["--models", "fake,zzz"], "unknown model(s) 'zzz'"),
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--label-fraction", "1.5"], "--label-fraction must be in [0, 1]"),
-        (["--set", "threads=0"], "--set threads=N needs a whole number >= 1"),
+        (["--set", "threads=0"], "--threads must be a whole number >= 1"),  # the old spelling of --threads 0
     ],
 )
 def test_cli_errors_are_one_line(fakes, adbench_root, tmp_path, capsys, extra, message):
@@ -303,7 +304,7 @@ def test_our_registered_models_run_through_the_detector(adbench_root, tmp_path):
         adbench_root,
         tmp_path / "o",
         datasets=["toya"],
-        seeds=[0],
+        seeds=1,
         models="ae,esad",
         options={"epochs": 2, "progress": False},
     )

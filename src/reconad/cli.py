@@ -17,22 +17,8 @@ from reconad.errors import ReconadError
 
 if TYPE_CHECKING:
     from reconad.data.spec import DataSpec
-    from reconad.protocols.settings import ProtocolSettings
 
 DATASET_CHOICES = ("mvtec", "folder", "magnetic-tile", "textures")
-PROTOCOL_NAMES = (
-    "localization",
-    "speed",
-    "calibration",
-    "one-class",
-    "tabular",
-    "kddcup99",
-    "video",
-    "hyperspectral",
-    "serve",
-)
-#: where benchmark results go when --out is not given
-DEFAULT_BENCH_OUT = "runs/benchmark"
 
 
 def _parse_value(text: str) -> Any:
@@ -235,123 +221,6 @@ def _predict_export_parsers(sub: Any) -> None:
     )
 
 
-def _benchmark_parser(sub: Any) -> None:
-    b = sub.add_parser("benchmark", help="run a benchmark protocol; write results.md/json")
-    b.add_argument(
-        "--protocol",
-        choices=PROTOCOL_NAMES,
-        default="localization",
-        help="localization (MVTec-style), speed, calibration (false alarms on fresh normal "
-        "textures at --fpr), one-class (class-vs-rest on image sets), "
-        "tabular (ADBench sets vs PyOD), kddcup99 (MemAE/DAGMM protocol), video (frame-level AUROC on "
-        "UCSD-layout clips), hyperspectral (per-scene pixel AUROC beside global RX), "
-        "serve (load test of `reconad serve --run RUN` on loopback)",
-    )
-    b.add_argument(
-        "--model", default=None, help="default hfr; video: memae; hyperspectral: hadgan (comma-separated: several)"
-    )
-    b.add_argument(
-        "--dataset",
-        default=None,
-        help="localization: mvtec|folder|magnetic-tile|textures (default textures); "
-        "one-class: fashion-mnist|mnist|mnist-10k|cifar10|digits; video: ucsd-ped2 (default)",
-    )
-    b.add_argument("--root", default=None)
-    b.add_argument("--run", default=None, help="serve: the run directory the load test serves")
-    b.add_argument("--categories", default=None, help="comma-separated (default: all)")
-    b.add_argument(
-        "--scenes", default=None, help="hyperspectral: comma-separated scene file names (default: all in --root)"
-    )
-    _one_class_args(b)
-    b.add_argument(
-        "--image-size",
-        type=POSITIVE,
-        default=None,
-        help="default 256; one-class: 64 for hfr, the data's own size for others",
-    )
-    b.add_argument("--resize-mode", choices=("resize", "pad", "crop", "letterbox"), default="resize")
-    b.add_argument("--epochs", type=POSITIVE, default=None)
-    b.add_argument("--seed", type=COUNT, default=0)
-    _set_arg(b)
-    b.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_BENCH_OUT}; one-class: a named one)")
-    b.add_argument(
-        "--n-train",
-        type=POSITIVE,
-        default=None,
-        help="speed: training images (default 300; small for a quick check); "
-        "calibration: training images per set (default 30, 60, 120 and all)",
-    )
-    b.add_argument(
-        "--fpr", type=_finite, default=None, help="calibration: target false-alarm rate (default 0.05 and 0.01)"
-    )
-    b.add_argument(
-        "--labelled-fraction",
-        type=_finite,
-        default=None,
-        help="localization, magnetic-tile: a seeded share of each defect class moved into training, labelled",
-    )
-    b.add_argument("--preset", default=None, help="a named set of model options (hfr: paper)")
-    b.add_argument("--quiet", action="store_true")
-    _tabular_args(b.add_argument_group("tabular / kddcup99"))
-
-
-def _one_class_args(b: argparse.ArgumentParser) -> None:
-    b.add_argument("--classes", default=None, help="one-class: comma-separated normal classes (default: all)")
-    b.add_argument(
-        "--labelled-ratio",
-        type=_finite,
-        default=0.0,
-        help="one-class, semi-supervised models: labelled anomalies a/(n+a) added to training",
-    )
-    b.add_argument(
-        "--train-per-class",
-        type=int,
-        default=None,
-        help="one-class: keep this many normal training images per class (seeded draw; "
-        "a control for the training-set size)",
-    )
-    b.add_argument(
-        "--anomalous-class",
-        action="store_true",
-        help="one-class: the inverse protocol (GANomaly's): each class in turn anomalous, the others normal",
-    )
-    b.add_argument(
-        "--download",
-        action="store_true",
-        help="one-class: fetch the official Fashion-MNIST files into --root when missing",
-    )
-
-
-def _tabular_args(tab: Any) -> None:
-    tab.add_argument(
-        "--datasets",
-        default=None,
-        help="tabular: comma-separated ADBench names (default cardio,satellite,satimage-2,shuttle,thyroid,WBC)",
-    )
-    tab.add_argument(
-        "--data-root",
-        default=None,
-        help="tabular: folder of ADBench .npz files; kddcup99: folder holding kddcup.data_10_percent.gz (or the file)",
-    )
-    tab.add_argument(
-        "--models",
-        default=None,
-        help="comma-separated; tabular default ae,vae,memae,esad,pyod-ae,iforest; kddcup99 default ae,vae,memae,esad,iforest",
-    )
-    tab.add_argument(
-        "--seeds",
-        type=int,
-        default=None,
-        help="number of seeds, --seed, --seed+1, ... (tabular, kddcup99: default 5; one-class: runs per class, default 1)",
-    )
-    tab.add_argument(
-        "--label-fraction",
-        type=_finite,
-        default=None,
-        help="share of the train part's anomalies given labelled to semi-supervised models (default 0.1)",
-    )
-
-
 def _serve_parser(sub: Any) -> None:
     s = sub.add_parser("serve", help="serve runs over HTTP: REST API, results database, web page")
     s.add_argument("runs", nargs="+", metavar="RUN", help="run directories, each RUN or NAME=RUN")
@@ -416,13 +285,21 @@ def _weights_parser(sub: Any) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage errors as one line, like every other bad input (argparse prints the whole usage first)."""
+    """Usage errors as one line, like every other bad input (argparse prints the whole usage
+    first), under the command's name: ``reconad benchmark: error: one-class: ...``."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        words = self.prog.split()
+        where = " ".join(words[2:])
+        required = "the following arguments are required: "
+        if message.startswith(required):
+            message = f"{message[len(required) :]} is required"
+        text = f"{where}: {message}" if where else message
+        self.exit(2, f"{' '.join(words[:2])}: error: {text} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from reconad.cli_benchmark import add_benchmark_parser
     from reconad.version import __version__
 
     parser = _Parser(prog="reconad", description="Reconstruction-based anomaly detection.")
@@ -431,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _test_parsers(sub)
     _predict_export_parsers(sub)
-    _benchmark_parser(sub)
+    add_benchmark_parser(sub)
     _serve_parser(sub)
     _weights_parser(sub)
     return parser
@@ -477,198 +354,11 @@ def _spec(args: argparse.Namespace, default_dataset: str | None = None) -> DataS
     )
 
 
-def _split_list(text: str | None) -> list[str] | None:
-    if not text:
-        return None
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    return items or None
-
-
 def _command_line(args: argparse.Namespace) -> str:
     """The command as the user typed it (``main``'s argv when called from Python)."""
     words = getattr(args, "argv", None)
     words = sys.argv[1:] if words is None else words
     return "reconad " + " ".join(words) if words else "reconad"
-
-
-def _common(args: argparse.Namespace, out: str | None = None) -> dict[str, Any]:
-    return {
-        "out": out or args.out or DEFAULT_BENCH_OUT,
-        "model": args.model or "hfr",
-        "options": _options(args),
-        "echo": not args.quiet,
-        "command": _command_line(args),
-    }
-
-
-def _localization_settings(args: argparse.Namespace) -> ProtocolSettings:
-    from reconad.protocols import LocalizationSettings
-
-    dataset = args.dataset or "textures"
-    if dataset not in DATASET_CHOICES:
-        raise ReconadError(
-            f"--dataset {dataset!r} is not a localization dataset; choose one of {', '.join(DATASET_CHOICES)}"
-        )
-    fraction = args.labelled_fraction
-    if fraction is not None and not 0 < fraction < 1:
-        raise ReconadError(f"--labelled-fraction must be in (0, 1), got {fraction}")
-    return LocalizationSettings(
-        **_common(args),
-        labelled_fraction=fraction or 0.0,
-        dataset=dataset,
-        root=args.root,
-        categories=_split_list(args.categories),
-        image_size=args.image_size or 256,
-        resize_mode=args.resize_mode,
-    )
-
-
-def _speed_settings(args: argparse.Namespace) -> ProtocolSettings:
-    from reconad.protocols import SpeedSettings
-
-    extra = {"n_train": args.n_train} if args.n_train else {}
-    return SpeedSettings(**_common(args), image_size=args.image_size or 256, **extra)
-
-
-def _calibration_settings(args: argparse.Namespace) -> ProtocolSettings:
-    from reconad.protocols import CalibrationSettings
-
-    common = _common(args)
-    fpr = common["options"].pop("fpr", None)
-    if fpr is not None and not (isinstance(fpr, (int, float)) and 0 < float(fpr) < 1):
-        raise ReconadError(f"--fpr must be in (0, 1), got {fpr}")  # checked before any data is read
-    extra = _protocol_fields(common["options"], ("methods", "n_train", "n_fresh", "n_defects", "fprs"))
-    dataset = args.dataset or "textures"
-    if dataset not in ("textures", "magnetic-tile"):
-        raise ReconadError(f"--dataset {dataset!r}: the calibration protocol runs on textures or magnetic-tile")
-    if dataset == "magnetic-tile" and not args.root:
-        raise ReconadError("--root is required for --dataset magnetic-tile")
-    return CalibrationSettings(
-        **common,
-        dataset=dataset,
-        root=args.root,
-        categories=_split_list(args.categories),
-        **{
-            "fprs": [0.05, 0.01] if fpr is None else [float(fpr)],
-            "n_train": [args.n_train] if args.n_train else None,
-            **extra,
-        },
-        image_size=args.image_size or 256,
-    )
-
-
-def _one_class_settings(args: argparse.Namespace) -> ProtocolSettings:
-    from reconad.errors import ConfigError
-    from reconad.protocols import OneClassSettings
-    from reconad.protocols.one_class import parse_classes
-
-    if not args.dataset:
-        raise ConfigError(
-            "--dataset is required for the one-class protocol (fashion-mnist, mnist, mnist-10k, cifar10, digits)"
-        )
-    inverse = bool(getattr(args, "anomalous_class", False))
-    out = args.out or f"runs/one-class-{args.dataset}-{args.model or 'hfr'}{'-anomalous-class' if inverse else ''}"
-    return OneClassSettings(
-        **_common(args, out),
-        dataset=args.dataset,
-        root=args.root,
-        classes=parse_classes(args.classes),
-        image_size=args.image_size,
-        labelled_ratio=float(args.labelled_ratio or 0.0),
-        train_per_class=args.train_per_class,
-        download=args.download,
-        anomalous_class=inverse,
-        seeds=1 if args.seeds is None else args.seeds,
-    )
-
-
-def _tabular_settings(args: argparse.Namespace) -> ProtocolSettings:
-    from reconad.errors import ConfigError
-    from reconad.protocols import TabularSettings
-    from reconad.protocols.tabular import DEFAULT_LABEL_FRACTION, DEFAULT_SEEDS, DEFAULT_THREADS
-
-    common = _common(args)
-    options = {k: v for k, v in common.pop("options").items() if k != "seed"}
-    options["progress"] = False  # one bar per fit would bury the per-run lines
-    threads = options.pop("threads", DEFAULT_THREADS)
-    n_seeds = DEFAULT_SEEDS if args.seeds is None else int(args.seeds)
-    if n_seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {n_seeds}")
-    label_fraction = DEFAULT_LABEL_FRACTION if args.label_fraction is None else float(args.label_fraction)
-    return TabularSettings(
-        **common,
-        options=options,
-        protocol=args.protocol,
-        data_root=args.data_root or args.root,
-        datasets=_split_list(args.datasets),
-        seeds=[int(args.seed) + i for i in range(n_seeds)],
-        models=_split_list(args.models),
-        label_fraction=label_fraction,
-        threads=threads,
-    )
-
-
-def _protocol_fields(options: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
-    """Move the protocol's own settings given as ``--set name=value`` out of the model options."""
-    return {k: options.pop(k) for k in names if k in options}
-
-
-def _check_model_kinds(models: str, kind: str, what: str, protocol: str) -> None:
-    """ReconadError (before any data is read) for a model of ``models`` that takes no ``kind``:
-    a protocol never swaps the model it was given for another."""
-    from reconad.models import MODELS, model_entry
-
-    takes = [n for n in sorted(MODELS) if kind in model_entry(n)[0].input_kinds]
-    for name in (m.strip().lower() for m in models.split(",") if m.strip()):
-        if name not in MODELS or kind not in model_entry(name)[0].input_kinds:
-            raise ReconadError(f"--model {name}: {protocol} needs models that take {what}: {', '.join(takes)}")
-
-
-def _video_settings(args: argparse.Namespace) -> ProtocolSettings:
-    from reconad.protocols import VideoSettings
-
-    common = _common(args)
-    fields = ("frame_size", "channels", "clip_length", "train_stride", "test_stride", "labels", "normalisation")
-    extra = _protocol_fields(common["options"], (*fields, "threads"))
-    model = args.model or "memae"
-    _check_model_kinds(model, "video", "video clips", "the video protocol")
-    common.update(model=model, out=args.out or f"runs/video-{args.dataset or 'ucsd-ped2'}-{model.replace(',', '-')}")
-    return VideoSettings(**common, dataset=args.dataset or "ucsd-ped2", root=args.root, **extra)
-
-
-def _hyperspectral_settings(args: argparse.Namespace) -> ProtocolSettings:
-    from reconad.protocols import HyperspectralSettings
-
-    common = _common(args)
-    extra = _protocol_fields(common["options"], ("threads", "maps"))
-    model = args.model or "hadgan"
-    _check_model_kinds(model, "table", "pixel spectra (table rows)", "the hyperspectral protocol")
-    common.update(model=model, out=args.out or f"runs/hyperspectral-{model.replace(',', '-')}")
-    return HyperspectralSettings(**common, root=args.root, scenes=_split_list(args.scenes), **extra)
-
-
-def _serve_load_settings(args: argparse.Namespace) -> ProtocolSettings:
-    from reconad.protocols import ServeLoadSettings
-
-    if not args.run:
-        raise ReconadError("--run RUN is required for the serve protocol (train one with `reconad train`)")
-    common = _common(args, args.out or "runs/bench-serve")
-    fields = ("clients", "seconds", "flood_seconds", "flood_factor", "flood_clients", "engine", "workers")
-    extra = _protocol_fields(common["options"], (*fields, "n_images", "offline_images", "max_requests", "server"))
-    return ServeLoadSettings(**common, run=args.run, **extra)
-
-
-BENCHMARK_SETTINGS = {
-    "localization": _localization_settings,
-    "speed": _speed_settings,
-    "calibration": _calibration_settings,
-    "one-class": _one_class_settings,
-    "tabular": _tabular_settings,
-    "kddcup99": _tabular_settings,
-    "video": _video_settings,
-    "hyperspectral": _hyperspectral_settings,
-    "serve": _serve_load_settings,
-}
 
 
 # ----------------------------------------------------------------- commands
@@ -819,50 +509,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Benchmark flags that only some protocols read (argparse name -> those protocols), and
-#: the value each has when not given.  A flag given to a protocol that does not read it is
-#: refused rather than silently dropped.
-_ONE_CLASS_ONLY = ("classes", "labelled_ratio", "train_per_class", "anomalous_class", "download")
-_TABLES = ("tabular", "kddcup99")
-PROTOCOL_FLAGS: dict[str, tuple[str, ...]] = {
-    "model": tuple(p for p in PROTOCOL_NAMES if p not in _TABLES),
-    "dataset": ("localization", "calibration", "one-class", "video"),
-    "root": ("localization", "calibration", "one-class", "video", "hyperspectral", *_TABLES),
-    "run": ("serve",),
-    "categories": ("localization", "calibration"),
-    "scenes": ("hyperspectral",),
-    **dict.fromkeys(_ONE_CLASS_ONLY, ("one-class",)),
-    "image_size": ("localization", "speed", "calibration", "one-class"),
-    "resize_mode": ("localization",),
-    "n_train": ("speed", "calibration"),
-    "labelled_fraction": ("localization",),
-    "datasets": ("tabular",),
-    "data_root": _TABLES,
-    "models": _TABLES,
-    "seeds": (*_TABLES, "one-class"),
-    "label_fraction": _TABLES,
-}
-_NOT_GIVEN: dict[str, Any] = {"resize_mode": "resize", "labelled_ratio": 0.0}
-
-
-def check_protocol_flags(args: argparse.Namespace) -> None:
-    """ReconadError naming the first flag given that ``args.protocol`` does not read."""
-    for flag, readers in PROTOCOL_FLAGS.items():
-        value = getattr(args, flag, None)
-        if args.protocol in readers or value in (None, False, _NOT_GIVEN.get(flag)):
-            continue
-        name = "--" + flag.replace("_", "-")
-        hint = "; give --models" if flag == "model" else ""
-        raise ReconadError(
-            f"{name} does not apply to the {args.protocol} protocol (it is read by: {', '.join(readers)}){hint}"
-        )
-
-
 def cmd_benchmark(args: argparse.Namespace) -> int:
+    from reconad.cli_benchmark import settings_from_args
     from reconad.protocols import run_protocol
 
-    check_protocol_flags(args)
-    run_protocol(args.protocol, BENCHMARK_SETTINGS[args.protocol](args))
+    run_protocol(args.protocol, settings_from_args(args, _command_line(args)))
     return 0
 
 
@@ -910,17 +561,22 @@ def format_warning(
 ) -> str:
     """A warning as the CLI prints it: one line saying what is wrong (the message names the
     files), not Python's file:line and the source line that raised it."""
-    kind = "" if category is UserWarning else f"{category.__name__}: "
+    kind = "" if category in (UserWarning, FutureWarning) else f"{category.__name__}: "
     return f"reconad: warning: {kind}{message}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    args.argv = list(argv) if argv is not None else None
+    typed = list(argv) if argv is not None else None
+    words = sys.argv[1:] if typed is None else typed
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     before, warnings.formatwarning = warnings.formatwarning, format_warning
     try:
+        from reconad.cli_benchmark import is_legacy, legacy_argv
+
+        if is_legacy(words):  # `benchmark --protocol X ...`, the old spelling (one more release)
+            words = legacy_argv(words)
+        args = build_parser().parse_args(words)
+        args.argv = typed
         return HANDLERS[args.command](args)
     except ReconadError as exc:
         print(f"reconad: error{_rank_label()}: {exc}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 For each category, training-set size ``n`` and calibration method, one detector is
 trained on ``n`` normal images and its threshold chosen for every target rate in
-``fprs`` from the same normal scores; the realised rate is measured on normal images
+``fpr`` from the same normal scores; the realised rate is measured on normal images
 it never saw, beside the rate the calibration expects (``k / (n_cal + 1)``).
 
 * ``textures``: training crops are generated with seed 0; fresh normals with seed 1,
@@ -107,7 +107,7 @@ def _fitted(
 
     options = {"progress": False, **s.options, "calibration": method, "fpr": fpr}
     t0 = time.perf_counter()
-    det = Detector(s.model, image_size=s.image_size, **options).fit(train)
+    det = Detector(s.model_name, image_size=s.image_size, **options).fit(train)
     train_s = time.perf_counter() - t0
     t0, n_scored, scores = time.perf_counter(), 0, {}
     for key, ds in fresh.items():
@@ -159,10 +159,10 @@ def _rows(
 
     if method != "split":
         once = _fitted(method, s, train, fresh, None)
-        return [_row(cat, n, method, fpr, once) for fpr in s.fprs]
+        return [_row(cat, n, method, fpr, once) for fpr in s.fpr]
     return [
         _row(cat, n, method, fpr, _fitted(method, s, train, fresh, fpr) if n >= images_needed(fpr) else None)
-        for fpr in s.fprs
+        for fpr in s.fpr
     ]
 
 
@@ -230,7 +230,7 @@ def run(settings: CalibrationSettings) -> dict[str, Any]:
         "image_size": s.image_size,
         "sizes": s.sizes(),
         "methods": list(s.methods),
-        "fprs": list(s.fprs),
+        "fprs": list(s.fpr),
         "n_fresh": s.n_fresh,
         "per_category": rows,
         "summary": summary(measured),

@@ -180,9 +180,8 @@ def _body(rows: list[dict[str, Any]], models: list[str]) -> str:
 
 def run(settings: HyperspectralSettings) -> dict[str, Any]:
     """Every scene with every model (and RX); results.md/json and a map PNG per scene."""
-    s = settings
-    if s.root is None:
-        raise ConfigError("give --root (a folder of .mat / ENVI scenes, e.g. ../shared/data/hyperspectral)")
+    s = settings  # checked when it was made (HyperspectralSettings.check)
+    assert s.root is not None
     paths = list_scenes(s.root, s.scenes)
     models = [m for m in s.model_names() if m != BASELINE] + [BASELINE]
     threads = torch.get_num_threads() if s.threads is None else int(s.threads)

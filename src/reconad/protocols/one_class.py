@@ -208,9 +208,8 @@ def _hfr_class(
 
 
 def _run_hfr(data: OneClassData, classes: list[int], image_size: int, s: OneClassSettings) -> dict[str, Any]:
-    """Per-class HFR decoders on shared encoder features, and the kNN baseline beside them."""
-    if s.anomalous_class:
-        raise ConfigError("hfr's one-class runner has the standard protocol only; drop --anomalous-class")
+    """Per-class HFR decoders on shared encoder features, and the kNN baseline beside them
+    (the standard protocol only: ``OneClassSettings`` refuses hfr with ``anomalous_class``)."""
     from reconad.models import build_model
 
     model_opts, train_opts = _split_options("hfr", {**HFR_ONE_CLASS_DEFAULTS, **HFR_ONE_CLASS_TRAIN, **s.options})
@@ -282,19 +281,15 @@ def _class_split(
 def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: OneClassSettings) -> dict[str, Any]:
     """One Detector per class on the images (any registered model)."""
     from reconad.detector import Detector
-    from reconad.models import model_uses_labels
 
-    if s.labelled_ratio > 0 and not model_uses_labels(s.model, s.options):
-        raise ConfigError(f"model {s.model} does not use labelled anomalies; drop --labelled-ratio")
-    if s.labelled_ratio > 0 and s.anomalous_class:
-        raise ConfigError("--labelled-ratio goes with the standard protocol only; drop it or --anomalous-class")
+    model = s.model_name
     seed = int(s.options.get("seed", 0))
     aurocs, secs, n_labelled = {}, {}, {}
     out = Path(s.out)
     for c in classes:
         t = time.perf_counter()
         x, y, y_test, n_labelled[c] = _class_split(data, c, s, seed)
-        det = Detector(s.model, image_size=image_size, **s.options)
+        det = Detector(model, image_size=image_size, **s.options)
         det.fit(x, y=y)
         aurocs[c] = image_auroc(y_test, det.decision_function(data.test_x))
         secs[c] = time.perf_counter() - t
@@ -306,7 +301,7 @@ def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: On
         }
         write_json(out / ("partial.json" if s.seeds == 1 else f"partial-seed{seed}.json"), partial, indent=1)
         if s.echo:
-            print(f"class {c} ({data.class_names[c]}): {s.model} AUROC {aurocs[c]:.4f}  ({secs[c]:.0f}s)", flush=True)
+            print(f"class {c} ({data.class_names[c]}): {model} AUROC {aurocs[c]:.4f}  ({secs[c]:.0f}s)", flush=True)
     how = "drawn uniformly at random (seeded) from the training images of all other classes"
     details = {
         "labelled_ratio": s.labelled_ratio,
@@ -317,26 +312,15 @@ def _run_detector(data: OneClassData, classes: list[int], image_size: int, s: On
     return {"scores": aurocs, "knn": {}, "patchcore": {}, "seconds": secs, "details": details}
 
 
-def _image_size(s: OneClassSettings, data: OneClassData) -> int:
+def _image_size(s: OneClassSettings, model: str, data: OneClassData) -> int:
     if s.image_size is not None:
         return int(s.image_size)
-    if s.model == "hfr":
+    if model == "hfr":
         return HFR_ONE_CLASS_IMAGE_SIZE
     from reconad.models import model_entry
 
     # the data's own size, as in the papers
-    return max(int(model_entry(s.model)[0].min_image_size), int(data.train_x.shape[1]))
-
-
-def _check_settings(s: OneClassSettings) -> None:
-    if s.train_per_class is not None and (s.train_per_class < 1 or s.anomalous_class or s.model == "hfr"):
-        raise ConfigError(
-            "--train-per-class takes a positive count, with the standard protocol and a model other than hfr"
-        )
-    if s.model == "hfr" and s.labelled_ratio > 0:
-        raise ConfigError("hfr trains on normal data only; drop --labelled-ratio")
-    if isinstance(s.seeds, bool) or not isinstance(s.seeds, int) or s.seeds < 1:
-        raise ConfigError(f"--seeds must be a whole number >= 1, got {s.seeds!r}")
+    return max(int(model_entry(model)[0].min_image_size), int(data.train_x.shape[1]))
 
 
 def _over_seeds(runs: list[dict[str, Any]], seeds: list[int]) -> dict[str, Any]:
@@ -368,18 +352,17 @@ def _mean_over(runs: list[dict[str, Any]], key: str, classes: list[int]) -> dict
 
 def run(settings: OneClassSettings) -> dict[str, Any]:
     """Run the one-class protocol; write ``results.json`` and ``results.md`` under ``out``."""
-    s = settings
-    s.model = s.model.lower()
-    _check_settings(s)
+    s = settings  # checked when it was made (OneClassSettings.check)
+    model = s.model_name
     data = load_one_class_set(s.dataset, s.root, download=s.download)
     all_classes = sorted(int(c) for c in np.unique(data.train_y))
     classes = list(s.classes) if s.classes else all_classes
     bad = [c for c in classes if c not in all_classes]
     if bad:
         raise ConfigError(f"unknown class(es) {bad} for {s.dataset}; classes are {all_classes}")
-    image_size = _image_size(s, data)
+    image_size = _image_size(s, model, data)
     t0 = time.perf_counter()
-    runner = _run_hfr if s.model == "hfr" else _run_detector
+    runner = _run_hfr if model == "hfr" else _run_detector
     base = int(s.options.get("seed", 0))
     seeds = [base + i for i in range(s.seeds)]
     runs = [runner(data, classes, image_size, replace(s, options={**s.options, "seed": sd})) for sd in seeds]
@@ -387,7 +370,7 @@ def run(settings: OneClassSettings) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "dataset": data.name,
         "root": data.root,
-        "model": s.model,
+        "model": model,
         "image_size": image_size,
         "per_class": {str(c): float(v) for c, v in r["scores"].items()},
         "mean": float(np.mean(list(r["scores"].values()))),
@@ -411,7 +394,7 @@ def run(settings: OneClassSettings) -> dict[str, Any]:
         s.out,
         Results(
             "one-class",
-            f"One-class protocol{' (inverse: one class anomalous)' if s.anomalous_class else ''}: {s.model} on {data.name}",
+            f"One-class protocol{' (inverse: one class anomalous)' if s.anomalous_class else ''}: {model} on {data.name}",
             data.description,
             s.command,
             dict(s.options),

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -387,7 +388,7 @@ def _body(doc: dict[str, Any], offline: dict[str, Any], checks: dict[str, Any]) 
 def run(settings: ServeLoadSettings) -> dict[str, Any]:
     """Serve ``settings.run`` in a fresh process, load it, flood it; write results.{md,json}."""
     s = settings
-    if not s.run or not Path(s.run).is_dir():
+    if not Path(s.run).is_dir():
         raise DataError(f"--run: no such run directory: {s.run}")
     run_dir, out = Path(s.run).resolve(), Path(s.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -427,7 +428,7 @@ def run(settings: ServeLoadSettings) -> dict[str, Any]:
     )
     checks = _checks(doc, offline, s)
     doc["checks"] = checks
-    settings_doc = {k: v for k, v in s.__dict__.items() if k not in ("options", "echo", "command")}
+    settings_doc = {k: v for k, v in asdict(s).items() if k not in ("options", "echo", "command")}
     data = (
         f"{len(images)} test images of {model.get('training_data')} ({model['image_size']} px, model {model['model']})"
     )

@@ -1,69 +1,269 @@
-"""Typed settings of every benchmark protocol (what ``reconad benchmark`` fills from its options).
+"""Typed settings of every benchmark protocol: what ``reconad benchmark <protocol>`` fills from its options.
 
-Each protocol takes one of these dataclasses and nothing else; ``options`` holds the
-model and engine options (``--set key=value``, ``--epochs``, ``--seed``), ``command``
-the command line to record beside the results (None when called from Python).
+Each protocol takes one of these frozen dataclasses and nothing else.  A field made with
+:func:`setting` is one command-line flag of that protocol's sub-command: its name
+(``n_train`` -> ``--n-train``), type, default, choices and help (``doc``) are read from the
+field by ``reconad.cli_benchmark``, so the flags and these classes cannot drift apart.
+Fields without a doc are not flags: ``options`` holds the model and engine options
+(``--set key=value``, ``--epochs``, ``--seed``, ``--preset``), ``echo`` is ``not --quiet``,
+``command`` the command line recorded beside the results (None when called from Python).
+
+Every value is checked in ``__post_init__``, before any data is read: a bad one is a
+``ConfigError`` naming its flag.  Runners never change a settings object; where they need
+a derived one they build it with ``dataclasses.replace``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, ClassVar
+
+from reconad.errors import ConfigError
+
+LOCALIZATION_DATASETS = ("mvtec", "folder", "magnetic-tile", "textures")
+CALIBRATION_DATASETS = ("textures", "magnetic-tile")
+CALIBRATION_METHODS = ("split", "holdout", "cross-fit")
+#: the image sets of ``reconad.data.class_datasets.ONE_CLASS_SETS`` (a test keeps them equal)
+ONE_CLASS_DATASETS = ("fashion-mnist", "mnist", "mnist-10k", "cifar10", "digits")
+VIDEO_DATASETS = ("ucsd-ped2", "ucsd")
+VIDEO_LABELS = ("m", "mat", "csv")
+VIDEO_NORMALISATIONS = ("clip", "global")
+RESIZE_MODES = ("resize", "pad", "crop", "letterbox")
+SERVE_ENGINES = ("auto", "onnx", "onnx-int8", "openvino", "torch")
 
 
-@dataclass
+def setting(
+    default: Any = MISSING,
+    doc: str = "",
+    *,
+    factory: Callable[[], Any] | None = None,
+    choices: tuple[str, ...] = (),
+    metavar: str | None = None,
+) -> Any:
+    """A settings field that is also a flag: ``doc`` is its help, ``choices`` the values it
+    takes (for a list field: each item).  No default (and no ``factory``): a required flag."""
+    meta = {"doc": doc, "choices": choices, "metavar": metavar}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def flag_name(name: str) -> str:
+    """The flag of field ``name``: ``n_train`` -> ``--n-train``."""
+    return "--" + name.replace("_", "-")
+
+
+def _fail(name: str, rule: str, value: Any) -> ConfigError:
+    return ConfigError(f"{flag_name(name)} {rule}, got {value!r}")
+
+
+def _whole(name: str, value: Any, minimum: int = 1, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(name, f"must be a whole number >= {minimum}", value)
+
+
+def _wholes(name: str, values: Iterable[Any] | None, minimum: int = 1) -> None:
+    for v in values or ():
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            raise _fail(name, f"takes whole numbers >= {minimum}", v)
+
+
+def _share(name: str, value: Any, low: float, high: float, closed: str = "[)") -> None:
+    """``value`` in the interval ``low``..``high``; ``closed`` says which ends belong to it."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        ok = (value >= low if closed[0] == "[" else value > low) and (
+            value <= high if closed[1] == "]" else value < high
+        )
+    if not ok:
+        raise _fail(name, f"must be in {closed[0]}{low:g}, {high:g}{closed[1]}", value)
+
+
+def _positive(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise _fail(name, "must be > 0", value)
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{flag_name(name)} {value!r}: choose one of {', '.join(choices)}")
+
+
+def split_names(text: str) -> list[str]:
+    """The model names of a comma-separated ``text``, lower-cased."""
+    return [m.strip().lower() for m in text.split(",") if m.strip()]
+
+
+def check_models(names: list[str], kind: str, what: str, protocol: str) -> None:
+    """ConfigError naming ``--model`` and the models the protocol can run, for a name that
+    is not registered or takes no ``kind`` input: a protocol never swaps the model it was
+    given for another."""
+    from reconad.models import MODELS, model_entry
+
+    takes = [n for n in sorted(MODELS) if kind in model_entry(n)[0].input_kinds]
+    if not names:
+        raise ConfigError(f"--model names no model; the {protocol} protocol runs: {', '.join(takes)}")
+    for name in names:
+        if name not in takes:
+            raise ConfigError(
+                f"--model {name}: the {protocol} protocol needs models that take {what}: {', '.join(takes)}"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ProtocolSettings:
-    out: str = "runs/benchmark"
-    model: str = "hfr"
+    """What every protocol has: where results go, the model options, echo and the command."""
+
+    #: the protocol's name (``reconad benchmark <name>``) and what it measures, in a line
+    protocol: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    #: whether the sub-command takes the model-option flags (--set, --epochs, --seed, --preset)
+    takes_model_options: ClassVar[bool] = True
+
+    out: str = setting("", "output folder (default: runs/benchmark, or one named after the dataset and model)")
     options: dict[str, Any] = field(default_factory=dict)
     echo: bool = True
     command: str | None = None
 
+    def __post_init__(self) -> None:
+        if not self.out:
+            object.__setattr__(self, "out", self.default_out())
+        self.check()
+
+    def default_out(self) -> str:
+        """The output folder when none is given."""
+        return "runs/benchmark"
+
+    def check(self) -> None:
+        """ConfigError naming the flag of the first bad value (run at construction)."""
+
+    @classmethod
+    def flag_fields(cls) -> list[Any]:
+        """The fields that are flags (those made with :func:`setting`), in order."""
+        return [f for f in fields(cls) if "doc" in f.metadata]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelSettings(ProtocolSettings):
+    """A protocol that runs the models named in ``model`` on one kind of input."""
+
+    #: the input kind the models must take, and how the refusal names it
+    input_kind: ClassVar[tuple[str, str]] = ("image", "images")
+    #: whether ``model`` may name several (comma-separated), run on the same data
+    several_models: ClassVar[bool] = False
+
+    model: str = setting("hfr", "the model to run")
+
     def model_names(self) -> list[str]:
-        """The model names ``model`` holds (comma-separated)."""
-        return [m.strip().lower() for m in self.model.split(",") if m.strip()]
+        """The model names ``model`` holds (comma-separated), lower-cased."""
+        return split_names(self.model)
+
+    @property
+    def model_name(self) -> str:
+        """The one model of a protocol that runs one."""
+        return self.model_names()[0]
+
+    def check(self) -> None:
+        kind, what = self.input_kind
+        names = self.model_names()
+        check_models(names, kind, what, self.protocol)
+        if len(names) > 1 and not self.several_models:
+            raise _fail("model", f"takes one model in the {self.protocol} protocol", self.model)
 
 
-@dataclass
-class LocalizationSettings(ProtocolSettings):
+@dataclass(frozen=True, kw_only=True)
+class LocalizationSettings(ModelSettings):
     """Train + test one model per category of an MVTec-style dataset; ``model`` may name
     several, comma-separated (e.g. ``hfr,patchcore``), run on the same splits."""
 
-    dataset: str = "textures"
-    root: str | None = None
-    categories: list[str] | None = None
-    image_size: int = 256
-    resize_mode: str = "resize"
-    heatmaps: int = 0
-    labelled_fraction: float = 0.0
+    protocol: ClassVar[str] = "localization"
+    summary: ClassVar[str] = "image / pixel AUROC and PRO per category (MVTec layout, textures, magnetic tiles)"
+    several_models: ClassVar[bool] = True
+
+    model: str = setting("hfr", "model to run; comma-separated: several, on the same splits")
+    dataset: str = setting("textures", "dataset layout", choices=LOCALIZATION_DATASETS)
+    root: str | None = setting(None, "dataset root folder (textures: generated there when missing)")
+    categories: list[str] | None = setting(None, "comma-separated categories (default: all)")
+    image_size: int = setting(256, "working image size in pixels")
+    resize_mode: str = setting("resize", "how images are brought to the working size", choices=RESIZE_MODES)
+    heatmaps: int = setting(0, "heat-map overlays written per category (the most anomalous test images)")
+    labelled_fraction: float = setting(
+        0.0,
+        "magnetic-tile: a seeded share of each defect class moved into training as labelled anomalies "
+        "(and out of the test split); 0: none",
+    )
+
+    def check(self) -> None:
+        super().check()
+        _choice("dataset", self.dataset, LOCALIZATION_DATASETS)
+        _choice("resize_mode", self.resize_mode, RESIZE_MODES)
+        _whole("image_size", self.image_size)
+        _whole("heatmaps", self.heatmaps, 0)
+        if self.labelled_fraction != 0:
+            _share("labelled_fraction", self.labelled_fraction, 0, 1, "()")
 
 
-@dataclass
-class SpeedSettings(ProtocolSettings):
+@dataclass(frozen=True, kw_only=True)
+class SpeedSettings(ModelSettings):
     """Training time, inference images/s per engine and batch size, peak memory."""
 
-    image_size: int = 256
-    n_train: int = 300
-    n_images: int = 64
-    rounds: int = 3
-    onnx: bool = True
+    protocol: ClassVar[str] = "speed"
+    summary: ClassVar[str] = "training time, images/s per engine and batch size, peak memory, FLOP floor"
+
+    image_size: int = setting(256, "image size in pixels")
+    n_train: int = setting(300, "generated training images (small for a quick check)")
+    n_images: int = setting(64, "images timed per round")
+    rounds: int = setting(3, "timing rounds (the median is reported)")
+    onnx: bool = setting(True, "also time the ONNX Runtime export (--no-onnx: PyTorch only)")
+
+    def check(self) -> None:
+        super().check()
+        for name in ("image_size", "n_train", "n_images", "rounds"):
+            _whole(name, getattr(self, name))
 
 
-@dataclass
-class CalibrationSettings(ProtocolSettings):
+@dataclass(frozen=True, kw_only=True)
+class CalibrationSettings(ModelSettings):
     """Realised against expected false-alarm rates at target rates, per training-set size
     and calibration method (``split``, ``holdout``, ``cross-fit``), on textures or magnetic tiles."""
 
-    dataset: str = "textures"
-    root: str | None = None
-    categories: list[str] | None = None
-    fprs: list[float] = field(default_factory=lambda: [0.05, 0.01])
-    n_train: list[int] | None = None
-    methods: list[str] = field(default_factory=lambda: ["split", "holdout", "cross-fit"])
-    n_fresh: int = 500
-    #: generated defects of each kind among the fresh textures' test images (for the AUROC)
-    n_defects: int = 10
-    image_size: int = 256
+    protocol: ClassVar[str] = "calibration"
+    summary: ClassVar[str] = "realised false-alarm rate at target rates on fresh normal images"
+
+    dataset: str = setting("textures", "generated textures or magnetic tiles", choices=CALIBRATION_DATASETS)
+    root: str | None = setting(None, "dataset root (required for magnetic-tile)")
+    categories: list[str] | None = setting(None, "textures: comma-separated categories (default: all)")
+    fpr: list[float] = setting(doc="comma-separated target false-alarm rates", factory=lambda: [0.05, 0.01])
+    n_train: list[int] | None = setting(
+        None, "comma-separated training-set sizes (default 30,60,120 and all: 240 textures, 762 tiles)"
+    )
+    methods: list[str] = setting(
+        doc="comma-separated calibration methods",
+        factory=lambda: list(CALIBRATION_METHODS),
+        choices=CALIBRATION_METHODS,
+    )
+    n_fresh: int = setting(500, "textures: fresh normal images per region the realised rate is measured on")
+    n_defects: int = setting(10, "textures: generated defects of each kind among the fresh test images (for the AUROC)")
+    image_size: int = setting(256, "image size in pixels")
+
+    def check(self) -> None:
+        super().check()
+        _choice("dataset", self.dataset, CALIBRATION_DATASETS)
+        if self.dataset == "magnetic-tile" and not self.root:
+            raise ConfigError("--root is required for --dataset magnetic-tile")
+        if not self.fpr:
+            raise _fail("fpr", "needs at least one rate", self.fpr)
+        for v in self.fpr:
+            _share("fpr", v, 0, 1, "()")
+        _wholes("n_train", self.n_train)
+        for m in self.methods:
+            _choice("methods", m, CALIBRATION_METHODS)
+        _whole("n_fresh", self.n_fresh)
+        _whole("n_defects", self.n_defects, 0)
+        _whole("image_size", self.image_size)
 
     def sizes(self) -> list[int]:
         """Training-set sizes: as given, else 30, 60, 120 and all (240 generated textures, 762 tiles)."""
@@ -72,8 +272,8 @@ class CalibrationSettings(ProtocolSettings):
         return [30, 60, 120, 762] if self.dataset == "magnetic-tile" else [30, 60, 120, 240]
 
 
-@dataclass
-class OneClassSettings(ProtocolSettings):
+@dataclass(frozen=True, kw_only=True)
+class OneClassSettings(ModelSettings):
     """Each class in turn normal, the rest anomalous (image sets); with ``anomalous_class``
     the inverse (GANomaly's and EGBAD's protocol): each class in turn anomalous, the other
     classes normal.  ``train_per_class`` keeps a seeded draw of that many normal training
@@ -81,87 +281,223 @@ class OneClassSettings(ProtocolSettings):
     per class, with seeds ``seed``, ``seed + 1``, ...; the table gives the mean over the
     seeds and its spread."""
 
-    dataset: str = "digits"
-    root: str | None = None
-    classes: list[int] | None = None
-    image_size: int | None = None
-    labelled_ratio: float = 0.0
-    train_per_class: int | None = None
-    download: bool = False
-    val_fraction: float = 0.1
-    anomalous_class: bool = False
-    seeds: int = 1
+    protocol: ClassVar[str] = "one-class"
+    summary: ClassVar[str] = "one class normal, the rest anomalous (Fashion-MNIST, MNIST, CIFAR-10, digits)"
+
+    dataset: str = setting("", "the image set (required)", choices=ONE_CLASS_DATASETS)
+    root: str | None = setting(None, "folder holding the set's files (default: where the system keeps them)")
+    classes: list[int] | None = setting(None, "comma-separated class numbers taken in turn as normal (default: all)")
+    image_size: int | None = setting(None, "image size in pixels (default: 64 for hfr, the data's own for others)")
+    labelled_ratio: float = setting(
+        0.0, "semi-supervised models: labelled anomalies a/(n+a) drawn from the other classes into training"
+    )
+    train_per_class: int | None = setting(
+        None, "keep a seeded draw of this many normal training images per class (a control for the training-set size)"
+    )
+    download: bool = setting(False, "fetch the official Fashion-MNIST files into --root when missing")
+    val_fraction: float = setting(0.1, "hfr: share of each class's training images held out for validation")
+    anomalous_class: bool = setting(
+        False, "the inverse protocol (GANomaly's): each class in turn anomalous, the others normal"
+    )
+    seeds: int = setting(1, "runs per class, with seeds --seed, --seed+1, ...; the table gives their mean")
+
+    def default_out(self) -> str:
+        inverse = "-anomalous-class" if self.anomalous_class else ""
+        return f"runs/one-class-{self.dataset}-{self.model.strip().lower()}{inverse}"
+
+    def check(self) -> None:
+        super().check()
+        if not self.dataset:
+            raise ConfigError(f"--dataset is required for the one-class protocol ({', '.join(ONE_CLASS_DATASETS)})")
+        _choice("dataset", self.dataset, ONE_CLASS_DATASETS)
+        _wholes("classes", self.classes, 0)
+        _whole("image_size", self.image_size, optional=True)
+        _share("labelled_ratio", self.labelled_ratio, 0, 1)
+        _share("val_fraction", self.val_fraction, 0, 1)
+        _whole("seeds", self.seeds)
+        hfr = self.model_names() == ["hfr"]
+        if self.train_per_class is not None and (self.anomalous_class or hfr):
+            raise ConfigError("--train-per-class goes with the standard protocol and a model other than hfr")
+        _whole("train_per_class", self.train_per_class, optional=True)
+        if hfr and self.anomalous_class:
+            raise ConfigError("hfr's one-class runner has the standard protocol only; drop --anomalous-class")
+        if self.labelled_ratio > 0:
+            self._check_labels(hfr)
+
+    def _check_labels(self, hfr: bool) -> None:
+        from reconad.models import model_uses_labels
+
+        if hfr:
+            raise ConfigError("hfr trains on normal data only; drop --labelled-ratio")
+        if self.anomalous_class:
+            raise ConfigError("--labelled-ratio goes with the standard protocol only; drop it or --anomalous-class")
+        for name in self.model_names():
+            if not model_uses_labels(name, self.options):
+                raise ConfigError(f"model {name} does not use labelled anomalies; drop --labelled-ratio")
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class TabularSettings(ProtocolSettings):
-    """ADBench sets (``tabular``) or KDDCUP99 (``kddcup99``): our models beside PyOD's."""
+    """ADBench sets: our models beside PyOD's on the same splits (``kddcup99``: the subclass)."""
 
-    protocol: str = "tabular"
-    data_root: str | None = None
-    datasets: list[str] | None = None
-    seeds: list[int] = field(default_factory=lambda: list(range(5)))
-    models: list[str] | None = None
-    label_fraction: float = 0.1
-    threads: int = 1
+    protocol: ClassVar[str] = "tabular"
+    summary: ClassVar[str] = "ADBench sets beside PyOD's baselines"
+    #: where --data-root points by default in the refusal when none is given
+    data_hint: ClassVar[str] = "../shared/data/adbench-classical"
+
+    data_root: str | None = setting(None, "folder of ADBench .npz files")
+    datasets: list[str] | None = setting(
+        None, "comma-separated ADBench names (default cardio,satellite,satimage-2,shuttle,thyroid,WBC)"
+    )
+    models: list[str] | None = setting(None, "comma-separated models (default ae,vae,memae,esad,pyod-ae,iforest)")
+    seed: int = setting(0, "the first seed")
+    seeds: int = setting(5, "runs per dataset and model, with seeds --seed, --seed+1, ...")
+    label_fraction: float = setting(0.1, "share of the train part's anomalies given labelled to semi-supervised models")
+    threads: int = setting(1, "torch intra-op threads while it runs (one is fastest for these small models)")
+
+    def check(self) -> None:
+        if self.data_root is None:
+            raise ConfigError(f"give --data-root (e.g. {self.data_hint})")
+        _whole("seed", self.seed, 0)
+        if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
+            raise _fail("seeds", "must be >= 1 (a count of runs)", self.seeds)
+        _share("label_fraction", self.label_fraction, 0, 1, "[]")
+        _whole("threads", self.threads)
+
+    def seed_list(self) -> list[int]:
+        """The seeds run: ``seed``, ``seed + 1``, ... (``seeds`` of them)."""
+        return [self.seed + i for i in range(self.seeds)]
 
 
-@dataclass
-class VideoSettings(ProtocolSettings):
+@dataclass(frozen=True, kw_only=True)
+class Kddcup99Settings(TabularSettings):
+    """KDDCUP99 with the DAGMM / MemAE protocol: our models beside PyOD's."""
+
+    protocol: ClassVar[str] = "kddcup99"
+    summary: ClassVar[str] = "the DAGMM / MemAE protocol on KDDCUP99"
+    data_hint: ClassVar[str] = "../shared/data/kddcup99"
+
+    data_root: str | None = setting(None, "folder holding kddcup.data_10_percent.gz (or the file itself)")
+    datasets: list[str] | None = None  # one set: not a flag here
+    models: list[str] | None = setting(None, "comma-separated models (default ae,vae,memae,esad,iforest)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoSettings(ModelSettings):
     """Video anomaly detection on clip folders in the UCSD layout (``ucsd-ped2``, or any set
     laid out like it): train on the training clips, per-frame scores on the test clips.
-
-    ``frame_size`` (H, W) is the working resolution; ``clip_length`` frames per clip;
-    ``train_stride`` / ``test_stride`` the step between clip starts; ``labels`` where the
-    test-frame labels come from (``m``, ``mat``, ``csv``); ``normalisation`` the score
-    reported first (``clip``: per test clip min-max, the video papers' regularity score;
-    ``global``: one min-max over all test frames); both are always in results.json.
-    ``threads``: torch intra-op threads while it runs (None: leave as is).
+    Both normalisations are always in results.json; ``normalisation`` picks the one reported first.
     """
 
-    dataset: str = "ucsd-ped2"
-    root: str | None = None
-    frame_size: list[int] = field(default_factory=lambda: [64, 96])
-    channels: int = 1
-    clip_length: int = 16
-    train_stride: int = 4
-    test_stride: int = 8
-    labels: str = "m"
-    normalisation: str = "clip"
-    threads: int | None = None
+    protocol: ClassVar[str] = "video"
+    summary: ClassVar[str] = "frame-level AUROC on test clips in the UCSD layout (UCSD Ped2), frames/s"
+    several_models: ClassVar[bool] = True
+    input_kind: ClassVar[tuple[str, str]] = ("video", "video clips")
+
+    model: str = setting("memae", "model to run; comma-separated: several, on the same clips")
+    dataset: str = setting("ucsd-ped2", "the clip set's layout", choices=VIDEO_DATASETS)
+    root: str | None = setting(None, "folder of the clip set (e.g. ../shared/data/ucsd-ped2)")
+    frame_size: list[int] = setting(doc="working resolution H,W", factory=lambda: [64, 96], metavar="H,W")
+    channels: int = setting(1, "1: grey, 3: RGB")
+    clip_length: int = setting(16, "frames per clip")
+    train_stride: int = setting(4, "frames between training clip starts")
+    test_stride: int = setting(8, "frames between test clip starts")
+    labels: str = setting("m", "where the test-frame labels come from", choices=VIDEO_LABELS)
+    normalisation: str = setting(
+        "clip",
+        "the score reported first: clip (min-max per test clip, the papers' regularity score) or global",
+        choices=VIDEO_NORMALISATIONS,
+    )
+    threads: int | None = setting(None, "torch intra-op threads while it runs (default: as they are)")
+
+    def default_out(self) -> str:
+        return f"runs/video-{self.dataset}-{self.model.replace(',', '-')}"
+
+    def check(self) -> None:
+        super().check()
+        _choice("dataset", self.dataset, VIDEO_DATASETS)
+        if self.root is None:
+            raise ConfigError("give --root (e.g. ../shared/data/ucsd-ped2)")
+        if len(self.frame_size) != 2:
+            raise _fail("frame_size", "takes two numbers H,W", self.frame_size)
+        _wholes("frame_size", self.frame_size, 16)
+        if self.channels not in (1, 3):
+            raise _fail("channels", "must be 1 (grey) or 3 (RGB)", self.channels)
+        _whole("clip_length", self.clip_length, 2)
+        _whole("train_stride", self.train_stride)
+        _whole("test_stride", self.test_stride)
+        _choice("labels", self.labels, VIDEO_LABELS)
+        _choice("normalisation", self.normalisation, VIDEO_NORMALISATIONS)
+        _whole("threads", self.threads, optional=True)
 
 
-@dataclass
-class HyperspectralSettings(ProtocolSettings):
+@dataclass(frozen=True, kw_only=True)
+class HyperspectralSettings(ModelSettings):
     """Per-scene unsupervised detection on hyperspectral scenes (``.mat`` / ENVI files in
     ``root``; ``scenes`` picks some by file name).  Each model trains on the scene's own
     pixels without labels; the global RX detector always runs beside as the baseline."""
 
-    root: str | None = None
-    scenes: list[str] | None = None
-    maps: bool = True
-    threads: int | None = None
+    protocol: ClassVar[str] = "hyperspectral"
+    summary: ClassVar[str] = "per-scene pixel AUROC on hyperspectral scenes, beside global RX"
+    several_models: ClassVar[bool] = True
+    input_kind: ClassVar[tuple[str, str]] = ("table", "pixel spectra (table rows)")
+
+    model: str = setting("hadgan", "model to run; comma-separated: several (rx always runs beside)")
+    root: str | None = setting(None, "folder of .mat / ENVI scenes (e.g. ../shared/data/hyperspectral)")
+    scenes: list[str] | None = setting(None, "comma-separated scene file names (default: all in --root)")
+    maps: bool = setting(True, "write a map PNG per scene (--no-maps: none)")
+    threads: int | None = setting(None, "torch intra-op threads while it runs (default: as they are)")
+
+    def default_out(self) -> str:
+        return f"runs/hyperspectral-{self.model.replace(',', '-')}"
+
+    def check(self) -> None:
+        super().check()
+        if self.root is None:
+            raise ConfigError("give --root (a folder of .mat / ENVI scenes, e.g. ../shared/data/hyperspectral)")
+        _whole("threads", self.threads, optional=True)
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class ServeLoadSettings(ProtocolSettings):
     """Load test of ``reconad serve`` on loopback: ``run`` served in a subprocess, closed-loop
     phases of ``clients`` concurrent clients for ``seconds`` each posting real test images,
     then an open-loop flood at ``flood_factor`` times the rate the largest phase sustained
     for ``flood_seconds`` (at most ``flood_clients`` requests outstanding).  Every phase
     stops after ``max_requests``.  The offline ``reconad predict --engine onnx`` rate over
-    ``offline_images`` images is measured in the same run; ``server`` holds extra
-    ``ServeConfig`` fields (e.g. ``{"max_batch": 8}``)."""
+    ``offline_images`` images is measured in the same run."""
 
-    run: str | None = None
-    clients: list[int] = field(default_factory=lambda: [1, 4, 16])
-    seconds: float = 30.0
-    flood_seconds: float = 60.0
-    flood_factor: float = 4.0
-    flood_clients: int = 96  # between the server's default queue (64 images) and its connection limit (128)
-    engine: str = "onnx"
-    workers: int = 1
-    n_images: int = 64
-    offline_images: int = 256
-    max_requests: int = 100_000
-    server: dict[str, Any] = field(default_factory=dict)
+    protocol: ClassVar[str] = "serve"
+    summary: ClassVar[str] = "`reconad serve` under load: latency, images/s, errors, memory, a flood past the queue"
+    takes_model_options: ClassVar[bool] = False
+
+    out: str = setting("runs/bench-serve", "output folder")
+    run: str = setting("", "the run directory served (required; train one with `reconad train`)")
+    clients: list[int] = setting(doc="comma-separated concurrent clients, one phase each", factory=lambda: [1, 4, 16])
+    seconds: float = setting(30.0, "seconds per closed-loop phase")
+    flood_seconds: float = setting(60.0, "seconds of the open-loop flood")
+    flood_factor: float = setting(4.0, "flood rate as a multiple of the largest phase's rate")
+    # between the server's default queue (64 images) and its connection limit (128)
+    flood_clients: int = setting(96, "requests outstanding at most during the flood")
+    engine: str = setting("onnx", "the server's and the offline reference's engine", choices=SERVE_ENGINES)
+    workers: int = setting(1, "server worker processes")
+    n_images: int = setting(64, "distinct test images posted")
+    offline_images: int = setting(256, "images of the offline `reconad predict` reference")
+    max_requests: int = setting(100_000, "requests per phase at most")
+    server: dict[str, Any] = setting(
+        doc="extra ServeConfig fields as JSON, e.g. '{\"max_batch\": 8}'", factory=dict, metavar="JSON"
+    )
+
+    def check(self) -> None:
+        if not self.run:
+            raise ConfigError("--run RUN is required for the serve protocol (train one with `reconad train`)")
+        if not self.clients:
+            raise _fail("clients", "needs at least one phase", self.clients)
+        _wholes("clients", self.clients)
+        for name in ("seconds", "flood_seconds", "flood_factor"):
+            _positive(name, getattr(self, name))
+        _choice("engine", self.engine, SERVE_ENGINES)
+        for name in ("flood_clients", "workers", "n_images", "offline_images", "max_requests"):
+            _whole(name, getattr(self, name))
+        if not isinstance(self.server, dict):
+            raise _fail("server", "takes a JSON object", self.server)

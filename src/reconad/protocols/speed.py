@@ -175,7 +175,7 @@ def _train(s: SpeedSettings, pngs: Path) -> tuple[Any, float]:
         for f in sorted((Path(root) / "brick" / "train" / "good").glob("*.png"))[: max(s.n_images, 2)]:
             shutil.copy(f, pngs / f.name)
         train = build_image_dataset("mvtec", str(root), category="brick", split="train", image_size=s.image_size)
-        det = Detector(s.model, image_size=s.image_size, **options)
+        det = Detector(s.model_name, image_size=s.image_size, **options)
         t0 = time.perf_counter()
         det.fit(train)
         return det, time.perf_counter() - t0
@@ -284,7 +284,7 @@ def _write(
         s.out,
         Results(
             "speed",
-            f"speed: {s.model} at {s.image_size} px, {threads} threads",
+            f"speed: {s.model_name} at {s.image_size} px, {threads} threads",
             data,
             s.command,
             dict(s.options),
@@ -313,7 +313,7 @@ def run(settings: SpeedSettings) -> dict[str, Any]:
     profiles = {str(b): profile_inference(net, s.image_size, b, out) for b in (1, 16)}
     h = det.history_
     payload: dict[str, Any] = {
-        "model": s.model,
+        "model": s.model_name,
         "image_size": s.image_size,
         "train_images": s.n_train,
         "train_seconds": train_s,

@@ -1,6 +1,6 @@
 """Tabular benchmark protocols: ADBench sets side by side with PyOD, and KDDCUP99.
 
-``tabular`` (``reconad benchmark --protocol tabular``), for each dataset and seed:
+``tabular`` (``reconad benchmark tabular``), for each dataset and seed:
 
 * a stratified 70/30 train/test split (scikit-learn ``train_test_split``, the seed as
   ``random_state``), as in ADBench;
@@ -35,7 +35,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -429,7 +429,7 @@ def _run_grid(
     with_prf = "precision" in task.metrics
     doc: dict[str, Any] = {}
     for data in task.datasets.values():
-        for seed in s.seeds:
+        for seed in s.seed_list():
             split = task.split(data, seed, s.label_fraction)
             info[data.name] = {
                 "rows": len(data),
@@ -471,7 +471,7 @@ def _write(task: Task, s: TabularSettings, grid: Grid) -> dict[str, Any]:
         "description": task.description,
         "datasets": info,
         "models": models,
-        "seeds": list(s.seeds),
+        "seeds": s.seed_list(),
         "label_fraction": s.label_fraction,
         "skipped": skipped,
         "runs": runs,
@@ -516,7 +516,7 @@ def _markdown(task: Task, s: TabularSettings, grid: Grid, done: list[str], summa
     lines = [
         f"Protocol: {task.description}.",
         "",
-        f"Seeds: {', '.join(map(str, s.seeds))}; mean ± std (ddof=0) over seeds.",
+        f"Seeds: {', '.join(map(str, s.seed_list()))}; mean ± std (ddof=0) over seeds.",
         "",
     ]
     if skipped:
@@ -623,20 +623,15 @@ def _kdd_task(s: TabularSettings) -> Task:
 
 def run(settings: TabularSettings) -> dict[str, Any]:
     """``tabular`` (ADBench sets) or ``kddcup99``: every model on the same splits; results.md/json."""
-    s = settings
-    if not 0 <= s.label_fraction <= 1:
-        raise ConfigError(f"--label-fraction must be in [0, 1], got {s.label_fraction}")
-    if not s.seeds:
-        raise ConfigError("--seeds must be >= 1, got 0")
-    if s.data_root is None:
-        where = "adbench-classical" if s.protocol == "tabular" else "kddcup99"
-        raise ConfigError(f"give --data-root (e.g. ../shared/data/{where})")
-    if isinstance(s.threads, bool) or not isinstance(s.threads, int) or s.threads < 1:
-        raise ConfigError(f"--set threads=N needs a whole number >= 1, got {s.threads!r}")
+    s = settings  # checked when it was made (TabularSettings.check)
     kdd = s.protocol == "kddcup99"
+    options = {k: v for k, v in s.options.items() if k != "seed"}  # each run's seed is one of s.seed_list()
+    if "progress" in options:
+        options["progress"] = False  # one bar per fit would bury the per-run lines
     if kdd:
         # ~200k training rows: DAGMM's batch size unless one is given (16 would take hours on a CPU)
-        s.options = {"batch_size": KDD_BATCH_SIZE, **s.options}
+        options = {"batch_size": KDD_BATCH_SIZE, **options}
+    s = replace(s, options=options)
     task = _kdd_task if kdd else _tabular_task
     with torch_threads(s.threads):
         makers, skipped = resolve_models(s.models or (KDD_DEFAULT_MODELS if kdd else None))  # before loading data

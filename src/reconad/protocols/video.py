@@ -38,10 +38,9 @@ import torch
 
 from reconad.clips import NORMALISATIONS, ClipScores, model_device, normalise, predict_clips, score_clips
 from reconad.data.video import Clip, ClipWindows, load_ucsd_split
-from reconad.errors import ConfigError
 from reconad.metrics import image_auroc, pixel_auroc
 from reconad.protocols.results import Published, Results, markdown_table, write_results
-from reconad.protocols.settings import VideoSettings
+from reconad.protocols.settings import VIDEO_DATASETS, VideoSettings
 from reconad.protocols.tabular import torch_threads
 
 log = logging.getLogger("reconad")
@@ -57,7 +56,7 @@ __all__ = [
     "score_clips",
 ]
 
-DATASETS: tuple[str, ...] = ("ucsd-ped2", "ucsd")
+DATASETS: tuple[str, ...] = VIDEO_DATASETS
 #: engine / model settings for 2 CPU cores (any --set wins): 64x96 frames, width 8 (channels
 #: 24, 32, 64, 64); about 25 minutes of training on UCSD Ped2 with one thread.
 CPU_OPTIONS: dict[str, Any] = {"width": 8, "epochs": 25, "batch_size": 8, "lr": 1e-3, "patience": 5}
@@ -123,20 +122,6 @@ def mask_metric(scored: list[ClipScores]) -> float:
     masks = np.concatenate([c.clip.masks for c in with_masks])  # type: ignore[misc]
     maps = np.concatenate([c.maps for c in with_masks])
     return pixel_auroc(masks, maps)
-
-
-def _check(s: VideoSettings) -> tuple[int, int]:
-    if s.dataset not in DATASETS:
-        raise ConfigError(f"--dataset {s.dataset!r} is not a video dataset; choose one of {', '.join(DATASETS)}")
-    if s.root is None:
-        raise ConfigError("give --root (e.g. ../shared/data/ucsd-ped2)")
-    if len(s.frame_size) != 2 or min(int(v) for v in s.frame_size) < 16:
-        raise ConfigError(f"frame_size must be [H, W] with both >= 16, got {s.frame_size}")
-    if s.clip_length < 2 or s.train_stride < 1 or s.test_stride < 1:
-        raise ConfigError("clip_length must be >= 2 and the strides >= 1")
-    if s.normalisation not in NORMALISATIONS:
-        raise ConfigError(f"unknown normalisation {s.normalisation!r}; choose one of {', '.join(NORMALISATIONS)}")
-    return int(s.frame_size[0]), int(s.frame_size[1])
 
 
 def _fit(s: VideoSettings, model: str, train: list[Clip]) -> Any:
@@ -213,8 +198,8 @@ def _data_text(s: VideoSettings, train: list[Clip], test: list[Clip]) -> str:
 
 def run(settings: VideoSettings) -> dict[str, Any]:
     """Train each model on the training clips, score the test clips; results.md/json."""
-    s = settings
-    size = _check(s)
+    s = settings  # checked when it was made (VideoSettings.check)
+    size = (int(s.frame_size[0]), int(s.frame_size[1]))
     models = s.model_names()
     threads = torch.get_num_threads() if s.threads is None else int(s.threads)
     with torch_threads(threads):
