@@ -13,11 +13,12 @@ second argument holds extra Detector options (JSON).
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import torch
 
-from score_variants import main
+from reconad.protocols.score_variants import variants_main, variants_parser
 
 
 def _sq(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -36,5 +37,9 @@ def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def parser() -> argparse.ArgumentParser:
+    return variants_parser(__doc__)
+
+
 if __name__ == "__main__":
-    main("adae", rows)
+    variants_main("adae", rows, __doc__)

@@ -13,12 +13,13 @@ pixel value) of each image.  The second argument holds extra Detector options (J
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import torch
 
 from reconad.models.alad.config import SCORES
-from score_variants import main
+from reconad.protocols.score_variants import variants_main, variants_parser
 
 
 def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -33,5 +34,9 @@ def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
     return {**out, "ink": images.flatten(1).mean(1)}
 
 
+def parser() -> argparse.ArgumentParser:
+    return variants_parser(__doc__)
+
+
 if __name__ == "__main__":
-    main("alad", rows)
+    variants_main("alad", rows, __doc__)

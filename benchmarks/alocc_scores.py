@@ -13,11 +13,12 @@ normal and anomalous images.  The second argument holds extra Detector options (
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import torch
 
-from score_variants import main
+from reconad.protocols.score_variants import variants_main, variants_parser
 
 
 def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -30,5 +31,9 @@ def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def parser() -> argparse.ArgumentParser:
+    return variants_parser(__doc__)
+
+
 if __name__ == "__main__":
-    main("alocc", rows)
+    variants_main("alocc", rows, __doc__)

@@ -15,6 +15,7 @@ recalibrated one.  Prints one JSON object (also written to ``out/audit_sample.js
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import sys
@@ -156,8 +157,14 @@ def main(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", nargs="?", type=json.loads, default={}, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    cfg = {**DEFAULTS, **(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})}
+    cfg = {**DEFAULTS, **parser().parse_args().spec}
     result = main(cfg)
     text = json.dumps(result, indent=2, default=str)
     Path(cfg["out"], "audit_sample.json").write_text(text)

@@ -16,8 +16,8 @@ Regret = the best default candidate's real AUROC minus the pick's (image and pix
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -94,8 +94,13 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", type=json.loads, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    torch.set_num_threads(int(json.loads(sys.argv[1]).get("threads", 1)))
-    run(json.loads(sys.argv[1]))
+    spec = parser().parse_args().spec
+    torch.set_num_threads(int(spec.get("threads", 1)))
+    run(spec)

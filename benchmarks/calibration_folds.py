@@ -16,8 +16,8 @@ model (p = (1 + sum_k #{i in fold k: s_k(i) >= s_k(x)}) / (n + 1), flag p <= fpr
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, Subset
 
 from reconad.calibration import threshold_for_fpr
 from reconad.detector import Detector
-from reconad.protocols.calibration import _texture_sets, _tile_sets
+from reconad.protocols.calibration import texture_sets, tile_sets
 from reconad.protocols.settings import CalibrationSettings
 
 
@@ -39,9 +39,9 @@ def _sets(spec: dict[str, Any], tmp: Path) -> tuple[Dataset, Dataset]:
         image_size=int(spec.get("size", 128)),
     )
     if spec["set"] == "magnetic-tile":
-        train, fresh = _tile_sets(int(spec.get("n", 120)), settings)
+        train, fresh = tile_sets(int(spec.get("n", 120)), settings)
     else:
-        train, fresh = _texture_sets(spec["set"], int(spec.get("n", 120)), settings, tmp)
+        train, fresh = texture_sets(spec["set"], int(spec.get("n", 120)), settings, tmp)
     return train, fresh["realised_fpr"]
 
 
@@ -93,5 +93,11 @@ def main(spec: dict[str, Any]) -> None:
         print(f"target {fpr:g}: " + ", ".join(f"{key} {value:.3f}" for key, value in rates.items()), flush=True)
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", type=json.loads, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]))
+    main(parser().parse_args().spec)

@@ -13,12 +13,13 @@ options (JSON), the third the data (``score_variants``).
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import torch
 
 from reconad.models.adversarial import sum_abs
-from score_variants import main
+from reconad.protocols.score_variants import variants_main, variants_parser
 
 
 def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -38,5 +39,9 @@ def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def parser() -> argparse.ArgumentParser:
+    return variants_parser(__doc__)
+
+
 if __name__ == "__main__":
-    main("egbad", rows)
+    variants_main("egbad", rows, __doc__)

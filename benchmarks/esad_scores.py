@@ -17,8 +17,8 @@ carries the signal and whether the codes collapse.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 
 import numpy as np
@@ -101,5 +101,11 @@ def main(spec: dict) -> None:
     print("mean", {k: round(float(np.mean([r[k] for r in rows.values()])), 4) for k in keys})
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", nargs="?", type=json.loads, default={}, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
+    main(parser().parse_args().spec)

@@ -18,8 +18,8 @@ not identical to ``reconad test``'s full-resolution figure.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 
 import numpy as np
@@ -104,18 +104,24 @@ def run(
         print(f"{name:14s} ep{hist.epochs_run} {seconds:.0f}s | " + " | ".join(cells), flush=True)
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", type=json.loads, help="the data and the encoder, a JSON object (see the docstring)")
+    ap.add_argument("settings", type=json.loads, help="label -> setting, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
+    args = parser().parse_args()
     torch.set_num_threads(2)
-    spec = json.loads(sys.argv[1])
+    spec = args.spec
     run(
         spec["dataset"],
         spec["root"],
         spec.get("category"),
         spec.get("size", 256),
         spec.get("layers"),
-        json.loads(sys.argv[2]),
+        args.settings,
         spec.get("epochs", 30),
         spec.get("backbone", "efficientnet_lite0"),
     )

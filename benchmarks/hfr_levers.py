@@ -25,8 +25,8 @@ time (``levels`` adds stages to encode beyond those the settings use).
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -300,8 +300,14 @@ def _rescored(trained: Any, name: str, backbone: str, setting: dict[str, Any], s
     return model
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", type=json.loads, help="the data and the encoder, a JSON object (see the docstring)")
+    ap.add_argument("settings", type=json.loads, help="label -> setting, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    torch.set_num_threads(int(json.loads(sys.argv[1]).get("threads", 2)))
-    run(json.loads(sys.argv[1]), json.loads(sys.argv[2]))
+    args = parser().parse_args()
+    torch.set_num_threads(int(args.spec.get("threads", 2)))
+    run(args.spec, args.settings)

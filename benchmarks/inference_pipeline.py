@@ -144,8 +144,8 @@ def _startup(run: Path, image: Path, engine: str, tmp: Path, repeats: int) -> di
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("images", type=Path, help="a folder of PNG images (cycled up to --n)")
     ap.add_argument("--n", type=int, default=1000)
@@ -154,7 +154,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--engines-only", default=None, help="comma-separated engines: engine times and parity only")
     ap.add_argument("--startup-only", action="store_true", help="import, --help and cold predict only")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     source = sorted(args.images.glob("*.png"))
     if args.startup_only:  # runs on any tree (PYTHONPATH): no reconad.inference here
         with tempfile.TemporaryDirectory() as name:

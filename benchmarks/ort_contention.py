@@ -12,13 +12,13 @@ Prints images/s, the median of ``rounds`` rounds.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from typing import Any
 
 import numpy as np
 
-from peer_anomalib import timed_rate  # this folder is on the path when run as a script
+from reconad.protocols.measure import timed_rate
 
 
 def _rate(fn: Any, seconds: float) -> float:
@@ -66,5 +66,11 @@ def main(spec: dict[str, Any]) -> dict[str, float]:
     return result
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", type=json.loads, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]))
+    main(parser().parse_args().spec)

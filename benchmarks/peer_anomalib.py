@@ -18,7 +18,9 @@ the rounds.  All engines time pre-processed arrays (the engine alone).  Writes
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -27,20 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from reconad.protocols.measure import timed_rate  # the worker in the peer environment times by the same rule
+
 PEERS = ("reverse_distillation", "padim", "patchcore", "efficient_ad")
 PEER_PYTHON = ".peer-venv/bin/python"
 WORKER = str(Path(__file__).with_name("peer_worker_anomalib.py"))
-
-
-def timed_rate(fn: Any, x: Any, batch: int, seconds: float) -> float:
-    """images/s of ``fn`` on batches of ``batch``, after a warm-up call, over about
-    ``seconds`` (at least one call): the rule the peer worker follows too."""
-    fn(x[:batch])
-    calls, t0 = 0, time.perf_counter()
-    while calls == 0 or time.perf_counter() - t0 < seconds:
-        fn(x[:batch])
-        calls += 1
-    return calls * batch / (time.perf_counter() - t0)
+SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 
 def ours(spec: dict[str, Any]) -> dict[str, Any]:
@@ -65,7 +59,9 @@ def ours(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _measure(cmd: list[str]) -> dict[str, Any]:
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # the peer worker imports reconad.protocols.measure alone (numpy, torch) from this tree's src/
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])} failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -154,8 +150,16 @@ def _markdown(doc: dict[str, Any]) -> str:
     return f"# Peer speed, {doc['date']}\n\n{table(doc['rates'])}\n\n{table(doc['ratios'])}\n"
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", nargs="?", type=json.loads, default={}, help="settings, a JSON object (see the docstring)")
+    ap.add_argument("--ours", type=json.loads, metavar="SPEC", help="time our run on one engine (a fresh process)")
+    return ap
+
+
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--ours":
-        print(json.dumps(ours(json.loads(sys.argv[2]))))
+    args = parser().parse_args()
+    if args.ours is not None:
+        print(json.dumps(ours(args.ours)))
     else:
-        main(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
+        main(args.spec)

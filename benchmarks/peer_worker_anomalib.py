@@ -1,30 +1,30 @@
 """Time one anomalib model (random weights) in PyTorch or ONNX Runtime; print one JSON line.
 
 Runs inside the peer environment (``make peer-venv``: anomalib with its own torch and
-torchvision), started by ``benchmarks/peer_anomalib.py``; never imports reconad.
+torchvision), started by ``benchmarks/peer_anomalib.py`` with ``PYTHONPATH=src``; of reconad it imports
+``reconad.protocols.measure`` alone (numpy and torch: the timing rule shared with ours).
 Random weights do not change the speed of a forward pass; the fitted state each model
 needs at inference (PaDiM's Gaussian, PatchCore's memory bank, EfficientAD's
 normalisation) is filled with random values of the trained shapes.
 
-    .peer-venv/bin/python benchmarks/peer_worker_anomalib.py '{"model": "padim", "engine": "onnx",
+    PYTHONPATH=src .peer-venv/bin/python benchmarks/peer_worker_anomalib.py '{"model": "padim", "engine": "onnx",
         "size": 256, "batches": [1, 16], "threads": 2, "seconds": 4, "work": "/tmp/peer"}'
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-PATCHCORE_BANK = 16384
+from reconad.protocols.measure import timed_rate  # numpy and torch only (PYTHONPATH=src: see peer_anomalib)
 
-sys.path.insert(0, str(Path(__file__).parent))
-from peer_anomalib import timed_rate  # noqa: E402  (numpy only at import: no reconad here)
+PATCHCORE_BANK = 16384
 
 
 def _reverse_distillation(size: int) -> torch.nn.Module:
@@ -138,5 +138,11 @@ def main(spec: dict[str, Any]) -> dict[str, Any]:
     return {"model": spec["model"], "engine": spec["engine"], "images_per_second": rates, "pid": os.getpid()}
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", type=json.loads, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(json.loads(sys.argv[1]))))
+    print(json.dumps(main(parser().parse_args().spec)))

@@ -14,6 +14,7 @@ largest of the processes, from ``/usr/bin/time -v``), seconds and images/s.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -86,5 +87,11 @@ def main(opts: dict[str, Any]) -> None:
     Path(opts.get("out", work / "predict-memory.json")).write_text(json.dumps(rows, indent=2))
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", nargs="?", type=json.loads, default={}, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
+    main(parser().parse_args().spec)

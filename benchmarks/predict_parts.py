@@ -27,13 +27,17 @@ def _measure(run: Path, images: Path, engine: str, tmp: Path) -> float:
     return (time.process_time() - t0) / n * 1e3
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("images", type=Path, help="a folder of PNG images")
     ap.add_argument("--engine", default="onnx")
     ap.add_argument("--mode", choices=("full", "no-encode", "no-overlay"), default="full")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     if args.mode == "no-overlay":
         import reconad.streaming as streaming
 

@@ -17,6 +17,7 @@ apart, as SETUP.  Writes ``OUT/sweep.json`` and prints a markdown table.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -105,8 +106,14 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", nargs="?", type=json.loads, default={}, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    options = json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}
+    options = parser().parse_args().spec
     res = run(
         options.get("src", "src"),
         options.get("out", "runs/sweep"),

@@ -14,11 +14,11 @@ measures an older tree (``PYTHONPATH=OLD/src``) as the baseline.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import io
 import json
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -114,5 +114,11 @@ def main(settings: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", nargs="?", type=json.loads, default={}, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    print(json.dumps(main(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {}), indent=2))
+    print(json.dumps(main(parser().parse_args().spec), indent=2))

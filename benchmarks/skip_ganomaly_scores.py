@@ -13,12 +13,13 @@ argument holds extra Detector options (JSON), the third the data (``score_varian
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 import torch
 
 from reconad.models.adversarial import mean_abs, mean_squared
-from score_variants import main
+from reconad.protocols.score_variants import variants_main, variants_parser
 
 
 def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -33,5 +34,9 @@ def rows(model: Any, images: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
+def parser() -> argparse.ArgumentParser:
+    return variants_parser(__doc__)
+
+
 if __name__ == "__main__":
-    main("skip_ganomaly", rows)
+    variants_main("skip_ganomaly", rows, __doc__)

@@ -16,8 +16,8 @@ AUROC.  The JSON holds every figure, the training seconds and images/s of scorin
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -100,5 +100,11 @@ def main(opts: dict[str, Any]) -> None:
     out.write_text(json.dumps({"options": opts, "rows": rows}, indent=2))
 
 
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    ap.add_argument("spec", nargs="?", type=json.loads, default={}, help="settings, a JSON object (see the docstring)")
+    return ap
+
+
 if __name__ == "__main__":
-    main(json.loads(sys.argv[1]) if len(sys.argv) > 1 else {})
+    main(parser().parse_args().spec)

@@ -57,7 +57,10 @@ KEYS = [
 SUMMARY_KEYS = ["method", "target_fpr", "n_train", "sets", "mean_abs_deviation", "in_band", "mean_image_auroc"]
 
 
-def _texture_sets(cat: str, n: int, s: CalibrationSettings, tmp: Path) -> tuple[Dataset, dict[str, Dataset]]:
+def texture_sets(cat: str, n: int, s: CalibrationSettings, tmp: Path) -> tuple[Dataset, dict[str, Dataset]]:
+    """(``n`` generated training crops of texture ``cat``, the fresh sets by what they measure:
+    ``realised_fpr`` (the training region), ``realised_fpr_shifted`` (the held-out quadrant's
+    normals) and ``auroc`` (its test split, with defects)); generated under ``tmp``."""
     from reconad.data import build_image_dataset
     from reconad.data.textures import generate_textures
 
@@ -85,7 +88,9 @@ def _texture_sets(cat: str, n: int, s: CalibrationSettings, tmp: Path) -> tuple[
     return build(fit, "train"), sets
 
 
-def _tile_sets(n: int, s: CalibrationSettings) -> tuple[Dataset, dict[str, Dataset]]:
+def tile_sets(n: int, s: CalibrationSettings) -> tuple[Dataset, dict[str, Dataset]]:
+    """(the first ``n`` of the magnetic tiles' seeded normal pool, the fresh sets: ``realised_fpr``
+    (the defect-free test tiles) and ``auroc`` (the whole test split))."""
     from reconad.data import build_image_dataset
 
     assert s.root is not None
@@ -192,7 +197,7 @@ def _category(cat: str, s: CalibrationSettings) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in s.sizes():
-            train, fresh = _tile_sets(n, s) if s.dataset == "magnetic-tile" else _texture_sets(cat, n, s, Path(tmp))
+            train, fresh = tile_sets(n, s) if s.dataset == "magnetic-tile" else texture_sets(cat, n, s, Path(tmp))
             for method in s.methods:
                 part = _rows(cat, n, method, s, train, fresh)
                 rows += part

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["forward_gflops", "matmul_gflops", "peak_rss_mib", "rate", "vm_hwm_mib"]
+__all__ = ["forward_gflops", "matmul_gflops", "peak_rss_mib", "rate", "timed_rate", "vm_hwm_mib"]
 
 
 def peak_rss_mib() -> float:
@@ -69,3 +69,15 @@ def rate(fn: Callable[[torch.Tensor], Any], images: torch.Tensor, batch: int, n_
             fn(x)
         rates.append(reps * batch / (time.perf_counter() - t))
     return float(np.median(rates))
+
+
+def timed_rate(fn: Callable[[Any], Any], x: Any, batch: int, seconds: float) -> float:
+    """images/s of ``fn`` on batches of ``batch`` of ``x``, after a warm-up call, over about
+    ``seconds`` (at least one call): the rule of the peer comparison (``benchmarks/peer_anomalib.py``
+    and its worker in the peer environment, which imports this module alone: numpy and torch)."""
+    fn(x[:batch])
+    calls, t0 = 0, time.perf_counter()
+    while calls == 0 or time.perf_counter() - t0 < seconds:
+        fn(x[:batch])
+        calls += 1
+    return calls * batch / (time.perf_counter() - t0)
