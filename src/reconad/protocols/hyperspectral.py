@@ -1,6 +1,6 @@
 """``hyperspectral``: per-scene unsupervised anomaly detection on hyperspectral scenes.
 
-``reconad benchmark --protocol hyperspectral --root ../shared/data/hyperspectral
+``reconad benchmark hyperspectral --root ../shared/data/hyperspectral
 [--scenes abu-airport-1,sandiego] --model hadgan``:
 
 * each scene (``.mat`` or ENVI file in ``--root``) is its own problem: the model trains on

@@ -57,13 +57,10 @@ KDD_DEFAULT_MODELS = ["ae", "vae", "memae", "esad", "iforest"]
 #: models outside the registry that take labelled anomalies (registered models say so
 #: themselves: ``uses_labels``)
 SEMI_SUPERVISED: frozenset[str] = frozenset()
-DEFAULT_SEEDS = 5
 DEFAULT_LABEL_FRACTION = 0.1
 TEST_FRACTION = 0.3
 KDD_FLAG_FRACTION = 0.2
 KDD_BATCH_SIZE = 1024
-#: intra-op threads while a tabular protocol runs (``--set threads=N``); see torch_threads
-DEFAULT_THREADS = 1
 
 #: Published figures, shown beside ours and never produced here.
 PUBLISHED_TABULAR = {

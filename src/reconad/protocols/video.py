@@ -1,6 +1,6 @@
 """``video``: frame-level anomaly detection on clips in the UCSD layout (UCSD Ped2).
 
-``reconad benchmark --protocol video --dataset ucsd-ped2 --root ../shared/data/ucsd-ped2
+``reconad benchmark video --dataset ucsd-ped2 --root ../shared/data/ucsd-ped2
 --model memae`` (``--model memae,ae`` runs both on the same frames):
 
 * every clip of ``training/frames`` (normal only) is cut into windows of ``clip_length``
