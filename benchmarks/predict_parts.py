@@ -4,7 +4,8 @@ work switched off, in one process (CPU time: what a loaded machine does not dist
     taskset -c 1 env OMP_NUM_THREADS=1 python benchmarks/predict_parts.py RUN IMAGE_DIR --engine onnx
 
 Modes: ``full`` (as shipped), ``no-encode`` (overlays blended but not PNG-encoded),
-``no-overlay`` (no overlay at all). Each runs once to warm up, then once measured.
+``no-overlay`` (no overlay at all: ``predict --overlays none``). Each runs once to warm up,
+then once measured.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import time
 from pathlib import Path
 
 
-def _measure(run: Path, images: Path, engine: str, tmp: Path) -> float:
+def _measure(run: Path, images: Path, engine: str, tmp: Path, overlays: str = "all") -> float:
     from reconad.cli import main
 
     n = sum(1 for _ in images.glob("*.png"))
-    args = ["predict", str(run), str(images), "--engine", engine, "--quiet", "--out"]
+    args = ["predict", str(run), str(images), "--engine", engine, "--overlays", overlays, "--quiet", "--out"]
     main([*args, str(tmp / "warm")])
     t0 = time.process_time()
     main([*args, str(tmp / "measured")])
@@ -38,16 +39,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = parser().parse_args()
-    if args.mode == "no-overlay":
-        import reconad.streaming as streaming
-
-        streaming._Scoring.overlay = lambda *a, **k: None  # type: ignore[method-assign]
-    elif args.mode == "no-encode":
+    if args.mode == "no-encode":
         import reconad.visualize as visualize
 
         visualize.encode_rgb_png = lambda row: b""  # type: ignore[assignment]
     with tempfile.TemporaryDirectory() as name:
-        ms = _measure(args.run, args.images, args.engine, Path(name))
+        overlays = "none" if args.mode == "no-overlay" else "all"  # predict's own --overlays none
+        ms = _measure(args.run, args.images, args.engine, Path(name), overlays)
         shutil.rmtree(name, ignore_errors=True)
     print(f"{args.mode}: {ms:.1f} CPU ms per image")
 
