@@ -40,7 +40,7 @@ def test_no_hand_parsed_sys_argv(path):
         for n in ast.walk(_tree(path))
         if isinstance(n, ast.ImportFrom) and n.module == "sys" and any(a.name == "argv" for a in n.names)
     ]
-    assert not hits, f"{path.name} reads sys.argv at line(s) {hits}: use argparse (a parser() function)"
+    assert not hits, f"{path.name} reads sys.argv at line(s) {sorted(set(hits))}: use argparse (a parser() function)"
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=[p.name for p in SCRIPTS])
@@ -61,7 +61,7 @@ def test_no_bare_sibling_or_private_imports(path):
                 wrong.append(f"line {n.lineno}: sibling script {name.split('.')[0]!r}")
             elif name.startswith("reconad") and _private(name):
                 wrong.append(f"line {n.lineno}: private name {name}")
-    assert not wrong, f"{path.name}: " + "; ".join(wrong)
+    assert not wrong, f"{path.name}: " + "; ".join(dict.fromkeys(wrong))
 
 
 @pytest.mark.parametrize("path", SCRIPTS, ids=[p.name for p in SCRIPTS])
