@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from reconad.models.adversarial import sum_abs
+from reconad.models.gan import sum_abs
 from score_variants import main
 
 

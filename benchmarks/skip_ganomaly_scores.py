@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from reconad.models.adversarial import mean_abs, mean_squared
+from reconad.models.gan import mean_abs, mean_squared
 from score_variants import main
 
 

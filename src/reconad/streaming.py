@@ -355,7 +355,7 @@ def stream_predict(
             counts.write(n)
         if rank == 0:
             now = counts.total() if counts is not None else n
-            bar.update(max(0, now - bar.n))  # type: ignore[attr-defined]
+            bar.update(max(0, now - bar.n))
 
     try:
         counts_here = _shard_or_failure(
@@ -367,7 +367,7 @@ def stream_predict(
         elif isinstance(counts_here, ReconadError):
             raise counts_here
     finally:
-        bar.close()  # type: ignore[attr-defined]
+        bar.close()
     scored, failed, kept = counts_here
     seconds = time.perf_counter() - t0
     return StreamResult(out / "scores.csv", out / "errors.csv", scored, failed, kept, seconds, rank == 0)

@@ -161,8 +161,7 @@ class Trainer:
             logs = self._train_epoch(run, epoch)
             logs.update(self._validate(run))
             self._record(run, epoch, logs)
-            if hasattr(epochs, "set_postfix"):  # a tqdm bar (not a plain range)
-                epochs.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+            epochs.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
             self._checkpoint(run, epoch)
             if run.history.stopped_early:
                 break

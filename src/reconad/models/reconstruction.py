@@ -66,7 +66,7 @@ class ReconstructionModel(AnomalyModel):
             self.scaler = RowScaler(config.input_shape[0], config.scaling)
 
     # ------------------------------------------------------------------ data
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], Batch]:
         if self.is_video:
             return collate_clips
         return collate_rows if self.is_table else collate_images
@@ -94,7 +94,10 @@ class ReconstructionModel(AnomalyModel):
             return f"{self.name} was trained on video clips; export takes image models"
         return super().export_blocker()
 
-    def batch_inputs(self, batch: ImageBatch | RowBatch | ClipBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(checked network input, labels (B,)) of an image, row or clip batch."""
+        if not isinstance(batch, (ImageBatch, RowBatch, ClipBatch)):
+            raise TypeError(f"{self.name} takes images, clips or table rows, got {type(batch).__name__}")
         if isinstance(batch, ClipBatch):  # clip labels are per frame: the models train on normal clips only
             x = batch.frames.permute(0, 2, 1, 3, 4)
             return self._check(x), torch.zeros(len(x), dtype=torch.long, device=x.device)
@@ -106,7 +109,7 @@ class ReconstructionModel(AnomalyModel):
     def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def training_loss(self, batch: ImageBatch | RowBatch | ClipBatch) -> torch.Tensor:
+    def training_loss(self, batch: Batch) -> torch.Tensor:
         x, labels = self.batch_inputs(batch)
         return self.loss(x, labels)
 
@@ -116,8 +119,6 @@ class ReconstructionModel(AnomalyModel):
         raise NotImplementedError
 
     def predict_step(self, batch: Batch) -> ScoreOutput:
-        if not isinstance(batch, (ImageBatch, RowBatch, ClipBatch)):
-            raise TypeError(f"{self.name} scores images, clips or table rows, got {type(batch).__name__}")
         x, _ = self.batch_inputs(batch)
         scores, err = self.score(x)
         return ScoreOutput(scores, None if self.is_table else err.mean(dim=1))

@@ -98,7 +98,7 @@ class RX(AnomalyModel):
         self.register_buffer("precision", torch.eye(d, dtype=torch.float64))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], Batch]:
         return collate_rows
 
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
@@ -112,11 +112,11 @@ class RX(AnomalyModel):
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         return {}
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         return StepOutput(0.0)
 
     @torch.no_grad()
-    def validation_step(self, batch: Any) -> dict[str, float]:
+    def validation_step(self, batch: Batch) -> dict[str, float]:
         return {"loss": 0.0}
 
     @property

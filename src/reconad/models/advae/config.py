@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from reconad.engine.config import check_types
 from reconad.errors import ConfigError
-from reconad.models.adversarial import NORMS, GANConfig, check_choice, check_weights
+from reconad.models.gan import NORMS, GANConfig, check_choice, check_weights
 
 
 @dataclass

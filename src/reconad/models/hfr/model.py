@@ -41,6 +41,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _features(batch: Batch) -> FeatureBatch:
+    """What HFR trains on: cached encoder features (``prepare_data`` makes them)."""
+    if not isinstance(batch, FeatureBatch):
+        raise TypeError(f"hfr trains on encoder features (FeatureBatch), got {type(batch).__name__}")
+    return batch
+
+
 class HFR(AnomalyModel):
     name = "hfr"
     frozen_prefixes = ("encoder.",)
@@ -137,7 +144,7 @@ class HFR(AnomalyModel):
 
         return denoise_cache(clean, dataset, self.encoder, device, self.config, progress)
 
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], Batch]:
         if self.config.denoise == "none":
             return collate_features
         from reconad.models.hfr.denoise import collate_denoise
@@ -185,7 +192,8 @@ class HFR(AnomalyModel):
             return 0.0
         return self.config.memory_entropy * addressing_entropy(a)
 
-    def training_loss(self, batch: FeatureBatch) -> torch.Tensor:
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        batch = _features(batch)
         feats = batch.levels
         res = self.level_residuals(feats, self.decode(self._decoder_input(batch)))
         loss = cast(torch.Tensor, sum(r.mean() for r in res) / len(feats)) + self._defect_loss(batch, res)
@@ -200,7 +208,8 @@ class HFR(AnomalyModel):
 
         return self.config.denoise_weight * defect_loss(res, defect)
 
-    def training_step(self, batch: FeatureBatch, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
+        batch = _features(batch)
         if batch.label is None or not bool((batch.label == 1).any()):
             return StepOutput(ctx.step("main", self.training_loss(batch)))
         from reconad.models.hfr.supervision import deviation_losses
