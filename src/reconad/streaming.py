@@ -405,4 +405,7 @@ def _merge_shards(
         _join([out / "parts" / f"scores-{n}" for n in names], out / "scores.csv", SCORE_HEADER)
         _join([out / "parts" / f"errors-{n}" for n in names], out / "errors.csv", ERROR_HEADER)
     dist.barrier()  # nobody leaves before the joined files exist
-    return tuple(int(v) for v in total) if rank == 0 else counts  # type: ignore[return-value]
+    if rank == 0:
+        scored, failed, kept = (int(v) for v in total)
+        return scored, failed, kept
+    return mine

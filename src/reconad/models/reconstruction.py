@@ -24,6 +24,7 @@ from torch.utils.data import Dataset, Subset
 
 from reconad.data.records import Batch, ClipBatch, ImageBatch, RowBatch, collate_clips, collate_images, collate_rows
 from reconad.data.rows import TabularDataset
+from reconad.engine.sizes import dataset_size
 from reconad.errors import ConfigError, DataError
 from reconad.models.base import AnomalyModel, ScoreOutput
 from reconad.models.networks import NetConfig, RowScaler
@@ -37,7 +38,7 @@ def _table_rows(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = _table_rows(dataset.dataset)
         idx = torch.as_tensor(list(dataset.indices), dtype=torch.long)
         return x[idx], y[idx]
-    items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+    items = [dataset[i] for i in range(dataset_size(dataset))]
     return torch.stack([it.x for it in items]), torch.tensor([int(it.label) for it in items])
 
 
@@ -79,7 +80,7 @@ class ReconstructionModel(AnomalyModel):
         return dataset
 
     def _check(self, x: torch.Tensor) -> torch.Tensor:
-        expected = tuple(self.config.input_shape)  # type: ignore[arg-type]
+        expected = tuple(self.config.input_shape)
         if tuple(x.shape[1:]) != expected:
             what = "features" if self.is_table else "clip shape [C, T, H, W]" if self.is_video else "image shape"
             raise DataError(f"model {self.name} was trained on {what} {list(expected)}, got {list(x.shape[1:])}")

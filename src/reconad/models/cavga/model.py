@@ -51,6 +51,7 @@ from torch.utils.data import Dataset
 
 from reconad.data.labels import dataset_labels
 from reconad.data.records import Batch, ImageBatch
+from reconad.engine.sizes import dataset_size
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import DataError
 from reconad.models.base import ScoreOutput
@@ -71,7 +72,7 @@ def has_labelled_anomaly(dataset: Dataset) -> bool:
     knows them, else from its items)."""
     labels = dataset_labels(dataset)
     if labels is None:
-        labels = np.asarray([int(dataset[i].label) for i in range(len(dataset))])  # type: ignore[arg-type]
+        labels = np.asarray([int(dataset[i].label) for i in range(dataset_size(dataset))])
     return bool((labels == 1).any())
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
+from torch.utils.data import Dataset
 
 from reconad.data.records import Batch, ImageBatch, RowBatch
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
@@ -78,7 +80,7 @@ class AdversarialModel(ReconstructionModel):
         for name, p in self.named_parameters():
             p.copy_(self.get_buffer(_ema_name(name)))
 
-    def on_fit_end(self, train_data: Any, val_data: Any, device: torch.device) -> None:
+    def on_fit_end(self, train_data: Dataset, val_data: Dataset | None, device: torch.device) -> None:
         self.use_weight_average()
 
     # ------------------------------------------------------------------ inputs
@@ -96,7 +98,7 @@ class AdversarialModel(ReconstructionModel):
         return torch.randn(n, self.config.resolved_latent(), device=like.device, dtype=like.dtype)
 
     # --------------------------------------------------------------- training
-    def spec(self, params: Any, lr: float | None, betas: Sequence[float]) -> OptimizerSpec:
+    def spec(self, params: Iterable[nn.Parameter], lr: float | None, betas: Sequence[float]) -> OptimizerSpec:
         """An Adam spec with this network's own learning rate (None: the engine's) and betas."""
         return OptimizerSpec(list(params), lr=lr, betas=(float(betas[0]), float(betas[1])))
 

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from reconad.backbones import FeaturePyramid, build_backbone
 from reconad.data.records import Batch, FeatureBatch, ImageBatch, collate_features
+from reconad.engine.sizes import dataset_size
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import ConfigError
 from reconad.models.base import AnomalyModel, ScoreOutput
@@ -233,7 +234,7 @@ class HFR(AnomalyModel):
         """
         normal_train = train_data.normal() if isinstance(train_data, FeatureCache) else train_data
         held_out = normal_train
-        if val_data is not None and len(val_data) >= 2 and self.config.normalize_on == "held-out":  # type: ignore[arg-type]
+        if val_data is not None and dataset_size(val_data) >= 2 and self.config.normalize_on == "held-out":
             held_out = val_data
         self.eval()
         self._fit_normalisation(held_out, device)
