@@ -9,8 +9,10 @@ Training (called by :class:`reconad.engine.Trainer`, in this order)
     The dataset the model actually trains on (e.g. cached encoder features).
 ``collate_fn()``
     How items become one batch record (``reconad.data.records``: ``ImageBatch``,
-    ``RowBatch``, ``FeatureBatch``); the engine counts samples with the record's
-    ``num_samples``.
+    ``RowBatch``, ``FeatureBatch``, ``ClipBatch``); the engine counts samples with the
+    record's ``num_samples``.  Every method below that takes ``batch`` is typed with
+    their union, ``reconad.data.records.Batch``, and narrows it itself (a ``TypeError``
+    for a kind the model does not take).
 ``optimizer_specs()``
     ``{name: OptimizerSpec}`` (``reconad.engine.step``): the parameters of each optimiser
     and, where the model wants its own, its learning rate, Adam betas, weight decay,
