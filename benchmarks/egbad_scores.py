@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from reconad.models.adversarial import sum_abs
+from reconad.models.gan import sum_abs
 from reconad.protocols.score_variants import variants_main, variants_parser
 
 

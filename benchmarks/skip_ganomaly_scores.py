@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from reconad.models.adversarial import mean_abs, mean_squared
+from reconad.models.gan import mean_abs, mean_squared
 from reconad.protocols.score_variants import variants_main, variants_parser
 
 

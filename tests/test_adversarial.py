@@ -68,7 +68,7 @@ def test_table_variants_learn_the_plane(name):
         det.anomaly_map(test)
 
 
-@pytest.mark.parametrize("name", ["ganomaly", "alad", "anogan"])
+@pytest.mark.parametrize("name", GAN_MODELS)
 def test_save_load_gives_identical_scores(name, fitted, bars, tmp_path):
     _, test, _ = bars
     det = fitted(name)
@@ -145,6 +145,27 @@ def test_fanogan_trains_the_gan_then_the_encoder():
     model, h = _train("fanogan", epochs=5)
     assert len(h.logs["loss_d"]) == 3 and len(h.logs["loss_e"]) == 2  # encoder_share 0.4 of 5 epochs
     assert len(h.logs["loss_g"]) == 3  # every n_critic-th batch of the GAN epochs
+
+
+@pytest.mark.parametrize(
+    ("name", "kw", "parts"),
+    [
+        ("egbad", {}, {"d_xz", "e", "g"}),
+        ("alad", {}, {"d_xz", "d_xx", "d_zz", "e", "g", "ge_xx", "ge_zz"}),
+        ("alad", {"use_dzz": False}, {"d_xz", "d_xx", "e", "g", "ge_xx"}),
+    ],
+)
+def test_bigans_log_each_loss_term_and_step_on_their_sums(name, kw, parts):
+    """The shared BiGAN step: every term logged as loss_<term>; loss_d and loss_ge are their sums."""
+    _, h = _train(name, epochs=1, **kw)
+    logged = {k.removeprefix("loss_") for k in h.logs if k.startswith("loss_")}
+    assert logged == parts | {"d", "ge"}
+    for side, terms in (
+        ("d", [p for p in parts if p.startswith("d_")]),
+        ("ge", [p for p in parts if not p.startswith("d_")]),
+    ):
+        total = sum(h.logs[f"loss_{t}"][0] for t in terms)
+        assert h.logs[f"loss_{side}"][0] == pytest.approx(total, rel=1e-5)
 
 
 # -------------------------------------------------------------------------- bad input

@@ -8,7 +8,7 @@ from reconad.version import __version__
 __all__ = ["Detector", "ReconadError", "DataError", "ConfigError", "ModelFileError", "__version__"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> type:
     # Lazy: importing reconad must stay cheap (the CLI imports it for --help).
     if name == "Detector":
         from reconad.detector import Detector

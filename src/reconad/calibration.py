@@ -399,7 +399,8 @@ class Calibration:
                 thr = float(np.quantile(normal, float(quantile)))
             basis = f"quantile={float(quantile):g}"
         if use_f1:
-            thr, basis = f1_thr, "f1"  # type: ignore[assignment]
+            assert f1_thr is not None  # use_f1 without anomaly scores raised above
+            thr, basis = f1_thr, "f1"
         return cls(
             normal_scores=normal,
             threshold=float(thr),

@@ -51,7 +51,7 @@ def _not_fitted_class() -> type:
 def not_fitted(what: str, method: str) -> ReconadError:
     """The error for calling ``method`` on an unfitted ``what`` (raise it)."""
     cls = _not_fitted_class()
-    return cls(f"this {what} is not fitted yet: call fit() or {what}.load() before {method}()")  # type: ignore[no-any-return]
+    return cls(f"this {what} is not fitted yet: call fit() or {what}.load() before {method}()")
 
 
 def __getattr__(name: str) -> type:

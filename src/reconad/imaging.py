@@ -78,13 +78,16 @@ def expand_paths(items: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 def target_hw(image_size: Size) -> tuple[int, int]:
-    if isinstance(image_size, (int, np.integer)) and not isinstance(image_size, bool):
+    wrong = f"image_size must be an int or (height, width), got {image_size!r}"
+    if isinstance(image_size, bool):
+        raise ConfigError(wrong)
+    if isinstance(image_size, (int, np.integer)):
         h = w = int(image_size)
     else:
         try:
-            h, w = (int(v) for v in image_size)  # type: ignore[union-attr]
+            h, w = (int(v) for v in image_size)
         except (TypeError, ValueError):
-            raise ConfigError(f"image_size must be an int or (height, width), got {image_size!r}") from None
+            raise ConfigError(wrong) from None
     if h < 1 or w < 1:
         raise ConfigError(f"image_size must be positive, got {image_size!r}")
     return h, w

@@ -36,6 +36,7 @@ import torch
 from reconad import jsonfile
 from reconad.atomic import atomic_path
 from reconad.calibration import Calibration
+from reconad.engine.sizes import dataset_size
 from reconad.errors import ConfigError, DataError
 from reconad.inference import INT8_FILE, Pipeline, open_run
 from reconad.inference.exports import read_export_json
@@ -71,7 +72,7 @@ def _held_out_normals(det: Detector, spec: DataSpec) -> Dataset:
     """The run's held-out normal training images (all of them when fewer than two were held out)."""
     train = spec.build("train")
     held_out = det.held_out(train)
-    return held_out if len(held_out) >= 2 else train  # type: ignore[arg-type]
+    return held_out if dataset_size(held_out) >= 2 else train
 
 
 def _calibration_inputs(pipe: Pipeline, source: Any) -> list[np.ndarray]:
@@ -184,13 +185,19 @@ def _rate_gaps(f: dict[str, float | None], q: dict[str, float | None]) -> list[s
 
 
 def _verdict(f: dict[str, float | None], q: dict[str, float | None]) -> tuple[bool, str]:
-    missing = [k for k in CHECKED if f[k] is None or q[k] is None]
+    gaps: dict[str, float] = {}
+    missing = []
+    for k in CHECKED:
+        a, b = f[k], q[k]
+        if a is None or b is None:
+            missing.append(k)
+        else:
+            gaps[k] = abs(float(a) - float(b))
     if missing:
         return False, (
             f"the test split cannot measure {', '.join(missing)} (it needs anomalies, with masks for the pixel "
             "metrics), so int8's accuracy is unknown"
         )
-    gaps = {k: abs(float(f[k]) - float(q[k])) for k in CHECKED}  # type: ignore[arg-type]
     worst = max(gaps, key=lambda k: gaps[k])
     text = ", ".join(f"{k} {f[k]:.4f} -> {q[k]:.4f}" for k in CHECKED)
     if gaps[worst] > TOLERANCE:

@@ -24,6 +24,7 @@ from reconad.data.base import check_disjoint
 from reconad.data.records import Batch, ImageBatch
 from reconad.data.spec import DataSpec, split_if_readable
 from reconad.detector import Detector
+from reconad.engine.sizes import dataset_size
 from reconad.errors import ConfigError, DataError, ModelFileError
 from reconad.inference import DEFAULT_ENGINE, RUN_FILE, Pipeline, open_run
 from reconad.jsonfile import write_json
@@ -55,7 +56,7 @@ def train_run(
     _check_label_policy(spec, det)
     with run_directory(out, spec.__dict__, model, resume=resume, overwrite=overwrite) as work:
         train = spec.build("train")
-        if len(train) == 0:  # type: ignore[arg-type]
+        if dataset_size(train) == 0:
             raise DataError(f"the training set is empty: {spec.root}")
         val = spec.build("val") if spec.has_val_split() else None
         check_disjoint(train, split_if_readable(spec, "test"))  # before training, not after it
@@ -65,7 +66,7 @@ def train_run(
         t0 = time.perf_counter()
         det.fit(train, val_data=val, checkpoint_dir=work / "checkpoints", resume=resume)
         save_model(det, work / "model")
-        seconds, n_train = time.perf_counter() - t0, len(train)  # type: ignore[arg-type]
+        seconds, n_train = time.perf_counter() - t0, dataset_size(train)
         write_run_info(work, {**record, "train_seconds": seconds, "train_images": n_train})
     return det
 
@@ -170,7 +171,7 @@ def score_test_split(pipe: Pipeline, test: Dataset, scores_csv: Path, folder: Pa
     """Score every test image once through ``pipe``: rows appended to ``scores_csv`` (path,
     score, p-value, label, prediction) and flushed batch by batch, maps and masks written to
     disk-backed arrays in ``folder``, labels and paths kept."""
-    n = len(test)  # type: ignore[arg-type]
+    n = dataset_size(test)
     labels: list[np.ndarray] = []
     paths: list[str] = []
     with_masks: list[bool] = []
@@ -306,7 +307,7 @@ def evaluate_run(
         raise DataError(f"{run} does not say what data it was trained on: give --dataset/--root/--category")
     align_spec(spec, pipe)
     test = spec.build("test")
-    if len(test) == 0:  # type: ignore[arg-type]
+    if dataset_size(test) == 0:
         raise DataError(f"the test split is empty: {spec.root}")
     check_disjoint(split_if_readable(saved or spec, "train"), test)
     tp = score_test_split(pipe, test, run / "scores.csv", run)

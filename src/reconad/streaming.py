@@ -355,7 +355,7 @@ def stream_predict(
             counts.write(n)
         if rank == 0:
             now = counts.total() if counts is not None else n
-            bar.update(max(0, now - bar.n))  # type: ignore[attr-defined]
+            bar.update(max(0, now - bar.n))
 
     try:
         counts_here = _shard_or_failure(
@@ -367,7 +367,7 @@ def stream_predict(
         elif isinstance(counts_here, ReconadError):
             raise counts_here
     finally:
-        bar.close()  # type: ignore[attr-defined]
+        bar.close()
     scored, failed, kept = counts_here
     seconds = time.perf_counter() - t0
     return StreamResult(out / "scores.csv", out / "errors.csv", scored, failed, kept, seconds, rank == 0)
@@ -405,4 +405,7 @@ def _merge_shards(
         _join([out / "parts" / f"scores-{n}" for n in names], out / "scores.csv", SCORE_HEADER)
         _join([out / "parts" / f"errors-{n}" for n in names], out / "errors.csv", ERROR_HEADER)
     dist.barrier()  # nobody leaves before the joined files exist
-    return tuple(int(v) for v in total) if rank == 0 else counts  # type: ignore[return-value]
+    if rank == 0:
+        scored, failed, kept = (int(v) for v in total)
+        return scored, failed, kept
+    return mine

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from reconad.data.records import ImageItem
+from reconad.engine.sizes import dataset_size
 from reconad.errors import ConfigError
 
 __all__ = [
@@ -153,7 +154,7 @@ class RandomTiles(Dataset[ImageItem]):
     def __init__(self, base: Dataset, tile: int, per_image: int | None = None, seed: int = 0) -> None:
         self.base, self.tile, self.seed = base, int(tile), int(seed)
         self._images: dict[int, tuple[torch.Tensor, torch.Tensor | None, ImageItem]] = {}
-        n = len(base)  # type: ignore[arg-type]
+        n = dataset_size(base)
         if per_image is None:  # cover an image about once per epoch
             first = self._image(0)[0]
             per_image = len(TileGrid(int(first.shape[-2]), int(first.shape[-1]), self.tile, 0))

@@ -239,14 +239,15 @@ class EfficientNetLite(nn.Module):
         return outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._fc is None:
+        head, bn, dropout, fc = self._conv_head, self._bn1, self._dropout, self._fc
+        if head is None or bn is None or dropout is None or fc is None:
             raise RuntimeError("this EfficientNetLite was trimmed for feature extraction")
         x = F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))  # type: ignore[misc]
+        x = F.relu6(bn(head(x)))
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-        return self._fc(self._dropout(x))  # type: ignore[misc]
+        return fc(dropout(x))
 
     def trim_to(self, stage: int) -> None:
         """Drop the blocks after ``stage`` and the head/classifier (feature use only)."""

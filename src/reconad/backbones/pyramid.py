@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from numbers import Integral
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -13,6 +13,7 @@ from reconad.backbones.fold import fold_batchnorms
 from reconad.errors import ConfigError
 
 
+@runtime_checkable
 class StagedBackbone(Protocol):
     """What FeaturePyramid needs from a backbone (EfficientNetLite and ResNet have it)."""
 
@@ -65,7 +66,9 @@ class FeaturePyramid(nn.Module):
 
     def __init__(self, backbone: nn.Module, layers: Sequence[int], name: str) -> None:
         super().__init__()
-        staged: StagedBackbone = backbone  # type: ignore[assignment]
+        if not isinstance(backbone, StagedBackbone):
+            raise TypeError(f"backbone {name} has no stages (forward_stages, stage_channels, trim_to, ...)")
+        staged = backbone
         self.name = name
         self.layers: tuple[int, ...] = check_layers(name, backbone, layers)
         self.channels: list[int] = [staged.stage_channels[i - 1] for i in self.layers]
@@ -83,7 +86,7 @@ class FeaturePyramid(nn.Module):
         self.register_buffer("std", std, persistent=False)
         self.requires_grad_(False)
         # Depthwise convolutions run about twice as fast on CPU in channels-last layout.
-        self.backbone.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.backbone.to(memory_format=torch.channels_last)
         super().train(False)
 
     def train(self, mode: bool = True) -> FeaturePyramid:

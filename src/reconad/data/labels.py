@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from torch.utils.data import Dataset
 
+from reconad.data.records import ImageItem, RowItem
 from reconad.errors import DataError
 
 
@@ -24,7 +25,7 @@ class LabelledDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> ImageItem | RowItem:
         return dataclasses.replace(self.dataset[i], label=int(self.labels[i]))
 
 

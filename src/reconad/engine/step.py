@@ -109,11 +109,12 @@ def build_optimizer(spec: OptimizerSpec, config: TrainConfig) -> torch.optim.Opt
     kind = spec.optimizer or config.optimizer
     lr = config.lr if spec.lr is None else spec.lr
     wd = config.weight_decay if spec.weight_decay is None else spec.weight_decay
-    betas = tuple(config.betas if spec.betas is None else spec.betas)
+    b1, b2 = config.betas if spec.betas is None else spec.betas
+    betas = (float(b1), float(b2))
     if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)  # type: ignore[arg-type]
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=wd)
     if kind == "adamw":
-        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)  # type: ignore[arg-type]
+        return torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=wd)
     return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
 
 

@@ -23,6 +23,7 @@ from reconad.engine.device import seed_everything, select_device
 from reconad.engine.precision import autocast, resolve_precision
 from reconad.engine.progress import progress, progress_enabled
 from reconad.engine.resume import check_resumable, fitting_state, model_options
+from reconad.engine.sizes import dataset_size
 from reconad.engine.step import StepContext, build_optimizer, build_scheduler
 from reconad.errors import ConfigError, DataError, TrainingError
 
@@ -161,8 +162,7 @@ class Trainer:
             logs = self._train_epoch(run, epoch)
             logs.update(self._validate(run))
             self._record(run, epoch, logs)
-            if hasattr(epochs, "set_postfix"):  # a tqdm bar (not a plain range)
-                epochs.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
+            epochs.set_postfix({k: f"{v:.4g}" for k, v in logs.items()})
             self._checkpoint(run, epoch)
             if run.history.stopped_early:
                 break
@@ -177,7 +177,8 @@ class Trainer:
         if shuffle and dist_utils.is_distributed():
             sampler = DistributedSampler(data, shuffle=True, seed=cfg.seed)
         elif shuffle:
-            sampler = RandomSampler(data, generator=torch.Generator().manual_seed(cfg.seed))  # type: ignore[arg-type]
+            # a random order of the indices (the sampler reads nothing of the dataset but its size)
+            sampler = RandomSampler(range(dataset_size(data)), generator=torch.Generator().manual_seed(cfg.seed))
         else:
             sampler = None
         return DataLoader(
@@ -193,7 +194,7 @@ class Trainer:
     def _start(self, model: AnomalyModel, train_data: Dataset, val_data: Dataset | None) -> _Run:
         """Seed, join the process group, prepare the data, build optimisers and schedulers."""
         cfg = self.config
-        if len(train_data) == 0:  # type: ignore[arg-type]
+        if dataset_size(train_data) == 0:
             raise DataError("the training set is empty")
         dist_utils.init_distributed(self.device)
         main = dist_utils.is_main_process()
@@ -203,8 +204,9 @@ class Trainer:
         dist_utils.broadcast_parameters(model)
         t0 = time.perf_counter()
         train_ds = model.prepare_data(train_data, self.device, progress=show)
-        has_val = val_data is not None and len(val_data) > 0  # type: ignore[arg-type]
-        val_ds = model.prepare_data(val_data, self.device, progress=show) if has_val else None  # type: ignore[arg-type]
+        val_ds = None
+        if val_data is not None and dataset_size(val_data) > 0:
+            val_ds = model.prepare_data(val_data, self.device, progress=show)
         specs = model.optimizer_specs()
         optimizers = {name: build_optimizer(spec, cfg) for name, spec in specs.items()}
         schedulers = {}
@@ -273,8 +275,8 @@ class Trainer:
         loader = run.train_loader
         if isinstance(loader.sampler, DistributedSampler):
             loader.sampler.set_epoch(epoch)
-        else:
-            loader.sampler.generator.manual_seed(self.config.seed + epoch)  # type: ignore[attr-defined]
+        elif isinstance(loader.sampler, RandomSampler) and loader.sampler.generator is not None:
+            loader.sampler.generator.manual_seed(self.config.seed + epoch)
         run.model.train()
         run.ctx.epoch = epoch
         means = _Means()

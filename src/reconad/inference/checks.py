@@ -4,16 +4,21 @@ finite input a ScoringError (the model itself is broken)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reconad.calibration import finite_scores
 
+if TYPE_CHECKING:
+    import torch
+
+    from reconad.data.records import Batch
+
 __all__ = ["checked_scores", "sample_names"]
 
 
-def sample_names(batch: Any, first: int) -> list[str]:
+def sample_names(batch: Batch, first: int) -> list[str]:
     """How an error names each sample of a batch: its path, clip, or row number."""
     from reconad.data.records import ClipBatch, ImageBatch
 
@@ -23,7 +28,7 @@ def sample_names(batch: Any, first: int) -> list[str]:
     return [given[j] if j < len(given) and given[j] else f"{kind} {first + j}" for j in range(n)]
 
 
-def _batch_inputs(batch: Any) -> Any:
+def _batch_inputs(batch: Batch) -> torch.Tensor | None:
     """The input tensor of a batch (images, rows or clip frames), sample first."""
     from reconad.data.records import ClipBatch, ImageBatch, RowBatch
 
@@ -34,7 +39,7 @@ def _batch_inputs(batch: Any) -> Any:
     return batch.x if isinstance(batch, RowBatch) else None
 
 
-def checked_scores(scores: np.ndarray, batch: Any, first: int, model_name: str) -> np.ndarray:
+def checked_scores(scores: np.ndarray, batch: Batch, first: int, model_name: str) -> np.ndarray:
     """``scores`` of ``batch`` (its first sample is number ``first``) if all are finite."""
     if np.isfinite(scores).all():
         return scores

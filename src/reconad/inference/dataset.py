@@ -46,9 +46,9 @@ def iter_dataset(
             if on_batch is not None:
                 on_batch(batch)
             scores, maps = pipe.scorer(batch.image)
-            bar.update(batch.num_samples)  # type: ignore[attr-defined]
+            bar.update(batch.num_samples)
             scores = np.asarray(scores, dtype=np.float32).reshape(-1)
             yield checked_scores(scores, batch, first, pipe.model_name), (maps if want_maps else None)
             first += batch.num_samples
     finally:
-        bar.close()  # type: ignore[attr-defined]
+        bar.close()

@@ -9,8 +9,10 @@ Training (called by :class:`reconad.engine.Trainer`, in this order)
     The dataset the model actually trains on (e.g. cached encoder features).
 ``collate_fn()``
     How items become one batch record (``reconad.data.records``: ``ImageBatch``,
-    ``RowBatch``, ``FeatureBatch``); the engine counts samples with the record's
-    ``num_samples``.
+    ``RowBatch``, ``FeatureBatch``, ``ClipBatch``); the engine counts samples with the
+    record's ``num_samples``.  Every method below that takes ``batch`` is typed with
+    their union, ``reconad.data.records.Batch``, and narrows it itself (a ``TypeError``
+    for a kind the model does not take).
 ``optimizer_specs()``
     ``{name: OptimizerSpec}`` (``reconad.engine.step``): the parameters of each optimiser
     and, where the model wants its own, its learning rate, Adam betas, weight decay,
@@ -58,7 +60,7 @@ pretrained parts (``frozen_prefixes``) are rebuilt from the config instead of sa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -92,7 +94,7 @@ class ScoreOutput:
     scores: torch.Tensor
     maps: torch.Tensor | None = None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[torch.Tensor | None]:
         """``scores, maps = model.predict_step(batch)`` reads naturally."""
         return iter((self.scores, self.maps))
 
@@ -133,20 +135,20 @@ class AnomalyModel(nn.Module):
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
         return dataset
 
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], Batch]:
         return collate_images
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         return {"main": OptimizerSpec(self.parameters())}
 
-    def training_loss(self, batch: Any) -> torch.Tensor:
+    def training_loss(self, batch: Batch) -> torch.Tensor:
         raise NotImplementedError(f"{type(self).__name__} defines neither training_step nor training_loss")
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         return StepOutput(ctx.step("main", self.training_loss(batch)))
 
     @torch.no_grad()
-    def validation_step(self, batch: Any) -> dict[str, float]:
+    def validation_step(self, batch: Batch) -> dict[str, float]:
         return {"loss": float(self.training_loss(batch))}
 
     def on_fit_end(self, train_data: Dataset, val_data: Dataset | None, device: torch.device) -> None:

@@ -95,8 +95,8 @@ class NetConfig(ModelConfig):
     def resolved_latent(self) -> int:
         if self.latent_dim is not None:
             return self.latent_dim
-        if self.is_table:
-            return int(min(16, max(2, self.input_shape[0] // 2)))  # type: ignore[index]
+        if self.is_table and self.input_shape is not None:
+            return int(min(16, max(2, self.input_shape[0] // 2)))
         return 32
 
     def resolved_hidden(self) -> list[int]:

@@ -31,7 +31,8 @@ class Conv3dEncoder(nn.Module):
         super().__init__()
         if min(size) < 1:
             raise ConfigError(f"clip size {size} is too small for the 3-D encoder")
-        self.sizes: list[tuple[int, int, int]] = [tuple(size)]  # type: ignore[list-item]
+        t, h, w = size
+        self.sizes: list[tuple[int, int, int]] = [(t, h, w)]
         self.channels: list[int] = [in_channels]
         layers: list[nn.Module] = []
         c_in = in_channels

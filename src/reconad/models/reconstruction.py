@@ -24,6 +24,7 @@ from torch.utils.data import Dataset, Subset
 
 from reconad.data.records import Batch, ClipBatch, ImageBatch, RowBatch, collate_clips, collate_images, collate_rows
 from reconad.data.rows import TabularDataset
+from reconad.engine.sizes import dataset_size
 from reconad.errors import ConfigError, DataError
 from reconad.models.base import AnomalyModel, ScoreOutput
 from reconad.models.networks import NetConfig, RowScaler
@@ -37,7 +38,7 @@ def _table_rows(dataset: Dataset) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = _table_rows(dataset.dataset)
         idx = torch.as_tensor(list(dataset.indices), dtype=torch.long)
         return x[idx], y[idx]
-    items = [dataset[i] for i in range(len(dataset))]  # type: ignore[arg-type]
+    items = [dataset[i] for i in range(dataset_size(dataset))]
     return torch.stack([it.x for it in items]), torch.tensor([int(it.label) for it in items])
 
 
@@ -66,7 +67,7 @@ class ReconstructionModel(AnomalyModel):
             self.scaler = RowScaler(config.input_shape[0], config.scaling)
 
     # ------------------------------------------------------------------ data
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], Batch]:
         if self.is_video:
             return collate_clips
         return collate_rows if self.is_table else collate_images
@@ -79,7 +80,7 @@ class ReconstructionModel(AnomalyModel):
         return dataset
 
     def _check(self, x: torch.Tensor) -> torch.Tensor:
-        expected = tuple(self.config.input_shape)  # type: ignore[arg-type]
+        expected = tuple(self.config.input_shape)
         if tuple(x.shape[1:]) != expected:
             what = "features" if self.is_table else "clip shape [C, T, H, W]" if self.is_video else "image shape"
             raise DataError(f"model {self.name} was trained on {what} {list(expected)}, got {list(x.shape[1:])}")
@@ -94,7 +95,10 @@ class ReconstructionModel(AnomalyModel):
             return f"{self.name} was trained on video clips; export takes image models"
         return super().export_blocker()
 
-    def batch_inputs(self, batch: ImageBatch | RowBatch | ClipBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(checked network input, labels (B,)) of an image, row or clip batch."""
+        if not isinstance(batch, (ImageBatch, RowBatch, ClipBatch)):
+            raise TypeError(f"{self.name} takes images, clips or table rows, got {type(batch).__name__}")
         if isinstance(batch, ClipBatch):  # clip labels are per frame: the models train on normal clips only
             x = batch.frames.permute(0, 2, 1, 3, 4)
             return self._check(x), torch.zeros(len(x), dtype=torch.long, device=x.device)
@@ -106,7 +110,7 @@ class ReconstructionModel(AnomalyModel):
     def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def training_loss(self, batch: ImageBatch | RowBatch | ClipBatch) -> torch.Tensor:
+    def training_loss(self, batch: Batch) -> torch.Tensor:
         x, labels = self.batch_inputs(batch)
         return self.loss(x, labels)
 
@@ -116,8 +120,6 @@ class ReconstructionModel(AnomalyModel):
         raise NotImplementedError
 
     def predict_step(self, batch: Batch) -> ScoreOutput:
-        if not isinstance(batch, (ImageBatch, RowBatch, ClipBatch)):
-            raise TypeError(f"{self.name} scores images, clips or table rows, got {type(batch).__name__}")
         x, _ = self.batch_inputs(batch)
         scores, err = self.score(x)
         return ScoreOutput(scores, None if self.is_table else err.mean(dim=1))

@@ -24,6 +24,7 @@ from torch.utils.data import Dataset, Subset
 from reconad.data.records import Batch, RowBatch, collate_rows
 from reconad.data.rows import TabularDataset
 from reconad.engine.config import check_types
+from reconad.engine.sizes import dataset_size
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import ConfigError, DataError
 from reconad.models.base import AnomalyModel, ModelConfig, ScoreOutput
@@ -53,7 +54,7 @@ def dataset_rows(dataset: Dataset) -> torch.Tensor:
     if isinstance(dataset, Subset):
         idx = torch.as_tensor(list(dataset.indices), dtype=torch.long)
         return dataset_rows(dataset.dataset)[idx]
-    return torch.stack([dataset[i].x for i in range(len(dataset))])  # type: ignore[arg-type]
+    return torch.stack([dataset[i].x for i in range(dataset_size(dataset))])
 
 
 def gaussian_fit(rows: torch.Tensor, ridge: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +99,7 @@ class RX(AnomalyModel):
         self.register_buffer("precision", torch.eye(d, dtype=torch.float64))
         self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], Batch]:
         return collate_rows
 
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
@@ -112,11 +113,11 @@ class RX(AnomalyModel):
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         return {}
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         return StepOutput(0.0)
 
     @torch.no_grad()
-    def validation_step(self, batch: Any) -> dict[str, float]:
+    def validation_step(self, batch: Batch) -> dict[str, float]:
         return {"loss": 0.0}
 
     @property

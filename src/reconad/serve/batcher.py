@@ -152,7 +152,7 @@ class MicroBatcher:
         if len(x) <= self.max_batch:
             return self.engine(x)
         parts = [self.engine(x[i : i + self.max_batch]) for i in range(0, len(x), self.max_batch)]
-        maps = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])  # type: ignore[misc]
+        maps = None if parts[0][1] is None else np.concatenate([p[1] for p in parts])
         return np.concatenate([p[0] for p in parts]), maps
 
     def _answer(

@@ -112,7 +112,7 @@ class ServeConfig:
     defects_dir: str | None = None
 
     def __post_init__(self) -> None:
-        self.runs = [r if isinstance(r, ServedRun) else ServedRun(**r) for r in self.runs]  # type: ignore[arg-type]
+        self.runs = [r if isinstance(r, ServedRun) else ServedRun(**r) for r in self.runs]
         self.check()
 
     def check(self) -> None:

@@ -8,6 +8,7 @@ is written or checked here, so workers never race to write it).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -76,7 +77,8 @@ def serve(config: ServeConfig) -> None:
 
     models = preflight(config)
     os.environ[HEADER_TIMEOUT_ENV] = str(config.body_timeout_s)  # read by every worker's connections
-    common = dict(
+    run = functools.partial(
+        uvicorn.run,
         http=HeaderDeadlineProtocol,
         host=config.host,
         port=config.port,
@@ -96,8 +98,8 @@ def serve(config: ServeConfig) -> None:
     if config.workers == 1:
         from reconad.serve.app import create_app
 
-        uvicorn.run(create_app(config, preloaded=models), **common)  # type: ignore[arg-type]
+        run(create_app(config, preloaded=models))
         return
     models.clear()  # each worker loads its own copy
     os.environ[CONFIG_ENV] = config.to_json()
-    uvicorn.run("reconad.serve.app:app_from_env", factory=True, workers=config.workers, **common)  # type: ignore[arg-type]
+    run("reconad.serve.app:app_from_env", factory=True, workers=config.workers)

@@ -40,9 +40,10 @@ from typing import Any
 
 import torch
 
+from reconad.data.records import Batch
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.aae.config import AAEConfig
-from reconad.models.adversarial import (
+from reconad.models.gan import (
     AdversarialModel,
     RowDiscriminator,
     build_encoder,
@@ -76,7 +77,7 @@ class AAE(AdversarialModel):
             "e": self.spec(self.encoder.parameters(), c.lr_g, c.betas_g),
         }
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         c = self.config
         x = self.inputs(batch)
         z = self.encoder(x)

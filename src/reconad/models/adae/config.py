@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from reconad.models.adversarial import NORMS, GANConfig, check_choice, check_weights
+from reconad.models.gan import NORMS, GANConfig, check_choice, check_weights
 
 SCORES = ("g", "l2", "l1")
 

@@ -37,7 +37,7 @@ import torch
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.adae.config import ADAEConfig
 from reconad.models.adae.networks import Autoencoder
-from reconad.models.adversarial import AdversarialModel, mean_abs, mean_squared
+from reconad.models.gan import AdversarialModel, mean_abs, mean_squared
 
 
 class ADAE(AdversarialModel):

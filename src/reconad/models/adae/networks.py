@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from reconad.models.adae.config import ADAEConfig
-from reconad.models.adversarial import ConvTrunk, ConvUp, image_plan, init_dcgan, mlp
+from reconad.models.gan import ConvTrunk, ConvUp, image_plan, init_dcgan, mlp
 
 
 class Autoencoder(nn.Module):

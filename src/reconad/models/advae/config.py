@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from reconad.engine.config import check_types
 from reconad.errors import ConfigError
-from reconad.models.adversarial import NORMS, GANConfig, check_choice, check_weights
+from reconad.models.gan import NORMS, GANConfig, check_choice, check_weights
 
 
 @dataclass
@@ -52,8 +52,8 @@ class AdVAEConfig(GANConfig):
     def resolved_latent(self) -> int:
         if self.latent_dim is not None:
             return self.latent_dim
-        if self.is_table:
-            return int(min(16, max(2, self.input_shape[0] // 2)))  # type: ignore[index]
+        if self.is_table and self.input_shape is not None:
+            return int(min(16, max(2, self.input_shape[0] // 2)))
         return self.image_latent
 
     def resolved_hidden(self) -> list[int]:

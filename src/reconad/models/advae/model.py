@@ -53,10 +53,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reconad.data.records import Batch
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.advae.config import AdVAEConfig
 from reconad.models.advae.networks import GaussianEncoder, GaussianTransformer, build_generator
-from reconad.models.adversarial import AdversarialModel
+from reconad.models.gan import AdversarialModel
 
 #: most output numbers one generator call produces while scoring (bounds the memory of L draws)
 SCORE_CHUNK_ELEMENTS = 2**22
@@ -125,7 +126,7 @@ class AdVAE(AdversarialModel):
         }
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         x = self.inputs(batch)
         logs = self._generator_step(x, ctx)
         logs.update(self._encoder_step(x, ctx))

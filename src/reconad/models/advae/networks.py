@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from reconad.models.advae.config import AdVAEConfig
-from reconad.models.adversarial import ImageEncoder, ImageGenerator, image_plan, mlp, reinitialise
+from reconad.models.gan import ImageEncoder, ImageGenerator, image_plan, mlp, reinitialise
 
 LOGVAR_RANGE = (-10.0, 10.0)
 

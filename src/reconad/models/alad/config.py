@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from reconad.errors import ConfigError
-from reconad.models.adversarial import GANConfig, check_choice
+from reconad.models.gan import GANConfig, check_choice
 
 SCORES = ("fm", "l1", "l2", "ce")
 

@@ -13,7 +13,8 @@ then G and E on the flipped labels of all three (the adversarial BiGAN terms plu
 cycle terms; the terms on (x, x) and (z, z) do not depend on G or E and are left out of
 the logged ``loss_ge``).  Each discriminator's loss involves only its own parameters and the G / E
 terms only G's or E's, so one optimiser per side ("d", "ge") gives the same gradients
-as the official code's five.  z ~ N(0, I); Adam betas (0.5, 0.999).
+as the official code's five.  z ~ N(0, I); Adam betas (0.5, 0.999).  E, G, D_xz and the
+training step are :class:`reconad.models.gan.BiGAN`'s.
 
 Score (``score="fm"``, the paper's): A(x) = ||f_xx(x, x) - f_xx(x, G(E(x)))||_1, f_xx =
 D_xx's last hidden layer; ``l1`` / ``l2`` / ``ce`` as the official code.  Map
@@ -31,7 +32,7 @@ the score ranked some classes upside down (the test suite's digits, class 1: 0.1
 §21).  D_xx sees
 (x, x') concatenated on channels (the official code stacks them along the height);
 DCGAN-style conv stacks; the encoder's last layer keeps PyTorch's default initialisation
-(see ``adversarial.ImageEncoder``: with DCGAN's the generator hardly learns for hundreds
+(see ``gan.ImageEncoder``: with DCGAN's the generator hardly learns for hundreds
 of steps); the last epoch is kept (``monitor="none"``; the official code
 can early-stop on a validation score).
 """
@@ -41,23 +42,21 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import torch
-from torch.nn.utils.parametrize import cached
 
-from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
-from reconad.models.adversarial import (
-    AdversarialModel,
+from reconad.models.alad.config import ALADConfig
+from reconad.models.alad.networks import build_dxx, build_dzz
+from reconad.models.gan import (
+    BiGAN,
+    Forward,
+    PairDiscriminator,
     bce,
-    build_encoder,
-    build_generator,
     build_pair_discriminator,
     discriminator_loss,
     sum_abs,
 )
-from reconad.models.alad.config import ALADConfig
-from reconad.models.alad.networks import build_dxx, build_dzz
 
 
-class ALAD(AdversarialModel):
+class ALAD(BiGAN):
     name = "alad"
     keeps_weight_average = True
     train_defaults: ClassVar[dict[str, Any]] = {"batch_size": 64, "epochs": 15, "lr": 1e-3, "patience": None}
@@ -67,66 +66,38 @@ class ALAD(AdversarialModel):
     def __init__(self, config: ALADConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config or ALADConfig(**kwargs))
         c = self.config
-        self.encoder = build_encoder(c, spectral=c.spectral_norm)
-        self.generator = build_generator(c)
         self.d_xz = build_pair_discriminator(c, c.resolved_joint(), c.dropout, spectral=c.spectral_norm)
         self.d_xx = build_dxx(c)
         self.d_zz = build_dzz(c)
         self.track_weight_average()
 
-    def _discriminators(self) -> list[torch.nn.Module]:
+    def pair(self) -> PairDiscriminator:
+        return self.d_xz
+
+    def discriminators(self) -> list[torch.nn.Module]:
         return [self.d_xz, self.d_xx] + ([self.d_zz] if self.config.use_dzz else [])
 
-    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
-        c = self.config
-        d_params = [p for d in self._discriminators() for p in d.parameters()]
-        return {
-            "d": self.spec(d_params, c.lr_d, c.betas_d),
-            "ge": self.spec([*self.generator.parameters(), *self.encoder.parameters()], c.lr_g, c.betas_g),
-        }
-
-    def _forward(self, x: torch.Tensor, z: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward_pass(self, x: torch.Tensor, z: torch.Tensor) -> Forward:
         """E(x), G(z), G(E(x)) and E(G(z)), computed once per batch for both steps."""
-        z_enc, x_gen = self.encoder(x), self.generator(z)
-        return {"z_enc": z_enc, "x_gen": x_gen, "x_rec": self.generator(z_enc), "z_rec": self.encoder(x_gen)}
+        f = super().forward_pass(x, z)
+        return {**f, "x_rec": self.generator(f["z_enc"]), "z_rec": self.encoder(f["x_gen"])}
 
-    def _discriminator_loss(
-        self, x: torch.Tensor, z: torch.Tensor, f: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
+    def discriminator_losses(self, x: torch.Tensor, z: torch.Tensor, f: Forward) -> dict[str, torch.Tensor]:
         """D_xz sees real and fake pairs in separate batches (its x branch has batch norm);
         D_xx and D_zz have none, so their real and fake pairs go through in one call."""
-        d = {k: v.detach() for k, v in f.items()}
-        xx = self.d_xx(torch.cat([x, x]), torch.cat([x, d["x_rec"]]))[0].chunk(2)
-        parts = {
-            "xz": discriminator_loss(self.d_xz(x, d["z_enc"])[0], self.d_xz(d["x_gen"], z)[0]),
-            "xx": discriminator_loss(*xx),
-        }
+        xx = self.d_xx(torch.cat([x, x]), torch.cat([x, f["x_rec"].detach()]))[0].chunk(2)
+        parts = {**super().discriminator_losses(x, z, f), "d_xx": discriminator_loss(*xx)}
         if self.config.use_dzz:
-            zz = self.d_zz(torch.cat([z, z]), torch.cat([z, d["z_rec"]]))[0].chunk(2)
-            parts["zz"] = discriminator_loss(*zz)
+            zz = self.d_zz(torch.cat([z, z]), torch.cat([z, f["z_rec"].detach()]))[0].chunk(2)
+            parts["d_zz"] = discriminator_loss(*zz)
         return parts
 
-    def _generator_loss(self, x: torch.Tensor, z: torch.Tensor, f: dict[str, torch.Tensor]) -> torch.Tensor:
+    def generator_losses(self, x: torch.Tensor, z: torch.Tensor, f: Forward) -> dict[str, torch.Tensor]:
         """The flipped labels; the terms on (x, x) and (z, z) carry no gradient for G or E and are left out."""
-        loss = bce(self.d_xz(x, f["z_enc"])[0], 0.0) + bce(self.d_xz(f["x_gen"], z)[0], 1.0)
-        loss = loss + bce(self.d_xx(x, f["x_rec"])[0], 1.0)
+        parts = {**super().generator_losses(x, z, f), "ge_xx": bce(self.d_xx(x, f["x_rec"])[0], 1.0)}
         if self.config.use_dzz:
-            loss = loss + bce(self.d_zz(z, f["z_rec"])[0], 1.0)
-        return loss
-
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
-        x = self.inputs(batch)
-        z = self.latent_noise(x.shape[0], x)
-        with cached():  # each spectrally normalised weight is computed once per step, not per call
-            f = self._forward(x, z)
-            parts = self._discriminator_loss(x, z, f)
-        logs = {"loss_d": ctx.step("d", sum(parts.values()))}  # type: ignore[arg-type]
-        logs.update({f"loss_d_{k}": float(v.detach()) for k, v in parts.items()})
-        with cached():  # again after D's update
-            loss_ge = self._generator_loss(x, z, f)
-        logs["loss_ge"] = ctx.step("ge", loss_ge)
-        self.update_weight_average()
-        return StepOutput(logs["loss_ge"], logs)
+            parts["ge_zz"] = bce(self.d_zz(z, f["z_rec"])[0], 1.0)
+        return parts
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kind = self.config.score

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reconad.models.adversarial import ImageDiscriminator, RowDiscriminator, conv_plan
 from reconad.models.alad.config import ALADConfig
+from reconad.models.gan import ImageDiscriminator, RowDiscriminator, conv_plan
 
 
 class PairOf(nn.Module):

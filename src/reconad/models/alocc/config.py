@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from reconad.engine.config import check_types
 from reconad.errors import ConfigError
-from reconad.models.adversarial import NORMS, GANConfig, check_choice, check_weights
+from reconad.models.gan import NORMS, GANConfig, check_choice, check_weights
 
 SCORES = ("rec", "d_rx", "d_x")
 

@@ -42,7 +42,9 @@ from typing import Any, ClassVar
 import torch
 
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
-from reconad.models.adversarial import (
+from reconad.models.alocc.config import ALOCCConfig
+from reconad.models.alocc.networks import Reconstructor
+from reconad.models.gan import (
     AdversarialModel,
     ImageDiscriminator,
     discriminator_loss,
@@ -50,8 +52,6 @@ from reconad.models.adversarial import (
     image_plan,
     mean_squared,
 )
-from reconad.models.alocc.config import ALOCCConfig
-from reconad.models.alocc.networks import Reconstructor
 
 
 class ALOCC(AdversarialModel):

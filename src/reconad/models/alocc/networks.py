@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reconad.models.adversarial import ConvPlan, ConvTrunk, ConvUp, init_dcgan
+from reconad.models.gan import ConvPlan, ConvTrunk, ConvUp, init_dcgan
 
 
 class Reconstructor(nn.Module):

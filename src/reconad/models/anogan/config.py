@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from reconad.engine.config import check_types
 from reconad.errors import ConfigError
-from reconad.models.adversarial import GANConfig
+from reconad.models.gan import GANConfig
 
 
 @dataclass

@@ -25,8 +25,11 @@ from typing import Any
 
 import torch
 
+from reconad.data.records import Batch
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
-from reconad.models.adversarial import (
+from reconad.models.anogan.config import AnoGANConfig
+from reconad.models.anogan.search import search_latent
+from reconad.models.gan import (
     AdversarialModel,
     ImageDiscriminator,
     ImageGenerator,
@@ -34,8 +37,6 @@ from reconad.models.adversarial import (
     discriminator_loss,
     generator_loss,
 )
-from reconad.models.anogan.config import AnoGANConfig
-from reconad.models.anogan.search import search_latent
 
 
 class AnoGAN(AdversarialModel):
@@ -60,7 +61,7 @@ class AnoGAN(AdversarialModel):
             "g": self.spec(self.generator.parameters(), c.lr_g, c.betas_g),
         }
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         x = self.inputs(batch)
         fake = self.generator(self.latent_noise(x.shape[0], x))
         real_logits, _ = self.discriminator(x)
@@ -71,7 +72,7 @@ class AnoGAN(AdversarialModel):
         return StepOutput(logs["loss_g"], logs)
 
     @torch.no_grad()
-    def validation_step(self, batch: Any) -> dict[str, float]:
+    def validation_step(self, batch: Batch) -> dict[str, float]:
         """D's belief that held-out normals are real (the latent search is too slow to run each epoch)."""
         logits, _ = self.discriminator(self.inputs(batch))
         return {"d_real": float(torch.sigmoid(logits).mean())}

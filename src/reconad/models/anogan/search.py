@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reconad.models.adversarial import sum_abs
+from reconad.models.gan import sum_abs
 
 
 def mapping_loss(

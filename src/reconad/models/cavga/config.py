@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from reconad.engine.config import check_types
 from reconad.errors import ConfigError
-from reconad.models.adversarial import GANConfig, check_choice, check_weights
+from reconad.models.gan import GANConfig, check_choice, check_weights
 
 VARIANTS = ("u", "w")
 

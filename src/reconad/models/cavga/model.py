@@ -50,13 +50,14 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from reconad.data.labels import dataset_labels
-from reconad.data.records import ImageBatch
+from reconad.data.records import Batch, ImageBatch
+from reconad.engine.sizes import dataset_size
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import DataError
-from reconad.models.adversarial import AdversarialModel, bce, discriminator_loss, pixel_residual, to_signed
 from reconad.models.base import ScoreOutput
 from reconad.models.cavga.config import CAVGAConfig
 from reconad.models.cavga.networks import CAVGANetworks, attention, cam_weights
+from reconad.models.gan import AdversarialModel, bce, discriminator_loss, pixel_residual, to_signed
 
 NORMAL, ANOMALOUS = 0, 1
 
@@ -71,7 +72,7 @@ def has_labelled_anomaly(dataset: Dataset) -> bool:
     knows them, else from its items)."""
     labels = dataset_labels(dataset)
     if labels is None:
-        labels = np.asarray([int(dataset[i].label) for i in range(len(dataset))])  # type: ignore[arg-type]
+        labels = np.asarray([int(dataset[i].label) for i in range(dataset_size(dataset))])
     return bool((labels == 1).any())
 
 
@@ -115,7 +116,7 @@ class CAVGA(AdversarialModel):
         return super().prepare_data(dataset, device, progress)
 
     # ------------------------------------------------------------------ training
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         images, labels = self.batch_inputs(batch)
         x = to_signed(images)
         f, mu, logvar = self.nets.encoder(x)
@@ -172,7 +173,7 @@ class CAVGA(AdversarialModel):
         scores, inverse = self.score_and_attention(x)
         return scores, inverse.unsqueeze(1)
 
-    def predict_step(self, batch: Any) -> ScoreOutput:
+    def predict_step(self, batch: Batch) -> ScoreOutput:
         if not isinstance(batch, ImageBatch):
             raise TypeError(f"{self.name} scores images, got {type(batch).__name__}")
         x = self.inputs(batch)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reconad.models.adversarial import ConvPlan, ConvTrunk, ConvUp, ImageDiscriminator, conv_plan, init_dcgan, norm2d
 from reconad.models.cavga.config import CAVGAConfig
+from reconad.models.gan import ConvPlan, ConvTrunk, ConvUp, ImageDiscriminator, conv_plan, init_dcgan, norm2d
 
 LOGVAR_RANGE = (-10.0, 10.0)
 

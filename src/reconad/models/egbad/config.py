@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from reconad.errors import ConfigError
-from reconad.models.adversarial import GANConfig, check_choice, check_weights
+from reconad.models.gan import GANConfig, check_choice, check_weights
 
 SCORES = ("fm", "ce")
 

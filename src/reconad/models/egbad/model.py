@@ -5,7 +5,8 @@ features f_D (its last hidden layer).  Per batch, as the official code: D on
 BCE(D(x, E(x)), 1) + BCE(D(G(z), z), 0), then G and E on BCE(D(G(z), z), 1) +
 BCE(D(x, E(x)), 0); z ~ N(0, I).  G and E share one optimiser ("ge"): each loss term
 involves only one of them, so the gradients are those of the two separate optimisers
-of the official code.  Adam betas (0.5, 0.999).
+of the official code.  Adam betas (0.5, 0.999).  The networks and the training step are
+:class:`reconad.models.gan.BiGAN`'s.
 
 Score A(x) = α·L_G(x) + (1 - α)·L_D(x), L_G = ||x - G(E(x))||_1 and ``score="ce"``:
 L_D = BCE(D(x, E(x)), 1) (the paper's cross-entropy variant), or ``score="fm"``: L_D =
@@ -21,7 +22,7 @@ D -> 64 -> 32, G 32 -> 64 -> 128 -> D, D with 128-unit branches).
 
 Deviations: the encoder's last layer keeps PyTorch's default initialisation (codes at
 about unit scale from the start; with DCGAN's N(0, 0.02) the discriminator separates
-E(x) from z by scale and the generator hardly learns, see ``adversarial.ImageEncoder``).
+E(x) from z by scale and the generator hardly learns, see ``gan.ImageEncoder``).
 Learning rate 2e-4 (the official code's 1e-5 needs far more steps than a
 CPU run affords); no moving average of the weights at test time by default (the
 official code averages with decay 0.9999; ``ema_decay`` does so, but on the test
@@ -35,22 +36,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.nn.utils.parametrize import cached
 
-from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
-from reconad.models.adversarial import (
-    AdversarialModel,
-    bce,
-    build_encoder,
-    build_generator,
-    build_pair_discriminator,
-    discriminator_loss,
-    sum_abs,
-)
 from reconad.models.egbad.config import EGBADConfig
+from reconad.models.gan import BiGAN, PairDiscriminator, build_pair_discriminator, sum_abs
 
 
-class EGBAD(AdversarialModel):
+class EGBAD(BiGAN):
     name = "egbad"
     keeps_weight_average = True
 
@@ -59,36 +50,13 @@ class EGBAD(AdversarialModel):
     def __init__(self, config: EGBADConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config or EGBADConfig(**kwargs))
         c = self.config
-        self.encoder = build_encoder(c, spectral=c.spectral_norm)
-        self.generator = build_generator(c)
         self.discriminator = build_pair_discriminator(
             c, c.resolved_joint(), c.resolved_dropout(), spectral=c.spectral_norm
         )
         self.track_weight_average()
 
-    def optimizer_specs(self) -> dict[str, OptimizerSpec]:
-        c = self.config
-        return {
-            "d": self.spec(self.discriminator.parameters(), c.lr_d, c.betas_d),
-            "ge": self.spec([*self.generator.parameters(), *self.encoder.parameters()], c.lr_g, c.betas_g),
-        }
-
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
-        x = self.inputs(batch)
-        z = self.latent_noise(x.shape[0], x)
-        with cached():  # each spectrally normalised weight is computed once per step, not per call
-            x_gen, z_enc = self.generator(z), self.encoder(x)
-            real_logits, _ = self.discriminator(x, z_enc.detach())
-            fake_logits, _ = self.discriminator(x_gen.detach(), z)
-        logs = {"loss_d": ctx.step("d", discriminator_loss(real_logits, fake_logits))}
-        with cached():  # again after D's update
-            real_logits, _ = self.discriminator(x, z_enc)
-            fake_logits, _ = self.discriminator(x_gen, z)
-        loss_g, loss_e = bce(fake_logits, 1.0), bce(real_logits, 0.0)
-        logs["loss_ge"] = ctx.step("ge", loss_g + loss_e)
-        self.update_weight_average()
-        logs.update(loss_g=float(loss_g.detach()), loss_e=float(loss_e.detach()))
-        return StepOutput(logs["loss_ge"], logs)
+    def pair(self) -> PairDiscriminator:
+        return self.discriminator
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.config

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from reconad.engine.config import check_types
 from reconad.errors import ConfigError
-from reconad.models.adversarial import GANConfig, _check_betas, _check_lr, check_choice, check_weights
+from reconad.models.gan import GANConfig, check_betas, check_choice, check_lr, check_weights
 
 TRAININGS = ("izif", "izi", "ziz")
 
@@ -50,8 +50,8 @@ class FAnoGANConfig(GANConfig):
             raise ConfigError(f"n_critic must be >= 1, got {self.n_critic}")
         if not 0 < self.encoder_share < 1:
             raise ConfigError(f"encoder_share must be in (0, 1), got {self.encoder_share}")
-        _check_lr("lr_e", self.lr_e)
-        self.betas_e = _check_betas("betas_e", self.betas_e)
+        check_lr("lr_e", self.lr_e)
+        self.betas_e = check_betas("betas_e", self.betas_e)
 
     def gan_epochs(self, epochs: int) -> int:
         """How many of ``epochs`` train the WGAN-GP (the rest, at least one, the encoder)."""

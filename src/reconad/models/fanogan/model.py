@@ -28,8 +28,10 @@ from typing import Any
 
 import torch
 
+from reconad.data.records import Batch
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
-from reconad.models.adversarial import (
+from reconad.models.fanogan.config import FAnoGANConfig
+from reconad.models.gan import (
     AdversarialModel,
     ImageDiscriminator,
     ImageEncoder,
@@ -39,7 +41,6 @@ from reconad.models.adversarial import (
     mean_squared,
     wasserstein_critic_loss,
 )
-from reconad.models.fanogan.config import FAnoGANConfig
 
 
 class FAnoGAN(AdversarialModel):
@@ -68,7 +69,7 @@ class FAnoGAN(AdversarialModel):
             "e": self.spec(self.encoder.parameters(), c.lr_e, c.betas_e),
         }
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         x = self.inputs(batch)
         if ctx.epoch < self.config.gan_epochs(ctx.epochs):
             return self._gan_step(x, ctx)

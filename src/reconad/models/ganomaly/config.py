@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from reconad.models.adversarial import GANConfig, check_choice, check_weights
+from reconad.models.gan import GANConfig, check_choice, check_weights
 
 SCORES = ("l1", "l2")
 

@@ -27,8 +27,9 @@ from typing import Any
 
 import torch
 
+from reconad.data.records import Batch
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
-from reconad.models.adversarial import (
+from reconad.models.gan import (
     AdversarialModel,
     discriminator_loss,
     mean_abs,
@@ -58,7 +59,7 @@ class GANomaly(AdversarialModel):
             "g": self.spec(self.generator.parameters(), c.lr_g, c.betas_g),
         }
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         c = self.config
         x = self.inputs(batch)
         x_hat, z, z_hat = self.generator(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reconad.models.adversarial import (
+from reconad.models.gan import (
     ImageDiscriminator,
     ImageEncoder,
     ImageGenerator,

@@ -99,7 +99,7 @@ class HADGAN(AnomalyModel):
         self.register_buffer("res_mean", torch.zeros(b, dtype=torch.float64))
         self.register_buffer("res_precision", torch.eye(b, dtype=torch.float64))
 
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], Batch]:
         return collate_rows
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
@@ -110,7 +110,7 @@ class HADGAN(AnomalyModel):
             "dx": OptimizerSpec(self.disc_x.parameters(), lr=lr_d),
         }
 
-    def _inputs(self, batch: Any) -> torch.Tensor:
+    def _inputs(self, batch: Batch) -> torch.Tensor:
         if not isinstance(batch, RowBatch):
             raise TypeError(f"hadgan takes spectra (RowBatch / SpectrumBatch), got {type(batch).__name__}")
         d = int(self.res_mean.shape[0])
@@ -130,7 +130,7 @@ class HADGAN(AnomalyModel):
             "adv_x": _adv(self.disc_x(x_hat), True),
         }
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         x, cfg = self._inputs(batch), self.config
         with torch.no_grad():
             z_fake = self.encoder(x)
@@ -153,7 +153,7 @@ class HADGAN(AnomalyModel):
         return StepOutput(logs["rec"], logs)
 
     @torch.no_grad()
-    def validation_step(self, batch: Any) -> dict[str, float]:
+    def validation_step(self, batch: Batch) -> dict[str, float]:
         x = self._inputs(batch)
         return {"loss": float(_half_l2(x, self.decoder(self.encoder(x))))}
 

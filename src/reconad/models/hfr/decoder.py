@@ -94,11 +94,11 @@ class HFRDecoder(nn.Module):
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         x = self.read_memory(self.encode(feats))
-        out: list[torch.Tensor | None] = [None] * len(feats)
+        out: dict[int, torch.Tensor] = {}
         for stage, head, level in zip(self.stages, self.heads, self.order):
             size = feats[level].shape[-2:]
             if x.shape[-2:] != size:
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
             x = stage(x)
             out[level] = head(x)
-        return out  # type: ignore[return-value]
+        return [out[level] for level in range(len(feats))]

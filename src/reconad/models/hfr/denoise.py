@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from reconad.data.records import FeatureBatch, ImageItem, collate_features
 from reconad.data.synthetic_defects import training_defect
+from reconad.engine.sizes import dataset_size
 from reconad.models.encoder_features import FeatureCache, FeatureItem, encode_with_labels
 
 __all__ = ["CorruptedCopies", "DenoiseBatch", "DenoiseCache", "collate_denoise", "defect_loss", "denoise_cache"]
@@ -36,7 +37,7 @@ class CorruptedCopies(Dataset):
 
     def __init__(self, base: Dataset, copies: int, seed: int) -> None:
         self.base, self.copies, self.seed = base, int(copies), int(seed)
-        self.n = len(base)  # type: ignore[arg-type]
+        self.n = dataset_size(base)
 
     def __len__(self) -> int:
         return self.n * self.copies

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from reconad.backbones import FeaturePyramid, build_backbone
 from reconad.data.records import Batch, FeatureBatch, ImageBatch, collate_features
+from reconad.engine.sizes import dataset_size
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import ConfigError
 from reconad.models.base import AnomalyModel, ScoreOutput
@@ -39,6 +40,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # the paper's plain HFR: equal level weights, unnormalised residuals, the map's maximum
     "paper": {"level_weights": [1.0, 1.0, 1.0], "normalization": "none", "score": "max"},
 }
+
+
+def _features(batch: Batch) -> FeatureBatch:
+    """What HFR trains on: cached encoder features (``prepare_data`` makes them)."""
+    if not isinstance(batch, FeatureBatch):
+        raise TypeError(f"hfr trains on encoder features (FeatureBatch), got {type(batch).__name__}")
+    return batch
 
 
 class HFR(AnomalyModel):
@@ -137,7 +145,7 @@ class HFR(AnomalyModel):
 
         return denoise_cache(clean, dataset, self.encoder, device, self.config, progress)
 
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], Batch]:
         if self.config.denoise == "none":
             return collate_features
         from reconad.models.hfr.denoise import collate_denoise
@@ -185,7 +193,8 @@ class HFR(AnomalyModel):
             return 0.0
         return self.config.memory_entropy * addressing_entropy(a)
 
-    def training_loss(self, batch: FeatureBatch) -> torch.Tensor:
+    def training_loss(self, batch: Batch) -> torch.Tensor:
+        batch = _features(batch)
         feats = batch.levels
         res = self.level_residuals(feats, self.decode(self._decoder_input(batch)))
         loss = cast(torch.Tensor, sum(r.mean() for r in res) / len(feats)) + self._defect_loss(batch, res)
@@ -200,7 +209,8 @@ class HFR(AnomalyModel):
 
         return self.config.denoise_weight * defect_loss(res, defect)
 
-    def training_step(self, batch: FeatureBatch, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
+        batch = _features(batch)
         if batch.label is None or not bool((batch.label == 1).any()):
             return StepOutput(ctx.step("main", self.training_loss(batch)))
         from reconad.models.hfr.supervision import deviation_losses
@@ -224,7 +234,7 @@ class HFR(AnomalyModel):
         """
         normal_train = train_data.normal() if isinstance(train_data, FeatureCache) else train_data
         held_out = normal_train
-        if val_data is not None and len(val_data) >= 2 and self.config.normalize_on == "held-out":  # type: ignore[arg-type]
+        if val_data is not None and dataset_size(val_data) >= 2 and self.config.normalize_on == "held-out":
             held_out = val_data
         self.eval()
         self._fit_normalisation(held_out, device)

@@ -84,7 +84,7 @@ class PatchCore(AnomalyModel):
             return dataset
         return FeatureCache(encode_dataset(self.encoder, dataset, device, batch_size=4, progress=progress))
 
-    def collate_fn(self) -> Callable[[list[Any]], Any]:
+    def collate_fn(self) -> Callable[[list[Any]], Batch]:
         return collate_features
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:

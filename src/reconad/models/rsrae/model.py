@@ -47,8 +47,9 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
+from reconad.data.records import Batch
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
-from reconad.models.adversarial import pixel_residual, to_signed
+from reconad.models.gan import pixel_residual, to_signed
 from reconad.models.reconstruction import ReconstructionModel
 from reconad.models.rsrae.config import RSRAEConfig
 from reconad.models.rsrae.networks import RSRLayer, build_decoder, build_encoder
@@ -99,7 +100,7 @@ class RSRAE(ReconstructionModel):
             "l_rsr2": self.rsr.orthogonality_error(),
         }
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         c = self.config
         x = self.network_input(self.batch_inputs(batch)[0])
         parts = self.losses(x)
@@ -114,7 +115,7 @@ class RSRAE(ReconstructionModel):
         return StepOutput(parts["l_ae"].detach(), logs)
 
     @torch.no_grad()
-    def validation_step(self, batch: Any) -> dict[str, float]:
+    def validation_step(self, batch: Batch) -> dict[str, float]:
         x = self.batch_inputs(batch)[0]
         scores, _ = self.score(x)
         return {"loss": float(self.losses(self.network_input(x))["l_ae"]), "score": float(scores.mean())}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from reconad.models.adversarial import ConvTrunk, ImageGenerator, conv_plan, init_dcgan, mlp
+from reconad.models.gan import ConvTrunk, ImageGenerator, conv_plan, init_dcgan, mlp
 from reconad.models.rsrae.config import RSRAEConfig
 
 

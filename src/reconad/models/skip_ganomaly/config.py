@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from reconad.errors import ConfigError
-from reconad.models.adversarial import GANConfig, check_weights
+from reconad.models.gan import GANConfig, check_weights
 
 
 @dataclass

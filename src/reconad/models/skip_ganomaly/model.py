@@ -39,7 +39,7 @@ from typing import Any, ClassVar
 import torch
 
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
-from reconad.models.adversarial import (
+from reconad.models.gan import (
     AdversarialModel,
     ImageDiscriminator,
     UNetGenerator,
