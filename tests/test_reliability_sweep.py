@@ -638,11 +638,11 @@ def _images_val_table(fx: Fx) -> Any:
 
 
 def _overlap_without_tiles(fx: Fx) -> Any:
-    return Detector("ae", tile_overlap=8)
+    return Detector("ae", tile_overlap=8).check_params()
 
 
 def _unknown_option(name: str) -> Callable[[Fx], Any]:
-    return lambda fx: Detector(name, nosuch_option=1)
+    return lambda fx: Detector(name, nosuch_option=1).check_params()
 
 
 def _frame_duplicate_names(fx: Fx) -> Any:

@@ -90,11 +90,16 @@ class Detector:
 
     scikit-learn conventions: parameters are stored as given and returned by
     ``get_params`` (every model, engine and detector option, defaults included) and
-    changed by ``set_params``, so ``sklearn.base.clone`` and ``GridSearchCV`` work.
-    What ``fit`` learns lives in attributes with a trailing underscore: ``model_``,
-    ``threshold_``, ``calibration_``, ``val_scores_``, ``history_`` (the old names
-    without it are read-only aliases for one release).  Methods that need a fitted
-    detector raise scikit-learn's ``NotFittedError`` before ``fit``.
+    changed by ``set_params``, so ``sklearn.base.clone`` and ``GridSearchCV`` work; their
+    values are checked in ``fit`` (``check_params`` checks them at once), and
+    ``model_name``, ``model_config``, ``train_config`` and ``settings`` are derived from
+    them when read.  What ``fit`` learns lives in attributes with a trailing underscore:
+    ``model_``, ``threshold_``, ``calibration_``, ``val_scores_``, ``history_``,
+    ``n_features_in_`` and ``feature_names_in_`` (table rows; the names when a DataFrame's
+    columns are strings); ``threshold``, ``calibration``, ``val_scores`` and ``history``
+    are read-only aliases for one release (``model`` is the parameter).  Methods that need
+    a fitted detector raise scikit-learn's ``NotFittedError`` before ``fit``.
+    ``check_estimator`` passes but for the departures listed in ``reconad.sklearn_compat``.
 
     Scores: ``decision_function`` is higher for more anomalous samples (PyOD's sign);
     ``score_samples`` is its negative, higher for more normal ones (scikit-learn's
@@ -104,8 +109,10 @@ class Detector:
     Table rows (2-D array, tensor, DataFrame) train a model's MLP variant, images its
     convolutional one (models that take tables: ae, vae, memae, esad, rx, hadgan), video
     clips (a ``reconad.data.video.ClipWindows`` dataset) the 3-D one of ae and memae.  ``fit(data, y)``:
-    y = 1 marks a known anomaly; only models with ``uses_labels`` (esad) train on them,
-    the others refuse a y with anomalies (ConfigError) instead of silently dropping them.
+    y = 1 marks a known anomaly; only models with ``uses_labels`` (esad, hfr, cavga) train
+    on them, the others refuse a y with anomalies (ConfigError) instead of silently
+    training on them, and ignore a y that is no 0/1 labelling (as scikit-learn's outlier
+    detectors ignore y).
     """
 
     model_: AnomalyModel
@@ -448,7 +455,10 @@ class Detector:
         ``y`` (optional, one per sample): 1 = known anomaly, 0 = normal/unlabelled (the
         Deep SAD convention).  Semi-supervised models (``esad``) train on the labelled
         anomalies; every other model trains on normal data only and *refuses* a ``y``
-        that marks anomalies (ConfigError) rather than silently dropping them.
+        that marks anomalies (ConfigError) rather than silently training on them.  A
+        ``y`` that is no 0/1 labelling (class ids, targets passed along by scikit-learn's
+        tools) is ignored by those models, except scikit-learn's -1/+1 outlier labels
+        (DataError); a semi-supervised model needs 0/1.  Parameters are checked first.
 
         ``val_data``: held-out normal data for early stopping and the threshold; when
         absent, ``val_fraction`` of the unlabelled samples of ``data`` is held out.  With

@@ -10,6 +10,7 @@ import numpy as np
 
 from reconad.data.geometry import check_geometry
 from reconad.engine import TrainConfig
+from reconad.engine.device import select_device
 from reconad.errors import ConfigError
 from reconad.models import model_config_fields, model_entry
 from reconad.selection import auto_model, check_auto_options, is_auto
@@ -134,6 +135,7 @@ def resolve_params(model: Any, given: dict[str, Any], selection: dict[str, Any] 
     )
     settings = {**DETECTOR_DEFAULTS, **{k: v for k, v in given.items() if k in DETECTOR_DEFAULTS}}
     check_settings(settings, name, model_cls.min_image_size)
+    select_device(train_config.device)  # an unknown or absent device: refused with the rest
     return Resolved(name, model_config, train_config, settings, model_cls.min_image_size)
 
 
