@@ -679,17 +679,17 @@ class Detector:
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
         show = self.train_config.progress and len(ds) > 4 * batch_size  # type: ignore[arg-type]
         bar = progress(iter(()), enabled=show, total=len(ds), desc="scoring", unit="img")  # type: ignore[arg-type]
-        first = 0
+        first, name, device = 0, self.model_name, self._device  # derived once, not per batch
         try:
             for batch in loader:
                 if on_batch is not None:
                     on_batch(batch)
                 with torch.inference_mode():
-                    out = model.predict_step(batch.to(self._device))
+                    out = model.predict_step(batch.to(device))
                 m = out.maps.float().cpu().numpy() if want_maps and out.maps is not None else None
                 bar.update(batch.num_samples)  # type: ignore[attr-defined]
                 scores = torch.as_tensor(out.scores).float().cpu().numpy()
-                yield checked_scores(scores, batch, first, self.model_name), m
+                yield checked_scores(scores, batch, first, name), m
                 first += batch.num_samples
         finally:
             bar.close()  # type: ignore[attr-defined]
@@ -766,7 +766,9 @@ class Detector:
             raise ModelFileError(f"{Path(directory) / CONFIG}: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{directory}: model file does not match its config: {exc}") from exc
-        det.model_ = model.to(det._device).eval()
+        runs_on = det._device  # the device load was given, pinned as fit pins the trainer's
+        det._device = runs_on
+        det.model_ = model.to(runs_on).eval()
         det._restore_fitted(cfg, directory)
         return det
 
