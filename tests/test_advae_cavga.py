@@ -240,4 +240,4 @@ def test_bad_options_are_refused_in_one_line():
             build_model(name, input_shape=[3, 16, 16], **opts)
         assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match="calibration"):
-        Detector("advae", calibration="zzz")
+        Detector("advae", calibration="zzz").check_params()

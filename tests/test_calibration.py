@@ -188,7 +188,7 @@ def test_calibrate_on_new_normals_and_with_labelled_anomalies(toy_det):
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, "a", True])
 def test_bad_fpr_is_refused(bad):
     with pytest.raises(ConfigError, match="fpr"):
-        Detector("hfr", fpr=bad)
+        Detector("hfr", fpr=bad).check_params()
 
 
 @pytest.mark.slow
@@ -286,9 +286,9 @@ def test_cross_fitted_calibration_scores_every_normal_training_sample():
     holdout = Detector("ae", fpr=0.05, calibration="holdout", **opts).fit(train)
     assert holdout.calibration_.n == 30 and holdout.calibration_.source == "held-out normal"
     with pytest.raises(ConfigError, match="calibration_folds"):
-        Detector("ae", calibration="cross-fit", calibration_folds=1)
+        Detector("ae", calibration="cross-fit", calibration_folds=1).check_params()
     with pytest.raises(ConfigError, match="unknown calibration"):
-        Detector("ae", calibration="k-fold")
+        Detector("ae", calibration="k-fold").check_params()
 
 
 # ------------------------------------------------ the default: a calibration split

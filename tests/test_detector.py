@@ -160,11 +160,11 @@ def test_threshold_is_a_quantile_of_held_out_normal_scores(det, train_ds):
 
 def test_unknown_option_and_model_are_refused():
     with pytest.raises(ConfigError, match="epoch"):
-        Detector("hfr", epoch=3)
+        Detector("hfr", epoch=3).check_params()
     with pytest.raises(ConfigError):
-        Detector("hfr", image_size=SIZE, colour="red")
+        Detector("hfr", image_size=SIZE, colour="red").check_params()
     with pytest.raises(ConfigError, match="unknown model"):
-        Detector("nosuchmodel")
+        Detector("nosuchmodel").check_params()
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ def test_unknown_option_and_model_are_refused():
 )
 def test_bad_setting_values_are_refused(bad):
     with pytest.raises(ConfigError):
-        Detector("hfr", **dict(CONFIG, **bad))
+        Detector("hfr", **dict(CONFIG, **bad)).check_params()
 
 
 def test_bad_model_option_value_is_refused_at_fit():

@@ -70,8 +70,9 @@ def test_models_suggest_engine_settings_and_small_images():
     assert Detector("ae", batch_size=8).train_config.batch_size == 8
     assert Detector("hfr").train_config.batch_size == 16
     Detector("ae", image_size=16)
+    det = Detector("hfr", image_size=28)  # stored as given; checked in fit (scikit-learn's rule)
     with pytest.raises(ConfigError, match="image_size"):
-        Detector("hfr", image_size=28)
+        det.fit(np.zeros((4, 28, 28), dtype=np.uint8))
 
 
 def test_image_model_refuses_rows_after_training_on_images():

@@ -58,7 +58,7 @@ def test_large_images_are_tiled_at_native_resolution():
 
 def test_bad_geometry_values_are_one_line_errors():
     with pytest.raises(ConfigError, match="geometry"):
-        Detector("ae", geometry="square")
+        Detector("ae", geometry="square").check_params()
     with pytest.raises(ConfigError, match="at least one"):
         choose_geometry([])
 

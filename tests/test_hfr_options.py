@@ -108,7 +108,7 @@ def test_level_topk_score_and_the_paper_preset(data):
     mine = Detector("hfr", preset="paper", score="topk", **FAST)
     assert mine.model_config["score"] == "topk"  # an option given beside the preset wins
     with pytest.raises(ConfigError, match="unknown preset 'fast'"):
-        Detector("hfr", preset="fast")
+        Detector("hfr", preset="fast").check_params()
 
 
 def _labelled(tiny_mvtec):

@@ -418,10 +418,10 @@ CASES: list[Case] = [
     Case("serve-same-name-twice", "serve", ["serve", "m={run}", "m={run}"], phrase="'m'"),
     Case("serve-api-key-file-missing", "serve", ["serve", "{run}", "--api-key-file", "{tmp}/key"], phrase="{tmp}/key"),
     # ------------------------------------------------------------- Python API
-    Case("api-unknown-model", "python", call=lambda fx: Detector("isolation_forest"), error=ConfigError, phrase="isolation_forest"),
-    Case("api-image-size-tuple", "python", call=lambda fx: Detector("ae", image_size=(64, 48)), error=ConfigError, phrase="image_size"),
-    Case("api-epochs-zero", "python", call=lambda fx: Detector("ae", epochs=0), error=ConfigError, phrase="epochs"),
-    Case("api-unknown-option", "python", call=lambda fx: Detector("vae", widht=8), error=ConfigError, phrase="widht"),
+    Case("api-unknown-model", "python", call=lambda fx: Detector("isolation_forest").check_params(), error=ConfigError, phrase="isolation_forest"),
+    Case("api-image-size-tuple", "python", call=lambda fx: Detector("ae", image_size=(64, 48)).check_params(), error=ConfigError, phrase="image_size"),
+    Case("api-epochs-zero", "python", call=lambda fx: Detector("ae", epochs=0).check_params(), error=ConfigError, phrase="epochs"),
+    Case("api-unknown-option", "python", call=lambda fx: Detector("vae", widht=8).check_params(), error=ConfigError, phrase="widht"),
     Case("api-fit-nan-images", "python", call=_nan_images, error=DataError, phrase="array[3]"),
     Case("api-fit-int64-images", "python", call=lambda fx: _small("ae").fit(_images(dtype=np.float64).astype(np.int64)), error=DataError, phrase="int64"),
     Case("api-fit-float-above-one", "python", call=_bright_images, error=DataError, phrase="[0, 1]"),
@@ -638,11 +638,11 @@ def _images_val_table(fx: Fx) -> Any:
 
 
 def _overlap_without_tiles(fx: Fx) -> Any:
-    return Detector("ae", tile_overlap=8)
+    return Detector("ae", tile_overlap=8).check_params()
 
 
 def _unknown_option(name: str) -> Callable[[Fx], Any]:
-    return lambda fx: Detector(name, nosuch_option=1)
+    return lambda fx: Detector(name, nosuch_option=1).check_params()
 
 
 def _frame_duplicate_names(fx: Fx) -> Any:

@@ -74,10 +74,10 @@ def test_a_candidate_that_fails_is_reported_and_skipped(train):
 
 def test_auto_refuses_model_options_and_sklearn_clone_keeps_it(train):
     with pytest.raises(ConfigError, match="model='auto' takes engine and detector options only.*width") as info:
-        Detector("auto", width=32)
+        Detector("auto", width=32).check_params()
     assert "\n" not in str(info.value)
     with pytest.raises(ConfigError, match="preset"):
-        Detector("auto", preset="paper")
+        Detector("auto", preset="paper").check_params()
     from sklearn.base import clone
 
     det = clone(Detector("auto", epochs=3))

@@ -143,7 +143,7 @@ def test_tiling_survives_save_and_load_and_exports_with_its_record(tiled, tmp_pa
 )
 def test_tile_settings_that_cannot_work_are_one_line_errors(options, message):
     with pytest.raises(ConfigError, match=message):
-        Detector("ae", **options)
+        Detector("ae", **options).check_params()
 
 
 def test_retiling_at_scoring_time_drops_a_threshold_it_would_misapply(tiled):

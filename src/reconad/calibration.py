@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from reconad.errors import ConfigError, DataError, ScoringError
+from reconad.errors import ConfigError, DataError, ReconadError, ScoringError
 
 __all__ = [
     "Calibration",
@@ -537,6 +537,8 @@ class Calibration:
                 method=str(d.get("method", "conformal")),
                 default_target=bool(d.get("default_target", False)),
             )
+        except ReconadError:  # the record's own checks: already one line
+            raise
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"bad calibration record: {exc}") from exc
 

@@ -14,23 +14,26 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from reconad.calibration import SET_ASIDE, Calibration
-from reconad.data.geometry import apply_geometry, check_geometry, fixed
-from reconad.data.inputs import as_image_dataset
-from reconad.data.labels import LabelledDataset, dataset_labels
-from reconad.data.records import (
-    Batch,
-    collate_clips,
-    collate_rows,
+from reconad.data.geometry import apply_geometry, fixed
+from reconad.data.kinds import DataKind, check_rows_shape, kind_of
+from reconad.data.labels import dataset_labels
+from reconad.data.records import Batch
+from reconad.detector_params import (
+    CALIBRATIONS,
+    DETECTOR_DEFAULTS,
+    Resolved,
+    check_names,
+    default_params,
+    resolve_params,
 )
-from reconad.data.rows import as_table_dataset, feature_names, is_table, match_columns
 from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
 from reconad.engine.progress import progress
 from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
 from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
-from reconad.selection import CANDIDATES, Candidate, auto_model, check_auto_options, choose, is_auto
+from reconad.selection import CANDIDATES, Candidate, choose, is_auto
 from reconad.serialization import CONFIG, write_model_dir
-from reconad.tiling import RandomTiles, check_tiling, resolve_overlap
+from reconad.tiling import RandomTiles, resolve_overlap
 from reconad.version import __version__
 
 if TYPE_CHECKING:
@@ -38,46 +41,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("reconad")
 
-#: Detector-level settings (neither the model's nor the engine's).
-DETECTOR_DEFAULTS: dict[str, Any] = {
-    "image_size": 256,
-    "resize_mode": "resize",
-    "val_fraction": 0.1,
-    # The older rule (the threshold at this quantile of the normal scores); None: not used.
-    "threshold_quantile": None,
-    # Target false-alarm rate on normal data; when set it wins over threshold_quantile.
-    # Neither given: 5 %, or 1 % where the calibration scores resolve it (default_fpr).
-    "fpr": None,
-    # A named set of model options (the model's ``presets``); options given beside it win.
-    "preset": None,
-    # Where the threshold's normal scores come from.  "split" (the default): a share of the
-    # normal images (calibration_fraction, at least what the target rate needs) set aside
-    # before training, which no part of the model sees (not early stopping, not the score
-    # normalisation): exact split-conformal, see BENCHMARKS §22.  "holdout": the
-    # val_fraction split that also served early stopping and normalisation (optimistic).
-    # "cross-fit": every training image scored by a model that did not see it (K more
-    # trainings, K = calibration_folds); "kde": the held-out split's scores smoothed by a
-    # Gaussian kernel density estimate, whose quantile is the threshold (adVAE's rule).
-    "calibration": "split",
-    "calibration_fraction": 0.2,
-    "calibration_folds": 5,
-    # Tiled scoring of large images (reconad.tiling): the model trains on and scores
-    # tile_size squares cut from images read at their own resolution; None: whole
-    # images brought to image_size.  tile_overlap None: an eighth of the tile.
-    "tile_size": None,
-    "tile_overlap": None,
-    # "auto": image_size (as the largest side), resize_mode and tiling chosen at fit from the
-    # training images' sizes (reconad.data.geometry); recorded as geometry_ and in config.json.
-    "geometry": None,
-}
-CALIBRATIONS = ("split", "holdout", "cross-fit", "kde")
+
+__all__ = ["CALIBRATIONS", "DETECTOR_DEFAULTS", "Detector"]
 
 
-def _is_clips(data: Any) -> bool:
-    """Video clips (a ``ClipWindows`` dataset) go to the models' 3-D variants."""
-    from reconad.data.video import is_clip_dataset
-
-    return is_clip_dataset(data)
+def _within(values: np.ndarray, allowed: tuple[int, ...]) -> bool:
+    """Whether every value is one of ``allowed`` (False for values that compare with no number)."""
+    try:
+        return bool(np.isin(values, allowed).all())
+    except (TypeError, ValueError):
+        return False
 
 
 def _uses_labels(name: str, options: dict[str, Any] | None = None) -> bool:
@@ -117,11 +90,16 @@ class Detector:
 
     scikit-learn conventions: parameters are stored as given and returned by
     ``get_params`` (every model, engine and detector option, defaults included) and
-    changed by ``set_params``, so ``sklearn.base.clone`` and ``GridSearchCV`` work.
-    What ``fit`` learns lives in attributes with a trailing underscore: ``model_``,
-    ``threshold_``, ``calibration_``, ``val_scores_``, ``history_`` (the old names
-    without it are read-only aliases for one release).  Methods that need a fitted
-    detector raise scikit-learn's ``NotFittedError`` before ``fit``.
+    changed by ``set_params``, so ``sklearn.base.clone`` and ``GridSearchCV`` work; their
+    values are checked in ``fit`` (``check_params`` checks them at once), and
+    ``model_name``, ``model_config``, ``train_config`` and ``settings`` are derived from
+    them when read.  What ``fit`` learns lives in attributes with a trailing underscore:
+    ``model_``, ``threshold_``, ``calibration_``, ``val_scores_``, ``history_``,
+    ``n_features_in_`` and ``feature_names_in_`` (table rows; the names when a DataFrame's
+    columns are strings); ``threshold``, ``calibration``, ``val_scores`` and ``history``
+    are read-only aliases for one release (``model`` is the parameter).  Methods that need
+    a fitted detector raise scikit-learn's ``NotFittedError`` before ``fit``.
+    ``check_estimator`` passes but for the departures listed in ``reconad.sklearn_compat``.
 
     Scores: ``decision_function`` is higher for more anomalous samples (PyOD's sign);
     ``score_samples`` is its negative, higher for more normal ones (scikit-learn's
@@ -131,8 +109,10 @@ class Detector:
     Table rows (2-D array, tensor, DataFrame) train a model's MLP variant, images its
     convolutional one (models that take tables: ae, vae, memae, esad, rx, hadgan), video
     clips (a ``reconad.data.video.ClipWindows`` dataset) the 3-D one of ae and memae.  ``fit(data, y)``:
-    y = 1 marks a known anomaly; only models with ``uses_labels`` (esad) train on them,
-    the others refuse a y with anomalies (ConfigError) instead of silently dropping them.
+    y = 1 marks a known anomaly; only models with ``uses_labels`` (esad, hfr, cavga) train
+    on them, the others refuse a y with anomalies (ConfigError) instead of silently
+    training on them, and ignore a y that is no 0/1 labelling (as scikit-learn's outlier
+    detectors ignore y).
     """
 
     model_: AnomalyModel
@@ -143,48 +123,58 @@ class Detector:
     #: model="auto": the candidates, their synthetic figures and the choice (reconad.selection)
     selection_: dict[str, Any] | None
 
-    model = _alias("model", "model_")
     threshold = _alias("threshold", "threshold_")
     calibration = _alias("calibration", "calibration_")
     val_scores = _alias("val_scores", "val_scores_")
     history = _alias("history", "history_")
 
     def __init__(self, model: str = "hfr", **options: Any) -> None:
-        self._model_param = model
+        # Stored as given (scikit-learn's rule): checked, and the settings derived, in fit.
+        self.model = model
         self._options = dict(options)
-        self._resolve()
 
     # --------------------------------------------------------------- parameters
-    def _resolve(self) -> None:
-        """Check the parameters and derive the model / engine / detector settings from them."""
-        auto, train_keys = is_auto(self._model_param), TrainConfig.field_names()
-        if auto:  # model="auto": the model chosen in fit (reconad.selection); engine/detector options only
-            check_auto_options(self._options, train_keys | set(DETECTOR_DEFAULTS))
-        chosen, chosen_options = auto_model(self.__dict__.get("selection_")) if auto else (None, {})
-        model_entry(chosen or self._model_param)  # validates the name
-        self.model_name = str(chosen or self._model_param).lower()
-        model_keys = model_config_fields(self.model_name)
-        clash = model_keys & (train_keys | set(DETECTOR_DEFAULTS))
-        if clash:  # a model must not reuse an engine or detector option's name
-            raise ConfigError(f"model {self.model_name} has options named like engine/detector ones: {sorted(clash)}")
-        given = self._options
-        unknown = set(given) - model_keys - train_keys - set(DETECTOR_DEFAULTS)
-        if unknown:
-            raise ConfigError(f"unknown option(s) for {self.model_name}: {', '.join(sorted(unknown))}")
-        model_cls = model_entry(self.model_name)[0]
-        preset = given.get("preset")
-        if preset is not None and preset not in model_cls.presets:
-            choices = ", ".join(sorted(model_cls.presets)) or "none"
-            raise ConfigError(f"unknown preset {preset!r} for {self.model_name}; presets: {choices}")
-        base = dict(model_cls.presets[preset]) if preset is not None else {}
-        self.model_config = {**base, **chosen_options, **{k: v for k, v in given.items() if k in model_keys}}
-        # The model's suggested engine settings (e.g. a larger batch for small nets); the user's win.
-        self.train_config = TrainConfig.from_dict(
-            {**model_cls.train_defaults, **{k: v for k, v in given.items() if k in train_keys}}
-        )
-        self.settings = {**DETECTOR_DEFAULTS, **{k: v for k, v in given.items() if k in DETECTOR_DEFAULTS}}
-        self._check_settings(model_cls.min_image_size)
-        self._device = select_device(self.train_config.device)
+    def _resolve(self) -> Resolved:
+        """Check the parameters and derive the model / engine / detector settings from them
+        (ConfigError, a ValueError, naming the first bad one)."""
+        return resolve_params(self.model, self._options, self.__dict__.get("selection_"))
+
+    def check_params(self) -> Detector:
+        """Check the parameters now, as ``fit`` does first (ConfigError naming the first bad
+        one): for a caller that wants the error before reading any data.  Returns self."""
+        self._resolve()
+        return self
+
+    @property
+    def model_name(self) -> str:
+        """The model in use: ``model`` lower-cased, or the one ``model="auto"`` chose."""
+        return self._resolve().model_name
+
+    @property
+    def model_config(self) -> dict[str, Any]:
+        """The model's options: its preset's, then the ones given."""
+        return self._resolve().model_config
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The engine's settings: the model's suggested ones, then the ones given."""
+        return self._resolve().train_config
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """The detector's settings (``DETECTOR_DEFAULTS``, the ones given, and what
+        ``geometry="auto"`` chose in fit)."""
+        return {**self._resolve().settings, **self.__dict__.get("_geometry_settings", {})}
+
+    @property
+    def _device(self) -> torch.device:
+        """Where the fitted model runs; before fit, where the ``device`` option points."""
+        fitted = self.__dict__.get("_fitted_device")
+        return fitted if fitted is not None else select_device(self.train_config.device)
+
+    @_device.setter
+    def _device(self, device: torch.device) -> None:
+        self.__dict__["_fitted_device"] = device
 
     @property
     def tiled(self) -> bool:
@@ -204,75 +194,44 @@ class Detector:
         """The side of the squares the model sees: the tile, or the whole resized image."""
         return int(self.settings["tile_size"] if self.tiled else self.settings["image_size"])
 
-    def _tiles(self, data: Dataset | None, seed: int) -> Dataset | None:
+    def _kind(self, data: Any) -> DataKind:
+        """The adapter for ``data``'s kind (table rows, images, clips): decided once per
+        fit or scoring call; images are read at ``image_size`` (their own size when tiled)."""
+        size = None if self.tiled else int(self.settings["image_size"])
+        return kind_of(data, size, str(self.settings["resize_mode"]))
+
+    def _tiles(self, data: Dataset | None, seed: int, kind: DataKind) -> Dataset | None:
         """The training tiles of native-resolution images (or ``data`` itself when not tiled)."""
-        if data is None or not self.tiled or is_table(data) or _is_clips(data):
+        if data is None or not self.tiled or not kind.tileable:
             return data
         return RandomTiles(data, int(self.settings["tile_size"]), seed=seed)
 
-    def _check_settings(self, min_image_size: int) -> None:
-        s = self.settings
-        size = s["image_size"]
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-            raise ConfigError(f"image_size must be an integer (square images), got {size!r}")
-        if int(size) < min_image_size:
-            raise ConfigError(f"image_size must be >= {min_image_size} for {self.model_name}, got {size}")
-        if not 0 <= float(s["val_fraction"]) < 1:
-            raise ConfigError("val_fraction must be in [0, 1)")
-        q = s["threshold_quantile"]
-        if q is not None and (isinstance(q, (bool, str)) or not 0 < float(q) <= 1):
-            raise ConfigError(f"threshold_quantile must be in (0, 1], got {q!r}")
-        frac = s["calibration_fraction"]
-        if isinstance(frac, (bool, str)) or not 0 < float(frac) < 1:
-            raise ConfigError(f"calibration_fraction must be a number in (0, 1), got {frac!r}")
-        fpr = s["fpr"]
-        if fpr is not None and (isinstance(fpr, (bool, str)) or not 0 < float(fpr) < 1):
-            raise ConfigError(f"fpr must be a number in (0, 1), got {fpr!r}")
-        if s["calibration"] not in CALIBRATIONS:
-            raise ConfigError(f"unknown calibration {s['calibration']!r}; choose one of {', '.join(CALIBRATIONS)}")
-        check_tiling(s["tile_size"], s["tile_overlap"], min_image_size)
-        if s["tile_size"] is None and s["tile_overlap"] is not None:
-            raise ConfigError(f"tile_overlap ({s['tile_overlap']}) needs tile_size: without tiles nothing overlaps")
-        check_geometry(s["geometry"])
-        folds = s["calibration_folds"]
-        if isinstance(folds, bool) or not isinstance(folds, (int, np.integer)) or folds < 2:
-            raise ConfigError(f"calibration_folds must be an integer >= 2, got {folds!r}")
-
-    def _default_params(self) -> dict[str, Any]:
-        model_cls, cfg_cls = model_entry(self.model_name)
-        defaults = {} if is_auto(self._model_param) else cfg_cls().to_dict()
-        defaults.update(TrainConfig.from_dict(dict(model_cls.train_defaults)).to_dict())
-        defaults.update(DETECTOR_DEFAULTS)
-        return defaults
-
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         """Every model, engine and detector option (defaults included), and ``model``."""
-        return {"model": self._model_param, **self._default_params(), **self._options}
+        return {"model": self.model, **default_params(self.model), **self._options}
 
     def set_params(self, **params: Any) -> Detector:
-        """Change options (checked at once); ``model`` switches the model."""
-        before = (self._model_param, dict(self._options))
-        self._model_param = params.pop("model", self._model_param)
+        """Change options.  A name no option has is refused at once (as scikit-learn does);
+        values are checked in ``fit``.  ``model`` switches the model."""
+        model = params.pop("model", self.model)
+        check_names(model, {**self._options, **params})
+        self.model = model
         self._options.update(params)
-        try:
-            self._resolve()
-        except Exception:
-            self._model_param, self._options = before
-            self._resolve()
-            raise
         return self
 
     def __sklearn_tags__(self) -> Any:
-        """scikit-learn's estimator tags (scikit-learn 1.6+ asks for them in ``clone`` and the
-        model-selection tools).  Imported here, not at module level: scikit-learn costs about a
-        second to import.  No ``estimator_type``: scikit-learn's outlier detectors predict
-        -1 / +1, ours 1 = anomalous / 0 = normal (PyOD's labels)."""
+        """scikit-learn's estimator tags: an outlier detector that needs no ``y``, takes dense
+        2-D rows (and image arrays), no sparse input and no NaN.  Imported here, not at module
+        level: scikit-learn costs about a second to import.  Where it departs from
+        scikit-learn's outlier detectors (``predict`` gives 1 = anomalous / 0 = normal, PyOD's
+        labels; labelled anomalies are refused by models that cannot learn from them):
+        ``reconad.sklearn_compat``."""
         from sklearn.utils import InputTags, Tags, TargetTags
 
         return Tags(
-            estimator_type=None,
+            estimator_type="outlier_detector",
             target_tags=TargetTags(required=False),
-            input_tags=InputTags(two_d_array=True, three_d_array=True),
+            input_tags=InputTags(two_d_array=True, three_d_array=True, sparse=False, allow_nan=False),
         )
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -314,20 +273,16 @@ class Detector:
 
     # ----------------------------------------------------------------- training
     def _dataset(self, data: Any, labels: np.ndarray | None = None) -> Dataset:
-        """Table rows (2-D array, tensor, DataFrame, TabularDataset) -> TabularDataset;
-        anything else -> image dataset.  ``labels`` (1 = anomaly) replace the items' labels."""
-        if is_table(data):
-            return as_table_dataset(data, labels)
-        if _is_clips(data):  # video clips (reconad.data.video.ClipWindows): the 3-D variants
-            if labels is not None and np.asarray(labels).any():
-                raise ConfigError("clip datasets train on normal clips only; labelled anomalies are not used")
-            return data
-        size = None if self.tiled else int(self.settings["image_size"])  # tiles: the images' own size
-        ds = as_image_dataset(data, size, str(self.settings["resize_mode"]))
-        return ds if labels is None else LabelledDataset(ds, labels)
+        """``data`` as a dataset of its kind; ``labels`` (1 = anomaly) replace the items' labels."""
+        return self._kind(data).dataset(data, labels)
 
     def _labels(self, y: Any, n: int) -> np.ndarray | None:
-        """y as 0/1 ints; ConfigError when it marks anomalies for a model that cannot use them."""
+        """y as 0/1 ints (1 = known anomaly), or None where y is none or not read as labels.
+
+        A y marking anomalies for a model that cannot learn from them is a ConfigError,
+        never silently trained on.  A y that is no 0/1 labelling (class ids, targets) is
+        ignored by such a model, as scikit-learn's outlier detectors ignore y, except
+        scikit-learn's own -1/+1 outlier labels, refused like 0/1 ones."""
         if y is None:
             return None
         labels = np.asarray(y)
@@ -336,16 +291,19 @@ class Detector:
         labels = labels.reshape(-1)
         if len(labels) != n:
             raise DataError(f"{len(labels)} labels in y for {n} training samples")
-        if not np.isin(labels, (0, 1)).all():
-            raise DataError("y must hold 0 (normal/unlabelled) and 1 (known anomaly) only")
+        uses = _uses_labels(self.model_name, self.model_config)
+        if not _within(labels, (0, 1)):
+            if uses or (_within(labels, (-1, 1)) and (labels == -1).any()):
+                raise DataError("y must hold 0 (normal/unlabelled) and 1 (known anomaly) only")
+            return None  # not anomaly labels: a model of normal data has no use for it
         labels = labels.astype(np.int64)
-        if labels.any() and not _uses_labels(self.model_name, self.model_config):
+        if labels.any() and not uses:
             from reconad.models import MODELS
 
             semi = ", ".join(n for n in MODELS if _uses_labels(n))
             raise ConfigError(
-                f"model {self.model_name} trains on normal data only; y marks "
-                f"{int(labels.sum())} anomalies: drop them or use a model that learns from them ({semi})"
+                f"model {self.model_name} trains on normal data only; y marks {int(labels.sum())} of {n} "
+                f"sample{'s' if n != 1 else ''} as anomalies: drop them or use a model that learns from them ({semi})"
             )
         return labels
 
@@ -397,24 +355,10 @@ class Detector:
         train_idx = np.setdiff1d(np.arange(len(labels)), val_idx)
         return Subset(train, train_idx.tolist()), Subset(train, val_idx.tolist())
 
-    def _check_kind(self, table: bool, model: AnomalyModel | None = None, video: bool = False) -> None:
-        """ConfigError when the data kind (table rows / images / clips) does not suit the model."""
+    def _check_kind(self, kind: DataKind, model: AnomalyModel | None = None) -> None:
+        """ConfigError when the data's kind (table rows / images / clips) does not suit the model."""
         cls = model_entry(self.model_name)[0]
-        if table and "table" not in cls.input_kinds:
-            raise ConfigError(
-                f"model {self.model_name} takes images only, got a table (rows x features); "
-                "for tables use ae, vae, memae or esad"
-            )
-        if model is not None and (model.data_kind == "table") != table:
-            trained, given = ("table rows", "images") if model.data_kind == "table" else ("images", "table rows")
-            raise ConfigError(f"this {self.model_name} model was trained on {trained}, got {given}")
-        if model is not None and not table and (model.data_kind == "video") != video:
-            kinds = {True: "video clips", False: "images"}
-            raise ConfigError(
-                f"this {self.model_name} model was trained on {kinds[model.data_kind == 'video']}, got {kinds[video]}"
-            )
-        if video and "video" not in cls.input_kinds:
-            raise ConfigError(f"model {self.model_name} takes no video clips; for clips use ae or memae")
+        kind.check_model(self.model_name, cls.input_kinds, None if model is None else model.data_kind)
 
     def fit_auto(
         self,
@@ -428,8 +372,8 @@ class Detector:
         (:class:`reconad.selection.Candidate`): each trains on the same split, the best on
         synthetic defects becomes this Detector (``selection_`` says why).  ``keep``: every
         fitted candidate stays in ``candidates_`` (label -> Detector)."""
-        if not is_auto(self._model_param):
-            raise ConfigError(f"fit_auto needs Detector('auto'), not {self._model_param!r}")
+        if not is_auto(self.model):
+            raise ConfigError(f"fit_auto needs Detector('auto'), not {self.model!r}")
         self.__dict__.pop("selection_", None)
         self._resolve()
         train, val, _ = self._split(data, y, val_data)
@@ -447,25 +391,24 @@ class Detector:
         """A new unfitted Detector of ``model`` with this one's other settings."""
         return type(self)(model, **{**self._options, **options})
 
-    def _split(self, data: Any, y: Any, val_data: Any) -> tuple[Dataset, Dataset | None, bool]:
-        """(training set with its labels, held-out normal set or None, whether it is a table);
+    def _split(self, data: Any, y: Any, val_data: Any) -> tuple[Dataset, Dataset | None, DataKind]:
+        """(training set with its labels, held-out normal set or None, the data's kind);
         the calibration split (``_splits``) is in neither."""
-        train, val, _, table = self._splits(data, y, val_data)
-        return train, val, table
+        train, val, _, kind = self._splits(data, y, val_data)
+        return train, val, kind
 
-    def _splits(self, data: Any, y: Any, val_data: Any) -> tuple[Dataset, Dataset | None, Dataset | None, bool]:
+    def _splits(self, data: Any, y: Any, val_data: Any) -> tuple[Dataset, Dataset | None, Dataset | None, DataKind]:
         """(training set, held-out set for early stopping and normalisation, calibration
-        split or None, whether it is a table)."""
-        table = is_table(data)
-        self._check_kind(table, video=_is_clips(data))
-        self.feature_names_in_ = feature_names(data)  # DataFrame columns, matched by name when scoring
-        train = self._dataset(data)
-        if y is None and not table:  # a dataset read from disk may hold labelled anomalies
-            known = dataset_labels(train)
-            y = known if known is not None and known.any() else None
+        split or None, the data's kind)."""
+        kind = self._kind(data)
+        self._check_kind(kind)
+        train = kind.dataset(data)
+        self._record_columns(kind.columns(data), kind.n_features(train))
+        if y is None:  # a dataset read from disk may hold labelled anomalies
+            y = kind.known_labels(train)
         labels = self._labels(y, len(train))  # type: ignore[arg-type]
         if labels is not None and labels.any():
-            train = self._dataset(train, labels)  # the same items, with their labels
+            train = kind.dataset(train, labels)  # the same items, with their labels
         if len(train) == 0:  # type: ignore[arg-type]
             raise DataError("the training set is empty")
         val: Dataset | None = None
@@ -475,13 +418,24 @@ class Detector:
             if cal is not None and labels is not None:
                 labels = labels[np.asarray(train.indices)]  # type: ignore[attr-defined]
         if val_data is not None:
-            if is_table(val_data) != table or _is_clips(val_data) != _is_clips(data):
-                kinds = ("table rows", "images") if table else ("images", "table rows")
-                raise ConfigError(f"val_data holds {kinds[1]}, but the training data holds {kinds[0]}: give both alike")
-            val = self._dataset(match_columns(val_data, self.feature_names_in_))
+            val_kind = self._kind(val_data)
+            if val_kind.name != kind.name:
+                raise ConfigError(
+                    f"val_data holds {val_kind.label}, but the training data holds {kind.label}: give both alike"
+                )
+            val = val_kind.dataset(val_kind.match(val_data, self.__dict__.get("feature_names_in_")))
         elif float(self.settings["val_fraction"]) > 0 and len(train) >= 10:  # type: ignore[arg-type]
             train, val = self._holdout(train, labels)
-        return train, val, cal, table
+        return train, val, cal, kind
+
+    def _record_columns(self, names: list[str] | None, n_features: int | None) -> None:
+        """scikit-learn's ``feature_names_in_`` (a DataFrame's string column names, matched by
+        name when scoring) and ``n_features_in_`` (table rows): set by fit where they exist."""
+        for attr, value in (("feature_names_in_", names), ("n_features_in_", n_features)):
+            if value is None:
+                self.__dict__.pop(attr, None)
+            else:
+                setattr(self, attr, value)
 
     def fit(
         self,
@@ -501,7 +455,10 @@ class Detector:
         ``y`` (optional, one per sample): 1 = known anomaly, 0 = normal/unlabelled (the
         Deep SAD convention).  Semi-supervised models (``esad``) train on the labelled
         anomalies; every other model trains on normal data only and *refuses* a ``y``
-        that marks anomalies (ConfigError) rather than silently dropping them.
+        that marks anomalies (ConfigError) rather than silently training on them.  A
+        ``y`` that is no 0/1 labelling (class ids, targets passed along by scikit-learn's
+        tools) is ignored by those models, except scikit-learn's -1/+1 outlier labels
+        (DataError); a semi-supervised model needs 0/1.  Parameters are checked first.
 
         ``val_data``: held-out normal data for early stopping and the threshold; when
         absent, ``val_fraction`` of the unlabelled samples of ``data`` is held out.  With
@@ -509,27 +466,27 @@ class Detector:
         (``calibration_fraction``, at least what ``fpr`` needs) is set aside first and
         scored only after training, so the threshold and p-values are split-conformal.
         """
-        if is_auto(self._model_param):  # train the candidates, keep the best (reconad.selection)
+        if is_auto(self.model):  # train the candidates, keep the best (reconad.selection)
             return self.fit_auto(data, y, val_data)
         self.__dict__.pop("selection_", None)
-        self._resolve()
-        self.geometry_ = apply_geometry(self.settings, data, model_entry(self.model_name)[0].min_image_size)
-        train, val, cal_split, table = self._splits(data, y, val_data)
-        torch.manual_seed(self.train_config.seed)
-        model_config = dict(self.model_config)
-        seed = self.train_config.seed
-        tiles = self._tiles(train, seed)
+        self.__dict__.pop("_geometry_settings", None)
+        resolved = self._resolve()
+        settings = dict(resolved.settings)
+        self.geometry_ = apply_geometry(settings, data, resolved.min_image_size)
+        chosen = {k: v for k, v in settings.items() if v != resolved.settings[k]}
+        if chosen:  # what geometry="auto" chose: the settings this fit (and its model) stand for
+            self._geometry_settings = chosen
+        train, val, cal_split, kind = self._splits(data, y, val_data)
+        torch.manual_seed(resolved.train_config.seed)
+        model_config = dict(resolved.model_config)
+        seed = resolved.train_config.seed
+        tiles = self._tiles(train, seed, kind)
         assert tiles is not None
-        if "input_shape" in model_config_fields(self.model_name):
-            first = tiles[0]
-            if _is_clips(train):  # (T, C, H, W) frames -> [C, T, H, W]
-                t, c, h, w = first.frames.shape
-                model_config["input_shape"] = [c, t, h, w]
-            else:
-                model_config["input_shape"] = list((first.x if table else first.image).shape)
-        model = build_model(self.model_name, **model_config)
-        trainer = Trainer(self.train_config, checkpoint_dir=checkpoint_dir, resume=resume)
-        self.history_ = trainer.fit(model, tiles, self._tiles(val, seed + 1))
+        if "input_shape" in model_config_fields(resolved.model_name):
+            model_config["input_shape"] = kind.input_shape(tiles[0])
+        model = build_model(resolved.model_name, **model_config)
+        trainer = Trainer(resolved.train_config, checkpoint_dir=checkpoint_dir, resume=resume)
+        self.history_ = trainer.fit(model, tiles, self._tiles(val, seed + 1, kind))
         self.model_ = model
         self._device = trainer.device
         return self._calibrate_after_fit(data, y, val_data, (train, val, cal_split))
@@ -686,18 +643,18 @@ class Detector:
         model = self._require_model(method)
         batch_size = batch_size or self._batch_size(model)
         model.eval()
-        if model.data_kind == "table" and isinstance(data, (np.ndarray, torch.Tensor)) and data.ndim == 1:
-            raise DataError(
-                f"table rows must be 2-D (rows x features), got shape {tuple(data.shape)}: one row is X[None]"
-            )
-        ds = self._dataset(match_columns(data, self.__dict__.get("feature_names_in_")))
-        table, video = is_table(ds), _is_clips(ds)
-        self._check_kind(table, model, video=video)
-        if table and want_maps:
+        if model.data_kind == "table" and isinstance(data, (np.ndarray, torch.Tensor)):
+            check_rows_shape(data)
+        kind = self._kind(data)
+        self._check_kind(kind, model)
+        ds = kind.dataset(kind.match(data, self.__dict__.get("feature_names_in_")))
+        if want_maps and not kind.has_maps:
             raise ConfigError("anomaly maps exist for images only; use decision_function for table rows")
         if len(ds) == 0:  # type: ignore[arg-type]
-            raise DataError("no rows to score" if table else "no images to score")
-        if not (table or video):
+            raise DataError(kind.empty)
+        kind.check_width(ds, self.__dict__.get("n_features_in_"))
+        collate = kind.collate()
+        if collate is None:  # images: the detector's inference pipeline
             pipe = self.pipeline()
             if batch_size != pipe.batch_size:
                 from dataclasses import replace
@@ -705,7 +662,7 @@ class Detector:
                 pipe = replace(pipe, batch_size=batch_size)
             yield from pipe.iter_dataset(ds, want_maps, on_batch, show_progress=self.train_config.progress)
             return
-        yield from self._iter_model(ds, model, want_maps, batch_size, on_batch, table)
+        yield from self._iter_model(ds, model, want_maps, batch_size, on_batch, collate)
 
     def _iter_model(
         self,
@@ -714,27 +671,25 @@ class Detector:
         want_maps: bool,
         batch_size: int,
         on_batch: Callable[[Batch], None] | None,
-        table: bool,
+        collate: Callable[[list[Any]], Any],
     ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Table rows and video clips: the model's ``predict_step`` batch by batch."""
         from reconad.inference.checks import checked_scores
 
-        loader = DataLoader(
-            ds, batch_size=batch_size, shuffle=False, collate_fn=collate_rows if table else collate_clips
-        )
+        loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
         show = self.train_config.progress and len(ds) > 4 * batch_size  # type: ignore[arg-type]
         bar = progress(iter(()), enabled=show, total=len(ds), desc="scoring", unit="img")  # type: ignore[arg-type]
-        first = 0
+        first, name, device = 0, self.model_name, self._device  # derived once, not per batch
         try:
             for batch in loader:
                 if on_batch is not None:
                     on_batch(batch)
                 with torch.inference_mode():
-                    out = model.predict_step(batch.to(self._device))
+                    out = model.predict_step(batch.to(device))
                 m = out.maps.float().cpu().numpy() if want_maps and out.maps is not None else None
                 bar.update(batch.num_samples)  # type: ignore[attr-defined]
                 scores = torch.as_tensor(out.scores).float().cpu().numpy()
-                yield checked_scores(scores, batch, first, self.model_name), m
+                yield checked_scores(scores, batch, first, name), m
                 first += batch.num_samples
         finally:
             bar.close()  # type: ignore[attr-defined]
@@ -806,11 +761,14 @@ class Detector:
             train_cfg = {**(cfg.get("train_config") or {}), "device": device_name(cfg, device)}
             saved = model_entry(cfg["model"])[1].saved_options(cfg.get("model_config", {}))
             det = cls(cfg["model"], **saved, **train_cfg, **cfg.get("detector", {}))
+            det._resolve()  # the saved options, checked as fit checks them
         except ConfigError as exc:  # an edited config.json: name the file the value came from
             raise ModelFileError(f"{Path(directory) / CONFIG}: {exc}") from exc
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{directory}: model file does not match its config: {exc}") from exc
-        det.model_ = model.to(det._device).eval()
+        runs_on = det._device  # the device load was given, pinned as fit pins the trainer's
+        det._device = runs_on
+        det.model_ = model.to(runs_on).eval()
         det._restore_fitted(cfg, directory)
         return det
 
@@ -830,10 +788,16 @@ class Detector:
         names = cfg.get("feature_names")
         if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
             raise ModelFileError(f"{Path(directory) / CONFIG}: feature_names must be a list of column names")
-        self.feature_names_in_ = names
+        shape = getattr(self.model_.config, "input_shape", None)  # [features] for table rows
+        width = int(shape[0]) if self.model_.data_kind == "table" and shape else None
+        self._record_columns(names, width)
         hist = cfg.get("history")
         self.history_ = TrainHistory.from_dict(hist) if hist else None
 
     def __repr__(self) -> str:
         state = "fitted" if self.__sklearn_is_fitted__() else "not fitted"
-        return f"Detector({self.model_name!r}, {state})"
+        try:
+            name = self.model_name
+        except ConfigError:  # parameters are checked in fit; a repr never raises
+            name = self.model
+        return f"Detector({name!r}, {state})"

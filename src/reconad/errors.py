@@ -7,12 +7,19 @@ class ReconadError(Exception):
     """Base class: a user-facing problem (bad path, bad option, bad file)."""
 
 
-class DataError(ReconadError):
-    """A dataset folder, image or table cannot be used."""
+class DataError(ReconadError, ValueError):
+    """A dataset folder, image or table cannot be used (a ``ValueError``, as scikit-learn's
+    input checks raise for data they refuse)."""
 
 
-class ConfigError(ReconadError):
-    """An unknown model, backbone or option value."""
+class ConfigError(ReconadError, ValueError):
+    """An unknown model, backbone or option value (a ``ValueError``, as scikit-learn raises
+    for a parameter it refuses)."""
+
+
+class DataTypeError(DataError, TypeError):
+    """Data of a type that cannot be used (sparse input, non-numeric cells): a ``TypeError``
+    too, as numpy and scikit-learn raise for it."""
 
 
 class ModelFileError(ReconadError):

@@ -235,6 +235,8 @@ def read_array(path: PathLike, fp: BinaryIO | None = None) -> np.ndarray:
             raw = _decoded(im, path)
     except FileNotFoundError:
         raise DataError(f"cannot read image: {path}: file not found") from None
+    except DataError:  # a ValueError too: already names the file
+        raise
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise DataError(f"cannot read image: {path}: {exc}") from None
     if raw.ndim == 2:

@@ -52,7 +52,7 @@ def train_run(
     config.setdefault("resize_mode", spec.resize_mode)
     if spec.tile_size is not None:
         config.setdefault("tile_size", spec.tile_size)
-    det = Detector(model, **config)
+    det = Detector(model, **config).check_params()  # a bad option: refused before any data is read
     _check_label_policy(spec, det)
     with run_directory(out, spec.__dict__, model, resume=resume, overwrite=overwrite) as work:
         train = spec.build("train")

@@ -182,6 +182,8 @@ def _read_mat(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
             arrays = {k: v for k, v in loadmat(str(path)).items() if not k.startswith("__")}
     except NotImplementedError:  # scipy: "Please use HDF reader for matlab v7.3 files"
         arrays = _read_mat_v73(path)
+    except DataError:  # a ValueError too: already one line naming the file
+        raise
     except (ValueError, OSError, TypeError, IndexError, KeyError, MatReadError) as exc:  # scipy on a foreign file
         raise DataError(f"{path}: not a readable MATLAB file ({type(exc).__name__}: {exc})") from None
     cube = _pick(arrays, CUBE_KEYS, 3)

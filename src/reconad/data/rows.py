@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Subset
 
 from reconad.data.records import RowItem
 from reconad.data.table_files import first_cell, first_nonfinite
-from reconad.errors import DataError
+from reconad.errors import DataError, DataTypeError
 
 __all__ = ["TabularDataset", "as_table_dataset", "feature_names", "is_table", "match_columns"]
 
@@ -27,10 +27,17 @@ def _is_dataframe(data: Any) -> bool:
 
 
 def feature_names(data: Any) -> list[str] | None:
-    """A DataFrame's column names as strings (what ``fit`` records, as scikit-learn's
-    ``feature_names_in_``); None for arrays and tensors.  Names must be unique."""
-    if not _is_dataframe(data):
+    """A DataFrame's column names (what ``fit`` records, as scikit-learn's
+    ``feature_names_in_``) when every one is a string; None for arrays, tensors and
+    DataFrames with other column labels (matched by position, as scikit-learn does).
+    Names must be unique."""
+    if not _is_dataframe(data) or not all(isinstance(c, str) for c in data.columns):
         return None
+    return _column_names(data)
+
+
+def _column_names(data: Any) -> list[str]:
+    """A DataFrame's column names as strings; DataError when one appears twice."""
     names = [str(c) for c in data.columns]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -44,8 +51,7 @@ def match_columns(data: Any, names: list[str] | None) -> Any:
     DataError (one line).  Arrays, tensors, datasets and detectors fitted on arrays pass as they are."""
     if names is None or not _is_dataframe(data):
         return data
-    given = feature_names(data)
-    assert given is not None
+    given = _column_names(data)  # a DataFrame scored after a named fit: matched by name only
     if given == names:
         return data
     missing = [n for n in names if n not in given]
@@ -64,8 +70,9 @@ def match_columns(data: Any, names: list[str] | None) -> Any:
 
 
 def is_table(data: Any) -> bool:
-    """True for what the Detector treats as table rows: a 2-D array/tensor, a DataFrame
-    or a :class:`TabularDataset` (or a Subset of one); image arrays are 3-D or 4-D."""
+    """True for what the Detector treats as table rows: a 2-D array/tensor, a DataFrame,
+    a :class:`TabularDataset` (or a Subset of one), a list of rows (lists or tuples) or
+    another 2-D array-like (``__array__``, as scikit-learn takes); image arrays are 3-D or 4-D."""
     if isinstance(data, TabularDataset):
         return True
     if isinstance(data, Subset):
@@ -74,6 +81,10 @@ def is_table(data: Any) -> bool:
         return True
     if isinstance(data, (np.ndarray, torch.Tensor)):
         return data.ndim == 2
+    if isinstance(data, (list, tuple)):
+        return bool(data) and all(isinstance(row, (list, tuple)) for row in data)
+    if hasattr(data, "__array__") and not hasattr(data, "getbands") and not isinstance(data, Dataset):
+        return np.asarray(data).ndim == 2  # an array-like; a PIL image (getbands) is an image
     return False
 
 
@@ -104,12 +115,14 @@ def _rows(data: Any) -> np.ndarray:
         arr = np.asarray(data)
     if arr.ndim != 2:
         raise DataError(f"table rows must be 2-D (rows x features), got shape {arr.shape}")
+    if np.iscomplexobj(arr):
+        raise DataError("Complex data not supported: table cells must be real numbers")
     try:
         wide = arr.astype(np.float64)
-    except (TypeError, ValueError):
-        raise DataError("table holds non-numeric values: encode them (e.g. one-hot) first") from None
-    if wide.shape[1] == 0:
-        raise DataError("the table has no feature columns")
+    except (TypeError, ValueError) as exc:  # the numpy reason, e.g. "float() argument must be a string or ..."
+        raise DataTypeError(f"table holds non-numeric values ({exc}): encode them (e.g. one-hot) first") from None
+    if wide.shape[1] == 0:  # scikit-learn's wording (its estimator checks look for it)
+        raise DataError(f"the table has 0 feature(s) (shape={wide.shape}) while a minimum of 1 is required.")
     cell = first_nonfinite(wide, columns)
     if cell is not None:
         raise DataError(f"table {cell}: NaN or infinite values cannot be scored")

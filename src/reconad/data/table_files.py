@@ -339,6 +339,8 @@ def load_npz(path: str | os.PathLike, name: str | None = None) -> TabularData:
                 raise DataError(f"{p}: expected arrays 'X' and 'y', found {', '.join(z.files)}")
             X = np.asarray(z["X"], dtype=np.float64)
             y_raw = np.asarray(z["y"]).reshape(-1)
+    except DataError:  # a ValueError too: already one line naming the file
+        raise
     except (ValueError, OSError) as exc:
         raise DataError(f"{p}: not a readable .npz file ({exc})") from exc
     if X.ndim == 1:

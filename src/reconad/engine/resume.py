@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reconad.engine.checkpoint import Checkpoint
-from reconad.errors import ConfigError, ModelFileError
+from reconad.errors import ConfigError, ModelFileError, ReconadError
 from reconad.jsonfile import dumps
 
 __all__ = ["check_resumable", "fitting_state", "model_options"]
@@ -120,6 +120,8 @@ def fitting_state(where: Path, model_name: str) -> Iterator[None]:
     """Loading a checkpoint's tensors into the model and optimisers: a mismatch is one line."""
     try:
         yield
+    except ReconadError:  # ConfigError and DataError are ValueErrors: already one line
+        raise
     except (KeyError, RuntimeError, ValueError, IndexError, TypeError) as exc:
         lines = [line.strip() for line in str(exc).strip('"').splitlines() if line.strip()] or [type(exc).__name__]
         first = lines[1] if len(lines) > 1 and lines[0].startswith("Error(s) in loading") else lines[0]

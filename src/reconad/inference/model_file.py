@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from reconad.engine.device import select_device
-from reconad.errors import ConfigError, ModelFileError
+from reconad.errors import ConfigError, DataError, ModelFileError
 from reconad.models import AnomalyModel, build_model, model_entry
 from reconad.serialization import CONFIG, read_model_dir
 
@@ -44,7 +44,7 @@ def load_fitted(directory: str | os.PathLike, device: str | None = None) -> tupl
         model = build_model(name, **{**base, **cfg_cls.saved_options(cfg.get("model_config", {}))})
         model.load_trainable_state_dict(state)
         dev = select_device(device_name(cfg, device))
-    except ConfigError as exc:  # an edited config.json: name the file the value came from
+    except (ConfigError, DataError) as exc:  # an edited config.json (both are ValueErrors): name the file
         raise ModelFileError(f"{Path(directory) / CONFIG}: {exc}") from exc
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ModelFileError(
