@@ -208,12 +208,15 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(key, tmp_path, monkeypa
 
 
 # --------------------------------------------------------------------- label policy
-def test_label_policy():
+def test_label_policy(caplog):
     train, _, _ = image_toy()
     one = np.r_[np.ones(1), np.zeros(len(train) - 1)]
     for name, opts in (("advae", {}), ("cavga", {}), ("cavga", {"variant": "u"})):
-        with pytest.raises(ConfigError, match="trains on normal data only"):
-            Detector(name, image_size=16, **BASE, **opts).fit(train, y=one)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="reconad"):
+            det = Detector(name, image_size=16, **BASE, **opts, epochs=1).fit(train, y=one)
+        assert "1 of 160 samples y marks as anomalies are kept out of training" in caplog.text, name
+        assert det.history_ is not None
     with pytest.raises(DataError, match="labelled anomalies") as err:
         Detector("cavga", image_size=16, **BASE, variant="w", epochs=1).fit(train)
     assert "\n" not in str(err.value)

@@ -26,7 +26,7 @@ from helpers.recon_training import (
     tiny_images,
 )
 from reconad import Detector
-from reconad.errors import ConfigError
+from reconad.errors import ConfigError, DataError
 from reconad.models import build_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -171,8 +171,8 @@ def test_bigans_log_each_loss_term_and_step_on_their_sums(name, kw, parts):
 # -------------------------------------------------------------------------- bad input
 def test_bad_input_is_refused_in_one_line():
     train, _, _ = image_toy()
-    with pytest.raises(ConfigError, match="trains on normal data only"):
-        Detector("ganomaly", image_size=16, **BASE).fit(train, y=np.r_[np.ones(1), np.zeros(len(train) - 1)])
+    with pytest.raises(DataError, match="y marks all 160 samples as anomalies"):
+        Detector("ganomaly", image_size=16, **BASE).fit(train, y=np.ones(len(train)))
     rows, _, _ = table_toy()
     for name in ("anogan", "fanogan", "skip_ganomaly"):
         with pytest.raises(ConfigError, match="takes images only"):

@@ -26,7 +26,7 @@ from helpers.recon_training import (
     tiny_images,
 )
 from reconad import Detector
-from reconad.errors import ConfigError
+from reconad.errors import ConfigError, DataError
 from reconad.models import build_model
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -128,11 +128,10 @@ def test_rsrae_scores_table_rows_by_residual_size_so_scaled_up_outliers_are_foun
 
 # -------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("name", MODELS)
-def test_labelled_anomalies_are_refused_in_one_line(name):
+def test_a_y_of_anomalies_only_is_refused_in_one_line(name):
     train, _, _ = image_toy()
-    y = np.r_[np.ones(1), np.zeros(len(train) - 1)]
-    with pytest.raises(ConfigError, match="trains on normal data only") as err:
-        Detector(name, image_size=16, **BASE).fit(train, y=y)
+    with pytest.raises(DataError, match="y marks all 160 samples as anomalies") as err:
+        Detector(name, image_size=16, **BASE).fit(train, y=np.ones(len(train)))
     assert "\n" not in str(err.value)
 
 

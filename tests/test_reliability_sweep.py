@@ -274,8 +274,7 @@ def _small(name: str) -> Detector:
 def _fit_with_labels(name: str) -> Callable[[Fx], Any]:
     def call(fx: Fx) -> Any:
         size = 32 if name == "patchcore" else 16
-        y = np.r_[np.ones(2), np.zeros(10)]
-        return _small(name).fit(_images(12, size), y)
+        return _small(name).fit(_images(12, size), np.ones(12))  # every sample marked anomalous
 
     return call
 
@@ -430,11 +429,11 @@ CASES: list[Case] = [
     Case("api-predict-before-fit", "python", call=_not_fitted, phrase="not fitted"),
     Case("api-table-model-maps", "python", call=_table_maps, error=ConfigError, phrase="map"),
     Case("api-rows-of-another-width", "python", call=_rows_with_other_width, error=DataError, phrase="6"),
-    Case("api-y-anomalies-ae", "python", call=_fit_with_labels("ae"), error=ConfigError, phrase="model ae trains on normal data only"),
-    Case("api-y-anomalies-patchcore", "python", call=_fit_with_labels("patchcore"), error=ConfigError, phrase="model patchcore trains"),
-    Case("api-y-anomalies-ganomaly", "python", call=_fit_with_labels("ganomaly"), error=ConfigError, phrase="model ganomaly trains"),
-    Case("api-y-anomalies-rsrae", "python", call=_fit_with_labels("rsrae"), error=ConfigError, phrase="model rsrae trains"),
-    Case("api-y-anomalies-cavga", "python", call=_fit_with_labels("cavga"), error=ConfigError, phrase="model cavga trains"),
+    Case("api-y-anomalies-only-ae", "python", call=_fit_with_labels("ae"), error=DataError, phrase="y marks all 12 samples as anomalies"),
+    Case("api-y-anomalies-only-patchcore", "python", call=_fit_with_labels("patchcore"), error=DataError, phrase="patchcore needs normal ones"),
+    Case("api-y-anomalies-only-ganomaly", "python", call=_fit_with_labels("ganomaly"), error=DataError, phrase="ganomaly needs normal ones"),
+    Case("api-y-anomalies-only-rsrae", "python", call=_fit_with_labels("rsrae"), error=DataError, phrase="rsrae needs normal ones"),
+    Case("api-y-anomalies-only-cavga", "python", call=_fit_with_labels("cavga"), error=DataError, phrase="cavga needs normal ones"),
     Case("api-y-not-binary", "python", call=lambda fx: _small("esad").fit(_images(), np.arange(12)), error=DataError, phrase="y must hold"),
     Case("api-load-missing-folder", "python", call=_load_missing, error=ModelFileError, phrase="nowhere"),
     Case("api-load-csv-latin1", "python", call=lambda fx: load_csv(fx.tmp / "latin.csv"), setup=_latin1_csv, error=DataError, phrase="latin.csv"),

@@ -279,10 +279,11 @@ class Detector:
     def _labels(self, y: Any, n: int) -> np.ndarray | None:
         """y as 0/1 ints (1 = known anomaly), or None where y is none or not read as labels.
 
-        A y marking anomalies for a model that cannot learn from them is a ConfigError,
-        never silently trained on.  A y that is no 0/1 labelling (class ids, targets) is
-        ignored by such a model, as scikit-learn's outlier detectors ignore y, except
-        scikit-learn's own -1/+1 outlier labels, refused like 0/1 ones."""
+        A y marking anomalies for a model that cannot learn from them is returned all the
+        same: ``_splits`` keeps those samples out of training and says so (never silently
+        trained on).  A y that is no 0/1 labelling (class ids, targets) is ignored by such a
+        model, as scikit-learn's outlier detectors ignore y, except scikit-learn's own -1/+1
+        outlier labels, refused (their 1 means normal, ours anomalous)."""
         if y is None:
             return None
         labels = np.asarray(y)
@@ -296,16 +297,23 @@ class Detector:
             if uses or (_within(labels, (-1, 1)) and (labels == -1).any()):
                 raise DataError("y must hold 0 (normal/unlabelled) and 1 (known anomaly) only")
             return None  # not anomaly labels: a model of normal data has no use for it
-        labels = labels.astype(np.int64)
-        if labels.any() and not uses:
-            from reconad.models import MODELS
+        return labels.astype(np.int64)
 
-            semi = ", ".join(n for n in MODELS if _uses_labels(n))
-            raise ConfigError(
-                f"model {self.model_name} trains on normal data only; y marks {int(labels.sum())} of {n} "
-                f"sample{'s' if n != 1 else ''} as anomalies: drop them or use a model that learns from them ({semi})"
-            )
-        return labels
+    def _keep_out_known(self, train: Dataset, labels: np.ndarray) -> Dataset:
+        """``train`` without its labelled anomalies, for a model that learns from normal data
+        only; one warning says how many were kept out and which models would use them."""
+        from reconad.models import MODELS
+
+        normal = np.flatnonzero(labels == 0)
+        if len(normal) == 0:
+            raise DataError(f"y marks all {len(labels)} samples as anomalies: {self.model_name} needs normal ones")
+        semi = ", ".join(n for n in MODELS if _uses_labels(n))
+        log.warning(
+            "model %s trains on normal data only: the %d of %d samples y marks as anomalies are kept out "
+            "of training (models that learn from them: %s)",
+            self.model_name, int(labels.sum()), len(labels), semi,
+        )  # fmt: skip
+        return Subset(train, normal.tolist())
 
     def held_out(self, train: Any) -> Dataset:
         """The share of ``train`` that ``fit`` holds out for calibration (same seed, same split):
@@ -407,7 +415,9 @@ class Detector:
         if y is None:  # a dataset read from disk may hold labelled anomalies
             y = kind.known_labels(train)
         labels = self._labels(y, len(train))  # type: ignore[arg-type]
-        if labels is not None and labels.any():
+        if labels is not None and labels.any() and not _uses_labels(self.model_name, self.model_config):
+            train, labels = self._keep_out_known(train, labels), None
+        elif labels is not None and labels.any():
             train = kind.dataset(train, labels)  # the same items, with their labels
         if len(train) == 0:  # type: ignore[arg-type]
             raise DataError("the training set is empty")
