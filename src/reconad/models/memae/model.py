@@ -24,6 +24,8 @@ library's shared ones (stride-2 4 x 4 convolutions of ``width`` x 1, 2, 4 channe
 by default), not the paper's MNIST network (3 x 3 convolutions, 16-32-64: ``width=16`` is
 closest, and scored lower here for both AE and MemAE); the addressing temperature (see
 ``MemAEConfig``); the shrinkage threshold 1/N rather than the official code's fixed 0.0025.
+The official video recipe (dot-product addressing, [-1, 1] frames, 0.0025, its network,
+initialisation and training) is the preset ``paper``: ``reconad.models.memae.paper``.
 """
 
 from __future__ import annotations
