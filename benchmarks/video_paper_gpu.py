@@ -97,6 +97,18 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def _precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype (None: float32 throughout)."""
     if device.type != "cuda":
@@ -268,7 +280,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "recipe": "reconad.models.memae.PAPER",
         "departures": _departures(args, dtype),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "device_name": _device_name(device),
         "precision": "float32" if dtype is None else str(dtype).replace("torch.", ""),
         "frame_size": list(size),
         "clip_length": length,
