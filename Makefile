@@ -7,7 +7,7 @@ PIP    := $(VENV)/bin/pip
 DEMO_DATA ?= demo-data/textures
 DEMO_RUNS ?= runs/demo
 
-.PHONY: setup data demo test test-deps fuzz lint format bench clean peer-venv
+.PHONY: setup data demo test test-deps fuzz lint format bench clean peer-venv video-paper
 
 setup: $(VENV)/.stamp-setup
 
@@ -80,6 +80,12 @@ bench: setup data
 	$(PY) -m reconad benchmark speed --model hfr --image-size 256 --out runs/bench-speed --quiet
 	$(PY) -m reconad benchmark tabular --data-root $(ADBENCH_ROOT) --seeds 5 --out runs/bench-tabular --quiet
 	$(PY) -m reconad benchmark kddcup99 --data-root $(KDD_ROOT) --seeds 5 --out runs/bench-kddcup99 --quiet
+
+# MemAE's paper recipe on UCSD Ped2 on one CUDA GPU, under 9 minutes (benchmarks/video_paper_gpu.py;
+# --budget-s caps the training seconds).  Writes runs/video-paper/results.json.
+PED2_ROOT ?= ../shared/data/ucsd-ped2
+video-paper: setup
+	$(PY) benchmarks/video_paper_gpu.py --root $(PED2_ROOT) --out runs/video-paper
 
 clean:
 	rm -rf $(VENV) runs demo-data

@@ -134,7 +134,11 @@ def _add_model_options(p: argparse.ArgumentParser, cls: type[ProtocolSettings]) 
     g.add_argument("--epochs", type=_int, default=None, help="training epochs (default: each model's own)")
     if "seed" not in {f.name for f in cls.flag_fields()}:
         g.add_argument("--seed", type=_int, default=0, help="seed of the models and the draws (default 0)")
-    g.add_argument("--preset", default=None, help="a named set of model options (hfr: paper)")
+    g.add_argument(
+        "--preset",
+        default=None,
+        help="a named set of model options (hfr: paper; memae: paper, in the video protocol its whole recipe)",
+    )
     g.add_argument(
         "--set",
         action="append",

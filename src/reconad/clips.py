@@ -41,11 +41,17 @@ NORMALISATIONS: tuple[str, ...] = ("clip", "global")
 
 @dataclass
 class ClipScores:
-    """One test clip after scoring: per-frame errors (T,), error maps (T, H, W), ground truth."""
+    """One test clip after scoring: per-frame errors (T,), error maps (T, H, W), ground truth;
+    per window: its first frame, its mean squared error and
+    its mean residual norm (the root of each pixel's squared error summed over channels: the
+    official MemAE evaluation's window score)."""
 
     clip: Clip
     frame_scores: np.ndarray
     maps: np.ndarray
+    window_starts: np.ndarray | None = None
+    window_scores: np.ndarray | None = None
+    window_norms: np.ndarray | None = None
 
 
 @torch.inference_mode()
@@ -59,6 +65,7 @@ def score_clips(
     _, h, w = windows.frame_shape
     sums = [np.zeros((len(c), h, w), np.float64) for c in clips]
     counts = [np.zeros(len(c), np.int64) for c in clips]
+    per_window: list[list[tuple[int, float, float]]] = [[] for _ in clips]
     t0 = time.perf_counter()
     seen = 0  # windows come in order: window seen + b of the batch says its clip (names may repeat)
     for batch in DataLoader(windows, batch_size=batch_size, shuffle=False, collate_fn=collate_clips):
@@ -66,18 +73,23 @@ def score_clips(
         if out.maps is None:
             raise DataError(f"{model.name} gave no per-frame maps for clips")
         maps = out.maps.float().cpu().numpy()
+        # maps are the squared error averaged over channels: C * map is its sum over them
+        norms = np.sqrt(maps * batch.frames.shape[2]).reshape(len(maps), -1).mean(axis=1)
         assert batch.index is not None
-        owners = [windows.windows[seen + b][0] for b in range(len(batch.clip))]
+        owners = windows.windows[seen : seen + len(batch.clip)]
         seen += len(batch.clip)
-        for b, ci in enumerate(owners):
+        for b, (ci, start) in enumerate(owners):
             idx, first = np.unique(batch.index[b].numpy(), return_index=True)  # padded windows repeat a frame
             np.add.at(sums[ci], idx, maps[b][first])
             np.add.at(counts[ci], idx, 1)
+            per_window[ci].append((start, float(maps[b].mean()), float(norms[b])))
     seconds = time.perf_counter() - t0
     out_scores = []
-    for clip, s, n in zip(clips, sums, counts):
+    for clip, s, n, wins in zip(clips, sums, counts, per_window):
         m = (s / np.maximum(n, 1)[:, None, None]).astype(np.float32)
-        out_scores.append(ClipScores(clip, m.reshape(len(clip), -1).mean(axis=1).astype(np.float64), m))
+        starts, sq, nrm = (np.asarray(v) for v in zip(*wins))
+        frame = m.reshape(len(clip), -1).mean(axis=1).astype(np.float64)
+        out_scores.append(ClipScores(clip, frame, m, starts.astype(np.int64), sq, nrm))
     return out_scores, seconds
 
 

@@ -73,6 +73,8 @@ class Clip:
     paths: list[str]
     labels: np.ndarray | None = None
     masks: np.ndarray | None = None
+    #: (H, W) of the frames as read, before resizing (None where unknown)
+    native_size: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -94,6 +96,10 @@ def frame_files(folder: PathLike) -> list[Path]:
     return files
 
 
+#: what Pillow raises for a file it cannot decode (a broken PNG chunk is a SyntaxError there)
+_UNREADABLE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
 def _check_same_size(files: Sequence[Path]) -> tuple[int, int]:
     """(H, W) shared by every frame; DataError naming the first frame of another size."""
     sizes = []
@@ -101,7 +107,7 @@ def _check_same_size(files: Sequence[Path]) -> tuple[int, int]:
         try:
             with Image.open(f) as im:
                 sizes.append(im.size)
-        except (UnidentifiedImageError, OSError) as exc:
+        except _UNREADABLE as exc:
             raise DataError(f"{f}: not a readable image ({exc})") from None
         if sizes[-1] != sizes[0]:
             (w0, h0), (w, h) = sizes[0], sizes[-1]
@@ -123,31 +129,40 @@ def _check_channels(channels: int) -> None:
         raise ConfigError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
 
 
-def _read_folder(folder: Path, size: tuple[int, int], channels: int) -> tuple[np.ndarray, list[str]]:
+def _read_frame(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
+    """One frame at the working size; DataError naming the file where it cannot be decoded
+    (a header that opens but truncated or broken data fails only here)."""
+    try:
+        with Image.open(path) as im:
+            return _to_array(im, size, channels)
+    except _UNREADABLE as exc:
+        raise DataError(f"{path}: not a readable image ({exc})") from None
+
+
+def _read_folder(folder: Path, size: tuple[int, int], channels: int) -> tuple[np.ndarray, list[str], tuple[int, int]]:
     files = frame_files(folder)
-    _check_same_size(files)
-    frames = []
-    for f in files:
-        with Image.open(f) as im:
-            frames.append(_to_array(im, size, channels))
-    return np.stack(frames), [str(f) for f in files]
+    native = _check_same_size(files)
+    frames = [_read_frame(f, size, channels) for f in files]
+    return np.stack(frames), [str(f) for f in files], native
 
 
-def _read_video(path: Path, size: tuple[int, int], channels: int) -> tuple[np.ndarray, list[str]]:
+def _read_video(path: Path, size: tuple[int, int], channels: int) -> tuple[np.ndarray, list[str], tuple[int, int]]:
     try:
         import av
     except ImportError:
         raise ConfigError(f"{path}: reading video files needs PyAV (pip install 'reconad[video]')") from None
     frames = []
+    native = (0, 0)
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
+                native = (int(frame.height), int(frame.width))
                 frames.append(_to_array(frame.to_image(), size, channels))
     except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
         raise DataError(f"{path}: cannot decode the video ({exc})") from None
     if not frames:
         raise DataError(f"{path}: the video holds no frames")
-    return np.stack(frames), [f"{path}#{i}" for i in range(len(frames))]
+    return np.stack(frames), [f"{path}#{i}" for i in range(len(frames))], native
 
 
 def load_clip(path: PathLike, size: tuple[int, int], channels: int = 1, name: str | None = None) -> Clip:
@@ -155,12 +170,12 @@ def load_clip(path: PathLike, size: tuple[int, int], channels: int = 1, name: st
     _check_channels(channels)
     path = Path(path)
     if path.is_dir():
-        frames, paths = _read_folder(path, size, channels)
+        frames, paths, native = _read_folder(path, size, channels)
     elif path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS:
-        frames, paths = _read_video(path, size, channels)
+        frames, paths, native = _read_video(path, size, channels)
     else:
         raise DataError(f"{path}: neither a folder of frames nor a video file ({', '.join(VIDEO_EXTENSIONS)})")
-    return Clip(name or path.stem, frames, paths)
+    return Clip(name or path.stem, frames, paths, native_size=native)
 
 
 def find_clips(paths: Sequence[PathLike]) -> list[Path]:
@@ -224,8 +239,11 @@ def read_gt_mat(path: PathLike) -> list[list[tuple[int, int]]]:
     except (OSError, ValueError, KeyError, NotImplementedError) as exc:
         raise DataError(f"{path}: no readable 'gt' variable ({exc})") from None
     out = []
-    for cell in np.asarray(gt, dtype=object).reshape(-1):
-        arr = np.asarray(cell, dtype=np.int64).reshape(2, -1)
+    for k, cell in enumerate(np.asarray(gt, dtype=object).reshape(-1), start=1):
+        try:
+            arr = np.asarray(cell, dtype=np.int64).reshape(2, -1)
+        except (TypeError, ValueError):
+            raise DataError(f"{path}: 'gt' entry {k} is not a 2 x k array of start/end frames") from None
         out.append([(int(a), int(b)) for a, b in zip(arr[0], arr[1])])
     return out
 
@@ -263,11 +281,7 @@ def _read_masks(folder: Path, clip: Clip, size: tuple[int, int]) -> np.ndarray:
     files = frame_files(folder)
     if len(files) != len(clip):
         raise DataError(f"{folder}: {len(files)} masks for the {len(clip)} frames of clip {clip.name}")
-    masks = []
-    for f in files:
-        with Image.open(f) as im:
-            masks.append(_to_array(im, size, 1)[..., 0] >= 128)
-    return np.stack(masks)
+    return np.stack([_read_frame(f, size, 1)[..., 0] >= 128 for f in files])
 
 
 def check_frame_numbers(clip: Clip) -> None:
@@ -326,6 +340,19 @@ def _attach_masks(clips: list[Clip], split_dir: Path, size: tuple[int, int]) -> 
             c.masks = _read_masks(folder, c, size)
 
 
+def _check_split_sizes(clips: list[Clip], folders: list[Path]) -> None:
+    """DataError naming the first clip folder whose frames differ in size from the first
+    clip's: one working size would squash them differently (their labels and masks too)."""
+    first = clips[0].native_size
+    for c, folder in zip(clips, folders):
+        if c.native_size != first and first is not None and c.native_size is not None:
+            (h0, w0), (h, w) = first, c.native_size
+            raise DataError(
+                f"{folder}: frames are {w}x{h}, but clip {clips[0].name} of the same split is {w0}x{h0}; "
+                "the model takes one frame size (resize the clips alike first)"
+            )
+
+
 def load_ucsd_split(
     root: PathLike, split: str, size: tuple[int, int], channels: int = 1, labels: str = "m"
 ) -> list[Clip]:
@@ -342,6 +369,7 @@ def load_ucsd_split(
     if not folders:
         raise DataError(f"{frames_dir}: no clip folders")
     clips = [load_clip(d, size, channels, name=d.name) for d in folders]
+    _check_split_sizes(clips, folders)
     if split != "training":
         _attach_labels(clips, split_dir, root, labels)
         _attach_masks(clips, split_dir, size)
@@ -362,6 +390,14 @@ class ClipWindows(Dataset):
         if not clips:
             raise DataError("no clips")
         self.clips = list(clips)
+        shape = self.clips[0].frames.shape[1:]
+        for clip in self.clips:
+            if clip.frames.shape[1:] != shape:
+                where = Path(clip.paths[0]).parent if clip.paths else clip.name
+                raise DataError(
+                    f"{where}: clip {clip.name} has frames of shape {list(clip.frames.shape[1:])} (H, W, C), "
+                    f"but clip {self.clips[0].name} has {list(shape)}: the model takes one size"
+                )
         self.length = int(length)
         self.stride = int(stride)
         self.windows: list[tuple[int, int]] = []

@@ -4,9 +4,12 @@ The layout of MemAE's video experiments (Gong et al., ICCV 2019, and their code)
 3x3x3 convolutions with strides (1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2), BatchNorm and
 LeakyReLU(0.2); channels ``3w, 4w, 8w, 8w`` (``w = 32`` gives the paper's 96, 128, 256,
 256).  The decoder mirrors it with transposed convolutions that restore the exact sizes
-(odd ones included).  Input (B, C, T, H, W) in [0, 1]; the decoder ends in a sigmoid (the
-official code normalises frames to [-1, 1] and has no output activation; we keep the
-family's [0, 1] convention).
+(odd ones included).  By default the input (B, C, T, H, W) is in [0, 1] and the decoder
+ends in a sigmoid (the family's convention); ``output="linear"`` drops the sigmoid, for
+frames scaled to [-1, 1] as the official code has them (MemAE's ``input_range="signed"``).
+The convolutions before a BatchNorm have no bias: the BatchNorm's mean removes any bias
+exactly, in training and in eval mode alike.  :func:`normal_init` is the official code's
+initialisation (convolution weights N(0, 0.02), BatchNorm scales N(1, 0.02), shifts 0).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from reconad.errors import ConfigError
 
 STRIDES: tuple[tuple[int, int, int], ...] = ((1, 2, 2), (2, 2, 2), (2, 2, 2), (2, 2, 2))
 CHANNEL_FACTORS: tuple[int, ...] = (3, 4, 8, 8)
+DECODER_OUTPUTS: tuple[str, ...] = ("sigmoid", "linear")
 
 
 def _out(n: int, stride: int) -> int:
@@ -58,10 +62,13 @@ class Conv3dEncoder(nn.Module):
 
 
 class Conv3dDecoder(nn.Module):
-    """Mirror of a :class:`Conv3dEncoder`: its feature map -> clip in [0, 1] at the input size."""
+    """Mirror of a :class:`Conv3dEncoder`: its feature map -> clip at the input size, in
+    [0, 1] (``output="sigmoid"``) or unbounded (``"linear"``)."""
 
-    def __init__(self, encoder: Conv3dEncoder) -> None:
+    def __init__(self, encoder: Conv3dEncoder, output: str = "sigmoid") -> None:
         super().__init__()
+        if output not in DECODER_OUTPUTS:
+            raise ConfigError(f"decoder output must be one of {', '.join(DECODER_OUTPUTS)}, got {output!r}")
         self.sizes = list(reversed(encoder.sizes))
         chans = list(reversed(encoder.channels))
         strides = list(reversed(STRIDES))
@@ -71,7 +78,9 @@ class Conv3dDecoder(nn.Module):
             last = k == len(chans) - 2
             self.ups.append(nn.ConvTranspose3d(chans[k], chans[k + 1], 3, stride=strides[k], padding=1, bias=last))
             self.posts.append(
-                nn.Sigmoid() if last else nn.Sequential(nn.BatchNorm3d(chans[k + 1]), nn.LeakyReLU(0.2, inplace=True))
+                (nn.Sigmoid() if output == "sigmoid" else nn.Identity())
+                if last
+                else nn.Sequential(nn.BatchNorm3d(chans[k + 1]), nn.LeakyReLU(0.2, inplace=True))
             )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -79,3 +88,16 @@ class Conv3dDecoder(nn.Module):
         for k, (up, post) in enumerate(zip(self.ups, self.posts)):
             x = post(up(x, output_size=self.sizes[k + 1]))
         return x
+
+
+def normal_init(module: nn.Module) -> None:
+    """The official MemAE code's initialisation of every (transposed) convolution and
+    BatchNorm below ``module``: weights N(0, 0.02), BatchNorm scales N(1, 0.02) and shifts 0;
+    convolution biases keep PyTorch's default, as there (only the last one is not
+    cancelled by a BatchNorm)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, (nn.BatchNorm3d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)

@@ -382,11 +382,47 @@ class Kddcup99Settings(TabularSettings):
     models: list[str] | None = setting(None, "comma-separated models (default ae,vae,memae,esad,iforest)")
 
 
+#: the video protocol's clip settings for 2 CPU cores (a preset's recipe replaces them)
+VIDEO_CLIP_DEFAULTS: dict[str, Any] = {
+    "frame_size": [64, 96],
+    "channels": 1,
+    "clip_length": 16,
+    "train_stride": 4,
+    "test_stride": 8,
+}
+
+
+def video_recipe(models: list[str], preset: Any) -> Any:
+    """The video recipe (``reconad.models.memae.paper.VideoRecipe``) of ``preset`` for every
+    model named, None without a preset; ConfigError for a model without that preset."""
+    if preset is None:
+        return None
+    from reconad.models import model_entry
+
+    recipes = []
+    for name in models:
+        cls = model_entry(name)[0]
+        if preset not in cls.presets:
+            have = ", ".join(sorted(cls.presets)) or "none"
+            raise ConfigError(f"--preset {preset}: model {name} has no such preset (its presets: {have})")
+        recipes.append(getattr(cls, "video_recipes", {}).get(preset))
+    found = [r for r in recipes if r is not None]
+    return found[0] if found else None
+
+
 @dataclass(frozen=True, kw_only=True)
 class VideoSettings(ModelSettings):
     """Video anomaly detection on clip folders in the UCSD layout (``ucsd-ped2``, or any set
     laid out like it): train on the training clips, per-frame scores on the test clips.
     Both normalisations are always in results.json; ``normalisation`` picks the one reported first.
+
+    ``--preset paper`` (or ``--set preset=paper``; memae) applies MemAE's whole video recipe
+    (``reconad.models.memae.paper``): its model and engine options and its clip settings
+    (256x256 grey frames, 16-frame clips, strides 1).  Precedence: what the user gives
+    wins, as for every preset, and is recorded: a clip-setting flag or a model/engine
+    option that differs from the recipe is listed in ``preset_departures`` (results.json,
+    results.md and one console line), so a run is never called the paper's without
+    saying where it is not.
     """
 
     protocol: ClassVar[str] = "video"
@@ -397,11 +433,13 @@ class VideoSettings(ModelSettings):
     model: str = setting("memae", "model to run; comma-separated: several, on the same clips")
     dataset: str = setting("ucsd-ped2", "the clip set's layout", choices=VIDEO_DATASETS)
     root: str | None = setting(None, "folder of the clip set (e.g. ../shared/data/ucsd-ped2)")
-    frame_size: list[int] = setting(doc="working resolution H,W", factory=lambda: [64, 96], metavar="H,W")
-    channels: int = setting(1, "1: grey, 3: RGB")
-    clip_length: int = setting(16, "frames per clip")
-    train_stride: int = setting(4, "frames between training clip starts")
-    test_stride: int = setting(8, "frames between test clip starts")
+    frame_size: list[int] | None = setting(
+        None, "working resolution H,W (default 64,96; --preset paper: 256,256)", metavar="H,W"
+    )
+    channels: int | None = setting(None, "1: grey, 3: RGB (default 1)")
+    clip_length: int | None = setting(None, "frames per clip (default 16)")
+    train_stride: int | None = setting(None, "frames between training clip starts (default 4; --preset paper: 1)")
+    test_stride: int | None = setting(None, "frames between test clip starts (default 8; --preset paper: 1)")
     labels: str = setting("m", "where the test-frame labels come from", choices=VIDEO_LABELS)
     normalisation: str = setting(
         "clip",
@@ -409,15 +447,42 @@ class VideoSettings(ModelSettings):
         choices=VIDEO_NORMALISATIONS,
     )
     threads: int | None = setting(None, "torch intra-op threads while it runs (default: as they are)")
+    #: what the user gave that differs from the preset's recipe: {name: {"given", "preset"}}
+    preset_departures: dict[str, dict[str, Any]] = field(init=False, default_factory=dict)
 
     def default_out(self) -> str:
         return f"runs/video-{self.dataset}-{self.model.replace(',', '-')}"
+
+    def recipe(self) -> Any:
+        """The preset's video recipe (None without ``--preset`` or when it has none)."""
+        return video_recipe(self.model_names(), self.options.get("preset"))
+
+    def _apply_recipe(self) -> None:
+        """Fill the clip settings not given from the recipe (else the CPU defaults) and record
+        what was given against the recipe (construction only: the object is frozen after)."""
+        recipe = self.recipe()
+        clips = {**VIDEO_CLIP_DEFAULTS, **(recipe.clips if recipe else {})}
+        for name, value in clips.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if recipe is None:
+            return
+        departures = {}
+        for name, value in clips.items():
+            if getattr(self, name) != value:
+                departures[flag_name(name)] = {"given": getattr(self, name), "preset": value}
+        for key, value in recipe.options().items():
+            if key in self.options and self.options[key] != value:
+                departures[key] = {"given": self.options[key], "preset": value}
+        object.__setattr__(self, "preset_departures", departures)
 
     def check(self) -> None:
         super().check()
         _choice("dataset", self.dataset, VIDEO_DATASETS)
         if self.root is None:
             raise ConfigError("give --root (e.g. ../shared/data/ucsd-ped2)")
+        self._apply_recipe()
+        assert self.frame_size is not None
         if len(self.frame_size) != 2:
             raise _fail("frame_size", "takes two numbers H,W", self.frame_size)
         _wholes("frame_size", self.frame_size, 16)

@@ -91,6 +91,34 @@ def frame_metrics(scored: list[ClipScores], mode: str) -> dict[str, Any]:
     }
 
 
+def centre_metrics(scored: list[ClipScores], length: int) -> dict[str, float]:
+    """The official MemAE evaluation: each whole window's score belongs to its centre frame
+    (start + length // 2; the labels of the first length // 2 and last length // 2 - 1
+    frames of a clip drop out), min-max normalised per clip, one AUROC over all of them.
+    ``frame_auroc_centre`` scores a window by its mean residual norm (the official code's),
+    ``frame_auroc_centre_sq`` by its mean squared residual.  At test stride 1 every
+    window is there, as in the official code; at a larger stride only their centres count."""
+    ys: list[np.ndarray] = []
+    norms: list[np.ndarray] = []
+    squares: list[np.ndarray] = []
+    for c in scored:
+        if c.clip.labels is None or c.window_starts is None or c.window_scores is None or c.window_norms is None:
+            continue
+        whole = c.window_starts + length <= len(c.clip)
+        if not whole.any():
+            continue
+        ys.append(c.clip.labels[c.window_starts[whole] + length // 2])
+        norms.append(c.window_norms[whole])
+        squares.append(c.window_scores[whole])
+    if not ys:
+        return {"frame_auroc_centre": float("nan"), "frame_auroc_centre_sq": float("nan")}
+    y = np.concatenate(ys)
+    return {
+        "frame_auroc_centre": image_auroc(y, np.concatenate(normalise(norms, "clip"))),
+        "frame_auroc_centre_sq": image_auroc(y, np.concatenate(normalise(squares, "clip"))),
+    }
+
+
 def undefined_video_metrics(row: dict[str, Any], scored: list[ClipScores]) -> dict[str, str]:
     """Why each metric of ``row`` that is not a finite number is undefined, by key."""
     labels = [c.clip.labels for c in scored if c.clip.labels is not None]
@@ -124,15 +152,24 @@ def mask_metric(scored: list[ClipScores]) -> float:
     return pixel_auroc(masks, maps)
 
 
+def model_options(s: VideoSettings) -> dict[str, Any]:
+    """What the Detector is given: the preset recipe's model and engine options (else
+    ``CPU_OPTIONS``), then the user's options, which win (and are recorded: ``preset_departures``)."""
+    recipe = s.recipe()
+    base = recipe.training if recipe is not None else CPU_OPTIONS  # the model part: the Detector's preset
+    return {**base, **s.options}
+
+
 def _fit(s: VideoSettings, model: str, train: list[Clip]) -> Any:
     from reconad.detector import Detector
 
-    det = Detector(model, **{**CPU_OPTIONS, **s.options})
-    det.fit(ClipWindows(train, s.clip_length, s.train_stride))
+    det = Detector(model, **model_options(s))
+    det.fit(ClipWindows(train, s.clip_length, s.train_stride))  # type: ignore[arg-type]
     return det
 
 
 def _evaluate(s: VideoSettings, det: Any, test: list[Clip]) -> tuple[dict[str, Any], list[ClipScores]]:
+    assert s.clip_length is not None and s.test_stride is not None  # filled when the settings were made
     scored, seconds = score_clips(det.model_, test, s.clip_length, s.test_stride, model_device(det.model_))
     n_frames = sum(len(c) for c in test)
     row: dict[str, Any] = {"model": det.model_name}
@@ -142,6 +179,7 @@ def _evaluate(s: VideoSettings, det: Any, test: list[Clip]) -> tuple[dict[str, A
         row[f"mean_clip_auroc_{mode}"] = m["mean_clip_auroc"]
         row[f"per_clip_auroc_{mode}"] = m["per_clip_auroc"]
     row["frame_auroc"] = row[f"frame_auroc_{s.normalisation}"]
+    row.update(centre_metrics(scored, s.clip_length))
     row["pixel_auroc"] = mask_metric(scored)
     undefined = undefined_video_metrics(row, scored)
     if undefined:  # written as null, with the reason beside them
@@ -168,17 +206,31 @@ def _write_overlays(out: Path, model: str, scored: list[ClipScores], vmax: float
         save_overlay(out / "heatmaps" / model / f"{c.clip.name}_{t + 1:03d}.png", img, c.maps[t], 0.0, vmax, mask=mask)
 
 
+def _shown(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _body(s: VideoSettings, rows: list[dict[str, Any]]) -> str:
-    keys = ["model", "frame_auroc_clip", "frame_auroc_global", "mean_clip_auroc_clip", "pixel_auroc"]
+    keys = ["model", "frame_auroc_clip", "frame_auroc_global", "frame_auroc_centre", "mean_clip_auroc_clip"]
+    keys += ["pixel_auroc"]
     keys += ["train_seconds", "frames_per_second", "epochs_run"]
-    lines = [
+    assert s.frame_size is not None
+    preset = s.options.get("preset")
+    given = "; ".join(
+        f"{k} {_shown(v['given'])} (the preset's {_shown(v['preset'])})" for k, v in s.preset_departures.items()
+    )
+    lines = [f"Preset {preset}" + (f", with the user's departures: {given}." if given else " as it is."), ""]
+    lines = lines if preset is not None else []
+    lines += [
         f"Frames {s.frame_size[0]}x{s.frame_size[1]} ({'grey' if s.channels == 1 else 'RGB'}), clips of "
         f"{s.clip_length} frames; training windows every {s.train_stride} frames, test windows every "
         f"{s.test_stride} (a frame's score: the mean over the windows covering it).",
         "",
         "frame_auroc_clip: scores min-max normalised per test clip (the regularity score of the video "
         "papers; it uses the test clip itself). frame_auroc_global: one normalisation over all test "
-        "frames. Micro AUROC over all test frames; per-clip AUROCs in results.json.",
+        "frames. Micro AUROC over all test frames; per-clip AUROCs in results.json. frame_auroc_centre: "
+        "the official MemAE evaluation (each whole window's mean residual norm at its centre frame, "
+        "min-max per clip; at test stride 1 as there).",
         "",
         markdown_table(rows, keys),
         "",
@@ -199,6 +251,7 @@ def _data_text(s: VideoSettings, train: list[Clip], test: list[Clip]) -> str:
 def run(settings: VideoSettings) -> dict[str, Any]:
     """Train each model on the training clips, score the test clips; results.md/json."""
     s = settings  # checked when it was made (VideoSettings.check)
+    assert s.frame_size is not None
     size = (int(s.frame_size[0]), int(s.frame_size[1]))
     models = s.model_names()
     threads = torch.get_num_threads() if s.threads is None else int(s.threads)
@@ -209,6 +262,11 @@ def run(settings: VideoSettings) -> dict[str, Any]:
         read_seconds = time.perf_counter() - t0
         if s.echo:
             print(f"read {len(train)} training and {len(test)} test clips in {read_seconds:.0f}s", flush=True)
+            for key, v in s.preset_departures.items():
+                preset = s.options.get("preset")
+                print(
+                    f"preset {preset}: {key} {_shown(v['given'])} given, the preset's {_shown(v['preset'])}", flush=True
+                )
         rows: list[dict[str, Any]] = []
         doc: dict[str, Any] = {}
         for name in models:
@@ -227,7 +285,10 @@ def run(settings: VideoSettings) -> dict[str, Any]:
             payload = {"rows": rows, "read_seconds": read_seconds, "normalisations": list(NORMALISATIONS)}
             payload["normalisation_default"] = s.normalisation
             settings_doc = {k: v for k, v in asdict(s).items() if k not in ("command", "echo")}
-            settings_doc["model_options"] = {**CPU_OPTIONS, **s.options}
+            settings_doc["model_options"] = model_options(s)
+            recipe = s.recipe()
+            if recipe is not None:  # the whole recipe the preset stands for, beside what was run
+                settings_doc["preset_recipe"] = asdict(recipe)
             doc = write_results(
                 s.out,
                 Results("video", "Video anomaly detection", _data_text(s, train, test), s.command, settings_doc,

@@ -8,6 +8,9 @@ from reconad.engine.config import check_types
 from reconad.errors import ConfigError
 from reconad.models.networks import NetConfig
 
+INPUT_RANGES: tuple[str, ...] = ("unit", "signed")
+WEIGHT_INITS: tuple[str, ...] = ("torch", "normal")
+
 
 @dataclass
 class MemAEConfig(NetConfig):
@@ -42,6 +45,8 @@ class MemAEConfig(NetConfig):
     temperature: float = 0.01
     similarity: str = "cosine"
     query: str = "position"
+    input_range: str = "unit"
+    weight_init: str = "torch"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -59,6 +64,10 @@ class MemAEConfig(NetConfig):
             raise ConfigError(f"similarity must be 'cosine' or 'dot', got {self.similarity!r}")
         if self.query not in ("position", "image"):
             raise ConfigError(f"query must be 'position' or 'image', got {self.query!r}")
+        if self.input_range not in INPUT_RANGES:
+            raise ConfigError(f"input_range must be one of {', '.join(INPUT_RANGES)}, got {self.input_range!r}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise ConfigError(f"weight_init must be one of {', '.join(WEIGHT_INITS)}, got {self.weight_init!r}")
         if self.entropy_weight < 0 or self.temperature <= 0:
             raise ConfigError("entropy_weight must be >= 0 and temperature > 0")
 

@@ -24,20 +24,24 @@ library's shared ones (stride-2 4 x 4 convolutions of ``width`` x 1, 2, 4 channe
 by default), not the paper's MNIST network (3 x 3 convolutions, 16-32-64: ``width=16`` is
 closest, and scored lower here for both AE and MemAE); the addressing temperature (see
 ``MemAEConfig``); the shrinkage threshold 1/N rather than the official code's fixed 0.0025.
+The official video recipe (dot-product addressing, [-1, 1] frames, 0.0025, its network,
+initialisation and training) is the preset ``paper``: ``reconad.models.memae.paper``.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reconad.errors import ConfigError
 from reconad.models.memae.config import MemAEConfig
+from reconad.models.memae.paper import PAPER, VideoRecipe
 from reconad.models.networks import ConvDecoder, ConvEncoder, mlp
-from reconad.models.networks3d import Conv3dDecoder, Conv3dEncoder
+from reconad.models.networks3d import Conv3dDecoder, Conv3dEncoder, normal_init
 from reconad.models.reconstruction import ReconstructionModel, squared_error
 
 
@@ -83,6 +87,13 @@ def addressing_entropy(w: torch.Tensor) -> torch.Tensor:
 class MemAE(ReconstructionModel):
     name = "memae"
     input_kinds = ("image", "table", "video")
+    #: named settings (``Detector("memae", preset="paper")``); the options a user passes win.
+    #: ``paper`` is the model part of the video recipe ``reconad.models.memae.paper.PAPER``
+    #: (its docstring lists every departure from the official code).
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"paper": dict(PAPER.model)}
+    #: the whole recipes behind the presets (model, engine and clip settings), which the
+    #: video protocol applies (``reconad benchmark video --preset paper``)
+    video_recipes: ClassVar[dict[str, VideoRecipe]] = {"paper": PAPER}
 
     def __init__(self, config: MemAEConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config or MemAEConfig(**kwargs))
@@ -95,7 +106,8 @@ class MemAE(ReconstructionModel):
             dim = latent
         elif self.is_video:
             conv3 = Conv3dEncoder(shape[0], (shape[1], shape[2], shape[3]), cfg.width)
-            self.encoder, self.decoder, dim = conv3, Conv3dDecoder(conv3), conv3.out_channels
+            output = "linear" if cfg.input_range == "signed" else "sigmoid"
+            self.encoder, self.decoder, dim = conv3, Conv3dDecoder(conv3, output), conv3.out_channels
         else:
             conv = ConvEncoder(shape[0], (shape[1], shape[2]), cfg.width, cfg.min_size)
             self.encoder = conv
@@ -103,10 +115,19 @@ class MemAE(ReconstructionModel):
             dim = conv.out_channels
             if cfg.query == "image":
                 dim *= conv.out_size[0] * conv.out_size[1]
+        if cfg.input_range == "signed" and not self.is_video:
+            raise ConfigError("input_range='signed' is for video clips only (images and rows come as they are)")
         self.memory = Memory(cfg.resolved_memory_size(), dim, cfg.resolved_threshold(), cfg.temperature, cfg.similarity)
+        if cfg.weight_init == "normal":
+            normal_init(self)
+
+    def model_input(self, x: torch.Tensor) -> torch.Tensor:
+        """What the networks see and the errors are measured against: ``x`` itself, or clips
+        scaled from [0, 1] to [-1, 1] (``input_range="signed"``)."""
+        return x * 2.0 - 1.0 if self.is_video and self.config.input_range == "signed" else x
 
     def reconstruct(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(reconstruction, addressing weights (queries, N))."""
+        """(reconstruction, addressing weights (queries, N)) of a model input (:meth:`model_input`)."""
         z = self.encoder(x)
         if self.is_table:
             z_hat, w = self.memory(z)
@@ -125,8 +146,10 @@ class MemAE(ReconstructionModel):
         return self.decoder(z_hat), w
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        x = self.model_input(x)
         x_hat, w = self.reconstruct(x)
         return squared_error(x, x_hat)[0].mean() + self.config.entropy_weight * addressing_entropy(w)
 
     def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.model_input(x)
         return squared_error(x, self.reconstruct(x)[0])
