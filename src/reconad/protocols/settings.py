@@ -356,13 +356,18 @@ class TabularSettings(ProtocolSettings):
     threads: int = setting(1, "torch intra-op threads while it runs (one is fastest for these small models)")
 
     def check(self) -> None:
-        if self.data_root is None:
-            raise ConfigError(f"give --data-root (e.g. {self.data_hint})")
+        self.root()
         _whole("seed", self.seed, 0)
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise _fail("seeds", "must be >= 1 (a count of runs)", self.seeds)
         _share("label_fraction", self.label_fraction, 0, 1, "[]")
         _whole("threads", self.threads)
+
+    def root(self) -> str:
+        """``data_root``, refused in one line when not given."""
+        if self.data_root is None:
+            raise ConfigError(f"give --data-root (e.g. {self.data_hint})")
+        return self.data_root
 
     def seed_list(self) -> list[int]:
         """The seeds run: ``seed``, ``seed + 1``, ... (``seeds`` of them)."""
