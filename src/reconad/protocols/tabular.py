@@ -47,6 +47,7 @@ from reconad.errors import ConfigError, DataError
 from reconad.metrics import image_aupr, image_auroc
 from reconad.protocols.results import Published, Results, write_results
 from reconad.protocols.settings import TabularSettings
+from reconad.protocols.settings import split_options as split_shared_options
 
 log = logging.getLogger("reconad")
 
@@ -94,7 +95,7 @@ class DetectorScorer:
         from reconad.detector import Detector
 
         self.name = name
-        self.det = Detector(name, **{**options, "seed": seed})
+        self.det = Detector(name, **{**options, "seed": seed}).check_params()  # made before any data is read
 
     def fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
         self.det.fit(X.astype(np.float32), y if uses_labels(self.name) else None)
@@ -187,21 +188,9 @@ def resolve_models(requested: list[str] | str | None) -> tuple[dict[str, Maker],
 
 
 def split_options(options: dict[str, Any], models: list[str]) -> dict[str, dict[str, Any]]:
-    """Per-model options: ``key`` for all our models, ``model.key`` for that model only."""
-    common = {k: v for k, v in options.items() if "." not in k}
-    per: dict[str, dict[str, Any]] = {m: {} for m in models}
-    for k, v in options.items():
-        if "." in k:
-            prefix, key = k.split(".", 1)
-            target = prefix.replace("_", "-").lower()
-            if target not in per:
-                raise ConfigError(f"--set {k}: {target!r} is not one of the models run ({', '.join(models)})")
-            per[target][key] = v
-    out = {}
-    for m in models:
-        base = {} if m in PYOD_MODELS else dict(common)
-        out[m] = {**base, **per[m]}
-    return out
+    """Per-model options: ``key`` for all our models, ``model.key`` for that model only (PyOD's
+    models take their own ``model.key`` ones only)."""
+    return split_shared_options(options, models, PYOD_MODELS)
 
 
 def _checked_options(makers: dict[str, Maker], options: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -210,6 +199,8 @@ def _checked_options(makers: dict[str, Maker], options: dict[str, Any] | None) -
     for name, maker in makers.items():
         try:
             maker(name, 0, per[name])
+        except ConfigError as exc:  # ours: a bad option or value (Detector.check_params)
+            raise ConfigError(f"model {name}: {exc}") from None
         except TypeError as exc:  # PyOD: unexpected keyword
             raise ConfigError(f"{name}: {exc}") from exc
     return per
