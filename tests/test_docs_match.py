@@ -108,12 +108,14 @@ def test_the_layout_names_every_top_level_module(module):
 
 def test_the_models_that_learn_from_labels_are_named_where_the_labels_are_explained():
     """The Detector's docstring and README's Labels paragraph name every model that learns
-    from labelled anomalies (as ``reconad.models.label_learners`` lists them), and only those."""
+    from labelled anomalies (as ``reconad.models.label_learners`` lists them), and only those;
+    the docstring names every model that takes table rows too."""
     from reconad.detector import Detector
-    from reconad.models import label_learners
+    from reconad.models import label_learners, models_taking
 
     doc = " ".join((Detector.__doc__ or "").split())
     assert ", ".join(label_learners()) in doc
+    assert ", ".join(models_taking("table")) in doc  # the models that take table rows, all of them
     labels = README[README.index("**Labels (`y`).**") :].split("\n\n")[0]
     names = [n.split(" ")[0] for n in label_learners()]
     named = {m for m in MODELS if f"`{m}`" in labels}
