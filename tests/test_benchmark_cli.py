@@ -109,6 +109,43 @@ def test_a_bad_value_fails_naming_its_flag_before_the_data_is_read(tmp_path, cap
     assert str(data) not in err and not (tmp_path / "o").exists() and not data.exists()
 
 
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["localization", "--root", "{data}", "--set", "score=median"], "model hfr: unknown score 'median'"),
+        (["localization", "--root", "{data}", "--model", "ae,vae", "--set", "latent_dim=0"], "model ae: latent_dim"),
+        (["speed", "--set", "topk_ratio=2"], "model hfr: topk_ratio must be in (0, 1]"),
+        (["calibration", "--root", "{data}", "--epochs", "0"], "model hfr: epochs must be >= 1"),
+        (["one-class", "--dataset", "digits", "--model", "ae", "--set", "latent_dim=0"], "model ae: latent_dim"),
+        (["one-class", "--dataset", "digits", "--model", "ae", "--set", "image_size=8"], "image_size"),
+        (["video", "--root", "{data}", "--set", "latent_dim=0"], "model memae: latent_dim"),
+        (["hyperspectral", "--root", "{data}", "--set", "hadgan.bogus=1"], "model hadgan: unknown option(s)"),
+        (["tabular", "--data-root", "{data}", "--models", "ae", "--set", 'lr="x"'], "model ae: lr must be a number"),
+    ],
+)
+def test_a_bad_model_option_fails_in_one_line_before_the_data_is_read(tmp_path, capsys, monkeypatch, argv, says):
+    """A model option the Detector would refuse at fit is refused when the settings are made,
+    naming the model and the option; no loader runs, no output folder is made."""
+    import reconad.data
+    from reconad.data import textures
+    from reconad.protocols import hyperspectral, one_class, tabular
+
+    data = tmp_path / "data-never-read"
+    for module, name in (
+        (one_class, "load_one_class_set"),
+        (tabular, "load_adbench"),
+        (hyperspectral, "list_scenes"),
+        (reconad.data, "ensure_textures"),
+        (textures, "generate_textures"),
+    ):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("data read"))
+    argv = [a.replace("{data}", str(data)) for a in argv]
+    assert main(["benchmark", *argv, "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("reconad: error: ") and says in err and "\n" not in err, err
+    assert not (tmp_path / "o").exists() and not data.exists()
+
+
 def test_a_value_argparse_cannot_read_is_one_line_naming_the_flag(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["benchmark", "one-class", "--dataset", "digits", "--classes", "cats"])

@@ -9,6 +9,7 @@ model as a Dataset.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 from pathlib import Path
@@ -195,10 +196,13 @@ def test_bad_model_option_value_is_refused_at_fit():
         Detector("hfr", **dict(CONFIG, score="median")).fit(np.zeros((4, SIZE, SIZE, 3), dtype=np.uint8))
 
 
-def test_y_with_anomalies_is_refused():
+def test_y_with_anomalies_is_kept_out_of_a_model_of_normal_data(caplog):
     x = np.zeros((4, SIZE, SIZE, 3), dtype=np.uint8)
-    with pytest.raises(ConfigError, match="normal data only"):
+    with caplog.at_level(logging.WARNING, logger="reconad"):
         Detector("patchcore", image_size=SIZE, device="cpu", progress=False).fit(x, y=[0, 1, 0, 0])
+    assert "the 1 of 4 samples y marks as anomalies are kept out of training" in caplog.text
+    with pytest.raises(DataError, match="y marks all 4 samples as anomalies"):
+        Detector("patchcore", image_size=SIZE, device="cpu", progress=False).fit(x, y=[1, 1, 1, 1])
 
 
 def test_empty_training_data_is_refused():

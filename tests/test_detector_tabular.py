@@ -1,5 +1,7 @@
 """The Detector routes table rows and images; the y policy; model-suggested engine settings."""
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -52,13 +54,17 @@ def test_kind_and_shape_mismatches_are_clear():
         det.anomaly_map(test)
 
 
-def test_unsupervised_models_refuse_labelled_anomalies():
+def test_unsupervised_models_keep_labelled_anomalies_out_of_training(caplog):
     train, _, _ = table_toy()
     y = np.zeros(len(train), dtype=int)
     Detector("ae", **FAST).fit(train, y)  # all-normal labels are fine
     y[:3] = 1
-    with pytest.raises(ConfigError, match="normal data only"):
-        Detector("vae", **FAST).fit(train, y)
+    with caplog.at_level(logging.WARNING, logger="reconad"):
+        parts = Detector("vae", **FAST)._splits(train, y, None)[:3]
+    seen = np.concatenate([np.stack([ds[i].x.numpy() for i in range(len(ds))]) for ds in parts if ds is not None])
+    assert len(seen) == len(train) - 3  # training, held-out and calibration parts hold every other row
+    assert not any((seen == row).all(axis=1).any() for row in train[:3])
+    assert "3 of 300 samples" in caplog.text and "cavga (variant='w')" in caplog.text
     with pytest.raises(DataError, match="labels"):
         Detector("esad", **FAST).fit(train, y[:10])
     with pytest.raises(DataError, match="0 .* and 1"):

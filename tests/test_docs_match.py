@@ -73,13 +73,50 @@ def test_every_registered_model_has_a_row_in_the_models_table(name):
     assert f"| `{name}`" in _section("Models"), f"README's Models table has no row for {name}"
 
 
+SRC = ROOT / "src" / "reconad"
+
+
 def _package_folders() -> list[str]:
-    src = ROOT / "src" / "reconad"
-    folders = [p for p in src.iterdir() if p.is_dir() and (p / "__init__.py").exists()]
-    models = [p for p in (src / "models").iterdir() if p.is_dir() and (p / "__init__.py").exists()]
-    return sorted([f"{p.name}/" for p in folders] + [f"{p.name}/" for p in models])
+    """Every package folder below ``src/reconad`` (data/kinds/, models/hfr/ ...), by its name."""
+    return sorted({f"{p.parent.name}/" for p in SRC.rglob("*/__init__.py")})
+
+
+def _top_level_modules() -> list[str]:
+    return sorted(p.name for p in SRC.glob("*.py") if p.name != "__init__.py")
+
+
+def _named(name: str, text: str) -> bool:
+    """``name`` appears in ``text`` as a whole name (``video.py`` is not named by ``xvideo.py``)."""
+    return re.search(rf"(?<![\w.]){re.escape(name)}", text) is not None
+
+
+def test_the_layout_check_sees_the_tree():
+    assert {"kinds/", "gan/", "hfr/", "serve/"} <= set(_package_folders())
+    assert {"detector.py", "sklearn_compat.py", "cli_benchmark.py"} <= set(_top_level_modules())
+    assert _named("kinds/", "data/  kinds/ the kinds") and not _named("kinds/", "datakinds/")
 
 
 @pytest.mark.parametrize("folder", _package_folders())
 def test_the_layout_names_every_package_folder(folder):
-    assert folder in _section("Layout"), f"README's Layout section does not name {folder}"
+    assert _named(folder, _section("Layout")), f"README's Layout section does not name {folder}"
+
+
+@pytest.mark.parametrize("module", _top_level_modules())
+def test_the_layout_names_every_top_level_module(module):
+    assert _named(module, _section("Layout")), f"README's Layout section does not name {module}"
+
+
+def test_the_models_that_learn_from_labels_are_named_where_the_labels_are_explained():
+    """The Detector's docstring and README's Labels paragraph name every model that learns
+    from labelled anomalies (as ``reconad.models.label_learners`` lists them), and only those;
+    the docstring names every model that takes table rows too."""
+    from reconad.detector import Detector
+    from reconad.models import label_learners, models_taking
+
+    doc = " ".join((Detector.__doc__ or "").split())
+    assert ", ".join(label_learners()) in doc
+    assert ", ".join(models_taking("table")) in doc  # the models that take table rows, all of them
+    labels = README[README.index("**Labels (`y`).**") :].split("\n\n")[0]
+    names = [n.split(" ")[0] for n in label_learners()]
+    named = {m for m in MODELS if f"`{m}`" in labels}
+    assert named == set(names), f"Labels paragraph names {sorted(named)}, the models that learn from labels: {names}"

@@ -58,7 +58,7 @@ LEAVES = ("reconad.errors", "reconad.version", "reconad.atomic", "reconad.jsonfi
 FOUNDATIONS: dict[str, tuple[str, ...]] = {
     "reconad.data": (*LEAVES, "reconad.imaging"),
     "reconad.backbones": LEAVES,
-    "reconad.engine": (*LEAVES, "reconad.data.records", "reconad.models.base"),
+    "reconad.engine": (*LEAVES, "reconad.data.records", "reconad.data.sizes", "reconad.models.base"),
     "reconad.models": (*LEAVES, "reconad.data", "reconad.engine", "reconad.backbones"),
 }
 

@@ -18,6 +18,7 @@ from reconad.data.geometry import apply_geometry, fixed
 from reconad.data.kinds import DataKind, check_rows_shape, kind_of
 from reconad.data.labels import dataset_labels
 from reconad.data.records import Batch
+from reconad.data.sizes import dataset_size
 from reconad.detector_params import (
     CALIBRATIONS,
     DETECTOR_DEFAULTS,
@@ -30,7 +31,15 @@ from reconad.engine import TrainConfig, Trainer, TrainHistory
 from reconad.engine.device import select_device
 from reconad.engine.progress import progress
 from reconad.errors import ConfigError, DataError, ModelFileError, not_fitted
-from reconad.models import AnomalyModel, build_model, model_config_fields, model_entry, model_uses_labels
+from reconad.models import (
+    AnomalyModel,
+    build_model,
+    label_learners,
+    model_config_fields,
+    model_entry,
+    model_uses_labels,
+    models_taking,
+)
 from reconad.selection import CANDIDATES, Candidate, choose, is_auto
 from reconad.serialization import CONFIG, write_model_dir
 from reconad.tiling import RandomTiles, resolve_overlap
@@ -106,13 +115,15 @@ class Detector:
     sign, as ``IsolationForest.score_samples``).  ``predict`` gives 1 = anomalous,
     0 = normal (PyOD's labels).
 
-    Table rows (2-D array, tensor, DataFrame) train a model's MLP variant, images its
-    convolutional one (models that take tables: ae, vae, memae, esad, rx, hadgan), video
-    clips (a ``reconad.data.video.ClipWindows`` dataset) the 3-D one of ae and memae.  ``fit(data, y)``:
-    y = 1 marks a known anomaly; only models with ``uses_labels`` (esad, hfr, cavga) train
-    on them, the others refuse a y with anomalies (ConfigError) instead of silently
-    training on them, and ignore a y that is no 0/1 labelling (as scikit-learn's outlier
-    detectors ignore y).
+    Table rows (2-D array, tensor, DataFrame) train a model's MLP variant (the models that
+    take tables, ``reconad.models.models_taking("table")``: ae, vae, memae, esad, hadgan, rx,
+    advae, egbad, alad, ganomaly, aae, adae, rsrae), images its convolutional one, video
+    clips (a ``reconad.data.video.ClipWindows`` dataset) the 3-D one of ae and memae.
+    ``fit(data, y)``: y = 1 marks a known anomaly; the models that learn from labels
+    (``reconad.models.label_learners()``: hfr, esad, cavga (variant='w')) train on them,
+    the others keep those samples out of training with one warning (never silently trained
+    on), and ignore a y that is no 0/1 labelling (as scikit-learn's outlier detectors
+    ignore y).
     """
 
     model_: AnomalyModel
@@ -302,16 +313,13 @@ class Detector:
     def _keep_out_known(self, train: Dataset, labels: np.ndarray) -> Dataset:
         """``train`` without its labelled anomalies, for a model that learns from normal data
         only; one warning says how many were kept out and which models would use them."""
-        from reconad.models import MODELS
-
         normal = np.flatnonzero(labels == 0)
         if len(normal) == 0:
             raise DataError(f"y marks all {len(labels)} samples as anomalies: {self.model_name} needs normal ones")
-        semi = ", ".join(n for n in MODELS if _uses_labels(n))
         log.warning(
             "model %s trains on normal data only: the %d of %d samples y marks as anomalies are kept out "
             "of training (models that learn from them: %s)",
-            self.model_name, int(labels.sum()), len(labels), semi,
+            self.model_name, int(labels.sum()), len(labels), ", ".join(label_learners()),
         )  # fmt: skip
         return Subset(train, normal.tolist())
 
@@ -321,29 +329,27 @@ class Detector:
         ds = self._dataset(train)
         if self.settings["calibration"] == "split" and float(self.settings["val_fraction"]) > 0:
             known = dataset_labels(ds)  # labelled anomalies are never set aside, as in fit
-            cal = self._calibration_split(ds, known if known is not None and known.any() else None)[1]
-            if cal is not None:
-                return cal
-            return Subset(ds, [])
+            split = self._calibration_split(dataset_size(ds), known if known is not None and known.any() else None)
+            return Subset(ds, [] if split is None else split[1].tolist())
         return self._holdout(ds, None)[1]
 
-    def _calibration_split(self, train: Dataset, labels: np.ndarray | None) -> tuple[Dataset, Dataset | None]:
-        """Set aside the calibration images (``calibration_split_size`` of the normal ones, seed
-        + 2) before anything else sees the data; (rest, None) when too few to set any aside.
-        An ``fpr`` the split cannot resolve is a one-line ``DataError`` saying what it needs."""
+    def _calibration_split(self, n: int, labels: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """The indices (rest, calibration) of ``n`` training samples: the calibration share
+        (``calibration_split_size`` of the normal ones, seed + 2), set aside before anything
+        else sees the data; None when too few to set any aside.  An ``fpr`` the split cannot
+        resolve is a one-line ``DataError`` saying what it needs."""
         from reconad.calibration import calibration_split_size, require_split_resolvable
 
-        normal = np.arange(len(train)) if labels is None else np.flatnonzero(labels == 0)  # type: ignore[arg-type]
+        normal = np.arange(n) if labels is None else np.flatnonzero(labels == 0)
         fpr = self.settings["fpr"]
         fraction = float(self.settings["calibration_fraction"])
         if fpr is not None:
             require_split_resolvable(len(normal), float(fpr))
         k = calibration_split_size(len(normal), fraction, None if fpr is None else float(fpr))
         if k < 2:
-            return train, None
+            return None
         cal = np.sort(np.random.default_rng(self.train_config.seed + 2).permutation(normal)[:k])
-        rest = np.setdiff1d(np.arange(len(train)), cal)  # type: ignore[arg-type]
-        return Subset(train, rest.tolist()), Subset(train, cal.tolist())
+        return np.setdiff1d(np.arange(n), cal), cal
 
     def _holdout(self, train: Dataset, labels: np.ndarray | None) -> tuple[Dataset, Dataset]:
         """Hold out ``val_fraction`` of the unlabelled samples; labelled anomalies all stay in training."""
@@ -366,7 +372,8 @@ class Detector:
     def _check_kind(self, kind: DataKind, model: AnomalyModel | None = None) -> None:
         """ConfigError when the data's kind (table rows / images / clips) does not suit the model."""
         cls = model_entry(self.model_name)[0]
-        kind.check_model(self.model_name, cls.input_kinds, None if model is None else model.data_kind)
+        takers = [] if kind.name in cls.input_kinds else models_taking(kind.name)  # named in the refusal
+        kind.check_model(self.model_name, cls.input_kinds, None if model is None else model.data_kind, takers)
 
     def fit_auto(
         self,
@@ -414,19 +421,21 @@ class Detector:
         self._record_columns(kind.columns(data), kind.n_features(train))
         if y is None:  # a dataset read from disk may hold labelled anomalies
             y = kind.known_labels(train)
-        labels = self._labels(y, len(train))  # type: ignore[arg-type]
+        labels = self._labels(y, dataset_size(train))
         if labels is not None and labels.any() and not _uses_labels(self.model_name, self.model_config):
             train, labels = self._keep_out_known(train, labels), None
         elif labels is not None and labels.any():
             train = kind.dataset(train, labels)  # the same items, with their labels
-        if len(train) == 0:  # type: ignore[arg-type]
+        if dataset_size(train) == 0:
             raise DataError("the training set is empty")
         val: Dataset | None = None
         cal: Dataset | None = None
         if self.settings["calibration"] == "split" and val_data is None and float(self.settings["val_fraction"]) > 0:
-            train, cal = self._calibration_split(train, labels)  # val_fraction 0: hold nothing out
-            if cal is not None and labels is not None:
-                labels = labels[np.asarray(train.indices)]  # type: ignore[attr-defined]
+            split = self._calibration_split(dataset_size(train), labels)  # val_fraction 0: hold nothing out
+            if split is not None:
+                rest, cal_idx = split
+                train, cal = Subset(train, rest.tolist()), Subset(train, cal_idx.tolist())
+                labels = None if labels is None else labels[rest]
         if val_data is not None:
             val_kind = self._kind(val_data)
             if val_kind.name != kind.name:
@@ -434,7 +443,7 @@ class Detector:
                     f"val_data holds {val_kind.label}, but the training data holds {kind.label}: give both alike"
                 )
             val = val_kind.dataset(val_kind.match(val_data, self.__dict__.get("feature_names_in_")))
-        elif float(self.settings["val_fraction"]) > 0 and len(train) >= 10:  # type: ignore[arg-type]
+        elif float(self.settings["val_fraction"]) > 0 and dataset_size(train) >= 10:
             train, val = self._holdout(train, labels)
         return train, val, cal, kind
 
@@ -459,16 +468,17 @@ class Detector:
 
         ``data``: a Dataset of ``ImageItem``, an image array/tensor, a folder or a list
         of image paths; or table rows (a 2-D array/tensor, a pandas DataFrame or a
-        ``TabularDataset``), which models that take tables (ae, vae, memae, esad) train
-        their MLP variant on (HFR refuses them).
+        ``TabularDataset``), which the models that take tables (the class docstring names
+        them) train their MLP variant on; image-only models (hfr, patchcore ...) refuse them.
 
         ``y`` (optional, one per sample): 1 = known anomaly, 0 = normal/unlabelled (the
-        Deep SAD convention).  Semi-supervised models (``esad``) train on the labelled
-        anomalies; every other model trains on normal data only and *refuses* a ``y``
-        that marks anomalies (ConfigError) rather than silently training on them.  A
-        ``y`` that is no 0/1 labelling (class ids, targets passed along by scikit-learn's
-        tools) is ignored by those models, except scikit-learn's -1/+1 outlier labels
-        (DataError); a semi-supervised model needs 0/1.  Parameters are checked first.
+        Deep SAD convention).  The models that learn from labels (hfr, esad, cavga with
+        ``variant="w"``) train on the labelled anomalies; every other model trains on normal
+        data only and keeps the samples ``y`` marks as anomalies out of training, with one
+        warning (a ``y`` of anomalies only is a DataError).  A ``y`` that is no 0/1
+        labelling (class ids, targets passed along by scikit-learn's tools) is ignored by
+        those models, except scikit-learn's -1/+1 outlier labels (DataError); a model that
+        learns from labels needs 0/1.  Parameters are checked first.
 
         ``val_data``: held-out normal data for early stopping and the threshold; when
         absent, ``val_fraction`` of the unlabelled samples of ``data`` is held out.  With
@@ -509,7 +519,7 @@ class Detector:
         if cal_split is not None:  # images no part of the model saw: exact split-conformal
             self._calibrate_on(self.decision_function(cal_split), SET_ASIDE)
             return self
-        calib = val if val is not None and len(val) else train  # type: ignore[arg-type]
+        calib = val if val is not None and dataset_size(val) else train
         if calib is train:
             warnings.warn(
                 "no held-out normal data: the threshold comes from training scores and will be optimistic",
@@ -531,10 +541,11 @@ class Detector:
         anomalies stay in every fold's training data.
         """
         ds = self._dataset(data)
-        labels = self._labels(y, len(ds))  # type: ignore[arg-type]
+        n = dataset_size(ds)
+        labels = self._labels(y, n)
         if labels is None:
             known = dataset_labels(ds)
-            labels = known if known is not None else np.zeros(len(ds), dtype=np.int64)  # type: ignore[arg-type]
+            labels = known if known is not None else np.zeros(n, dtype=np.int64)
         normal = np.flatnonzero(labels == 0)
         k = int(self.settings["calibration_folds"])
         if self.settings["fpr"] is not None:
@@ -545,9 +556,9 @@ class Detector:
             raise DataError(f"cross-fitted calibration with {k} folds needs at least {2 * k} normal samples")
         order = np.random.default_rng(self.train_config.seed + 1).permutation(normal)
         params = {**self.get_params(), "calibration": "holdout", "fpr": self.settings["fpr"], **fixed(self.settings)}
-        scores = np.empty(len(ds))  # type: ignore[arg-type]
+        scores = np.empty(n)
         for fold in np.array_split(order, k):
-            rest = np.setdiff1d(np.arange(len(ds)), fold)  # type: ignore[arg-type]
+            rest = np.setdiff1d(np.arange(n), fold)
             sub = Detector(**params)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # each fold warns like a full fit would
@@ -619,25 +630,27 @@ class Detector:
 
         return default_batch_size(model, self._device)
 
-    def _run(
-        self,
-        data: Any,
-        want_maps: bool,
-        method: str,
-        batch_size: int | None = None,
-        on_batch: Callable[[Batch], None] | None = None,
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    def _collect(
+        self, data: Any, want_maps: bool, method: str, on_batch: Callable[[Batch], None] | None = None
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Every score in one array, and the maps batch by batch (``want_maps``)."""
         scores, maps = [], []
-        for s, m in self.iter_scored(data, want_maps, method, batch_size, on_batch):
+        for s, m in self.iter_scored(data, want_maps, method, None, on_batch):
             scores.append(s)
             if want_maps and m is not None:
                 maps.append(m)
-        if want_maps and len({m.shape[1:] for m in maps}) > 1:
+        return np.concatenate(scores), maps
+
+    def _scores_and_maps(
+        self, data: Any, method: str, on_batch: Callable[[Batch], None] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        scores, maps = self._collect(data, True, method, on_batch)
+        if len({m.shape[1:] for m in maps}) > 1:
             raise DataError(
                 "tiled maps of images of different sizes cannot be stacked into one array: "
                 "score them one at a time (or use `reconad predict`, which writes each map on its own)"
             )
-        return np.concatenate(scores), (np.concatenate(maps) if want_maps else None)
+        return scores, np.concatenate(maps)
 
     def iter_scored(
         self,
@@ -660,7 +673,7 @@ class Detector:
         ds = kind.dataset(kind.match(data, self.__dict__.get("feature_names_in_")))
         if want_maps and not kind.has_maps:
             raise ConfigError("anomaly maps exist for images only; use decision_function for table rows")
-        if len(ds) == 0:  # type: ignore[arg-type]
+        if dataset_size(ds) == 0:
             raise DataError(kind.empty)
         kind.check_width(ds, self.__dict__.get("n_features_in_"))
         collate = kind.collate()
@@ -687,8 +700,9 @@ class Detector:
         from reconad.inference.checks import checked_scores
 
         loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
-        show = self.train_config.progress and len(ds) > 4 * batch_size  # type: ignore[arg-type]
-        bar = progress(iter(()), enabled=show, total=len(ds), desc="scoring", unit="img")  # type: ignore[arg-type]
+        n = dataset_size(ds)
+        show = self.train_config.progress and n > 4 * batch_size
+        bar = progress(iter(()), enabled=show, total=n, desc="scoring", unit="img")
         first, name, device = 0, self.model_name, self._device  # derived once, not per batch
         try:
             for batch in loader:
@@ -697,31 +711,30 @@ class Detector:
                 with torch.inference_mode():
                     out = model.predict_step(batch.to(device))
                 m = out.maps.float().cpu().numpy() if want_maps and out.maps is not None else None
-                bar.update(batch.num_samples)  # type: ignore[attr-defined]
+                bar.update(batch.num_samples)
                 scores = torch.as_tensor(out.scores).float().cpu().numpy()
                 yield checked_scores(scores, batch, first, name), m
                 first += batch.num_samples
         finally:
-            bar.close()  # type: ignore[attr-defined]
+            bar.close()
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Anomaly score per sample: higher = more anomalous (PyOD's sign)."""
-        return self._run(X, want_maps=False, method="decision_function")[0]
+        return self._collect(X, want_maps=False, method="decision_function")[0]
 
     def score_samples(self, X: Any) -> np.ndarray:
         """Normality score per sample: higher = more normal (scikit-learn's sign), ``-decision_function``."""
-        return -self._run(X, want_maps=False, method="score_samples")[0]
+        return -self._collect(X, want_maps=False, method="score_samples")[0]
 
     def anomaly_map(self, images: Any) -> np.ndarray:
         """Pixel anomaly maps (N, H, W) at ``image_size`` resolution."""
-        return self._run(images, want_maps=True, method="anomaly_map")[1]  # type: ignore[return-value]
+        return self._scores_and_maps(images, "anomaly_map")[1]
 
     def score_and_map(
         self, images: Any, on_batch: Callable[[Batch], None] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores and maps in one pass; ``on_batch`` sees each input batch (labels, masks)."""
-        s, m = self._run(images, want_maps=True, method="score_and_map", on_batch=on_batch)
-        return s, m  # type: ignore[return-value]
+        return self._scores_and_maps(images, "score_and_map", on_batch)
 
     def predict(self, X: Any) -> np.ndarray:
         """1 where the score exceeds the threshold learnt from held-out normal scores, else 0."""

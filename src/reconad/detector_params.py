@@ -122,13 +122,14 @@ def resolve_params(model: Any, given: dict[str, Any], selection: dict[str, Any] 
     unknown = set(given) - model_keys - train_keys - set(DETECTOR_DEFAULTS)
     if unknown:
         raise ConfigError(f"unknown option(s) for {name}: {', '.join(sorted(unknown))}")
-    model_cls = model_entry(name)[0]
+    model_cls, cfg_cls = model_entry(name)
     preset = given.get("preset")
     if preset is not None and (not isinstance(preset, str) or preset not in model_cls.presets):
         choices = ", ".join(sorted(model_cls.presets)) or "none"
         raise ConfigError(f"unknown preset {preset!r} for {name}; presets: {choices}")
     base = dict(model_cls.presets[preset]) if preset is not None else {}
     model_config = {**base, **chosen_options, **{k: v for k, v in given.items() if k in model_keys}}
+    _check_model_config(name, cfg_cls, model_config)
     # The model's suggested engine settings (e.g. a larger batch for small nets); the user's win.
     train_config = TrainConfig.from_dict(
         {**model_cls.train_defaults, **{k: v for k, v in given.items() if k in train_keys}}
@@ -137,6 +138,17 @@ def resolve_params(model: Any, given: dict[str, Any], selection: dict[str, Any] 
     check_settings(settings, name, model_cls.min_image_size)
     select_device(train_config.device)  # an unknown or absent device: refused with the rest
     return Resolved(name, model_config, train_config, settings, model_cls.min_image_size)
+
+
+def _check_model_config(name: str, cfg_cls: Any, config: dict[str, Any]) -> None:
+    """The model's option values, checked by building its config as fit will (a value its
+    config refuses: ConfigError now, not after the data is read)."""
+    try:
+        cfg_cls(**config)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"model {name}: {exc}") from None
 
 
 def check_settings(s: dict[str, Any], model_name: str, min_image_size: int) -> None:

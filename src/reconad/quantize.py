@@ -36,7 +36,7 @@ import torch
 from reconad import jsonfile
 from reconad.atomic import atomic_path
 from reconad.calibration import Calibration
-from reconad.engine.sizes import dataset_size
+from reconad.data.sizes import dataset_size
 from reconad.errors import ConfigError, DataError
 from reconad.inference import INT8_FILE, Pipeline, open_run
 from reconad.inference.exports import read_export_json

@@ -22,9 +22,9 @@ from torch.utils.data import Dataset
 from reconad.atomic import atomic_open
 from reconad.data.base import check_disjoint
 from reconad.data.records import Batch, ImageBatch
+from reconad.data.sizes import dataset_size
 from reconad.data.spec import DataSpec, split_if_readable
 from reconad.detector import Detector
-from reconad.engine.sizes import dataset_size
 from reconad.errors import ConfigError, DataError, ModelFileError
 from reconad.inference import DEFAULT_ENGINE, RUN_FILE, Pipeline, open_run
 from reconad.jsonfile import write_json
@@ -101,13 +101,13 @@ def _check_label_policy(spec: DataSpec, det: Detector) -> None:
     """Labelled anomalies for a model that trains on normal data only: refused before any data
     is read, naming the option that brought them (not the ``y`` the Python API would name)."""
     from reconad.errors import ConfigError
-    from reconad.models import MODELS, model_uses_labels
+    from reconad.models import label_learners, model_uses_labels
 
     option = "--labelled-anomalies" if spec.labelled_anomalies else "--labelled-fraction"
     if not (spec.labelled_anomalies or spec.labelled_fraction) or spec.drop_labelled:
         return
     if not model_uses_labels(det.model_name, det.model_config):
-        semi = ", ".join(n for n in MODELS if model_uses_labels(n))
+        semi = ", ".join(label_learners())
         raise ConfigError(
             f"{option}: model {det.model_name} trains on normal data only; "
             f"drop {option} or use a model that learns from labelled anomalies ({semi})"

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from reconad.data.records import ImageItem
-from reconad.engine.sizes import dataset_size
+from reconad.data.sizes import dataset_size
 from reconad.errors import ConfigError
 
 __all__ = [

@@ -14,6 +14,7 @@ from torch.utils.data import Dataset, Subset
 
 from reconad.data.image_io import IMAGE_EXTENSIONS, RESIZE_MODES, Size, load_image, load_mask
 from reconad.data.records import ImageItem
+from reconad.data.sizes import dataset_size
 from reconad.errors import ConfigError, DataError
 
 __all__ = [
@@ -173,7 +174,7 @@ def split_holdout(dataset: Dataset, fraction: float = 0.1, seed: int = 0) -> tup
     """
     if not 0.0 < float(fraction) < 1.0:
         raise ConfigError(f"holdout fraction must be in (0, 1), got {fraction!r}")
-    n = len(dataset)  # type: ignore[arg-type]
+    n = dataset_size(dataset)
     if n < 2:
         raise DataError(f"cannot hold out a validation part of a dataset with {n} item(s)")
     n_val = min(n - 1, max(1, int(np.floor(fraction * n + 0.5))))
@@ -193,7 +194,8 @@ def dataset_paths(dataset: Dataset) -> list[str] | None:
         return dataset_paths(dataset.dataset)
     if isinstance(dataset, ConcatDataset):
         parts = [dataset_paths(d) for d in dataset.datasets]
-        return None if any(p is None for p in parts) else [p for part in parts for p in part]  # type: ignore[union-attr]
+        present = [p for p in parts if p is not None]
+        return [p for part in present for p in part] if len(present) == len(parts) else None
     if isinstance(dataset, Subset):
         inner = dataset_paths(dataset.dataset)
         return None if inner is None else [inner[int(i)] for i in dataset.indices]

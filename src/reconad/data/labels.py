@@ -9,6 +9,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from reconad.data.records import ImageItem, RowItem
+from reconad.data.sizes import dataset_size
 from reconad.errors import DataError
 
 
@@ -17,8 +18,9 @@ class LabelledDataset(Dataset):
 
     def __init__(self, dataset: Dataset, labels: Sequence[int] | np.ndarray) -> None:
         lab = np.asarray(labels).reshape(-1).astype(np.int64)
-        if len(lab) != len(dataset):  # type: ignore[arg-type]
-            raise DataError(f"{len(lab)} labels for {len(dataset)} items")  # type: ignore[arg-type]
+        n = dataset_size(dataset)
+        if len(lab) != n:
+            raise DataError(f"{len(lab)} labels for {n} items")
         self.dataset = dataset
         self.labels = lab
 
@@ -41,7 +43,8 @@ def dataset_labels(dataset: Dataset) -> np.ndarray | None:
         return dataset.labels
     if isinstance(dataset, ConcatDataset):
         parts = [dataset_labels(d) for d in dataset.datasets]
-        return None if any(p is None for p in parts) else np.concatenate(parts)  # type: ignore[arg-type]
+        present = [p for p in parts if p is not None]
+        return np.concatenate(present) if len(present) == len(parts) else None
     if isinstance(dataset, Subset):
         inner = dataset_labels(dataset.dataset)
         return None if inner is None else inner[np.asarray(dataset.indices, dtype=np.int64)]

@@ -84,8 +84,8 @@ def _defect_records(root: Path, free_dir: Path) -> dict[str, list[SampleRecord]]
         defect = cdir.name[3:].lower()
         records = []
         for p in _class_images(cdir):
-            mask: Path | None = p.with_suffix(".png")
-            records.append(SampleRecord(p, 1, defect, mask if mask.is_file() else None))  # type: ignore[union-attr]
+            mask = p.with_suffix(".png")
+            records.append(SampleRecord(p, 1, defect, mask if mask.is_file() else None))
         by_class[defect] = records
     return by_class
 

@@ -182,7 +182,8 @@ class ClipBatch:
 
 
 def _stack_or_none(values: list[torch.Tensor | None]) -> torch.Tensor | None:
-    return None if any(v is None for v in values) else torch.stack(values)  # type: ignore[arg-type]
+    present = [v for v in values if v is not None]
+    return torch.stack(present) if len(present) == len(values) else None
 
 
 def collate_clips(items: list[ClipItem]) -> ClipBatch:

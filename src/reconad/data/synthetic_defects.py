@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset
 
 from reconad.data.records import ImageItem
+from reconad.data.sizes import dataset_size
 
 __all__ = ["SyntheticDefectSet", "perlin_noise", "training_defect", "validation_defect"]
 
@@ -213,7 +214,7 @@ class SyntheticDefectSet(Dataset):
         self.base = base
         self.copies = int(copies)
         self.seed = int(seed)
-        self.n = len(base)  # type: ignore[arg-type]
+        self.n = dataset_size(base)
 
     def __len__(self) -> int:
         return self.n * (1 + self.copies)

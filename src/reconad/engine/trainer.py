@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
 from reconad.data.records import num_samples
+from reconad.data.sizes import dataset_size
 from reconad.engine import distributed as dist_utils
 from reconad.engine.checkpoint import load_checkpoint, load_tensors, restore_rng, save_checkpoint, save_tensors
 from reconad.engine.config import TrainConfig
@@ -23,7 +24,6 @@ from reconad.engine.device import seed_everything, select_device
 from reconad.engine.precision import autocast, resolve_precision
 from reconad.engine.progress import progress, progress_enabled
 from reconad.engine.resume import check_resumable, fitting_state, model_options
-from reconad.engine.sizes import dataset_size
 from reconad.engine.step import StepContext, build_optimizer, build_scheduler
 from reconad.errors import ConfigError, DataError, TrainingError
 

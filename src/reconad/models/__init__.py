@@ -52,6 +52,24 @@ def model_uses_labels(name: str, options: Mapping[str, Any] | None = None) -> bo
     return model_entry(name)[0].uses_labels_for(options or {})
 
 
+def label_learners() -> list[str]:
+    """The models that train on labelled anomalies, as messages and docs name them: ``esad``,
+    or ``cavga (variant='w')`` for one that does so with some options only (``labels_with``)."""
+    out = []
+    for name in MODELS:
+        cls = model_entry(name)[0]
+        if cls.uses_labels:
+            out.append(name)
+        elif cls.labels_with:
+            out.append(f"{name} ({', '.join(f'{k}={v!r}' for k, v in cls.labels_with.items())})")
+    return out
+
+
+def models_taking(kind: str) -> list[str]:
+    """The models that take ``kind`` data: "image", "table" or "video" (their ``input_kinds``)."""
+    return [name for name in MODELS if kind in model_entry(name)[0].input_kinds]
+
+
 def model_config_fields(name: str) -> set[str]:
     return model_entry(name)[1].field_names()
 
@@ -61,4 +79,13 @@ def build_model(name: str, **config: Any) -> AnomalyModel:
     return cls(cfg_cls(**config))
 
 
-__all__ = ["MODELS", "AnomalyModel", "build_model", "model_entry", "model_config_fields", "model_uses_labels"]
+__all__ = [
+    "MODELS",
+    "AnomalyModel",
+    "build_model",
+    "label_learners",
+    "model_config_fields",
+    "model_entry",
+    "model_uses_labels",
+    "models_taking",
+]

@@ -111,6 +111,9 @@ class AnomalyModel(nn.Module):
     min_image_size: ClassVar[int] = 32
     #: True when training uses the labels (1 = known anomaly); others refuse labelled anomalies.
     uses_labels: ClassVar[bool] = False
+    #: the options under which a model that is not ``uses_labels`` does learn from labels
+    #: (cavga's ``{"variant": "w"}``); empty: under none.
+    labels_with: ClassVar[dict[str, Any]] = {}
     #: engine settings (TrainConfig fields) this model suggests; the user's always win.
     train_defaults: ClassVar[dict[str, Any]] = {}
     #: batch size the Detector scores with (None: its own device-dependent default).
@@ -127,9 +130,11 @@ class AnomalyModel(nn.Module):
 
     @classmethod
     def uses_labels_for(cls, options: Mapping[str, Any]) -> bool:
-        """Whether a model built with ``options`` trains on labelled anomalies (the class
-        attribute, unless a model's variants differ, e.g. cavga's ``variant``)."""
-        return cls.uses_labels
+        """Whether a model built with ``options`` trains on labelled anomalies: ``uses_labels``,
+        or ``options`` holding every value of ``labels_with`` (e.g. cavga's ``variant="w"``)."""
+        if cls.uses_labels:
+            return True
+        return bool(cls.labels_with) and all(str(options.get(k)) == str(v) for k, v in cls.labels_with.items())
 
     # ------------------------------------------------------------------ training
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:

@@ -24,7 +24,7 @@ from torch.utils.data import Dataset, Subset
 
 from reconad.data.records import Batch, ClipBatch, ImageBatch, RowBatch, collate_clips, collate_images, collate_rows
 from reconad.data.rows import TabularDataset
-from reconad.engine.sizes import dataset_size
+from reconad.data.sizes import dataset_size
 from reconad.errors import ConfigError, DataError
 from reconad.models.base import AnomalyModel, ScoreOutput
 from reconad.models.networks import NetConfig, RowScaler

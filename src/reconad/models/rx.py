@@ -23,8 +23,8 @@ from torch.utils.data import Dataset, Subset
 
 from reconad.data.records import Batch, RowBatch, collate_rows
 from reconad.data.rows import TabularDataset
+from reconad.data.sizes import dataset_size
 from reconad.engine.config import check_types
-from reconad.engine.sizes import dataset_size
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import ConfigError, DataError
 from reconad.models.base import AnomalyModel, ModelConfig, ScoreOutput

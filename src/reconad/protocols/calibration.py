@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import ConcatDataset, Dataset, Subset
 
+from reconad.data.sizes import dataset_size
 from reconad.protocols.results import Results, markdown_table, write_results
 from reconad.protocols.settings import CalibrationSettings
 
@@ -95,11 +96,11 @@ def tile_sets(n: int, s: CalibrationSettings) -> tuple[Dataset, dict[str, Datase
 
     assert s.root is not None
     build = lambda split: build_image_dataset("magnetic-tile", s.root, split=split, image_size=s.image_size)
-    pool: Dataset = ConcatDataset([build("train"), build("val")])
+    pool: ConcatDataset = ConcatDataset([build("train"), build("val")])
     test = build("test")
     normals = [i for i, lab in enumerate(test.labels) if lab == 0]
     fresh = {"realised_fpr": Subset(test, normals), "auroc": test}
-    return Subset(pool, list(range(min(n, len(pool))))), fresh  # type: ignore[arg-type]
+    return Subset(pool, list(range(min(n, len(pool))))), fresh
 
 
 def _fitted(
@@ -117,7 +118,7 @@ def _fitted(
     t0, n_scored, scores = time.perf_counter(), 0, {}
     for key, ds in fresh.items():
         scores[key] = det.decision_function(ds)
-        n_scored += len(ds)  # type: ignore[arg-type]
+        n_scored += dataset_size(ds)
     score_ms = 1000 * (time.perf_counter() - t0) / max(n_scored, 1)
     auroc = None
     if "auroc" in fresh:

@@ -28,15 +28,15 @@ import torch
 from reconad.atomic import atomic_path
 from reconad.clips import model_device
 from reconad.data.hyperspectral import Scene, list_scenes, load_scene
-from reconad.errors import ConfigError, DataError
+from reconad.errors import DataError
 from reconad.metrics import image_auroc
 from reconad.protocols.results import Published, Results, write_results
-from reconad.protocols.settings import HyperspectralSettings
+from reconad.protocols.settings import HYPERSPECTRAL_BASELINE, HyperspectralSettings
 from reconad.protocols.tabular import torch_threads
 
 __all__ = ["BASELINE", "PUBLISHED", "run", "scene_scores"]
 
-BASELINE = "rx"
+BASELINE = HYPERSPECTRAL_BASELINE
 _UNCONFIRMED = "its per-scene AUROCs could not be confirmed with the sources at hand here, so none is quoted"
 #: Published figures (AUROC), quoted from the papers; NOT reproduced here.
 PUBLISHED: list[Published] = [
@@ -55,27 +55,10 @@ def scene_scores(det: Any, scene: Scene) -> np.ndarray:
     return scene.to_map(out.scores.float().cpu().numpy())
 
 
-def model_options(models: list[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each model's options: ``--set key=value`` goes to every model that knows the key
-    (a key none of them knows is an error), ``--set model.key=value`` to that model only."""
-    from reconad.detector import DETECTOR_DEFAULTS
-    from reconad.engine import TrainConfig
-    from reconad.models import model_config_fields
-    from reconad.protocols.tabular import split_options
-
-    per = split_options(options, models)
-    common = {k: v for k, v in options.items() if "." not in k}
-    known = {m: model_config_fields(m) | TrainConfig.field_names() | set(DETECTOR_DEFAULTS) for m in models}
-    unknown = [k for k in common if not any(k in known[m] for m in models)]
-    if unknown:
-        raise ConfigError(f"unknown option(s) for {', '.join(models)}: {', '.join(sorted(unknown))}")
-    return {m: {k: v for k, v in per[m].items() if k in known[m] or k not in common} for m in models}
-
-
 def _fit(name: str, scene: Scene, options: dict[str, Any]) -> Any:
     from reconad.detector import Detector
 
-    det = Detector(name, **{"val_fraction": 0.0, **options})
+    det = Detector(name, **options)
     with warnings.catch_warnings():  # every pixel trains, so the threshold comes from training scores
         warnings.filterwarnings("ignore", message="no held-out normal data")
         det.fit(scene.dataset())
@@ -183,9 +166,9 @@ def run(settings: HyperspectralSettings) -> dict[str, Any]:
     s = settings  # checked when it was made (HyperspectralSettings.check)
     assert s.root is not None
     paths = list_scenes(s.root, s.scenes)
-    models = [m for m in s.model_names() if m != BASELINE] + [BASELINE]
+    models = s.run_models()
     threads = torch.get_num_threads() if s.threads is None else int(s.threads)
-    opts = model_options(models, s.options)
+    opts = s.detector_options()  # checked when the settings were made
     rows: list[dict[str, Any]] = []
     doc: dict[str, Any] = {}
     with torch_threads(threads):

@@ -9,7 +9,9 @@ Fields without a doc are not flags: ``options`` holds the model and engine optio
 ``command`` the command line recorded beside the results (None when called from Python).
 
 Every value is checked in ``__post_init__``, before any data is read: a bad one is a
-``ConfigError`` naming its flag.  Runners never change a settings object; where they need
+``ConfigError`` naming its flag.  So are the model options, as each model's Detector will
+get them (``detector_options``: ``Detector(name, **options).check_params()``), a bad one
+named with its model.  Runners never change a settings object; where they need
 a derived one they build it with ``dataclasses.replace``.
 """
 
@@ -31,6 +33,8 @@ VIDEO_LABELS = ("m", "mat", "csv")
 VIDEO_NORMALISATIONS = ("clip", "global")
 RESIZE_MODES = ("resize", "pad", "crop", "letterbox")
 SERVE_ENGINES = ("auto", "onnx", "onnx-int8", "openvino", "torch")
+#: the model the hyperspectral protocol always runs beside the others
+HYPERSPECTRAL_BASELINE = "rx"
 
 
 def setting(
@@ -113,6 +117,53 @@ def check_models(names: list[str], kind: str, what: str, protocol: str) -> None:
             )
 
 
+def split_options(
+    options: dict[str, Any], models: list[str], own_only: Iterable[str] = ()
+) -> dict[str, dict[str, Any]]:
+    """Per-model options: ``key`` for every model (but those in ``own_only``, e.g. PyOD's),
+    ``model.key`` for that model only."""
+    common = {k: v for k, v in options.items() if "." not in k}
+    per: dict[str, dict[str, Any]] = {m: {} for m in models}
+    for k, v in options.items():
+        if "." in k:
+            prefix, key = k.split(".", 1)
+            target = prefix.replace("_", "-").lower()
+            if target not in per:
+                raise ConfigError(f"--set {k}: {target!r} is not one of the models run ({', '.join(models)})")
+            per[target][key] = v
+    skip = set(own_only)
+    return {m: {**({} if m in skip else common), **per[m]} for m in models}
+
+
+def options_known_to(models: list[str], options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each model's options when several run: ``--set key=value`` goes to every model that
+    knows the key (a key none of them knows is an error), ``--set model.key=value`` to that
+    model only."""
+    from reconad.detector import DETECTOR_DEFAULTS
+    from reconad.engine import TrainConfig
+    from reconad.models import model_config_fields
+
+    per = split_options(options, models)
+    common = {k: v for k, v in options.items() if "." not in k}
+    known = {m: model_config_fields(m) | TrainConfig.field_names() | set(DETECTOR_DEFAULTS) for m in models}
+    unknown = [k for k in common if not any(k in known[m] for m in models)]
+    if unknown:
+        raise ConfigError(f"unknown option(s) for {', '.join(models)}: {', '.join(sorted(unknown))}")
+    return {m: {k: v for k, v in per[m].items() if k in known[m] or k not in common} for m in models}
+
+
+def check_detector_options(per_model: dict[str, dict[str, Any]]) -> None:
+    """ConfigError naming the model and the first bad option of any model about to run
+    (``Detector.check_params``), so that a bad ``--set`` value fails before any data is read."""
+    from reconad.detector import Detector
+
+    for name, options in per_model.items():
+        try:
+            Detector(name, **options).check_params()
+        except ConfigError as exc:
+            raise ConfigError(f"model {name}: {exc}") from None
+
+
 @dataclass(frozen=True, kw_only=True)
 class ProtocolSettings:
     """What every protocol has: where results go, the model options, echo and the command."""
@@ -132,6 +183,13 @@ class ProtocolSettings:
         if not self.out:
             object.__setattr__(self, "out", self.default_out())
         self.check()
+        check_detector_options(self.detector_options())
+
+    def detector_options(self) -> dict[str, dict[str, Any]]:
+        """Model name -> the Detector options its runs start from (the model options merged
+        with the settings the protocol gives its Detector), checked at construction; the runner
+        adds only what a run decides (its seed, a calibration method).  None here."""
+        return {}
 
     def default_out(self) -> str:
         """The output folder when none is given."""
@@ -160,6 +218,13 @@ class ModelSettings(ProtocolSettings):
     def model_names(self) -> list[str]:
         """The model names ``model`` holds (comma-separated), lower-cased."""
         return split_names(self.model)
+
+    def detector_options(self) -> dict[str, dict[str, Any]]:
+        return {name: {**self.options, **self.detector_settings()} for name in self.model_names()}
+
+    def detector_settings(self) -> dict[str, Any]:
+        """The protocol's settings its Detector takes as options (e.g. ``image_size``)."""
+        return {}
 
     @property
     def model_name(self) -> str:
@@ -205,6 +270,9 @@ class LocalizationSettings(ModelSettings):
         if self.labelled_fraction != 0:
             _share("labelled_fraction", self.labelled_fraction, 0, 1, "()")
 
+    def detector_settings(self) -> dict[str, Any]:
+        return {"image_size": self.image_size, "resize_mode": self.resize_mode}
+
 
 @dataclass(frozen=True, kw_only=True)
 class SpeedSettings(ModelSettings):
@@ -223,6 +291,9 @@ class SpeedSettings(ModelSettings):
         super().check()
         for name in ("image_size", "n_train", "n_images", "rounds"):
             _whole(name, getattr(self, name))
+
+    def detector_settings(self) -> dict[str, Any]:
+        return {"image_size": self.image_size}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -264,6 +335,9 @@ class CalibrationSettings(ModelSettings):
         _whole("n_fresh", self.n_fresh)
         _whole("n_defects", self.n_defects, 0)
         _whole("image_size", self.image_size)
+
+    def detector_settings(self) -> dict[str, Any]:
+        return {"image_size": self.image_size}
 
     def sizes(self) -> list[int]:
         """Training-set sizes: as given, else 30, 60, 120 and all (240 generated textures, 762 tiles)."""
@@ -324,6 +398,9 @@ class OneClassSettings(ModelSettings):
         if self.labelled_ratio > 0:
             self._check_labels(hfr)
 
+    def detector_settings(self) -> dict[str, Any]:
+        return {} if self.image_size is None else {"image_size": self.image_size}
+
     def _check_labels(self, hfr: bool) -> None:
         from reconad.models import model_uses_labels
 
@@ -356,13 +433,18 @@ class TabularSettings(ProtocolSettings):
     threads: int = setting(1, "torch intra-op threads while it runs (one is fastest for these small models)")
 
     def check(self) -> None:
-        if self.data_root is None:
-            raise ConfigError(f"give --data-root (e.g. {self.data_hint})")
+        self.root()
         _whole("seed", self.seed, 0)
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or self.seeds < 1:
             raise _fail("seeds", "must be >= 1 (a count of runs)", self.seeds)
         _share("label_fraction", self.label_fraction, 0, 1, "[]")
         _whole("threads", self.threads)
+
+    def root(self) -> str:
+        """``data_root``, refused in one line when not given."""
+        if self.data_root is None:
+            raise ConfigError(f"give --data-root (e.g. {self.data_hint})")
+        return self.data_root
 
     def seed_list(self) -> list[int]:
         """The seeds run: ``seed``, ``seed + 1``, ... (``seeds`` of them)."""
@@ -515,6 +597,16 @@ class HyperspectralSettings(ModelSettings):
 
     def default_out(self) -> str:
         return f"runs/hyperspectral-{self.model.replace(',', '-')}"
+
+    def run_models(self) -> list[str]:
+        """The models run on every scene: those of ``model``, then the RX baseline."""
+        return [m for m in self.model_names() if m != HYPERSPECTRAL_BASELINE] + [HYPERSPECTRAL_BASELINE]
+
+    def detector_options(self) -> dict[str, dict[str, Any]]:
+        """Each model's share of the options (``--set model.key=value`` for one model only); every
+        pixel of a scene trains (``val_fraction`` 0) unless an option says otherwise."""
+        per = options_known_to(self.run_models(), self.options)
+        return {m: {"val_fraction": 0.0, **opts} for m, opts in per.items()}
 
     def check(self) -> None:
         super().check()

@@ -47,6 +47,7 @@ from reconad.errors import ConfigError, DataError
 from reconad.metrics import image_aupr, image_auroc
 from reconad.protocols.results import Published, Results, write_results
 from reconad.protocols.settings import TabularSettings
+from reconad.protocols.settings import split_options as split_shared_options
 
 log = logging.getLogger("reconad")
 
@@ -63,16 +64,17 @@ KDD_FLAG_FRACTION = 0.2
 KDD_BATCH_SIZE = 1024
 
 #: Published figures, shown beside ours and never produced here.
-PUBLISHED_TABULAR = {
-    "source": "ESAD (Huang et al., arXiv 2012.04905), semi-supervised, AUROC",
-    "model": "esad",
-    "auroc": {"satellite": 0.925, "satimage-2": 0.999, "shuttle": 0.991, "cardio": 0.988},
-}
-PUBLISHED_KDD = {
-    "rows": [{"model": "DAGMM", "source": "Zong et al., ICLR 2018", "f1": 0.9369}],
-    "note": "MemAE's own KDDCUP99 figure (Gong et al., ICCV 2019) could not be confirmed with the sources "
-    "at hand, so it is not listed.",
-}
+PUBLISHED_ESAD = Published(
+    "ESAD",
+    "Huang et al., arXiv 2012.04905",
+    metric="AUROC, semi-supervised",
+    values={"satellite": 0.925, "satimage-2": 0.999, "shuttle": 0.991, "cardio": 0.988},
+)
+PUBLISHED_KDD = [Published("DAGMM", "Zong et al., ICLR 2018", 0.9369, "F1")]
+PUBLISHED_KDD_NOTE = (
+    "MemAE's own KDDCUP99 figure (Gong et al., ICCV 2019) could not be confirmed with the sources "
+    "at hand, so it is not listed."
+)
 
 
 class Scorer(Protocol):
@@ -93,7 +95,7 @@ class DetectorScorer:
         from reconad.detector import Detector
 
         self.name = name
-        self.det = Detector(name, **{**options, "seed": seed})
+        self.det = Detector(name, **{**options, "seed": seed}).check_params()  # made before any data is read
 
     def fit(self, X: np.ndarray, y: np.ndarray | None) -> None:
         self.det.fit(X.astype(np.float32), y if uses_labels(self.name) else None)
@@ -186,21 +188,9 @@ def resolve_models(requested: list[str] | str | None) -> tuple[dict[str, Maker],
 
 
 def split_options(options: dict[str, Any], models: list[str]) -> dict[str, dict[str, Any]]:
-    """Per-model options: ``key`` for all our models, ``model.key`` for that model only."""
-    common = {k: v for k, v in options.items() if "." not in k}
-    per: dict[str, dict[str, Any]] = {m: {} for m in models}
-    for k, v in options.items():
-        if "." in k:
-            prefix, key = k.split(".", 1)
-            target = prefix.replace("_", "-").lower()
-            if target not in per:
-                raise ConfigError(f"--set {k}: {target!r} is not one of the models run ({', '.join(models)})")
-            per[target][key] = v
-    out = {}
-    for m in models:
-        base = {} if m in PYOD_MODELS else dict(common)
-        out[m] = {**base, **per[m]}
-    return out
+    """Per-model options: ``key`` for all our models, ``model.key`` for that model only (PyOD's
+    models take their own ``model.key`` ones only)."""
+    return split_shared_options(options, models, PYOD_MODELS)
 
 
 def _checked_options(makers: dict[str, Maker], options: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
@@ -209,6 +199,8 @@ def _checked_options(makers: dict[str, Maker], options: dict[str, Any] | None) -
     for name, maker in makers.items():
         try:
             maker(name, 0, per[name])
+        except ConfigError as exc:  # ours: a bad option or value (Detector.check_params)
+            raise ConfigError(f"model {name}: {exc}") from None
         except TypeError as exc:  # PyOD: unexpected keyword
             raise ConfigError(f"{name}: {exc}") from exc
     return per
@@ -552,14 +544,14 @@ METRIC_TITLES = {
 
 
 def _esad_beside(summary: list[dict[str, Any]]) -> str:
-    pub = PUBLISHED_TABULAR
+    pub = PUBLISHED_ESAD
     lines = [
-        f"## Ours beside the published {pub['source']}",
+        f"## Ours beside the published {pub.method} ({pub.source}), semi-supervised, AUROC",
         "",
         "| dataset | published ESAD AUROC | our esad AUROC |",
         "|---|---|---|",
     ]
-    for d, v in pub["auroc"].items():  # type: ignore[attr-defined]
+    for d, v in pub.values.items():
         row = next((r for r in summary if r["dataset"].lower() == d and r["model"] == "esad"), None)
         ours = _cell(row["auroc_mean"], row["auroc_std"]) if row else "not run"
         lines.append(f"| {d} | {v:.3f} | {ours} |")
@@ -569,7 +561,7 @@ def _esad_beside(summary: list[dict[str, Any]]) -> str:
 def _tabular_task(s: TabularSettings) -> Task:
     loaded: dict[str, TabularData] = {}
     for name in s.datasets or list(ADBENCH_DEFAULT):  # all read first: a bad name fails before any training
-        d = load_adbench(name, s.data_root)  # type: ignore[arg-type]
+        d = load_adbench(name, s.root())
         loaded.setdefault(d.name, d)
     semi = ", ".join(sorted(m for m in (s.models or DEFAULT_MODELS) if uses_labels(m))) or "none"
     description = (
@@ -578,17 +570,14 @@ def _tabular_task(s: TabularSettings) -> Task:
         f"({semi}) also get {s.label_fraction:g} of the train part's anomalies, labelled; features standardised "
         "with the normal train rows' mean/std; scores on the test part"
     )
-    pub = PUBLISHED_TABULAR
-    published = [
-        Published("ESAD", "Huang et al., arXiv 2012.04905", metric="AUROC, semi-supervised", values=dict(pub["auroc"]))  # type: ignore[arg-type]
-    ]
+    published = [PUBLISHED_ESAD]
     return Task(
         "tabular", "Tabular benchmark", loaded, tabular_split, ["auroc", "aupr"], description, published, _esad_beside
     )
 
 
 def _kdd_task(s: TabularSettings) -> Task:
-    file = find_kddcup99_file(s.data_root)  # type: ignore[arg-type]
+    file = find_kddcup99_file(s.root())
     t0 = time.perf_counter()
     data = load_kddcup99(file)
     if s.echo:
@@ -604,8 +593,8 @@ def _kdd_task(s: TabularSettings) -> Task:
         f"{s.label_fraction:g} of the train half's anomalies, labelled); the top {KDD_FLAG_FRACTION:.0%} of test "
         f"scores are flagged anomalous; our models train with batch size {s.options.get('batch_size', KDD_BATCH_SIZE)}"
     )
-    published = [Published(r["model"], r["source"], r["f1"], "F1") for r in PUBLISHED_KDD["rows"]]  # type: ignore[index]
-    note = str(PUBLISHED_KDD["note"])
+    published = list(PUBLISHED_KDD)
+    note = PUBLISHED_KDD_NOTE
     return Task(
         "kddcup99",
         "KDDCUP99 benchmark",

@@ -271,10 +271,10 @@ def _cut_all(uploads: list[Upload], tiler: Tiler) -> tuple[np.ndarray, list[Any]
 
 
 def _stitch_all(res: BatchResult, grids: list[Any], tiler: Tiler) -> BatchResult:
-    if res.maps is None:
+    if not isinstance(res.maps, np.ndarray):  # the forward pass's (T, h, w) tile maps, or None
         raise HTTPException(500, "the model gave no anomaly maps, which tiled scoring needs")
     scores, maps = tiler.stitch(res.scores, res.maps, grids)
-    return BatchResult(scores, maps, res.batch_size, res.queued_s)  # type: ignore[arg-type]
+    return BatchResult(scores, maps, res.batch_size, res.queued_s)
 
 
 async def _score_by_tiles(batcher: MicroBatcher, tiler: Tiler, uploads: list[Upload]) -> BatchResult:
@@ -531,7 +531,7 @@ def _document_key(app: FastAPI) -> None:
             app.openapi_schema = document_api_key(plain(), PUBLIC_PATHS)
         return app.openapi_schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to change the document
 
 
 def app_from_env() -> FastAPI:

@@ -39,7 +39,7 @@ class BatchResult:
     """One request's rows of a forward pass."""
 
     scores: np.ndarray
-    maps: np.ndarray | None
+    maps: np.ndarray | list[np.ndarray] | None  # (B, H, W); tiled: one map per image, at its own size
     batch_size: int  # images in the forward pass that scored them
     queued_s: float  # from submit to the start of that pass
 

@@ -41,7 +41,7 @@ class HeaderDeadlineProtocol(H11Protocol):
         if self.cycle is self._armed_for and not self.transport.is_closing():  # no request began since
             self.transport.close()
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn narrows asyncio's BaseTransport
         super().connection_made(transport)
         self._arm()
 

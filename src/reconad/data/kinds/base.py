@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -13,6 +13,15 @@ from reconad.errors import ConfigError
 
 #: How messages name the data a model was trained on, by the model's ``data_kind``.
 LABELS = {"table": "table rows", "image": "images", "video": "video clips"}
+
+
+def use_instead(takers: Sequence[str], label: str) -> str:
+    """ "; for table rows use ae, vae or esad": the end of a refusal naming the models that
+    take the data (nothing when none are given)."""
+    if not takers:
+        return ""
+    names = ", ".join(takers[:-1]) + " or " + takers[-1] if len(takers) > 1 else takers[0]
+    return f"; for {label} use {names}"
 
 
 class DataKind:
@@ -66,9 +75,16 @@ class DataKind:
         """``data`` with its columns in the fitted order (tables only)."""
         return data
 
-    def check_model(self, model_name: str, input_kinds: tuple[str, ...], fitted_kind: str | None = None) -> None:
+    def check_model(
+        self,
+        model_name: str,
+        input_kinds: tuple[str, ...],
+        fitted_kind: str | None = None,
+        takers: Sequence[str] = (),
+    ) -> None:
         """ConfigError when model ``model_name`` (taking ``input_kinds``; trained on
-        ``fitted_kind`` data when fitted) cannot take this kind."""
+        ``fitted_kind`` data when fitted) cannot take this kind; the refusal names ``takers``,
+        the models that do."""
         self._check_fitted(model_name, fitted_kind)
 
     def _check_fitted(self, model_name: str, fitted_kind: str | None) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from torch.utils.data import Dataset
 
-from reconad.data.kinds.base import DataKind
+from reconad.data.kinds.base import DataKind, use_instead
 from reconad.data.records import collate_clips
 from reconad.errors import ConfigError
 
@@ -22,13 +22,19 @@ class ClipKind(DataKind):
     def dataset(self, data: Any, labels: np.ndarray | None = None) -> Dataset:
         if labels is not None and np.asarray(labels).any():
             raise ConfigError("clip datasets train on normal clips only; labelled anomalies are not used")
-        return data  # type: ignore[no-any-return]
+        return data
 
     def input_shape(self, item: Any) -> list[int]:
         t, c, h, w = item.frames.shape  # (T, C, H, W) frames -> [C, T, H, W]
         return [c, t, h, w]
 
-    def check_model(self, model_name: str, input_kinds: tuple[str, ...], fitted_kind: str | None = None) -> None:
+    def check_model(
+        self,
+        model_name: str,
+        input_kinds: tuple[str, ...],
+        fitted_kind: str | None = None,
+        takers: Sequence[str] = (),
+    ) -> None:
         self._check_fitted(model_name, fitted_kind)
         if "video" not in input_kinds:
-            raise ConfigError(f"model {model_name} takes no video clips; for clips use ae or memae")
+            raise ConfigError(f"model {model_name} takes no video clips{use_instead(takers, 'clips')}")

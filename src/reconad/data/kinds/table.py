@@ -3,15 +3,16 @@ Spectra (one row per pixel) are table rows too."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 from torch.utils.data import Dataset
 
-from reconad.data.kinds.base import DataKind
+from reconad.data.kinds.base import DataKind, use_instead
 from reconad.data.records import collate_rows
 from reconad.data.rows import as_table_dataset, feature_names, match_columns
+from reconad.data.sizes import dataset_size
 from reconad.errors import ConfigError, DataError
 
 
@@ -38,16 +39,21 @@ class TableKind(DataKind):
     def match(self, data: Any, names: list[str] | None) -> Any:
         return match_columns(data, names)
 
-    def check_model(self, model_name: str, input_kinds: tuple[str, ...], fitted_kind: str | None = None) -> None:
+    def check_model(
+        self,
+        model_name: str,
+        input_kinds: tuple[str, ...],
+        fitted_kind: str | None = None,
+        takers: Sequence[str] = (),
+    ) -> None:
         if "table" not in input_kinds:
             raise ConfigError(
-                f"model {model_name} takes images only, got a table (rows x features); "
-                "for tables use ae, vae, memae or esad"
+                f"model {model_name} takes images only, got a table (rows x features){use_instead(takers, 'tables')}"
             )
         self._check_fitted(model_name, fitted_kind)
 
     def n_features(self, ds: Dataset) -> int | None:
-        return int(ds[0].x.shape[0]) if len(ds) else None  # type: ignore[arg-type]
+        return int(ds[0].x.shape[0]) if dataset_size(ds) else None
 
     def check_width(self, ds: Dataset, expected: int | None) -> None:
         """scikit-learn's one line when rows to score have another number of features than fit saw."""

@@ -20,7 +20,7 @@ Scoring uses z = mu.  Score: variant u, the reconstruction error mean (x - x_hat
 ([0, 1] image units); variant w, C's anomaly probability.  Map (both): 1 - A (u: of
 sum(mu); w: of the normal logit), bilinearly upsampled to the image size.  Variant w
 trains on labelled anomalies (``fit(images, y)``) and refuses to train without one; u
-refuses them like every unsupervised model (:meth:`CAVGA.uses_labels_for`).
+refuses them like every unsupervised model (``CAVGA.labels_with``).
 
 Official settings: CAVGA-D uses DCGAN's discriminator and generator (pre-trained on
 CelebA) as encoder and decoder, CAVGA-R a pre-trained ResNet-18 and a residual decoder;
@@ -41,7 +41,6 @@ Images only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -51,7 +50,7 @@ from torch.utils.data import Dataset
 
 from reconad.data.labels import dataset_labels
 from reconad.data.records import Batch, ImageBatch
-from reconad.engine.sizes import dataset_size
+from reconad.data.sizes import dataset_size
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import DataError
 from reconad.models.base import ScoreOutput
@@ -80,6 +79,7 @@ class CAVGA(AdversarialModel):
     name = "cavga"
     input_kinds = ("image",)
     image_only = True
+    labels_with: ClassVar[dict[str, Any]] = {"variant": "w"}  # variant u (the default) refuses labels
     train_defaults: ClassVar[dict[str, Any]] = {"batch_size": 32, "epochs": 50, "lr": 2e-4, "patience": None}
 
     config: CAVGAConfig
@@ -88,11 +88,6 @@ class CAVGA(AdversarialModel):
         super().__init__(config or CAVGAConfig(**kwargs))
         self.nets = CAVGANetworks(self.config)
         self._labels_checked = False
-
-    @classmethod
-    def uses_labels_for(cls, options: Mapping[str, Any]) -> bool:
-        """Variant w trains on labelled anomalies; variant u (the default) refuses them."""
-        return str(options.get("variant", CAVGAConfig.variant)) == "w"
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         c, n = self.config, self.nets

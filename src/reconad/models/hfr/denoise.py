@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from reconad.data.records import FeatureBatch, ImageItem, collate_features
+from reconad.data.sizes import dataset_size
 from reconad.data.synthetic_defects import training_defect
-from reconad.engine.sizes import dataset_size
 from reconad.models.encoder_features import FeatureCache, FeatureItem, encode_with_labels
 
 __all__ = ["CorruptedCopies", "DenoiseBatch", "DenoiseCache", "collate_denoise", "defect_loss", "denoise_cache"]

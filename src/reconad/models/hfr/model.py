@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from reconad.backbones import FeaturePyramid, build_backbone
 from reconad.data.records import Batch, FeatureBatch, ImageBatch, collate_features
-from reconad.engine.sizes import dataset_size
+from reconad.data.sizes import dataset_size
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.errors import ConfigError
 from reconad.models.base import AnomalyModel, ScoreOutput
@@ -84,7 +84,7 @@ class HFR(AnomalyModel):
             self.encoder.channels, self.encoder.strides, cfg.width, cfg.bottleneck, cfg.bottleneck_pool, memory
         )
         # Channels-last runs the decoder's convolutions about 1.5x faster on CPU.
-        self.decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        self.decoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack this keyword-only form
         self._register_statistics(len(self.encoder.channels))
         self.nearest: NearestTerm | None = None
         if cfg.hybrid != "none":
