@@ -170,3 +170,19 @@ def test_speed_protocol_reports_both_engines_and_the_flop_floor(tmp_path):
     assert (tmp_path / "profile_batch16.txt").read_text().count("aten::") > 3
     assert set(r["profile"]["1"]["ms_per_image"]) >= {"encoder", "decoder", "scoring and maps"}
     assert json.loads((tmp_path / "speed.json").read_text())["protocol"] == "speed"
+
+
+def test_zero_pads_are_folded_into_the_convolutions(exported):
+    import onnx
+
+    graph = onnx.load(str(exported)).graph
+    readers = {i: n.op_type for n in graph.node for i in n.input}
+    zero_pads_before_convs = [
+        n.name
+        for n in graph.node
+        if n.op_type == "Pad"
+        and readers.get(n.output[0]) == "Conv"
+        and all(a.s in (b"", b"constant") for a in n.attribute if a.name == "mode")
+    ]
+    assert not zero_pads_before_convs
+    assert any(len(a.ints) == 4 and a.ints[0] != a.ints[2] for n in graph.node for a in n.attribute if a.name == "pads")

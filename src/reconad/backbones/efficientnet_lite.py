@@ -113,7 +113,9 @@ class Conv2dTFSame(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self.kernel_size[0], self.stride[0]
-        h, w = x.shape[-2:]
+        # Plain ints, so an exported graph holds the pads as constants (H and W are fixed at
+        # export) that ONNX Runtime folds into the convolution, not shape arithmetic per call.
+        h, w = int(x.shape[-2]), int(x.shape[-1])
         pad_h = max((-(-h // s) - 1) * s + k - h, 0)
         pad_w = max((-(-w // s) - 1) * s + k - w, 0)
         if pad_h or pad_w:

@@ -145,7 +145,19 @@ def _trace(pipe: Pipeline, model: Any, target: Path, opset: int) -> None:
             f"cannot export {pipe.model_name}: the ONNX exporter failed ({type(exc).__name__}: {first}); "
             "score it with --engine torch"
         ) from None
+    _fold_pads(target)
     _check_parity(pipe.model_name, graph, target, torch.rand(3, 3, size, size, generator=gen))
+
+
+def _fold_pads(target: Path) -> None:
+    """Fold the exported graph's zero pads into its convolutions (``pad_folding``), in place."""
+    import onnx
+
+    from reconad.inference.pad_folding import fold_pads
+
+    model = onnx.load(str(target))
+    if fold_pads(model):
+        onnx.save(model, str(target))
 
 
 def _check_parity(name: str, graph: ScoreGraph, onnx_file: Path, images: torch.Tensor) -> None:
