@@ -158,7 +158,7 @@ def _read_video(path: Path, size: tuple[int, int], channels: int) -> tuple[np.nd
             for frame in container.decode(video=0):
                 native = (int(frame.height), int(frame.width))
                 frames.append(_to_array(frame.to_image(), size, channels))
-    except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
+    except av.error.FFmpegError as exc:
         raise DataError(f"{path}: cannot decode the video ({exc})") from None
     if not frames:
         raise DataError(f"{path}: the video holds no frames")

@@ -77,7 +77,7 @@ def frame_metrics(scored: list[ClipScores], mode: str) -> dict[str, Any]:
     if not labelled:
         return {"frame_auroc": float("nan"), "per_clip_auroc": {}, "mean_clip_auroc": float("nan")}
     norm = normalise([c.frame_scores for c in labelled], mode)
-    y = np.concatenate([c.clip.labels for c in labelled])  # type: ignore[misc]
+    y = np.concatenate([c.clip.labels for c in labelled])
     per_clip = {}
     for c, s in zip(labelled, norm):
         lab = c.clip.labels
@@ -147,7 +147,7 @@ def mask_metric(scored: list[ClipScores]) -> float:
     with_masks = [c for c in scored if c.clip.masks is not None]
     if not with_masks:
         return float("nan")
-    masks = np.concatenate([c.clip.masks for c in with_masks])  # type: ignore[misc]
+    masks = np.concatenate([c.clip.masks for c in with_masks])
     maps = np.concatenate([c.maps for c in with_masks])
     return pixel_auroc(masks, maps)
 
@@ -164,7 +164,8 @@ def _fit(s: VideoSettings, model: str, train: list[Clip]) -> Any:
     from reconad.detector import Detector
 
     det = Detector(model, **model_options(s))
-    det.fit(ClipWindows(train, s.clip_length, s.train_stride))  # type: ignore[arg-type]
+    assert s.clip_length is not None and s.train_stride is not None  # filled when the settings were made
+    det.fit(ClipWindows(train, s.clip_length, s.train_stride))
     return det
 
 
@@ -251,14 +252,14 @@ def _data_text(s: VideoSettings, train: list[Clip], test: list[Clip]) -> str:
 def run(settings: VideoSettings) -> dict[str, Any]:
     """Train each model on the training clips, score the test clips; results.md/json."""
     s = settings  # checked when it was made (VideoSettings.check)
-    assert s.frame_size is not None
+    assert s.frame_size is not None and s.root is not None and s.channels is not None
     size = (int(s.frame_size[0]), int(s.frame_size[1]))
     models = s.model_names()
     threads = torch.get_num_threads() if s.threads is None else int(s.threads)
     with torch_threads(threads):
         t0 = time.perf_counter()
-        train = load_ucsd_split(s.root, "training", size, s.channels)  # type: ignore[arg-type]
-        test = load_ucsd_split(s.root, "testing", size, s.channels, labels=s.labels)  # type: ignore[arg-type]
+        train = load_ucsd_split(s.root, "training", size, s.channels)
+        test = load_ucsd_split(s.root, "testing", size, s.channels, labels=s.labels)
         read_seconds = time.perf_counter() - t0
         if s.echo:
             print(f"read {len(train)} training and {len(test)} test clips in {read_seconds:.0f}s", flush=True)
