@@ -82,6 +82,25 @@ def test_skip_ganomaly_learns_to_redraw_the_normal_class_in_a_small_sets_steps()
     assert digits_auroc("skip_ganomaly", 1) > 0.8
 
 
+def test_skip_ganomaly_skip_levels_zero_leaves_the_skips_empty():
+    """``skip_levels=0`` (a measurement setting) feeds zeros where the skips were: the
+    decoder's weights on those channels then change nothing; with every skip they do."""
+    import torch
+
+    from reconad.models import build_model
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    for levels, moves in ((0, False), (None, True)):
+        model = build_model("skip_ganomaly", input_shape=[3, 16, 16], width=4, skip_levels=levels).eval()
+        up = model.generator.up.ups[1]
+        with torch.no_grad():
+            before = model.generator(x).clone()
+            up.weight[up.weight.shape[0] // 2 :].add_(0.5)
+            after = model.generator(x)
+        assert bool((before - after).abs().max() > 1e-4) == moves
+
+
 def test_egbad_scores_by_the_discriminators_verdict_not_by_an_unlearnt_reconstruction():
     """The paper's A(x) = 0.9·||x - G(E(x))||_1 + 0.1·L_D is the reconstruction alone (a sum
     over pixels against a cross-entropy), and G(E(x)) does not redraw the ones within a small
