@@ -20,7 +20,7 @@ class SkipGANomalyConfig(GANConfig):
     bottleneck; the shallower ones carry zeros.  None (default) = all, the paper's U-Net;
     0 = none, a plain encoder-decoder through the ``min_size`` map.  Kept to measure what
     the skips do: on one-class MNIST-10k's eights (28 px) the score ranked 0.37 with all,
-    0.23 with the deepest alone and 0.41 with none, so the skips are not the only way the
+    0.23 with the deepest alone and 0.42 with none, so the skips are not the only way the
     network redraws other digits: the 3 x 3 x 128 map at the bottom does it too
     (BENCHMARKS §21.7).
     width: channels of the first conv stage (32; the paper's U-Net uses 64).
