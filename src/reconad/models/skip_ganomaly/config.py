@@ -22,7 +22,7 @@ class SkipGANomalyConfig(GANConfig):
     the skips do: on one-class MNIST-10k's eights (28 px) the score ranked 0.37 with all,
     0.23 with the deepest alone and 0.42 with none, so the skips are not the only way the
     network redraws other digits: the 3 x 3 x 128 map at the bottom does it too
-    (BENCHMARKS §21.7).
+    (BENCHMARKS §21.8).
     width: channels of the first conv stage (32; the paper's U-Net uses 64).
     Images only (``latent_dim`` and ``hidden`` are not used: the U-Net has no code vector).
     """

@@ -23,10 +23,10 @@ the skip connections carry any image past the bottleneck, so on one-class
 Fashion-MNIST's bags the U-Net redraws bags and the other garments equally well (mean
 |x - G(x)| 0.060 against 0.063) and ranks them near chance at either rate (§21).
 On one-class MNIST-10k (28 px) the same holds: eights 0.37, twos 0.48, and no score
-of the same fit lifts them (the official 0.9·mean squared residual + 0.1·feature term:
-0.46 and 0.57; the feature term alone 0.52 and 0.59).  Cutting the skips
+of the same fit clears 0.55 on both (the official 0.9·mean squared residual + 0.1·feature term:
+0.46 and 0.57; the feature term alone 0.52 and 0.59; D's logit 0.74 and 0.51).  Cutting the skips
 (``skip_levels``) does not help either (eights 0.23 with the deepest skip alone, 0.42
-with none): the bottom map redraws the other digits too (BENCHMARKS §21.7).
+with none): the bottom map redraws the other digits too (BENCHMARKS §21.8).
 
 Deviations: the official code's score uses the mean *squared* image residual, adds
 L_lat to D's loss as well, and min-max scales scores over the test set; we follow the
