@@ -40,9 +40,9 @@ def test_adae_discriminator_learns_to_reconstruct_so_the_score_follows_shape_not
 
 
 def test_adae_redraws_through_a_code_so_the_fours_rank_by_shape():
-    """Through a fully convolutional map (``bottleneck="map"``) G redraws every digit and
+    """Through a fully convolutional map (``image_code=False``) G redraws every digit and
     its residual ranks by how hard a digit is to redraw: the fours at 0.64 (0.35 in the
-    paper's whole form, ``score="l2", w_rec=1, bottleneck="map"``); through a 32-number
+    paper's whole form, ``score="l2", w_rec=1, image_code=False``); through a 32-number
     code they rank at 0.99."""
     assert digits_auroc("adae", 4) > 0.8
 
@@ -68,11 +68,11 @@ def test_adae_image_score_does_not_read_the_discriminator():
 
 
 def test_an_adae_saved_before_the_code_loads_as_it_was_built(tmp_path):
-    """Files saved before ``bottleneck``/``w_rec`` existed hold a fully convolutional G and D."""
+    """Files saved before ``image_code``/``w_rec`` existed hold a fully convolutional G and D."""
     images = digits_one_class(0)[0][:32]
-    old = Detector("adae", **{**BASE, "width": 4, "epochs": 1, "bottleneck": "map", "w_rec": 1.0}).fit(images)
-    again = reload_without_option(reload_without_option(old, tmp_path / "a", "bottleneck"), tmp_path / "b", "w_rec")
-    assert again.model_.config.bottleneck == "map" and again.model_.config.w_rec == 1.0
+    old = Detector("adae", **{**BASE, "width": 4, "epochs": 1, "image_code": False, "w_rec": 1.0}).fit(images)
+    again = reload_without_option(reload_without_option(old, tmp_path / "a", "image_code"), tmp_path / "b", "w_rec")
+    assert again.model_.config.image_code is False and again.model_.config.w_rec == 1.0
     np.testing.assert_array_equal(again.decision_function(images[:6]), old.decision_function(images[:6]))
 
 

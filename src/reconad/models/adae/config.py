@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from reconad.errors import ConfigError
 from reconad.models.adversarial import NORMS, GANConfig, check_choice, check_weights
 
 SCORES = ("g", "l2", "l1")
-BOTTLENECKS = ("code", "map")
 
 
 @dataclass
@@ -30,13 +30,13 @@ class ADAEConfig(GANConfig):
     reconstructing and escapes D by drawing one saturated image for every input (its
     reconstruction error rose from 0.34 to 1.5 during training on the sevens), and both
     residuals then measure ink.
-    bottleneck: ``code`` (default: the encoder ends in a code of ``latent_dim`` numbers,
-    32, and the decoder starts from it, as the family's DCGAN encoder and generator) or
-    ``map`` (fully convolutional, the smallest conv map: 3 x 3 x 128 = 1,152 numbers
-    for a 784-pixel digit).  Through the map, G redraws every digit about equally well
-    and its residual ranks by how hard a digit is to redraw: eights 0.38 with ``map``,
-    0.75 with ``code`` (both with ``w_rec`` 10).  ``score="l2", w_rec=1,
-    bottleneck="map"`` is the paper's form (and how files saved before these settings
+    image_code: True (default): the image encoder ends in a code of ``latent_dim``
+    numbers, 32, and the decoder starts from it, as the family's DCGAN encoder and
+    generator; False: fully convolutional, through the smallest conv map (3 x 3 x 128 =
+    1,152 numbers for a 784-pixel digit).  Through the map, G redraws every digit about equally well
+    and its residual ranks by how hard a digit is to redraw: eights 0.38 through the map,
+    0.75 through the code (both with ``w_rec`` 10).  ``score="l2", w_rec=1,
+    image_code=False`` is the paper's form (and how files saved before these settings
     load).
     w_fake: k, the weight of D's second term, L_D = ||X - D(X)||_1 - k·||G(X) - D(G(X))||_1;
     0.5 (the paper's loss has 1).  Once G reconstructs well, G(X) is close to X and the
@@ -54,7 +54,7 @@ class ADAEConfig(GANConfig):
     the score ||x - D(G(x))|| measured how much ink D failed to draw, and ranked some
     classes upside down (BENCHMARKS §13.1, §21; the test suite's digits, class 1: 0.08
     before, 0.97 after).  lr_g, betas_g: G's; betas_d: D's.
-    latent_dim: the code of the autoencoders (rows, and images with ``bottleneck="code"``);
+    latent_dim: the code of the autoencoders (rows, and images with ``image_code``);
     None = 32.  hidden: the MLP's hidden sizes for
     rows (default [64]).  width: 32.
     """
@@ -64,12 +64,12 @@ class ADAEConfig(GANConfig):
     w_fake: float = 0.5
     norm: str = "layer"
     lr_d: float | None = None
-    bottleneck: str = "code"
+    image_code: bool = True
 
     image_latent: ClassVar[int] = 32
     table_latent: ClassVar[int] = 32
     #: what files saved before these settings existed were built with (the paper's form)
-    legacy_values: ClassVar[dict[str, Any]] = {"score": "l2", "w_rec": 1.0, "bottleneck": "map"}
+    legacy_values: ClassVar[dict[str, Any]] = {"score": "l2", "w_rec": 1.0, "image_code": False}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -79,7 +79,8 @@ class ADAEConfig(GANConfig):
             check_weights(self, "w_rec")
         check_weights(self, "w_fake")
         check_choice("norm", self.norm, NORMS)
-        check_choice("bottleneck", self.bottleneck, BOTTLENECKS)
+        if not isinstance(self.image_code, bool):
+            raise ConfigError(f"image_code must be true or false, got {self.image_code!r}")
 
     def resolved_score(self) -> str:
         """``score``; None = ``g`` for images, ``l2`` (the paper's) for rows."""

@@ -19,11 +19,11 @@ of G's rate (the old default) never learnt to reconstruct in the few hundred ste
 one-class set, and the score followed ink (BENCHMARKS §13.1, §21).
 
 Images: score ``g``, w = 10 and a 32-number code between encoder and decoder
-(``bottleneck="code"``), not the paper's ||x - D(G(x))||, w = 1 and a fully
+(``image_code``), not the paper's ||x - D(G(x))||, w = 1 and a fully
 convolutional map.  In the paper's form, on one-class MNIST-10k, G escapes D by drawing
 one saturated image for every input, D collapses to one output, and the score is the
 distance of x to a fixed image: a function of the ink (BENCHMARKS §21.7; the reasons,
-each measured, are in :class:`ADAEConfig`).  ``score="l2", w_rec=1, bottleneck="map"``
+each measured, are in :class:`ADAEConfig`).  ``score="l2", w_rec=1, image_code=False``
 is the paper's form.  Rows keep the paper's score and weight.
 
 Other deviations and choices: k = 0.5 instead of the paper's 1 (see

@@ -14,8 +14,8 @@ class Autoencoder(nn.Module):
 
     Images: a DCGAN encoder (stride-2 4x4 stages down to at most ``min_size`` px) and its
     mirror of transposed convolutions ending in tanh, with ``cfg.norm`` normalisation;
-    between them a code of ``latent_dim`` numbers (``bottleneck="code"``: the family's
-    :class:`ImageEncoder` and :class:`ImageGenerator`) or the smallest map itself (``map``).
+    between them a code of ``latent_dim`` numbers (``image_code``: the family's
+    :class:`ImageEncoder` and :class:`ImageGenerator`) or the smallest map itself (``image_code=False``).
     Rows: an MLP ``D -> hidden -> latent -> reversed(hidden) -> D`` (no output activation).
     """
 
@@ -29,7 +29,7 @@ class Autoencoder(nn.Module):
             self.decoder: nn.Module = mlp([latent, *reversed(hidden), shape[0]])
         else:
             plan = image_plan(cfg)
-            if cfg.bottleneck == "code":
+            if cfg.image_code:
                 latent = cfg.resolved_latent()
                 self.encoder = ImageEncoder(plan, latent, norm=cfg.norm)
                 self.decoder = ImageGenerator(plan, latent, shape[0], norm=cfg.norm)
