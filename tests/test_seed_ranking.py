@@ -39,10 +39,66 @@ def test_adae_discriminator_learns_to_reconstruct_so_the_score_follows_shape_not
     assert digits_auroc("adae", 1) > 0.8
 
 
+def test_adae_redraws_through_a_code_so_the_fours_rank_by_shape():
+    """Through a fully convolutional map (``image_code=False``) G redraws every digit and
+    its residual ranks by how hard a digit is to redraw: the fours at 0.64 (0.35 in the
+    paper's whole form, ``score="l2", w_rec=1, image_code=False``); through a 32-number
+    code they rank at 0.99."""
+    assert digits_auroc("adae", 4) > 0.8
+
+
+def test_adae_image_score_does_not_read_the_discriminator():
+    """D is rewarded for failing on G's outputs, and on one-class MNIST-10k it collapsed to
+    one output for every input, so that ||x - D(G(x))|| measured ink alone.  The image
+    score is G's residual: changing D changes no score (the paper's ``l2`` does)."""
+    import torch
+
+    from reconad.models import build_model
+
+    torch.manual_seed(0)
+    x = torch.rand(4, 3, 8, 8) * 2 - 1
+    for score, moves in ((None, False), ("l2", True)):
+        model = build_model("adae", input_shape=[3, 8, 8], width=4, score=score).eval()
+        with torch.no_grad():
+            before = model.score(x)[0].clone()
+            for p in model.discriminator.parameters():
+                p.add_(0.5)
+            after = model.score(x)[0]
+        assert bool((before - after).abs().max() > 1e-4) == moves
+
+
+def test_an_adae_saved_before_the_code_loads_as_it_was_built(tmp_path):
+    """Files saved before ``image_code``/``w_rec`` existed hold a fully convolutional G and D."""
+    images = digits_one_class(0)[0][:32]
+    old = Detector("adae", **{**BASE, "width": 4, "epochs": 1, "image_code": False, "w_rec": 1.0}).fit(images)
+    again = reload_without_option(reload_without_option(old, tmp_path / "a", "image_code"), tmp_path / "b", "w_rec")
+    assert again.model_.config.image_code is False and again.model_.config.w_rec == 1.0
+    np.testing.assert_array_equal(again.decision_function(images[:6]), old.decision_function(images[:6]))
+
+
 def test_skip_ganomaly_learns_to_redraw_the_normal_class_in_a_small_sets_steps():
     """At 2e-4 (the paper's rate; the old default) the U-Net had not learnt to redraw the
     ones in 30 steps, and its residual ranked them at 0.12."""
     assert digits_auroc("skip_ganomaly", 1) > 0.8
+
+
+def test_skip_ganomaly_skip_levels_zero_leaves_the_skips_empty():
+    """``skip_levels=0`` (a measurement setting) feeds zeros where the skips were: the
+    decoder's weights on those channels then change nothing; with every skip they do."""
+    import torch
+
+    from reconad.models import build_model
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    for levels, moves in ((0, False), (None, True)):
+        model = build_model("skip_ganomaly", input_shape=[3, 16, 16], width=4, skip_levels=levels).eval()
+        up = model.generator.up.ups[1]
+        with torch.no_grad():
+            before = model.generator(x).clone()
+            up.weight[up.weight.shape[0] // 2 :].add_(0.5)
+            after = model.generator(x)
+        assert bool((before - after).abs().max() > 1e-4) == moves
 
 
 def test_egbad_scores_by_the_discriminators_verdict_not_by_an_unlearnt_reconstruction():

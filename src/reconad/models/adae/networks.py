@@ -6,15 +6,16 @@ import torch
 from torch import nn
 
 from reconad.models.adae.config import ADAEConfig
-from reconad.models.gan import ConvTrunk, ConvUp, image_plan, init_dcgan, mlp
+from reconad.models.gan import ConvTrunk, ConvUp, ImageEncoder, ImageGenerator, image_plan, init_dcgan, mlp
 
 
 class Autoencoder(nn.Module):
     """x -> x_hat of the same shape.
 
-    Images: a fully convolutional DCGAN encoder (stride-2 4x4 stages down to at most
-    ``min_size`` px) and its mirror of transposed convolutions ending in tanh, with
-    ``cfg.norm`` normalisation; the bottleneck is the smallest map, not a code vector.
+    Images: a DCGAN encoder (stride-2 4x4 stages down to at most ``min_size`` px) and its
+    mirror of transposed convolutions ending in tanh, with ``cfg.norm`` normalisation;
+    between them a code of ``latent_dim`` numbers (``image_code``: the family's
+    :class:`ImageEncoder` and :class:`ImageGenerator`) or the smallest map itself (``image_code=False``).
     Rows: an MLP ``D -> hidden -> latent -> reversed(hidden) -> D`` (no output activation).
     """
 
@@ -28,9 +29,14 @@ class Autoencoder(nn.Module):
             self.decoder: nn.Module = mlp([latent, *reversed(hidden), shape[0]])
         else:
             plan = image_plan(cfg)
-            self.encoder = ConvTrunk(plan, cfg.norm)
-            self.decoder = ConvUp(plan, shape[0], cfg.norm)
-            init_dcgan(self)
+            if cfg.image_code:
+                latent = cfg.resolved_latent()
+                self.encoder = ImageEncoder(plan, latent, norm=cfg.norm)
+                self.decoder = ImageGenerator(plan, latent, shape[0], norm=cfg.norm)
+            else:
+                self.encoder = ConvTrunk(plan, cfg.norm)
+                self.decoder = ConvUp(plan, shape[0], cfg.norm)
+                init_dcgan(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))

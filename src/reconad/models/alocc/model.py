@@ -41,6 +41,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from reconad.data.records import Batch
 from reconad.engine.step import OptimizerSpec, StepContext, StepOutput
 from reconad.models.alocc.config import ALOCCConfig
 from reconad.models.alocc.networks import Reconstructor
@@ -80,7 +81,7 @@ class ALOCC(AdversarialModel):
         eta = torch.randn_like(x) * (2.0 * self.config.noise_std)
         return (x + eta).clamp(-1.0, 1.0)
 
-    def training_step(self, batch: Any, ctx: StepContext) -> StepOutput:
+    def training_step(self, batch: Batch, ctx: StepContext) -> StepOutput:
         c = self.config
         x = self.inputs(batch)
         x_tilde = self.noisy(x)
