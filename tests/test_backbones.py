@@ -17,6 +17,7 @@ from reconad.backbones import (
     FeaturePyramid,
     ResNet,
     build_backbone,
+    build_classifier,
     canonical_name,
     efficientnet_lite_classifier,
     imagenet_topk,
@@ -286,6 +287,7 @@ def test_names_and_aliases() -> None:
         "efficientnet_lite0",
         "efficientnet_lite1",
         "efficientnet_lite2",
+        "efficientnet_lite_ensemble",
         "resnet18",
         "resnet50",
         "wide_resnet50_2",
@@ -346,7 +348,7 @@ def _random_batchnorm_statistics(model: torch.nn.Module, seed: int) -> None:
             m.bias.data.copy_(torch.randn(n, generator=g) * 0.2)
 
 
-@pytest.mark.parametrize("name", BACKBONES)
+@pytest.mark.parametrize("name", [b for b in BACKBONES if b != "efficientnet_lite_ensemble"])  # its members are here
 def test_folding_batch_norms_keeps_every_backbone_s_stage_outputs(name):
     import copy
 
@@ -388,3 +390,25 @@ def test_folding_refuses_a_module_in_training_mode():
 
     with pytest.raises(ValueError, match="eval mode"):
         fold_batchnorms(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).train())
+
+
+def test_the_lite_ensemble_joins_its_members_maps_stage_by_stage(tmp_path: Path) -> None:
+    """Each stage's map is Lite0's, Lite1's and Lite2's maps of the same image, joined
+    along the channels, at the same size (the members share their strides)."""
+    ensemble = build_backbone("lite_ensemble", layers=(2, 3, 5))
+    members = [build_backbone(f"efficientnet_lite{i}", layers=(2, 3, 5)) for i in range(3)]
+    assert ensemble.name == "efficientnet_lite_ensemble"
+    assert ensemble.channels == [sum(m.channels[i] for m in members) for i in range(3)] == [72, 128, 344]
+    assert ensemble.strides == members[0].strides
+    x = torch.rand(2, 3, 96, 80, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        joined = ensemble(x)
+        parts = [m(x) for m in members]
+    for level, got in enumerate(joined):
+        want = torch.cat([p[level] for p in parts], dim=1)
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-5), level
+    with pytest.raises(ConfigError, match="no backbone_weights file"):
+        build_backbone("efficientnet_lite_ensemble", weights=tmp_path / "w.safetensors")
+    with pytest.raises(ConfigError, match="feature encoder only"):
+        build_classifier("lite_ensemble")

@@ -115,3 +115,22 @@ def test_save_load_and_onnx_export_give_the_same_scores(fitted, data, tmp_path):
     s_t, m_t = fitted.model_.score_images(x)
     np.testing.assert_allclose(s_onnx, s_t.numpy(), rtol=1e-4, atol=1e-4)
     assert np.abs(m_onnx - m_t.numpy()).max() <= 1e-4 * float(m_t.max() - m_t.min())
+
+
+def test_the_ensemble_preset_finds_defects_and_survives_save_load_and_export(data, tmp_path):
+    """``preset="ensemble"``: Lite0 + Lite1 + Lite2 features joined; it scores, saves and
+    exports like the one-encoder model."""
+    from reconad.export import OnnxDetector, export_onnx
+
+    det = Detector("patchcore", preset="ensemble", memory_budget=200, **FAST).fit(data[0])
+    assert det.model_config["backbone"] == "efficientnet_lite_ensemble"
+    assert det.model_.encoder.channels == [128, 344]  # stages 3 and 5 of the three members
+    test = data[1]
+    x = torch.stack([test[i].image for i in range(len(test)) if test[i].label == 0])
+    bad, _ = paste_square(x)
+    assert float(det.model_.score_images(bad).scores.min()) > float(det.model_.score_images(x).scores.max())
+    det.save(tmp_path / "m")
+    back = Detector.load(tmp_path / "m")
+    np.testing.assert_array_equal(back.decision_function(x), det.decision_function(x))
+    s_onnx, _ = OnnxDetector(export_onnx(det, tmp_path / "e.onnx"))(x[:2])
+    np.testing.assert_allclose(s_onnx, det.model_.score_images(x[:2]).scores.numpy(), rtol=1e-4, atol=1e-4)

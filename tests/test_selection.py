@@ -91,3 +91,26 @@ def test_the_paper_preset_stays_the_papers_plain_hfr(train):
     cfg = det.model_.config
     assert (cfg.level_weights, cfg.normalization, cfg.score) == ([1.0, 1.0, 1.0], "none", "max")
     assert (cfg.denoise, cfg.hybrid, cfg.feature_noise, cfg.memory_slots) == ("none", "none", 0.0, 0)
+
+
+def test_a_candidate_of_the_same_training_takes_the_trained_weights_and_scores_as_if_trained(train, monkeypatch):
+    """``hfr-patch`` differs from ``hfr`` only in how it scores: auto fits it with hfr's
+    weights (no epoch runs), and it scores as an ``hfr-patch`` trained on its own does."""
+    from reconad.engine.trainer import Trainer
+
+    x = torch.stack([train[i].image for i in range(4)])
+    plain = Detector("hfr", **FAST).fit(train)
+    alone = Detector("hfr", hybrid="patch", **FAST).fit(train)
+    epochs: list[int] = []
+    real_epoch = Trainer._train_epoch
+    monkeypatch.setattr(Trainer, "_train_epoch", lambda self, run, e: epochs.append(e) or real_epoch(self, run, e))
+    shared = Detector("hfr", hybrid="patch", **FAST).fit_sharing(plain, train)
+    assert epochs == [] and shared.history_ is plain.history_
+    np.testing.assert_allclose(shared.decision_function(x), alone.decision_function(x), rtol=1e-4, atol=1e-5)
+    assert shared.threshold_ == pytest.approx(alone.threshold_, rel=1e-4, abs=1e-5)
+    with pytest.raises(ConfigError, match="fit_sharing needs a fitted Detector"):
+        Detector("hfr", **FAST).fit_sharing(Detector("hfr"), train)
+    det = Detector("auto", **FAST).fit_auto(train, candidates=CANDIDATES[1:3], keep=True)
+    rec = {r["label"]: r for r in det.selection_["candidates"]}
+    assert rec["hfr-patch"]["trained_with"] == "hfr" and "trained_with" not in rec["hfr"]
+    assert det.candidates_["hfr-patch"].history_ is det.candidates_["hfr"].history_

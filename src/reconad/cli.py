@@ -104,7 +104,7 @@ def _train_parser(sub: Any) -> None:
     t.add_argument(
         "--backbone",
         default=None,
-        help="efficientnet_lite0 (default), efficientnet_lite1/2, resnet18, resnet50, wide_resnet50_2",
+        help="efficientnet_lite0 (default), efficientnet_lite1/2, efficientnet_lite_ensemble, resnet18, resnet50, wide_resnet50_2",
     )
     t.add_argument(
         "--backbone-weights",

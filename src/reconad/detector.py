@@ -488,6 +488,28 @@ class Detector:
         """
         if is_auto(self.model):  # train the candidates, keep the best (reconad.selection)
             return self.fit_auto(data, y, val_data)
+        return self._fit(data, y, val_data, checkpoint_dir, resume)
+
+    def fit_sharing(self, trained: Detector, data: Any, y: Any = None, val_data: Any = None) -> Detector:
+        """``fit`` with ``trained``'s weights: for a setting whose training is the same as
+        ``trained``'s (same data, same options but how it scores, e.g. ``hybrid``); no
+        epoch runs, only the model's end step and the calibration.  ``auto`` uses it so that
+        candidates with the same training train once."""
+        if is_auto(self.model) or trained.__dict__.get("model_") is None:
+            raise ConfigError("fit_sharing needs a fitted Detector and a named model of the same training")
+        self._fit(data, y, val_data, None, False, trained.model_)
+        self.history_ = trained.history_
+        return self
+
+    def _fit(
+        self,
+        data: Any,
+        y: Any,
+        val_data: Any,
+        checkpoint_dir: str | os.PathLike | None,
+        resume: bool,
+        weights_from: AnomalyModel | None = None,
+    ) -> Detector:
         self.__dict__.pop("selection_", None)
         self.__dict__.pop("_geometry_settings", None)
         resolved = self._resolve()
@@ -506,7 +528,7 @@ class Detector:
             model_config["input_shape"] = kind.input_shape(tiles[0])
         model = build_model(resolved.model_name, **model_config)
         trainer = Trainer(resolved.train_config, checkpoint_dir=checkpoint_dir, resume=resume)
-        self.history_ = trainer.fit(model, tiles, self._tiles(val, seed + 1, kind))
+        self.history_ = trainer.fit(model, tiles, self._tiles(val, seed + 1, kind), weights_from)
         self.model_ = model
         self._device = trainer.device
         return self._calibrate_after_fit(data, y, val_data, (train, val, cal_split))

@@ -6,7 +6,8 @@ normal, two copies with a defect of the *validation* generator
 (:func:`reconad.data.synthetic_defects.validation_defect`: ellipses, strokes and shading
 blobs, distinct from the generator HFR's denoising trains on).  The candidate with the
 best synthetic image AUROC wins (ties: the better pixel AUROC, then the cheaper one), and
-its fitted state becomes the Detector's.  The candidates, their synthetic figures and the
+its fitted state becomes the Detector's.  Candidates whose training is the same (``hfr``
+and ``hfr-patch`` differ only in how they score) train once (``Candidate.shares``).  The candidates, their synthetic figures and the
 choice are kept in ``Detector.selection_`` and the saved config (``selection``).
 
 With fewer than ``MIN_NORMALS`` normal images there is too little to hold out and
@@ -53,18 +54,22 @@ COPIES = 2
 
 @dataclass(frozen=True)
 class Candidate:
-    """One model setting ``auto`` may choose; ``cost`` orders them by training cost (ties)."""
+    """One model setting ``auto`` may choose; ``cost`` orders them by training cost (ties).
+    ``shares``: the label of an earlier candidate whose training is the same as this one's
+    (they differ only in how they score): this one takes its trained weights instead of
+    training again (``Detector.fit_sharing``)."""
 
     label: str
     model: str
     options: dict[str, Any] = field(default_factory=dict)
     cost: int = 0
+    shares: str | None = None
 
 
 CANDIDATES: tuple[Candidate, ...] = (
     Candidate("patchcore", "patchcore", {}, 0),
     Candidate("hfr", "hfr", {}, 1),
-    Candidate("hfr-patch", "hfr", {"hybrid": "patch"}, 2),
+    Candidate("hfr-patch", "hfr", {"hybrid": "patch"}, 2, shares="hfr"),
     Candidate("hfr-denoise", "hfr", {"denoise": "synthetic"}, 3),
 )
 
@@ -114,16 +119,25 @@ def _synthetic_figures(det: Detector, synthetic: Any) -> tuple[float, float]:
 
 
 def _train(
-    make: Callable[[str, dict[str, Any]], Detector], c: Candidate, fit_args: tuple[Any, ...], synthetic: Any
+    make: Callable[[str, dict[str, Any]], Detector],
+    c: Candidate,
+    fit_args: tuple[Any, ...],
+    synthetic: Any,
+    trained: Detector | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Fit candidate ``c`` and score the synthetic set: (fitted Detector or None, its record)."""
+    """Fit candidate ``c`` (with ``trained``'s weights when given) and score the synthetic
+    set: (fitted Detector or None, its record)."""
     record: dict[str, Any] = {**asdict(c), "synthetic_image_auroc": None, "synthetic_pixel_auroc": None}
     t0 = time.perf_counter()
     try:
         cand = make(c.model, c.options)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # each candidate warns like a full fit would
-            cand.fit(*fit_args)
+            if trained is not None:
+                cand.fit_sharing(trained, *fit_args)
+                record["trained_with"] = c.shares
+            else:
+                cand.fit(*fit_args)
         image, pixel = _synthetic_figures(cand, synthetic)
     except (ReconadError, RuntimeError, ValueError) as exc:
         record["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -173,7 +187,7 @@ def choose(
     fitted: dict[str, Detector] = {}
     records: list[dict[str, Any]] = []
     for c in candidates:
-        cand, record = _train(make, c, fit_args, synthetic)
+        cand, record = _train(make, c, fit_args, synthetic, fitted.get(c.shares or ""))
         records.append(record)
         if cand is not None:
             fitted[c.label] = cand

@@ -11,6 +11,8 @@ Stage indices (``layers``), 1-based:
 * EfficientNet-Lite: the 7 block groups, strides 2, 4, 8, 16, 16, 32, 32; channels
   16, 24, 40, 80, 112, 192, 320 for lite0/lite1 (16, 24, 48, 88, 120, 208, 352 for
   lite2).  Default (2, 3, 5): strides 4/8/16, the wider of the two stride-16 groups.
+* ``efficientnet_lite_ensemble``: Lite0, Lite1 and Lite2 side by side, the same stages,
+  their channels joined (``reconad.backbones.ensemble``).
 * ResNet: ``layer1`` .. ``layer4``, strides 4, 8, 16, 32.  Default (1, 2, 3).
 """
 
@@ -26,6 +28,7 @@ import torch.nn.functional as F
 from reconad.backbones.checkpoint import load_into, load_state_dict_file, packaged_lite_weights
 from reconad.backbones.download import cached_weights, weights_cache
 from reconad.backbones.efficientnet_lite import LITE_VARIANTS, EfficientNetLite
+from reconad.backbones.ensemble import ENSEMBLE, MEMBERS, LiteEnsemble
 from reconad.backbones.pyramid import FeaturePyramid, check_layers
 from reconad.backbones.resnet import RESNET_SPECS, ResNet
 from reconad.errors import ConfigError
@@ -50,17 +53,18 @@ BACKBONES: tuple[str, ...] = (
     "efficientnet_lite0",
     "efficientnet_lite1",
     "efficientnet_lite2",
+    ENSEMBLE,
     "resnet18",
     "resnet50",
     "wide_resnet50_2",
 )
 
 DEFAULT_LAYERS: dict[str, tuple[int, ...]] = {
-    **dict.fromkeys(LITE_VARIANTS, (2, 3, 5)),
+    **dict.fromkeys((*LITE_VARIANTS, ENSEMBLE), (2, 3, 5)),
     **dict.fromkeys(RESNET_SPECS, (1, 2, 3)),
 }
 
-_ALIASES = {f"lite{i}": f"efficientnet_lite{i}" for i in range(3)}
+_ALIASES = {**{f"lite{i}": f"efficientnet_lite{i}" for i in range(3)}, "lite_ensemble": ENSEMBLE}
 
 
 def canonical_name(name: str) -> str:
@@ -119,11 +123,28 @@ def build_backbone(
     and ``pretrained=False`` keeps a random init.
     """
     canonical = canonical_name(name)
-    source = _weights_source(canonical, weights, pretrained)
-    model = _new_model(canonical)
+    if canonical == ENSEMBLE:
+        model: EfficientNetLite | ResNet | LiteEnsemble = _ensemble(weights, pretrained)
+    else:
+        source = _weights_source(canonical, weights, pretrained)
+        model = _new_model(canonical)
+        _load(model, source, need_classifier=False)
     stages = check_layers(canonical, model, DEFAULT_LAYERS[canonical] if layers is None else layers)
-    _load(model, source, need_classifier=False)
     return FeaturePyramid(model, stages, canonical)
+
+
+def _ensemble(weights: str | os.PathLike | None, pretrained: bool) -> LiteEnsemble:
+    """The Lite ensemble with each member's packaged weights (one file cannot hold three)."""
+    if weights is not None:
+        raise ConfigError(
+            f"{ENSEMBLE} loads the packaged weights of {', '.join(MEMBERS)}: it takes no backbone_weights file"
+        )
+    members = []
+    for member in MEMBERS:
+        model = EfficientNetLite(member)
+        _load(model, _weights_source(member, None, pretrained), need_classifier=False)
+        members.append(model)
+    return LiteEnsemble(members)
 
 
 def build_classifier(
@@ -132,6 +153,8 @@ def build_classifier(
     """The full ImageNet classifier (eval mode); input must be normalised by the caller
     with ``model.input_mean`` / ``model.input_std`` (``imagenet_logits`` does it)."""
     canonical = canonical_name(name)
+    if canonical == ENSEMBLE:
+        raise ConfigError(f"{ENSEMBLE} is a feature encoder only: name one member ({', '.join(MEMBERS)})")
     source = _weights_source(canonical, weights, pretrained)
     model = _new_model(canonical)
     _load(model, source, need_classifier=True)

@@ -143,8 +143,21 @@ class Trainer:
         self.device = select_device(self.config.device)
 
     # ------------------------------------------------------------------ public
-    def fit(self, model: AnomalyModel, train_data: Dataset, val_data: Dataset | None = None) -> TrainHistory:
+    def fit(
+        self,
+        model: AnomalyModel,
+        train_data: Dataset,
+        val_data: Dataset | None = None,
+        weights_from: AnomalyModel | None = None,
+    ) -> TrainHistory:
+        """Train ``model``, then its end step (``on_fit_end``).  ``weights_from``: a model
+        of the same training already fitted on the same data (e.g. one that differs only in
+        how it scores): its weights are taken and no epoch runs; the end step does."""
         run = self._start(model, train_data, val_data)
+        if weights_from is not None:
+            copy_matching_state(model, weights_from)
+            self._finish(run)
+            return run.history
         self._restore(run)
         cfg = self.config
         t_train = time.perf_counter()
@@ -366,4 +379,13 @@ class Trainer:
         dist_utils.barrier()
 
 
-__all__ = ["Trainer", "TrainHistory", "TrainConfig", "move_to", "progress_enabled"]
+def copy_matching_state(target: torch.nn.Module, source: torch.nn.Module) -> int:
+    """Copy each parameter and buffer of ``source`` whose name and shape ``target`` has
+    too; the number copied."""
+    own = target.state_dict()
+    shared = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    target.load_state_dict(shared, strict=False)
+    return len(shared)
+
+
+__all__ = ["Trainer", "copy_matching_state", "TrainHistory", "TrainConfig", "move_to", "progress_enabled"]

@@ -39,6 +39,8 @@ from reconad.models.memae.model import Memory, addressing_entropy
 PRESETS: dict[str, dict[str, Any]] = {
     # the paper's plain HFR: equal level weights, unnormalised residuals, the map's maximum
     "paper": {"level_weights": [1.0, 1.0, 1.0], "normalization": "none", "score": "max"},
+    # Lite0 + Lite1 + Lite2 features joined (reconad.backbones.ensemble; cost in BENCHMARKS §24)
+    "ensemble": {"backbone": "efficientnet_lite_ensemble"},
 }
 
 

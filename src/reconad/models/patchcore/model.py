@@ -60,6 +60,8 @@ class PatchCore(AnomalyModel):
     frozen_prefixes = ("encoder.",)
     train_defaults: ClassVar[dict[str, Any]] = {"epochs": 1, "patience": None}
     default_monitor = "none"
+    #: Lite0 + Lite1 + Lite2 features joined (reconad.backbones.ensemble; cost in BENCHMARKS §24)
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"ensemble": {"backbone": "efficientnet_lite_ensemble"}}
     cpu_micro_batch_pixels: int | None = 256 * 256
 
     config: PatchCoreConfig
