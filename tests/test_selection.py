@@ -110,6 +110,8 @@ def test_a_candidate_of_the_same_training_takes_the_trained_weights_and_scores_a
     assert shared.threshold_ == pytest.approx(alone.threshold_, rel=1e-4, abs=1e-5)
     with pytest.raises(ConfigError, match="fit_sharing needs a fitted Detector"):
         Detector("hfr", **FAST).fit_sharing(Detector("hfr"), train)
+    with pytest.raises(ConfigError, match="of the same model"):
+        Detector("patchcore", **FAST).fit_sharing(plain, train)
     det = Detector("auto", **FAST).fit_auto(train, candidates=CANDIDATES[1:3], keep=True)
     rec = {r["label"]: r for r in det.selection_["candidates"]}
     assert rec["hfr-patch"]["trained_with"] == "hfr" and "trained_with" not in rec["hfr"]

@@ -495,8 +495,8 @@ class Detector:
         ``trained``'s (same data, same options but how it scores, e.g. ``hybrid``); no
         epoch runs, only the model's end step and the calibration.  ``auto`` uses it so that
         candidates with the same training train once."""
-        if is_auto(self.model) or trained.__dict__.get("model_") is None:
-            raise ConfigError("fit_sharing needs a fitted Detector and a named model of the same training")
+        if is_auto(self.model) or trained.__dict__.get("model_") is None or trained.model_name != self.model_name:
+            raise ConfigError("fit_sharing needs a fitted Detector of the same model (a setting of the same training)")
         self._fit(data, y, val_data, None, False, trained.model_)
         self.history_ = trained.history_
         return self
