@@ -12,7 +12,7 @@ The first argument names the data (any ``reconad.data`` dataset; ``category`` fo
 textures / MVTec; ``size``, ``resize_mode``, or ``"geometry": "auto"`` for the choice
 ``Detector(geometry="auto")`` makes from the training images) and the encoder; every level any setting uses is encoded once.  The
 second maps a label to a setting: ``model`` (hfr or patchcore), model options, and engine
-options (``epochs``, ``lr``, ``patience``, ``batch_size``); ``save_decoder`` / ``load_decoder`` write an HFR decoder's weights (safetensors)
+options (``epochs``, ``lr``, ``patience``, ``batch_size``, ``seed``: the decoder's initialisation and the training order); ``save_decoder`` / ``load_decoder`` write an HFR decoder's weights (safetensors)
 after training / read them instead of training; ``variants`` maps a label to
 scoring-only overrides (score, hybrid, normalisation, level weights) evaluated on the same
 trained decoder, so they differ from their parent by the scoring alone.  Each setting is scored the
@@ -47,7 +47,7 @@ from reconad.models.encoder_features import FeatureCache, encode_with_labels
 
 #: nearest-term coresets built for the variants of one trained decoder, by (kind, budget)
 BANKS: dict[Any, torch.Tensor] = {}
-TRAIN_KEYS = ("epochs", "lr", "patience", "batch_size", "scheduler", "monitor")
+TRAIN_KEYS = ("epochs", "lr", "patience", "batch_size", "scheduler", "monitor", "seed")
 
 
 def _layers(setting: dict[str, Any], backbone: str) -> list[int]:
@@ -237,7 +237,7 @@ def run(spec: dict[str, Any], settings: dict[str, dict[str, Any]]) -> dict[str, 
         save, load = setting.pop("save_decoder", None), setting.pop("load_decoder", None)
         train_opts = {k: setting.pop(k) for k in TRAIN_KEYS if k in setting}
         train_opts.setdefault("epochs", spec.get("epochs", 40))
-        torch.manual_seed(0)
+        torch.manual_seed(int(train_opts.get("seed", 0)))
         model = build_model(name, backbone=backbone, **setting)
         layers = list(model.encoder.layers)
         t1 = time.time()

@@ -6,8 +6,8 @@ engine's own batch time, ``import reconad`` / ``reconad --help``, and a cold pre
 * engine: the run's pipeline (``reconad.inference.open_run``) on the N images already
   decoded and resized, in batches of the pipeline's batch size: the engine alone;
 * predict: the real ``reconad predict RUN DIR --out OUT --engine ENGINE --quiet`` over the
-  same N images as PNG files (decode, resize, score, p-value, ``scores.csv``, an overlay
-  PNG per image), whole command, and marginal (minus a run over 8 images: start-up);
+  same N images as PNG files (decode, resize, score, p-value, ``scores.csv``, the overlay
+  PNGs ``--overlays`` asks for: all, flagged or none), whole command, and marginal (minus a run over 8 images: start-up);
 * ``python -c "import reconad"`` and ``python -m reconad --help``, and a cold predict of
   one image (whether it imported torch), ``repeats`` processes each, median wall time.
 
@@ -98,14 +98,14 @@ def _engines_only(run: Path, source: list[Path], n: int, engines: list[str]) -> 
     return out
 
 
-def _predict(run: Path, files: list[Path], engine: str, tmp: Path) -> dict[str, Any]:
+def _predict(run: Path, files: list[Path], engine: str, tmp: Path, overlays: str = "all") -> dict[str, Any]:
     folder = tmp / "images"
     small = tmp / "small"
     small.mkdir()
     for f in files[:8]:
         shutil.copyfile(f, small / f.name)
     base = [sys.executable, "-m", "reconad", "predict", str(run)]
-    tail = ["--engine", engine, "--quiet"]
+    tail = ["--engine", engine, "--overlays", overlays, "--quiet"]
     _wall([*base, str(small), "--out", str(tmp / "warm"), *tail])  # file cache, lazy imports
     s8, c8 = _timed([*base, str(small), "--out", str(tmp / "out8"), *tail])
     sn, cn = _timed([*base, str(folder), "--out", str(tmp / "outn"), *tail])
@@ -152,6 +152,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--engine", default="onnx")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--overlays", default="all", choices=("all", "flagged", "none"), help="predict's --overlays")
     ap.add_argument("--engines-only", default=None, help="comma-separated engines: engine times and parity only")
     ap.add_argument("--startup-only", action="store_true", help="import, --help and cold predict only")
     return ap
@@ -180,9 +181,9 @@ def main() -> None:
         for i in range(args.n):
             files.append(tmp / "images" / f"{i:05d}.png")
             shutil.copyfile(source[i % len(source)], files[-1])
-        result: dict[str, Any] = {"n_images": args.n, "image_source": str(args.images)}
+        result: dict[str, Any] = {"n_images": args.n, "image_source": str(args.images), "overlays": args.overlays}
         result["engine_alone"] = _engine_seconds(args.run, source, args.n, args.engine)
-        result["predict"] = _predict(args.run, files, args.engine, tmp)
+        result["predict"] = _predict(args.run, files, args.engine, tmp, args.overlays)
         result["predict_over_engine"] = result["predict"]["seconds_whole_command"] / result["engine_alone"]["seconds"]
         result["marginal_predict_over_engine"] = (
             result["predict"]["seconds_marginal"] * args.n / (args.n - 8) / result["engine_alone"]["seconds"]

@@ -34,6 +34,9 @@ def test_runner_writes_well_formed_tables(digits_result):
     assert saved["mean"] == pytest.approx(np.mean(list(saved["per_class"].values())))
     assert set(saved["knn_per_class"]) == {"0", "1"}
     assert "stratified 70/30" in saved["data"] and saved["settings"]["epochs"] == 3
+    # the semantic-anomaly settings the runner uses unless told otherwise, recorded
+    model_settings = saved["details"]["model_settings"]
+    assert (model_settings["hybrid"], model_settings["hybrid_weight"]) == ("pooled", 4.0)
     md = (out / "results.md").read_text()
     assert "| class | name | hfr AUROC | kNN AUROC | PatchCore AUROC | seconds |" in md
     assert set(saved["patchcore_per_class"]) == {"0", "1"}
