@@ -335,3 +335,37 @@ def test_test_command_writes_the_report_from_one_scoring_pass(tiny_run, capsys, 
 
     assert main(["report", str(tiny_run), "--quiet"]) == 0
     assert path.is_file() and f"report written to {path}" in capsys.readouterr().out
+
+
+def test_report_of_an_auto_run_shows_the_candidates_and_the_choice(tmp_path):
+    """``model="auto"``: the report lists every candidate with its synthetic figures, marks the
+    pick, and says what a shared training and a failure were; other runs have no such section."""
+    scores, labels, images, maps, masks, paths = _synthetic(6, 6)
+    run = tmp_path / "run"
+    _write_run_files(run, scores, labels, paths, threshold=0.9)
+    candidates = [
+        {"label": "patchcore", "model": "patchcore", "options": {}, "synthetic_image_auroc": 0.61,
+         "synthetic_pixel_auroc": 0.52, "seconds": 7.2},
+        {"label": "hfr", "model": "hfr", "options": {}, "synthetic_image_auroc": 0.83,
+         "synthetic_pixel_auroc": 0.71, "seconds": 32.1},
+        {"label": "hfr-patch", "model": "hfr", "options": {"hybrid": "patch"}, "synthetic_image_auroc": 0.79,
+         "synthetic_pixel_auroc": 0.64, "seconds": 13.2, "trained_with": "hfr"},
+        {"label": "broken", "model": "hfr", "options": {"width": 2}, "synthetic_image_auroc": None,
+         "synthetic_pixel_auroc": None, "error": "width must be >= 8"},
+    ]  # fmt: skip
+    selection = {"chosen": "hfr", "rule": "best synthetic image AUROC", "candidates": candidates,
+                 "validation": {"normals": 12, "defects": 24}}  # fmt: skip
+    (run / "model").mkdir()
+    (run / "model" / "config.json").write_text(json.dumps({"model": "hfr", "selection": selection}))
+    path = _report(run, scores, labels, images, maps, masks, paths)
+    page = _parse(path)
+    _assert_self_contained(page, path.read_text())
+    assert "choice" in page.ids
+    for words in ("model=auto chose hfr", "12 held-out normal images and 24 synthetic defects",
+                  "hfr (hybrid=patch)", "weights of hfr", "width must be >= 8", "0.8300"):  # fmt: skip
+        assert words in page.all_text, words
+    html = path.read_text()
+    chosen_row = html[html.index("<tr class='chosen'>") :]
+    assert chosen_row.index("<td>hfr</td>") < chosen_row.index("</tr>")
+    (run / "model" / "config.json").write_text(json.dumps({"model": "hfr"}))
+    assert "choice" not in _parse(_report(run, scores, labels, images, maps, masks, paths)).ids

@@ -114,6 +114,7 @@ table.metrics { border-collapse:collapse; width:100%; font-variant-numeric:tabul
 table.metrics th { text-align:left; font-weight:500; color:var(--muted); padding:6px 12px 6px 0;
                    border-bottom:1px solid var(--line); width:46%; }
 table.metrics td { padding:6px 0; border-bottom:1px solid var(--line); }
+table.metrics tr.chosen td { font-weight:600; }
 table.metrics tr.group th { color:var(--ink); font-weight:600; padding-top:14px; border-bottom:2px solid var(--line); }
 .figs { display:grid; grid-template-columns:1fr 1fr 1.4fr; gap:16px; align-items:start; }
 .figs.one { grid-template-columns:minmax(0,640px); }
@@ -378,6 +379,45 @@ def _metrics_section(
     )
 
 
+def _top_note(has_p_values: bool, omitted: int) -> str:
+    note = "" if has_p_values else " P-values are not shown: this run's scores.csv has none."
+    if omitted:
+        note += f" {omitted} thumbnail(s) were left out to keep this file small."
+    return note
+
+
+def _selection_section(config: dict[str, Any]) -> str:
+    """``model="auto"``'s choice: every candidate, its synthetic figures, the pick and the rule
+    ("" for a run that chose nothing)."""
+    sel = config.get("selection")
+    if not isinstance(sel, dict) or not sel.get("candidates"):
+        return ""
+    rows = []
+    for c in sel["candidates"]:
+        options = ", ".join(f"{k}={v}" for k, v in (c.get("options") or {}).items()) or "defaults"
+        note = c.get("error") or (f"weights of {c['trained_with']}" if c.get("trained_with") else "")
+        cells = (
+            c.get("label"),
+            f"{c.get('model')} ({options})",
+            _fmt(c.get("synthetic_image_auroc")),
+            _fmt(c.get("synthetic_pixel_auroc")),
+            _fmt(c.get("seconds"), 1),
+            note,
+        )
+        chosen = " class='chosen'" if c.get("label") == sel.get("chosen") else ""
+        rows.append(f"<tr{chosen}>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("candidate", "model", "synthetic image AUROC", "synthetic pixel AUROC",
+                                            "seconds", "note"))  # fmt: skip
+    val = sel.get("validation") or {}
+    return (
+        "<section id='choice'><h2>Model choice</h2><p class='intro'>"
+        f"model=auto chose <b>{html.escape(str(sel.get('chosen')))}</b> ({html.escape(str(sel.get('rule', '')))}) on "
+        f"{val.get('normals', '?')} held-out normal images and {val.get('defects', '?')} synthetic defects. The "
+        "synthetic figures rank the candidates; they are no estimate of the AUROC on real defects.</p>"
+        f"<table class='metrics'><tr>{head}</tr>{''.join(rows)}</table></section>"
+    )
+
+
 def write_report(
     run_dir: str | os.PathLike,
     *,
@@ -423,13 +463,18 @@ def write_report(
     galleries = select_galleries(y, s, threshold, max_top, max_errors)
     cards, omitted = gallery_cards(out, galleries, view, thumb_size, max_embedded_bytes)
     has_masks = masks is not None
-    top_note = "" if p_values is not None else " P-values are not shown: this run's scores.csv has none."
-    if omitted:
-        top_note += f" {omitted} thumbnail(s) were left out to keep this file small."
-    gallery_html, gallery_nav = _gallery_sections(galleries, cards, _legend(vmin, vmax, has_masks), top_note)
-    body = _metrics_section(m, y, s, threshold, basis, has_masks) + f"\n{curves}\n{gallery_html}"
+    gallery_html, gallery_nav = _gallery_sections(
+        galleries, cards, _legend(vmin, vmax, has_masks), _top_note(p_values is not None, omitted)
+    )
+    choice = _selection_section(config)
+    body = _metrics_section(m, y, s, threshold, basis, has_masks) + f"\n{choice}\n{curves}\n{gallery_html}"
     title, sub = _subtitle(m, info, config, model)
-    nav = [("metrics", "Metrics"), ("curves", "Curves"), *gallery_nav]
+    nav = [
+        ("metrics", "Metrics"),
+        *([("choice", "Model choice")] if choice else []),
+        ("curves", "Curves"),
+        *gallery_nav,
+    ]
     path = out / REPORT_FILE
     write_text(path, _page(title, sub, run, nav, body, str(config.get("reconad_version", ""))))
     return path
