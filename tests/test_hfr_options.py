@@ -53,7 +53,7 @@ def test_hybrid_terms_fit_score_and_survive_save_load(data, hybrid, tmp_path):
     det.save(tmp_path / "m")
     back = Detector.load(tmp_path / "m")
     torch.testing.assert_close(back.model_.score_images(x).scores, s_norm)
-    plain = Detector("hfr", **FAST).fit(data[0])
+    plain = Detector("hfr", hybrid="none", **FAST).fit(data[0])
     if hybrid == "pooled":  # the pooled term enters the image score only, never the map
         torch.testing.assert_close(plain.model_.score_images(x).maps, m_norm)
 
@@ -61,7 +61,9 @@ def test_hybrid_terms_fit_score_and_survive_save_load(data, hybrid, tmp_path):
 def test_max_fusion_on_tail_scales_keeps_each_term_and_survives_save_load(data, tmp_path):
     from reconad.models.encoder_features import FeatureCache
 
-    det = Detector("hfr", hybrid="patch", hybrid_fusion="max", hybrid_scale="tail", hybrid_budget=64, **FAST)
+    det = Detector(
+        "hfr", hybrid="patch", hybrid_weight=1.0, hybrid_fusion="max", hybrid_scale="tail", hybrid_budget=64, **FAST
+    )
     model = det.fit(data[0]).model_
     x = _normals(data[1])
     bad, _ = paste_square(x)

@@ -69,7 +69,7 @@ class Candidate:
 CANDIDATES: tuple[Candidate, ...] = (
     Candidate("patchcore", "patchcore", {}, 0),
     Candidate("hfr", "hfr", {}, 1),
-    Candidate("hfr-patch", "hfr", {"hybrid": "patch"}, 2, shares="hfr"),
+    Candidate("hfr-patch", "hfr", {"hybrid": "patch", "hybrid_weight": 1.0}, 2, shares="hfr"),
     Candidate("hfr-denoise", "hfr", {"denoise": "synthetic"}, 3),
 )
 

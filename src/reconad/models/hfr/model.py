@@ -38,7 +38,7 @@ from reconad.models.memae.model import Memory, addressing_entropy
 #: named settings (``Detector("hfr", preset=...)``); the options a user passes win
 PRESETS: dict[str, dict[str, Any]] = {
     # the paper's plain HFR: equal level weights, unnormalised residuals, the map's maximum
-    "paper": {"level_weights": [1.0, 1.0, 1.0], "normalization": "none", "score": "max"},
+    "paper": {"level_weights": [1.0, 1.0, 1.0], "normalization": "none", "score": "max", "hybrid": "none"},
     # Lite0 + Lite1 + Lite2 features joined (reconad.backbones.ensemble; cost in BENCHMARKS §24)
     "ensemble": {"backbone": "efficientnet_lite_ensemble"},
 }

@@ -65,7 +65,10 @@ class NearestTerm(nn.Module):
         self.bank = vectors.index_select(0, idx).float().to(self.mean.device)
 
     def distances(self, vectors: torch.Tensor) -> torch.Tensor:
-        """Mean distance of each row of ``vectors`` (..., D) to its ``k`` nearest bank vectors."""
+        """Mean distance of each row of ``vectors`` (..., D) to its ``k`` nearest bank vectors
+        (0 before ``fit_bank``: an unfitted term adds nothing)."""
+        if self.bank.shape[0] == 0:
+            return vectors.new_zeros(vectors.shape[:-1], dtype=torch.float32)
         flat = vectors.reshape(-1, vectors.shape[-1]).float()
         d = pairwise_sq_distances(flat, self.bank)
         k = min(self.k, int(self.bank.shape[0]))
