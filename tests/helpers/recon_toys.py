@@ -46,3 +46,21 @@ def digits_one_class(normal: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
     (train_x, train_y), (test_x, test_y) = load_sklearn_digits("train"), load_sklearn_digits("test")
     return train_x[train_y == normal], test_x, (test_y != normal).astype(int)
+
+
+def corner_rows(n: int, rng: np.random.Generator, dim: int = 12) -> np.ndarray:
+    """Rows near six fixed corners of the unit cube with unequal shares (40% down to 4%):
+    records of a few kinds, as one-hot coded traffic is."""
+    corners = np.random.default_rng(7).uniform(0, 1, size=(6, dim)).round()
+    share = np.array([0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
+    kind = rng.choice(len(corners), size=n, p=share)
+    return (corners[kind] + 0.03 * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+def corner_toy(seed: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train normals, test rows, test labels): anomalies sit near other corners of the cube."""
+    rng = np.random.default_rng(seed)
+    train = corner_rows(600, rng)
+    others = rng.uniform(0, 1, size=(60, 12)).round() + 0.03 * rng.normal(size=(60, 12))
+    test = np.vstack([corner_rows(200, rng), others.astype(np.float32)])
+    return train, test, np.r_[np.zeros(200), np.ones(60)]

@@ -66,7 +66,7 @@ class AAE(AdversarialModel):
         self.encoder = build_encoder(c, norm=c.norm)
         self.decoder = build_generator(c, norm=c.norm)
         self.latent_discriminator = RowDiscriminator(
-            c.resolved_latent(), c.resolved_disc_hidden(), spectral=c.spectral_norm
+            c.resolved_latent(), c.resolved_disc_hidden(), spectral=c.resolved_spectral_norm()
         )
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:

@@ -66,7 +66,7 @@ class ALAD(BiGAN):
     def __init__(self, config: ALADConfig | None = None, **kwargs: Any) -> None:
         super().__init__(config or ALADConfig(**kwargs))
         c = self.config
-        self.d_xz = build_pair_discriminator(c, c.resolved_joint(), c.dropout, spectral=c.spectral_norm)
+        self.d_xz = build_pair_discriminator(c, c.resolved_joint(), c.dropout, spectral=c.resolved_spectral_norm())
         self.d_xx = build_dxx(c)
         self.d_zz = build_dzz(c)
         self.track_weight_average()

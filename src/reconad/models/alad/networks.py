@@ -25,13 +25,13 @@ def build_dxx(cfg: ALADConfig) -> PairOf:
     shape = cfg.input_shape
     assert shape is not None
     if cfg.is_table:
-        return PairOf(RowDiscriminator(2 * shape[0], [128], spectral=cfg.spectral_norm, dropout=cfg.dropout))
+        return PairOf(RowDiscriminator(2 * shape[0], [128], spectral=cfg.resolved_spectral_norm(), dropout=cfg.dropout))
     plan = conv_plan(2 * shape[0], shape[1:], cfg.width, cfg.min_size)
-    return PairOf(ImageDiscriminator(plan, norm="none", spectral=cfg.spectral_norm, dropout=cfg.dropout))
+    return PairOf(ImageDiscriminator(plan, norm="none", spectral=cfg.resolved_spectral_norm(), dropout=cfg.dropout))
 
 
 def build_dzz(cfg: ALADConfig) -> PairOf:
     """D_zz: an MLP over (z, z') (64 -> 32 units for images, 32 for rows, as the official code)."""
     latent = cfg.resolved_latent()
     hidden = [32] if cfg.is_table else [64, 32]
-    return PairOf(RowDiscriminator(2 * latent, hidden, spectral=cfg.spectral_norm, dropout=cfg.dropout))
+    return PairOf(RowDiscriminator(2 * latent, hidden, spectral=cfg.resolved_spectral_norm(), dropout=cfg.dropout))

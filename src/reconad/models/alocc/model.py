@@ -67,7 +67,9 @@ class ALOCC(AdversarialModel):
         super().__init__(config or ALOCCConfig(**kwargs))
         plan = image_plan(self.config)
         self.reconstructor = Reconstructor(plan)
-        self.discriminator = ImageDiscriminator(plan, norm=self.config.d_norm, spectral=self.config.spectral_norm)
+        self.discriminator = ImageDiscriminator(
+            plan, norm=self.config.d_norm, spectral=self.config.resolved_spectral_norm()
+        )
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         c = self.config

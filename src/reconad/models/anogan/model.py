@@ -52,7 +52,7 @@ class AnoGAN(AdversarialModel):
         assert shape is not None
         plan = conv_plan(shape[0], shape[1:], self.config.width, self.config.min_size)
         self.generator = ImageGenerator(plan, self.config.resolved_latent(), shape[0])
-        self.discriminator = ImageDiscriminator(plan, spectral=self.config.spectral_norm)
+        self.discriminator = ImageDiscriminator(plan, spectral=self.config.resolved_spectral_norm())
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         c = self.config

@@ -68,7 +68,7 @@ class CAVGANetworks(nn.Module):
         h, w = plan.out_size
         self.encoder = ConvLatentEncoder(plan, k)
         self.decoder = ConvLatentDecoder(plan, k, shape[0])
-        self.discriminator = ImageDiscriminator(plan, spectral=cfg.spectral_norm)
+        self.discriminator = ImageDiscriminator(plan, spectral=cfg.resolved_spectral_norm())
         self.classifier = nn.Linear(k * h * w, 2) if cfg.variant == "w" else None
 
 

@@ -58,7 +58,7 @@ class FAnoGAN(AdversarialModel):
         latent = self.config.resolved_latent()
         plan = conv_plan(shape[0], shape[1:], self.config.width, self.config.min_size)
         self.generator = ImageGenerator(plan, latent, shape[0])
-        self.critic = ImageDiscriminator(plan, norm="layer", spectral=self.config.spectral_norm)
+        self.critic = ImageDiscriminator(plan, norm="layer", spectral=self.config.resolved_spectral_norm())
         self.encoder = ImageEncoder(plan, latent)
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:

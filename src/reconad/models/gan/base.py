@@ -45,16 +45,16 @@ class AdversarialModel(ReconstructionModel):
     def __init__(self, config: GANConfig) -> None:
         if self.image_only and config.is_table:
             raise ConfigError(f"model {self.name} takes images only; for tables use egbad, alad or ganomaly")
-        if config.ema_decay > 0 and not self.keeps_weight_average:
+        if config.resolved_ema_decay() > 0 and not self.keeps_weight_average:
             raise ConfigError(f"model {self.name} keeps no weight average; ema_decay is for alad and egbad")
         super().__init__(config)
 
     # ---------------------------------------------------------- weight average
     def track_weight_average(self) -> None:
-        """Start the moving average of every weight (``config.ema_decay`` > 0); subclasses
+        """Start the moving average of every weight (``config.resolved_ema_decay()`` > 0); subclasses
         call it once their networks exist.  The averages are buffers, so checkpoints,
         resumes and saved models keep them."""
-        if self.config.ema_decay <= 0:
+        if self.config.resolved_ema_decay() <= 0:
             return
         for name, p in self.named_parameters():
             self.register_buffer(_ema_name(name), p.detach().clone())
@@ -63,11 +63,11 @@ class AdversarialModel(ReconstructionModel):
     @torch.no_grad()
     def update_weight_average(self) -> None:
         """One step of the average, after a training step has updated the weights."""
-        if self.config.ema_decay <= 0:
+        if self.config.resolved_ema_decay() <= 0:
             return
         counter = self.get_buffer("ema_updates")
         t = float(counter)
-        decay = min(self.config.ema_decay, (1.0 + t) / (10.0 + t))
+        decay = min(self.config.resolved_ema_decay(), (1.0 + t) / (10.0 + t))
         for name, p in self.named_parameters():
             self.get_buffer(_ema_name(name)).lerp_(p.detach(), 1.0 - decay)
         counter.add_(1)
@@ -75,7 +75,7 @@ class AdversarialModel(ReconstructionModel):
     @torch.no_grad()
     def use_weight_average(self) -> None:
         """Put the averaged weights in place of the last ones (at the end of training)."""
-        if self.config.ema_decay <= 0:
+        if self.config.resolved_ema_decay() <= 0:
             return
         for name, p in self.named_parameters():
             p.copy_(self.get_buffer(_ema_name(name)))

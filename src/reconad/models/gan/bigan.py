@@ -58,7 +58,7 @@ class BiGAN(AdversarialModel):
 
     def __init__(self, config: GANConfig) -> None:
         super().__init__(config)
-        self.encoder = build_encoder(self.config, spectral=self.config.spectral_norm)
+        self.encoder = build_encoder(self.config, spectral=self.config.resolved_spectral_norm())
         self.generator = build_generator(self.config)
 
     def pair(self) -> PairDiscriminator:

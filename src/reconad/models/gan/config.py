@@ -40,13 +40,15 @@ class GANConfig(NetConfig):
     betas_g, betas_d: their Adam betas; (0.5, 0.999) is DCGAN's, used by AnoGAN, EGBAD,
     ALAD, GANomaly and Skip-GANomaly.
     spectral_norm: spectral normalisation of the discriminator side (and, where the
-    model says so, the encoder); off unless a model's docstring says otherwise.
+    model says so, the encoder); None = the model's default (:meth:`resolved_spectral_norm`:
+    off unless a model's docstring says otherwise).
     ema_decay: an exponential moving average of every weight, kept during training and
     put in place of the weights once training ends (what is scored, saved and exported);
     0 = off.  The decay of step t is min(ema_decay, (1 + t) / (10 + t)), so that a short
     run averages its last steps rather than its initialisation.  The last weights of a
     GAN depend on which side won the last few steps; their average does not, so seeds
-    and epoch counts agree.  Off unless a model says otherwise.
+    and epoch counts agree.  None = the model's default (:meth:`resolved_ema_decay`:
+    off unless a model says otherwise).
     latent_dim: size of z; None = the model's paper value for images (``image_latent``)
     and ``table_latent`` for rows.
     """
@@ -55,8 +57,8 @@ class GANConfig(NetConfig):
     lr_d: float | None = None
     betas_g: list[float] = field(default_factory=lambda: [0.5, 0.999])
     betas_d: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    spectral_norm: bool = False
-    ema_decay: float = 0.0
+    spectral_norm: bool | None = None
+    ema_decay: float | None = None
 
     image_latent: ClassVar[int] = 100
     table_latent: ClassVar[int] = 32
@@ -67,9 +69,17 @@ class GANConfig(NetConfig):
         check_lr("lr_d", self.lr_d)
         self.betas_g = check_betas("betas_g", self.betas_g)
         self.betas_d = check_betas("betas_d", self.betas_d)
-        check_types(self, numbers=("ema_decay",))
-        if not 0 <= self.ema_decay < 1:
+        check_types(self, numbers=("ema_decay",), optional=("ema_decay",))
+        if self.ema_decay is not None and not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    def resolved_ema_decay(self) -> float:
+        """The weight average's decay (None: 0, off)."""
+        return self.ema_decay or 0.0
+
+    def resolved_spectral_norm(self) -> bool:
+        """Whether the networks are built spectrally normalised (None: off)."""
+        return bool(self.spectral_norm)
 
     def resolved_latent(self) -> int:
         if self.latent_dim is not None:

@@ -46,5 +46,7 @@ def build_discriminator(cfg: GANomalyConfig) -> nn.Module:
     shape = cfg.input_shape
     assert shape is not None
     if cfg.is_table:
-        return RowDiscriminator(shape[0], cfg.resolved_hidden(), spectral=cfg.spectral_norm)
-    return ImageDiscriminator(conv_plan(shape[0], shape[1:], cfg.width, cfg.min_size), spectral=cfg.spectral_norm)
+        return RowDiscriminator(shape[0], cfg.resolved_hidden(), spectral=cfg.resolved_spectral_norm())
+    return ImageDiscriminator(
+        conv_plan(shape[0], shape[1:], cfg.width, cfg.min_size), spectral=cfg.resolved_spectral_norm()
+    )

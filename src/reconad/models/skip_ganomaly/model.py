@@ -72,7 +72,7 @@ class SkipGANomaly(AdversarialModel):
         assert shape is not None
         plan = conv_plan(shape[0], shape[1:], self.config.width, self.config.min_size)
         self.generator = SkipUNet(plan, self.config.skip_levels)
-        self.discriminator = ImageDiscriminator(plan, spectral=self.config.spectral_norm)
+        self.discriminator = ImageDiscriminator(plan, spectral=self.config.resolved_spectral_norm())
 
     def optimizer_specs(self) -> dict[str, OptimizerSpec]:
         c = self.config
