@@ -36,7 +36,11 @@ def test_runner_writes_well_formed_tables(digits_result):
     assert "stratified 70/30" in saved["data"] and saved["settings"]["epochs"] == 3
     # the semantic-anomaly settings the runner uses unless told otherwise, recorded
     model_settings = saved["details"]["model_settings"]
-    assert (model_settings["hybrid"], model_settings["hybrid_weight"]) == ("pooled", 4.0)
+    assert (model_settings["hybrid"], model_settings["hybrid_weight"], model_settings["score"]) == (
+        "patch",
+        4.0,
+        "topk",
+    )
     md = (out / "results.md").read_text()
     assert "| class | name | hfr AUROC | kNN AUROC | PatchCore AUROC | seconds |" in md
     assert set(saved["patchcore_per_class"]) == {"0", "1"}
