@@ -85,8 +85,13 @@ class DataKind:
         """ConfigError when model ``model_name`` (taking ``input_kinds``; trained on
         ``fitted_kind`` data when fitted) cannot take this kind; the refusal names ``takers``,
         the models that do."""
-        self._check_fitted(model_name, fitted_kind)
-
-    def _check_fitted(self, model_name: str, fitted_kind: str | None) -> None:
+        refusal = None if self.name in input_kinds else self.not_taken(model_name, takers)
+        if refusal is not None:
+            raise ConfigError(refusal)
         if fitted_kind is not None and fitted_kind != self.name:
             raise ConfigError(f"this {model_name} model was trained on {LABELS[fitted_kind]}, got {self.label}")
+
+    def not_taken(self, model_name: str, takers: Sequence[str]) -> str | None:
+        """The one-line refusal for a model whose ``input_kinds`` lack this kind; None: this
+        kind leaves that to the model (images)."""
+        return None

@@ -28,13 +28,5 @@ class ClipKind(DataKind):
         t, c, h, w = item.frames.shape  # (T, C, H, W) frames -> [C, T, H, W]
         return [c, t, h, w]
 
-    def check_model(
-        self,
-        model_name: str,
-        input_kinds: tuple[str, ...],
-        fitted_kind: str | None = None,
-        takers: Sequence[str] = (),
-    ) -> None:
-        self._check_fitted(model_name, fitted_kind)
-        if "video" not in input_kinds:
-            raise ConfigError(f"model {model_name} takes no video clips{use_instead(takers, 'clips')}")
+    def not_taken(self, model_name: str, takers: Sequence[str]) -> str | None:
+        return f"model {model_name} takes no video clips{use_instead(takers, 'clips')}"

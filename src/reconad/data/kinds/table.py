@@ -13,7 +13,7 @@ from reconad.data.kinds.base import DataKind, use_instead
 from reconad.data.records import collate_rows
 from reconad.data.rows import as_table_dataset, feature_names, match_columns
 from reconad.data.sizes import dataset_size
-from reconad.errors import ConfigError, DataError
+from reconad.errors import DataError
 
 
 class TableKind(DataKind):
@@ -39,18 +39,8 @@ class TableKind(DataKind):
     def match(self, data: Any, names: list[str] | None) -> Any:
         return match_columns(data, names)
 
-    def check_model(
-        self,
-        model_name: str,
-        input_kinds: tuple[str, ...],
-        fitted_kind: str | None = None,
-        takers: Sequence[str] = (),
-    ) -> None:
-        if "table" not in input_kinds:
-            raise ConfigError(
-                f"model {model_name} takes images only, got a table (rows x features){use_instead(takers, 'tables')}"
-            )
-        self._check_fitted(model_name, fitted_kind)
+    def not_taken(self, model_name: str, takers: Sequence[str]) -> str | None:
+        return f"model {model_name} takes images only, got a table (rows x features){use_instead(takers, 'tables')}"
 
     def n_features(self, ds: Dataset) -> int | None:
         return int(ds[0].x.shape[0]) if dataset_size(ds) else None
