@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from reconad.cli_benchmark import add_benchmark_parser, add_model_choice_options
 from reconad.errors import ReconadError
 
 if TYPE_CHECKING:
@@ -80,16 +81,6 @@ def _tiling_args(p: argparse.ArgumentParser, scoring: bool = False) -> None:
     )
 
 
-def _set_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="any model/engine option, values read as JSON, e.g. --set score=topk --set 'layers=[3,4,5]'",
-    )
-
-
 def _train_parser(sub: Any) -> None:
     t = sub.add_parser("train", help="train a model on normal images")
     t.add_argument("--model", default="hfr")
@@ -135,7 +126,6 @@ def _train_parser(sub: Any) -> None:
         help="magnetic-tile: move this seeded share of each defect class into training as labelled "
         "anomalies (and out of the test split)",
     )
-    t.add_argument("--preset", default=None, help="a named set of model options (hfr: paper)")
     t.add_argument(
         "--resume",
         action="store_true",
@@ -148,7 +138,7 @@ def _train_parser(sub: Any) -> None:
         help="replace the run already in --out: the new run is built beside it and replaces it only once it "
         "has succeeded (without --overwrite or --resume an existing run is refused)",
     )
-    _set_arg(t)
+    add_model_choice_options(t)
     t.add_argument("--quiet", action="store_true")
 
 
@@ -299,7 +289,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reconad.cli_benchmark import add_benchmark_parser
     from reconad.version import __version__
 
     parser = _Parser(prog="reconad", description="Reconstruction-based anomaly detection.")

@@ -134,12 +134,17 @@ def _add_model_options(p: argparse.ArgumentParser, cls: type[ProtocolSettings]) 
     g.add_argument("--epochs", type=_int, default=None, help="training epochs (default: each model's own)")
     if "seed" not in {f.name for f in cls.flag_fields()}:
         g.add_argument("--seed", type=_int, default=0, help="seed of the models and the draws (default 0)")
-    g.add_argument(
+    add_model_choice_options(g, "; memae: paper, in the video protocol its whole recipe")
+
+
+def add_model_choice_options(p: Any, more_presets: str = "") -> None:
+    """``--preset`` and ``--set``, as ``reconad train`` and every benchmark take them."""
+    p.add_argument(
         "--preset",
         default=None,
-        help="a named set of model options (hfr: paper; memae: paper, in the video protocol its whole recipe)",
+        help=f"a named set of model options (hfr: paper, ensemble; patchcore: ensemble{more_presets})",
     )
-    g.add_argument(
+    p.add_argument(
         "--set",
         action="append",
         default=[],
