@@ -12,6 +12,7 @@ trained for; a defect one of them maps like normal texture another may not.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -32,13 +33,17 @@ class LiteEnsemble(nn.Module):
         if len(strides) != 1:
             raise ValueError("ensemble members must share their stage strides")
         self.members = nn.ModuleList(members)
-        self._lites: list[EfficientNetLite] = list(members)  # the same modules, typed
         self.input_mean = LITE_MEAN
         self.input_std = LITE_STD
         self.stage_strides: tuple[int, ...] = members[0].stage_strides
         self.stage_channels: tuple[int, ...] = tuple(
             sum(cs) for cs in zip(*(m.stage_channels for m in members), strict=True)
         )
+
+    @property
+    def _lites(self) -> list[EfficientNetLite]:
+        """``members``, typed."""
+        return [cast(EfficientNetLite, m) for m in self.members]
 
     def forward_stages(self, x: torch.Tensor, stages: Sequence[int]) -> list[torch.Tensor]:
         outputs = [m.forward_stages(x, stages) for m in self._lites]
