@@ -62,7 +62,7 @@ def test_video_settings_take_the_recipe_and_record_what_the_user_changed(tmp_pat
     s = VideoSettings(root=str(tmp_path), options={"preset": "paper"})
     assert (s.frame_size, s.channels, s.clip_length, s.train_stride, s.test_stride) == ([256, 256], 1, 16, 1, 1)
     assert s.preset_departures == {}
-    opts = model_options(s)
+    opts = model_options(s, "memae")
     assert opts["lr"] == 1e-4 and opts["batch_size"] == 14 and opts["epochs"] == 100 and opts["val_fraction"] == 0
     assert "width" not in opts  # the model part travels as the Detector's preset
 
@@ -72,11 +72,17 @@ def test_video_settings_take_the_recipe_and_record_what_the_user_changed(tmp_pat
         "--frame-size": {"given": [64, 96], "preset": [256, 256]},
         "epochs": {"given": 3, "preset": 100},
     }
-    assert model_options(s)["epochs"] == 3
+    assert model_options(s, "memae")["epochs"] == 3
 
     plain = VideoSettings(root=str(tmp_path))
     assert (plain.frame_size, plain.train_stride, plain.test_stride) == ([64, 96], 4, 8)
-    assert model_options(plain)["width"] == 8
+    assert model_options(plain, "memae")["width"] == 8
+
+    frames = VideoSettings(root=str(tmp_path), model="motion_knn")  # a frame model: its own clip settings
+    assert (frames.frame_size, frames.clip_length) == ([256, 384], 8)
+    assert model_options(frames, "motion_knn") == {}  # the 3-D models' CPU options are not its own
+    mixed = VideoSettings(root=str(tmp_path), model="memae,motion_knn")  # models that differ: the common defaults
+    assert mixed.frame_size == [64, 96]
 
 
 def test_a_model_without_the_preset_is_refused(tmp_path):

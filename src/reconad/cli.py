@@ -211,6 +211,34 @@ def _predict_export_parsers(sub: Any) -> None:
     )
 
 
+def _watch_parser(sub: Any) -> None:
+    wa = sub.add_parser(
+        "watch",
+        help="score video frames as they arrive (a folder that grows, or a video file) with a frame model "
+        "(motion_knn): one verdict per frame",
+    )
+    wa.add_argument(
+        "run", help="a run folder of a frame model (e.g. from `reconad benchmark video --model motion_knn`)"
+    )
+    wa.add_argument("source", help="a folder of frames (polled for new ones) or a video file")
+    wa.add_argument("--out", required=True, help="OUT/scores.csv, OUT/errors.csv, OUT/stream.json (a new folder)")
+    wa.add_argument("--poll", type=_finite, default=0.2, help="seconds between looks at the folder (default 0.2)")
+    wa.add_argument(
+        "--idle-exit",
+        type=_finite,
+        default=None,
+        help="stop after this many seconds without a new frame (default: never)",
+    )
+    wa.add_argument("--max-frames", type=POSITIVE, default=None, help="stop after this many frames")
+    wa.add_argument(
+        "--overlays",
+        choices=("none", "flagged", "all"),
+        default="none",
+        help="heat-map PNGs in OUT/overlays (default none)",
+    )
+    wa.add_argument("--quiet", action="store_true", help="no line per frame")
+
+
 def _serve_parser(sub: Any) -> None:
     s = sub.add_parser("serve", help="serve runs over HTTP: REST API, results database, web page")
     s.add_argument("runs", nargs="+", metavar="RUN", help="run directories, each RUN or NAME=RUN")
@@ -297,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     _train_parser(sub)
     _test_parsers(sub)
     _predict_export_parsers(sub)
+    _watch_parser(sub)
     add_benchmark_parser(sub)
     _serve_parser(sub)
     _weights_parser(sub)
@@ -441,6 +470,32 @@ def _first_error(errors_csv: Path) -> str:
     return f"{first}all listed in {errors_csv}"
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from reconad.frame_stream import watch
+
+    def say(n: int, path: str, score: float, flagged: bool) -> None:
+        print(f"{n}\t{path}\t{score:.4f}\t{'ANOMALOUS' if flagged else 'normal'}", flush=True)
+
+    if args.poll <= 0 or (args.idle_exit is not None and args.idle_exit < 0):
+        raise ReconadError("--poll must be > 0 and --idle-exit >= 0")
+    try:
+        result = watch(
+            args.run, args.source, args.out, poll=args.poll, idle_exit=args.idle_exit,
+            max_frames=args.max_frames, overlays=args.overlays, on_frame=None if args.quiet else say,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        print(f"reconad: stopped; the rows so far are in {Path(args.out) / 'scores.csv'}", file=sys.stderr)
+        return 130
+    rate = result.frames / max(result.seconds, 1e-9)
+    print(
+        f"scored {result.frames} frame(s) ({result.flagged} above the threshold) at {rate:.1f} frames/s; "
+        f"scores written to {result.scores_csv}"
+    )
+    if result.failed:
+        print(f"{result.failed} frame(s) could not be read: listed in {Path(args.out) / 'errors.csv'}", file=sys.stderr)
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from reconad.runs import export_run
 
@@ -531,6 +586,7 @@ HANDLERS = {
     "test": cmd_test,
     "report": cmd_test,
     "predict": cmd_predict,
+    "watch": cmd_watch,
     "export": cmd_export,
     "benchmark": cmd_benchmark,
     "serve": cmd_serve,

@@ -1,5 +1,6 @@
 """Scoring video clips with a fitted 3-D model (ae, memae): per-frame errors and maps (the
-mean over the windows covering each frame), per-clip or global normalisation, and
+mean over the windows covering each frame), or with a frame model that scores a clip in
+order as one stream (motion_knn), per-clip or global normalisation, and
 ``reconad predict`` on clip folders / video files (``scores.csv`` and one overlay per
 frame).  The video benchmark (``reconad.protocols.video``) scores through these too.
 """
@@ -61,6 +62,8 @@ def score_clips(
     """Per-frame errors and maps of every clip (mean over the windows covering each frame),
     and the seconds the scoring pass took."""
     model.eval()
+    if hasattr(model, "score_sequence"):  # a causal frame model: each clip as one stream
+        return _score_streams(model, clips, device)
     windows = ClipWindows(clips, length, stride)
     _, h, w = windows.frame_shape
     sums = [np.zeros((len(c), h, w), np.float64) for c in clips]
@@ -91,6 +94,18 @@ def score_clips(
         frame = m.reshape(len(clip), -1).mean(axis=1).astype(np.float64)
         out_scores.append(ClipScores(clip, frame, m, starts.astype(np.int64), sq, nrm))
     return out_scores, seconds
+
+
+def _score_streams(model: Any, clips: list[Clip], device: torch.device) -> tuple[list[ClipScores], float]:
+    """Per-frame scores and maps of a model that scores a clip frame by frame in order
+    (``score_sequence``: motion_knn); no windows, so no window scores."""
+    t0 = time.perf_counter()
+    out = []
+    for clip in clips:
+        frames = torch.from_numpy(np.asarray(clip.frames)).permute(0, 3, 1, 2).float().div_(255.0)
+        scores, maps, _ = model.score_sequence(frames.to(device))
+        out.append(ClipScores(clip, scores.double().numpy(), maps.float().numpy()))
+    return out, time.perf_counter() - t0
 
 
 def model_device(model: torch.nn.Module) -> torch.device:

@@ -352,12 +352,16 @@ class Detector:
         return np.setdiff1d(np.arange(n), cal), cal
 
     def _holdout(self, train: Dataset, labels: np.ndarray | None) -> tuple[Dataset, Dataset]:
-        """Hold out ``val_fraction`` of the unlabelled samples; labelled anomalies all stay in training."""
+        """Hold out ``val_fraction`` of the unlabelled samples (of video windows: whole clips);
+        labelled anomalies all stay in training."""
         from reconad.data import split_holdout
 
         frac, seed = float(self.settings["val_fraction"]), self.train_config.seed
         if labels is None or not labels.any():
-            return split_holdout(train, frac, seed)
+            from reconad.data.video import clip_holdout, is_clip_dataset
+
+            by_clip = clip_holdout(train, frac, seed) if is_clip_dataset(train) else None
+            return by_clip if by_clip is not None else split_holdout(train, frac, seed)
         normal = np.flatnonzero(labels == 0)
         if len(normal) < 2:
             raise DataError(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,7 @@ class Clip:
         return int(self.frames.shape[0])
 
 
-def _natural_key(path: Path) -> tuple[Any, ...]:
+def natural_key(path: Path) -> tuple[Any, ...]:
     parts = _NUMBER.split(path.stem)
     return tuple(int(p) if p.isdigit() else p for p in parts) + (path.suffix,)
 
@@ -90,7 +90,7 @@ def frame_files(folder: PathLike) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"clip folder not found: {folder}")
-    files = sorted((p for p in folder.iterdir() if p.is_file() and is_image_file(p)), key=_natural_key)
+    files = sorted((p for p in folder.iterdir() if p.is_file() and is_image_file(p)), key=natural_key)
     if not files:
         raise DataError(f"{folder}: no frames (image files) in the clip folder")
     return files
@@ -129,7 +129,7 @@ def _check_channels(channels: int) -> None:
         raise ConfigError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
 
 
-def _read_frame(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
+def read_frame(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
     """One frame at the working size; DataError naming the file where it cannot be decoded
     (a header that opens but truncated or broken data fails only here)."""
     try:
@@ -142,24 +142,29 @@ def _read_frame(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
 def _read_folder(folder: Path, size: tuple[int, int], channels: int) -> tuple[np.ndarray, list[str], tuple[int, int]]:
     files = frame_files(folder)
     native = _check_same_size(files)
-    frames = [_read_frame(f, size, channels) for f in files]
+    frames = [read_frame(f, size, channels) for f in files]
     return np.stack(frames), [str(f) for f in files], native
 
 
-def _read_video(path: Path, size: tuple[int, int], channels: int) -> tuple[np.ndarray, list[str], tuple[int, int]]:
+def iter_video_frames(path: Path, size: tuple[int, int], channels: int) -> Iterator[tuple[np.ndarray, tuple[int, int]]]:
+    """The frames of a video file one by one, as they are decoded (PyAV), at the working size,
+    each with the (H, W) it was decoded at."""
     try:
         import av
     except ImportError:
         raise ConfigError(f"{path}: reading video files needs PyAV (pip install 'reconad[video]')") from None
-    frames = []
-    native = (0, 0)
     try:
         with av.open(str(path)) as container:
             for frame in container.decode(video=0):
-                native = (int(frame.height), int(frame.width))
-                frames.append(_to_array(frame.to_image(), size, channels))
+                yield _to_array(frame.to_image(), size, channels), (int(frame.height), int(frame.width))
     except av.error.FFmpegError as exc:
         raise DataError(f"{path}: cannot decode the video ({exc})") from None
+
+
+def _read_video(path: Path, size: tuple[int, int], channels: int) -> tuple[np.ndarray, list[str], tuple[int, int]]:
+    decoded = list(iter_video_frames(path, size, channels))
+    frames = [array for array, _ in decoded]
+    native = decoded[-1][1] if decoded else (0, 0)
     if not frames:
         raise DataError(f"{path}: the video holds no frames")
     return np.stack(frames), [f"{path}#{i}" for i in range(len(frames))], native
@@ -191,7 +196,7 @@ def find_clips(paths: Sequence[PathLike]) -> list[Path]:
             out.append(p)
         else:
             subs = sorted(
-                (c for c in p.iterdir() if c.is_dir() or c.suffix.lower() in VIDEO_EXTENSIONS), key=_natural_key
+                (c for c in p.iterdir() if c.is_dir() or c.suffix.lower() in VIDEO_EXTENSIONS), key=natural_key
             )
             if not subs:
                 raise DataError(f"{p}: holds neither frames nor clip folders nor video files")
@@ -281,7 +286,7 @@ def _read_masks(folder: Path, clip: Clip, size: tuple[int, int]) -> np.ndarray:
     files = frame_files(folder)
     if len(files) != len(clip):
         raise DataError(f"{folder}: {len(files)} masks for the {len(clip)} frames of clip {clip.name}")
-    return np.stack([_read_frame(f, size, 1)[..., 0] >= 128 for f in files])
+    return np.stack([read_frame(f, size, 1)[..., 0] >= 128 for f in files])
 
 
 def check_frame_numbers(clip: Clip) -> None:
@@ -365,7 +370,7 @@ def load_ucsd_split(
     frames_dir = split_dir / "frames"
     if not frames_dir.is_dir():
         raise DataError(f"{frames_dir} not found: expected the UCSD layout {split}/frames/<clip>/*.jpg")
-    folders = sorted((d for d in frames_dir.iterdir() if d.is_dir()), key=_natural_key)
+    folders = sorted((d for d in frames_dir.iterdir() if d.is_dir()), key=natural_key)
     if not folders:
         raise DataError(f"{frames_dir}: no clip folders")
     clips = [load_clip(d, size, channels, name=d.name) for d in folders]
@@ -432,6 +437,41 @@ def is_clip_dataset(data: Any) -> bool:
     if isinstance(data, Subset):
         return is_clip_dataset(data.dataset)
     return isinstance(data, ClipWindows)
+
+
+def windows_of(data: Dataset) -> tuple[ClipWindows, list[int]]:
+    """The :class:`ClipWindows` under ``data`` (itself or a Subset of one, at any depth) and
+    the indices of its windows that ``data`` holds."""
+    indices: list[int] | None = None
+    while isinstance(data, Subset):
+        mapped = [int(i) for i in data.indices]
+        indices = mapped if indices is None else [mapped[i] for i in indices]
+        data = data.dataset
+    if not isinstance(data, ClipWindows):
+        raise DataError(f"expected video clip windows, got {type(data).__name__}")
+    return data, list(range(len(data))) if indices is None else indices
+
+
+def clip_holdout(data: Dataset, fraction: float, seed: int) -> tuple[Subset, Subset] | None:
+    """(train, held out) with whole clips held out, about ``fraction`` of the windows, in a
+    seeded order: overlapping windows of one clip share frames, so windows held out of a
+    clip that also trains would score as if seen.  None with fewer than two clips."""
+    base, held = windows_of(data)
+    clips = sorted({base.windows[i][0] for i in held})
+    if len(clips) < 2:
+        return None
+    want = max(1, int(np.floor(fraction * len(held) + 0.5)))
+    out: set[int] = set()
+    taken = 0
+    for ci in np.random.default_rng(seed).permutation(clips):
+        if taken >= want or len(out) == len(clips) - 1:
+            break
+        out.add(int(ci))
+        taken += sum(1 for i in held if base.windows[i][0] == ci)
+    positions = range(len(held))
+    val = [j for j in positions if base.windows[held[j]][0] in out]
+    train = [j for j in positions if base.windows[held[j]][0] not in out]
+    return Subset(data, train), Subset(data, val)
 
 
 # --------------------------------------------------------------------------- fixture

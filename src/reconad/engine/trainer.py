@@ -179,8 +179,8 @@ class Trainer:
             self._checkpoint(run, epoch)
             if run.history.stopped_early:
                 break
+        self._finish(run)  # the end step (a memory bank, a coreset) is part of training's time
         run.history.seconds = time.perf_counter() - t_train + run.history.prepare_seconds
-        self._finish(run)
         return run.history
 
     # ------------------------------------------------------------------- steps

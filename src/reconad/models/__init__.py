@@ -35,6 +35,7 @@ MODELS: dict[str, tuple[str, str, str]] = {
     "aae": ("reconad.models.aae", "AAE", "AAEConfig"),
     "adae": ("reconad.models.adae", "ADAE", "ADAEConfig"),
     "rsrae": ("reconad.models.rsrae", "RSRAE", "RSRAEConfig"),
+    "motion_knn": ("reconad.models.motion_knn", "MotionKNN", "MotionKNNConfig"),
 }
 
 

@@ -474,6 +474,18 @@ VIDEO_CLIP_DEFAULTS: dict[str, Any] = {
 }
 
 
+def video_clip_defaults(models: list[str]) -> dict[str, Any]:
+    """The clip settings not given: ``VIDEO_CLIP_DEFAULTS``, or the models' own
+    (``video_clip_defaults`` of their class, e.g. motion_knn's frames at their own size)
+    where every model named has the same."""
+    from reconad.models import model_entry
+
+    own = [getattr(model_entry(name)[0], "video_clip_defaults", None) for name in models]
+    if own and all(o is not None and o == own[0] for o in own):
+        return {**VIDEO_CLIP_DEFAULTS, **own[0]}
+    return dict(VIDEO_CLIP_DEFAULTS)
+
+
 def video_recipe(models: list[str], preset: Any) -> Any:
     """The video recipe (``reconad.models.memae.paper.VideoRecipe``) of ``preset`` for every
     model named, None without a preset; ConfigError for a model without that preset."""
@@ -516,12 +528,14 @@ class VideoSettings(ModelSettings):
     dataset: str = setting("ucsd-ped2", "the clip set's layout", choices=VIDEO_DATASETS)
     root: str | None = setting(None, "folder of the clip set (e.g. ../shared/data/ucsd-ped2)")
     frame_size: list[int] | None = setting(
-        None, "working resolution H,W (default 64,96; --preset paper: 256,256)", metavar="H,W"
+        None, "working resolution H,W (default 64,96; motion_knn: 256,384; --preset paper: 256,256)", metavar="H,W"
     )
     channels: int | None = setting(None, "1: grey, 3: RGB (default 1)")
     clip_length: int | None = setting(None, "frames per clip (default 16)")
     train_stride: int | None = setting(None, "frames between training clip starts (default 4; --preset paper: 1)")
-    test_stride: int | None = setting(None, "frames between test clip starts (default 8; --preset paper: 1)")
+    test_stride: int | None = setting(
+        None, "frames between test clip starts (default 8; --preset paper: 1; motion_knn scores each clip as a stream)"
+    )
     labels: str = setting("m", "where the test-frame labels come from", choices=VIDEO_LABELS)
     normalisation: str = setting(
         "clip",
@@ -543,7 +557,7 @@ class VideoSettings(ModelSettings):
         """Fill the clip settings not given from the recipe (else the CPU defaults) and record
         what was given against the recipe (construction only: the object is frozen after)."""
         recipe = self.recipe()
-        clips = {**VIDEO_CLIP_DEFAULTS, **(recipe.clips if recipe else {})}
+        clips = {**video_clip_defaults(self.model_names()), **(recipe.clips if recipe else {})}
         for name, value in clips.items():
             if getattr(self, name) is None:
                 object.__setattr__(self, name, value)

@@ -133,11 +133,14 @@ def undefined_video_metrics(row: dict[str, Any], scored: list[ClipScores]) -> di
     else:
         pixels = "the masks hold one class of pixel only"
     clips = "no test clip holds both normal and anomalous frames"
+    streams = bool(scored) and all(c.window_starts is None for c in scored)
     reasons = {}
     for key, value in row.items():
         if not isinstance(value, float) or math.isfinite(value):
             continue
         why = pixels if key.startswith("pixel") else clips if key.startswith("mean_clip") else frames
+        if streams and key.startswith("frame_auroc_centre"):
+            why = "the model scores each clip as a stream, with no windows"
         reasons[key] = f"{key} undefined: {why}"
     return reasons
 
@@ -152,18 +155,22 @@ def mask_metric(scored: list[ClipScores]) -> float:
     return pixel_auroc(masks, maps)
 
 
-def model_options(s: VideoSettings) -> dict[str, Any]:
-    """What the Detector is given: the preset recipe's model and engine options (else
-    ``CPU_OPTIONS``), then the user's options, which win (and are recorded: ``preset_departures``)."""
+def model_options(s: VideoSettings, model: str) -> dict[str, Any]:
+    """What the Detector is given for ``model``: the preset recipe's model and engine options
+    (else ``CPU_OPTIONS`` for the 3-D models; a frame model such as motion_knn has its own
+    defaults), then the user's options, which win (and are recorded: ``preset_departures``)."""
+    from reconad.models import model_entry
+
     recipe = s.recipe()
-    base = recipe.training if recipe is not None else CPU_OPTIONS  # the model part: the Detector's preset
+    frame_model = hasattr(model_entry(model)[0], "video_clip_defaults")
+    base = recipe.training if recipe is not None else {} if frame_model else CPU_OPTIONS
     return {**base, **s.options}
 
 
 def _fit(s: VideoSettings, model: str, train: list[Clip]) -> Any:
     from reconad.detector import Detector
 
-    det = Detector(model, **model_options(s))
+    det = Detector(model, **model_options(s, model))
     assert s.clip_length is not None and s.train_stride is not None  # filled when the settings were made
     det.fit(ClipWindows(train, s.clip_length, s.train_stride))
     return det
@@ -286,7 +293,7 @@ def run(settings: VideoSettings) -> dict[str, Any]:
             payload = {"rows": rows, "read_seconds": read_seconds, "normalisations": list(NORMALISATIONS)}
             payload["normalisation_default"] = s.normalisation
             settings_doc = {k: v for k, v in asdict(s).items() if k not in ("command", "echo")}
-            settings_doc["model_options"] = model_options(s)
+            settings_doc["model_options"] = {m: model_options(s, m) for m in models}
             recipe = s.recipe()
             if recipe is not None:  # the whole recipe the preset stands for, beside what was run
                 settings_doc["preset_recipe"] = asdict(recipe)

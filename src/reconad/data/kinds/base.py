@@ -15,6 +15,12 @@ from reconad.errors import ConfigError
 LABELS = {"table": "table rows", "image": "images", "video": "video clips"}
 
 
+def only(kinds: Sequence[str]) -> str:
+    """ "images and table rows": what a model takes, in words."""
+    words = [LABELS.get(k, k) for k in kinds]
+    return " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def use_instead(takers: Sequence[str], label: str) -> str:
     """ "; for table rows use ae, vae or esad": the end of a refusal naming the models that
     take the data (nothing when none are given)."""
@@ -85,13 +91,12 @@ class DataKind:
         """ConfigError when model ``model_name`` (taking ``input_kinds``; trained on
         ``fitted_kind`` data when fitted) cannot take this kind; the refusal names ``takers``,
         the models that do."""
-        refusal = None if self.name in input_kinds else self.not_taken(model_name, takers)
+        refusal = None if self.name in input_kinds else self.not_taken(model_name, input_kinds, takers)
         if refusal is not None:
             raise ConfigError(refusal)
         if fitted_kind is not None and fitted_kind != self.name:
             raise ConfigError(f"this {model_name} model was trained on {LABELS[fitted_kind]}, got {self.label}")
 
-    def not_taken(self, model_name: str, takers: Sequence[str]) -> str | None:
-        """The one-line refusal for a model whose ``input_kinds`` lack this kind; None: this
-        kind leaves that to the model (images)."""
-        return None
+    def not_taken(self, model_name: str, input_kinds: tuple[str, ...], takers: Sequence[str]) -> str:
+        """The one-line refusal for a model whose ``input_kinds`` lack this kind."""
+        return f"model {model_name} takes {only(input_kinds)} only, got {self.label}{use_instead(takers, self.label)}"

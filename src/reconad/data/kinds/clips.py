@@ -28,5 +28,5 @@ class ClipKind(DataKind):
         t, c, h, w = item.frames.shape  # (T, C, H, W) frames -> [C, T, H, W]
         return [c, t, h, w]
 
-    def not_taken(self, model_name: str, takers: Sequence[str]) -> str | None:
+    def not_taken(self, model_name: str, input_kinds: tuple[str, ...], takers: Sequence[str]) -> str:
         return f"model {model_name} takes no video clips{use_instead(takers, 'clips')}"

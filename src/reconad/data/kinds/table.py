@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 from torch.utils.data import Dataset
 
-from reconad.data.kinds.base import DataKind, use_instead
+from reconad.data.kinds.base import DataKind, only, use_instead
 from reconad.data.records import collate_rows
 from reconad.data.rows import as_table_dataset, feature_names, match_columns
 from reconad.data.sizes import dataset_size
@@ -39,8 +39,9 @@ class TableKind(DataKind):
     def match(self, data: Any, names: list[str] | None) -> Any:
         return match_columns(data, names)
 
-    def not_taken(self, model_name: str, takers: Sequence[str]) -> str | None:
-        return f"model {model_name} takes images only, got a table (rows x features){use_instead(takers, 'tables')}"
+    def not_taken(self, model_name: str, input_kinds: tuple[str, ...], takers: Sequence[str]) -> str:
+        got = "a table (rows x features)"
+        return f"model {model_name} takes {only(input_kinds)} only, got {got}{use_instead(takers, 'tables')}"
 
     def n_features(self, ds: Dataset) -> int | None:
         return int(ds[0].x.shape[0]) if dataset_size(ds) else None
