@@ -21,6 +21,9 @@ class MotionKNNConfig(ModelConfig):
     the grey level.  Causal: a frame never sees a later one.
     motion_weight: the weight of the motion statistics against the appearance features,
     both first scaled to unit mean spread over the training cells; 0 = appearance alone.
+    The default 2 was chosen on the training clips alone: objects pasted into held-out
+    training clips, moving at 6 px a frame, were found best at 2 among 0-4
+    (``benchmarks/motion_knn_weights.py``, BENCHMARKS.md §8.2).
     bank_size: training cells kept (a seeded random draw) as the normal bank.
     smooth: the side of the box filter over the cell-distance map (zero borders).
     ema: the causal temporal filter of the frame score, s_t = ema s_(t-1) + (1 - ema) x_t;
@@ -33,7 +36,7 @@ class MotionKNNConfig(ModelConfig):
     layers: list[int] | None = None
     backbone_weights: str | None = None
     offsets: list[int] = field(default_factory=lambda: [1, 2, 4])
-    motion_weight: float = 1.0
+    motion_weight: float = 2.0
     bank_size: int = 20000
     smooth: int = 3
     ema: float = 0.5
