@@ -480,9 +480,10 @@ def video_clip_defaults(models: list[str]) -> dict[str, Any]:
     where every model named has the same."""
     from reconad.models import model_entry
 
-    own = [getattr(model_entry(name)[0], "video_clip_defaults", None) for name in models]
-    if own and all(o is not None and o == own[0] for o in own):
-        return {**VIDEO_CLIP_DEFAULTS, **own[0]}
+    own: list[dict[str, Any] | None] = [getattr(model_entry(n)[0], "video_clip_defaults", None) for n in models]
+    first = own[0] if own else None
+    if first is not None and all(o == first for o in own):
+        return {**VIDEO_CLIP_DEFAULTS, **first}
     return dict(VIDEO_CLIP_DEFAULTS)
 
 
