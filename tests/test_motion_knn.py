@@ -196,3 +196,39 @@ def test_watch_reads_a_video_file_frame_by_frame(shapes_run, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "w" / "scores.csv")))
     assert result.frames == len(rows) == len(frames)
     assert rows[0]["path"].endswith("clip.mp4#0") and rows[-1]["frame"] == str(len(frames))
+
+
+def test_serve_scores_each_stream_frame_by_frame(shapes_run, tmp_path):
+    """Two streams interleaved keep their own state; a stream's scores equal the clip's; ending
+    a stream starts it again; a broken frame, an unknown model and two workers are refused."""
+    import httpx
+
+    from helpers.serve import server_thread
+    from reconad.data.video import load_clip
+    from reconad.serve.app import create_app
+    from reconad.serve.config import ServeConfig, ServedRun
+    from reconad.serve.streams import load_stream_model
+
+    root, out = shapes_run
+    run = ServedRun("video", str(out / "motion_knn"))
+    clip = load_clip(root / "testing/frames/01", (48, 64), 1)
+    expected = Detector.load(out / "motion_knn" / "model").model_.score_sequence(_frames(clip)[:8])[0].numpy()
+    files = [{"frame": (f"{i}.png", open(p, "rb").read(), "image/png")} for i, p in enumerate(clip.paths[:8])]
+    app = create_app(ServeConfig(runs=[run], db=f"sqlite:///{tmp_path / 'r.db'}", threads=1))
+    with server_thread(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+        assert "video" in c.get("/readyz").json()["models"]
+        got = []
+        for i, f in enumerate(files):
+            got.append(c.post("/v1/streams/video/cam1/frames", files=f).json())
+            if i == 3:  # another stream in between starts at frame 1 and leaves cam1's state alone
+                assert c.post("/v1/streams/video/cam2/frames", files=files[0]).json()["frame"] == 1
+        assert [g["frame"] for g in got] == list(range(1, 9))
+        np.testing.assert_allclose([g["score"] for g in got], expected, atol=1e-4)
+        assert c.delete("/v1/streams/video/cam1").json()["ended"] is True
+        again = c.post("/v1/streams/video/cam1/frames", files=files[0]).json()
+        assert again["frame"] == 1 and again["score"] == pytest.approx(got[0]["score"], abs=1e-4)
+        bad = c.post("/v1/streams/video/cam1/frames", files={"frame": ("x.png", b"not an image", "image/png")})
+        assert bad.status_code == 400 and "not a readable image" in bad.json()["detail"]
+        assert c.post("/v1/streams/nope/cam1/frames", files=files[0]).status_code == 404
+    with pytest.raises(ConfigError, match="--workers 1"):
+        load_stream_model(run, workers=2, threads=1)

@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -129,14 +129,15 @@ def _check_channels(channels: int) -> None:
         raise ConfigError(f"channels must be 1 (grey) or 3 (RGB), got {channels}")
 
 
-def read_frame(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
-    """One frame at the working size; DataError naming the file where it cannot be decoded
-    (a header that opens but truncated or broken data fails only here)."""
+def read_frame(path: Path | IO[bytes], size: tuple[int, int], channels: int, name: str | None = None) -> np.ndarray:
+    """One frame (a file, or an open binary stream called ``name``) at the working size;
+    DataError naming it where it cannot be decoded (a header that opens but truncated or
+    broken data fails only here)."""
     try:
         with Image.open(path) as im:
             return _to_array(im, size, channels)
     except _UNREADABLE as exc:
-        raise DataError(f"{path}: not a readable image ({exc})") from None
+        raise DataError(f"{name or path}: not a readable image ({exc})") from None
 
 
 def _read_folder(folder: Path, size: tuple[int, int], channels: int) -> tuple[np.ndarray, list[str], tuple[int, int]]:

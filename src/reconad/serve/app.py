@@ -53,6 +53,8 @@ from reconad.serve.schemas import (
 )
 from reconad.serve.security import PUBLIC_PATHS, BearerAuth, BodyLimit, read_api_key
 from reconad.serve.store import ResultRow, ResultStore, utc_now
+from reconad.serve.stream_routes import stream_routes
+from reconad.serve.streams import StreamModel, is_frame_run, load_stream_model
 from reconad.tiling import TileGrid
 
 __all__ = ["ServerState", "create_app", "app_from_env"]
@@ -78,6 +80,8 @@ class ServerState:
     sampler: AuditSampler = field(default_factory=lambda: AuditSampler(0.0, 0))
     reviews: ReviewStore | None = None
     own_models: dict[str, ServedModel] = field(default_factory=dict)
+    #: frame models that score video streams (reconad.serve.streams), by name
+    streams: dict[str, StreamModel] = field(default_factory=dict)
 
     def start(self, preloaded: dict[str, ServedModel] | None = None) -> None:
         """Database, models, warm-up, batchers (blocking; runs in a thread at startup)."""
@@ -88,6 +92,9 @@ class ServerState:
         self.sampler = _sampler(cfg)
         threads = cfg.inference_threads()
         for run in cfg.runs:
+            if run.name not in (preloaded or {}) and is_frame_run(run.path):
+                self.streams[run.name] = load_stream_model(run, cfg.workers, threads)
+                continue
             model = (preloaded or {}).get(run.name) or load_served_model(
                 run, cfg.engine, threads, (cfg.tile_size, cfg.tile_overlap)
             )
@@ -103,7 +110,8 @@ class ServerState:
                 on_batch=self._batch_observer(run.name),
             )
         self.ready = True
-        log.info("ready: %s", ", ".join(f"{m.name} ({m.engine.name})" for m in self.models.values()))
+        served = [f"{m.name} ({m.engine.name})" for m in self.models.values()]
+        log.info("ready: %s", ", ".join(served + [f"{name} (video streams)" for name in self.streams]))
 
     def _batch_observer(self, name: str) -> Any:
         def observe(n: int, _seconds: float) -> None:
@@ -418,7 +426,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
         },
     )
     async def readyz() -> JSONResponse:
-        body = {"ready": state.ready, "models": sorted(state.models)}
+        body = {"ready": state.ready, "models": sorted([*state.models, *state.streams])}
         return JSONResponse(body, status_code=200 if state.ready else 503)
 
     @app.get(
@@ -442,6 +450,7 @@ def _routes(app: FastAPI, state: ServerState) -> None:
     _score_route(app, state)
     _results_routes(app, state)
     review_routes(app, state)
+    stream_routes(app, state)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

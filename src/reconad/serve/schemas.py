@@ -114,6 +114,23 @@ class ScoreAnswer(BaseModel):
     results: list[ScoredImage]
 
 
+class StreamFrameAnswer(BaseModel):
+    """One frame of a video stream, scored with the frames before it in the same stream."""
+
+    model: str
+    stream: str
+    frame: int = Field(description="the frame's number in the stream, from 1")
+    score: float
+    threshold: float | None
+    above_threshold: bool
+
+
+class StreamEnded(BaseModel):
+    model: str
+    stream: str
+    ended: bool = Field(description="false: no such stream was open")
+
+
 class ResultList(BaseModel):
     results: list[StoredResult]
 
