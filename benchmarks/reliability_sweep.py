@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 SWEEPS = {"data": "tests/test_reliability_sweep.py", "serve": "tests/test_reliability_sweep_serve.py"}
-COMMANDS = ("train", "test", "report", "predict", "export", "benchmark", "serve", "weights", "python")
+COMMANDS = ("train", "test", "report", "predict", "watch", "export", "benchmark", "serve", "weights", "python")
 OK_PREFIX = re.compile(r"-ok$|^(predict-garbage-png-listed|train-overwrite-keeps-results-db|predict-thin-and-one-pixel-tiled"
                        r"|export-int8-autoencoder|benchmark-hyperspectral-2x2-scene"
                        r"|benchmark-hyperspectral-no-anomalous-pixel|weights-list-empty-cache)$")  # fmt: skip

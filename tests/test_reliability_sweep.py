@@ -706,6 +706,11 @@ ROUND3: list[Case] = [
     Case("predict-video-tile-size", "predict", ["predict", "{video}", "{tmp}/clip", "--out", "{tmp}/p", "--tile-size", "16"], setup=_clip_folder, phrase="--tile-size"),
     Case("predict-video-engine-onnx", "predict", ["predict", "{video}", "{tmp}/clip", "--out", "{tmp}/p", "--engine", "onnx"], setup=_clip_folder, phrase="--engine onnx"),
     Case("predict-video-missing-clip", "predict", ["predict", "{video}", "{tmp}/noclip", "--out", "{tmp}/p"], phrase="{tmp}/noclip"),
+    # ----------------------------------------------------------------- watch
+    Case("watch-clip-model", "watch", ["watch", "{video}", "{tmp}/clip", "--out", "{tmp}/w"], setup=_clip_folder, phrase="takes a frame model"),
+    Case("watch-missing-run", "watch", ["watch", "{tmp}/norun", "{tmp}", "--out", "{tmp}/w"], phrase="{tmp}/norun"),
+    Case("watch-poll-zero", "watch", ["watch", "{video}", "{tmp}", "--out", "{tmp}/w", "--poll", "0"], phrase="--poll must be > 0"),
+    Case("watch-max-frames-zero", "watch", ["watch", "{video}", "{tmp}", "--out", "{tmp}/w", "--max-frames", "0"], phrase="--max-frames"),
     # ----------------------------------------------------- export, round 3
     Case("export-config-threshold-text", "export", ["export", "{copy}"], setup=_config(_threshold_text), phrase="config.json: threshold"),
     Case("export-config-width-edited", "export", ["export", "{copy}", "--out", "{tmp}/m.onnx"], setup=_config(_width_8), phrase="config.json does not match the tensors"),

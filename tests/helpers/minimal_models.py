@@ -11,14 +11,13 @@ from reconad.models import MODELS, model_entry, model_uses_labels
 
 #: models that need larger images (a pretrained encoder's strides, or the option check)
 LARGE = {"hfr": 32, "patchcore": 32, "rx": 32, "hadgan": 32}
-#: models that take table rows only
-TABLE_ONLY = ("rx", "hadgan")
 #: the smallest settings per option name, where the model has that option
 SMALL = {"width": 4, "latent_dim": 4, "search_steps": 1, "bottleneck": 8}
 
 
 def image_models() -> list[str]:
-    return [name for name in MODELS if name not in TABLE_ONLY]
+    """Models that take images (every one but the table-only and the video-only ones)."""
+    return [name for name in MODELS if "image" in model_entry(name)[0].input_kinds]
 
 
 def table_models() -> list[str]:
