@@ -59,7 +59,9 @@ def test_help_lists_the_field_docs(capsys):
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--clip-length CLIP_LENGTH frames per clip (default 16)" in text
-    assert "--frame-size H,W working resolution H,W (default 64,96; motion_knn: 256,384; --preset paper: 256,256)" in text
+    assert (
+        "--frame-size H,W working resolution H,W (default 64,96; motion_knn: 256,384; --preset paper: 256,256)" in text
+    )
 
 
 def test_one_class_dataset_choices_are_the_data_modules_sets():
