@@ -91,9 +91,8 @@ class DataKind:
         """ConfigError when model ``model_name`` (taking ``input_kinds``; trained on
         ``fitted_kind`` data when fitted) cannot take this kind; the refusal names ``takers``,
         the models that do."""
-        refusal = None if self.name in input_kinds else self.not_taken(model_name, input_kinds, takers)
-        if refusal is not None:
-            raise ConfigError(refusal)
+        if self.name not in input_kinds:
+            raise ConfigError(self.not_taken(model_name, input_kinds, takers))
         if fitted_kind is not None and fitted_kind != self.name:
             raise ConfigError(f"this {model_name} model was trained on {LABELS[fitted_kind]}, got {self.label}")
 
