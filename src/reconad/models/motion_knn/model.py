@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from reconad.backbones import FeaturePyramid, build_backbone
-from reconad.data.records import Batch, ClipBatch
+from reconad.data.records import Batch, ClipBatch, collate_clips
 from reconad.data.video import windows_of
 from reconad.engine import progress as bars
 from reconad.engine.step import OptimizerSpec
@@ -110,8 +110,6 @@ class MotionKNN(AnomalyModel):
         return {}  # nothing is trained by gradients: the engine runs no epochs
 
     def collate_fn(self) -> Callable[[list[Any]], Batch]:
-        from reconad.data.records import collate_clips
-
         return collate_clips
 
     def prepare_data(self, dataset: Dataset, device: torch.device, progress: bool = True) -> Dataset:
