@@ -29,6 +29,7 @@ from PIL import Image
 from reconad.data.video import frame_files, load_ucsd_split
 from reconad.detector import Detector
 from reconad.metrics import image_auroc, pixel_auroc
+from reconad.protocols.results import emit_row
 
 
 def parser() -> argparse.ArgumentParser:
@@ -77,11 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "fit_seconds": fit_s,
         "score_seconds": score_s,
     }
-    print(json.dumps(row), flush=True)
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(a.out, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+    emit_row(row, a.out)
     return 0
 
 

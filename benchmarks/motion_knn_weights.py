@@ -19,15 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from reconad.data.video import Clip, ClipWindows, load_ucsd_split
+from reconad.data.video import Clip, ClipWindows, frames_tensor, load_ucsd_split
 from reconad.metrics import image_auroc
 from reconad.models import build_model
+from reconad.protocols.results import emit_row
 
 
 def parser() -> argparse.ArgumentParser:
@@ -97,15 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         model.on_fit_end(cells, None, device)
         scores = []
         for clip in synthetic:
-            frames = torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float().div_(255.0)
+            frames = frames_tensor(clip.frames)
             scores.append(model.score_sequence(frames)[0].numpy())
         row = {"motion_weight": w, "options": options, "synthetic_frame_auroc": image_auroc(y, np.concatenate(scores))}
         row.update(speed=a.speed, patch=list(patch), hold_out=len(held), seed=a.seed)
-        print(json.dumps(row), flush=True)
-        if a.out:
-            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-            with open(a.out, "a") as fh:
-                fh.write(json.dumps(row) + "\n")
+        emit_row(row, a.out)
     return 0
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import Subset
 from reconad.data import build_image_dataset
 from reconad.detector import Detector
 from reconad.metrics import image_auroc, pixel_auroc
+from reconad.protocols.results import emit_row
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_seconds": time.perf_counter() - t0,
         "test_images": len(labels),
     }
-    print(json.dumps(row), flush=True)
+    emit_row(row)
     return 0
 
 

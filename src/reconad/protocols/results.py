@@ -19,7 +19,7 @@ from typing import Any
 
 from reconad.jsonfile import dumps
 
-__all__ = ["Published", "Results", "machine_info", "markdown_table", "write_results", "atomic_write_text"]
+__all__ = ["Published", "Results", "emit_row", "machine_info", "markdown_table", "write_results", "atomic_write_text"]
 
 
 @dataclass
@@ -91,6 +91,17 @@ def markdown_table(rows: list[dict[str, Any]], keys: list[str]) -> str:
     for r in rows:
         lines.append("| " + " | ".join(_fmt(r.get(k, "")) for k in keys) + " |")
     return "\n".join(lines)
+
+
+def emit_row(row: dict[str, Any], out: str | os.PathLike[str] | None = None) -> None:
+    """A benchmark script's result as it comes: one JSON line printed and, with ``out``,
+    appended to that file (its folder made first)."""
+    line = json.dumps(row)
+    print(line, flush=True)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as fh:
+            fh.write(line + "\n")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
