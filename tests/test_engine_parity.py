@@ -126,8 +126,9 @@ def test_video_variants_score_clips_with_torch_and_refuse_onnx_in_one_line(name,
     root = write_moving_shapes(tmp_path / "clips", n_train=1, n_test=1, n_frames=12, size=(24, 32))
     train = load_ucsd_split(root, "training", (24, 32))
     from reconad.models import model_entry
+    from reconad.models.base import scores_streams
 
-    small = {} if hasattr(model_entry(name)[0], "video_clip_defaults") else {"width": 4}  # a frame model has no width
+    small = {} if scores_streams(model_entry(name)[0]) else {"width": 4}  # a frame model has no width
     det = Detector(name, epochs=1, batch_size=4, progress=False, device="cpu", patience=None, **small)
     det.fit(ClipWindows(train, 4, 2)).save(tmp_path / "run" / "model")
     clip = root / "testing" / "frames" / "01"

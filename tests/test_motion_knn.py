@@ -14,7 +14,7 @@ from PIL import Image
 
 from helpers.motion_toy import SIZE, motion_toy
 from reconad.cli import main
-from reconad.data.video import ClipWindows, clip_holdout, load_ucsd_split, write_moving_shapes
+from reconad.data.video import ClipWindows, clip_holdout, frames_tensor, load_ucsd_split, write_moving_shapes
 from reconad.detector import Detector
 from reconad.errors import ConfigError
 from reconad.frame_stream import watch
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _frames(clip) -> torch.Tensor:
-    return torch.from_numpy(clip.frames).permute(0, 3, 1, 2).float().div(255.0)
+    return frames_tensor(clip.frames)
 
 
 @pytest.fixture(scope="module")

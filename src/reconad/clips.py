@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader
 
 from reconad.atomic import atomic_open
 from reconad.data.records import collate_clips
-from reconad.data.video import Clip, ClipWindows, find_clips, load_clip
+from reconad.data.video import Clip, ClipWindows, find_clips, frames_tensor, load_clip
 from reconad.errors import ConfigError, DataError
-from reconad.models.base import AnomalyModel
+from reconad.models.base import AnomalyModel, scores_streams
 
 if TYPE_CHECKING:
     from reconad.detector import Detector
@@ -62,7 +62,7 @@ def score_clips(
     """Per-frame errors and maps of every clip (mean over the windows covering each frame),
     and the seconds the scoring pass took."""
     model.eval()
-    if hasattr(model, "score_sequence"):  # a causal frame model: each clip as one stream
+    if scores_streams(model):  # a causal frame model: each clip as one stream
         return _score_streams(model, clips, device)
     windows = ClipWindows(clips, length, stride)
     _, h, w = windows.frame_shape
@@ -102,7 +102,7 @@ def _score_streams(model: Any, clips: list[Clip], device: torch.device) -> tuple
     t0 = time.perf_counter()
     out = []
     for clip in clips:
-        frames = torch.from_numpy(np.asarray(clip.frames)).permute(0, 3, 1, 2).float().div_(255.0)
+        frames = frames_tensor(clip.frames)
         scores, maps, _ = model.score_sequence(frames.to(device))
         out.append(ClipScores(clip, scores.double().numpy(), maps.float().numpy()))
     return out, time.perf_counter() - t0

@@ -20,7 +20,6 @@ video file, or on Ctrl-C.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import time
@@ -30,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from reconad.atomic import write_text
 from reconad.data.image_io import is_image_file
-from reconad.data.video import VIDEO_EXTENSIONS, iter_video_frames, natural_key, read_frame
+from reconad.data.video import VIDEO_EXTENSIONS, frames_tensor, iter_video_frames, natural_key, read_frame
 from reconad.errors import ConfigError, DataError
+from reconad.models.base import scores_streams
 
 __all__ = ["Arrival", "WatchResult", "folder_arrivals", "watch"]
 
@@ -104,33 +103,19 @@ def _video_arrivals(path: Path, size: tuple[int, int], channels: int) -> Iterato
         yield Arrival(f"{path}#{i}", frame)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _provenance(run: Path, det: Any, source: Path) -> dict[str, Any]:
-    from reconad.inference.identity import config_sha256
+    """What produced the rows, as a pipeline's identity says it (``reconad.inference.identity``):
+    the weights' SHA-256 that the model file records (checked when it was loaded), the
+    configuration's, the engine, and their fingerprint."""
+    from reconad.inference.identity import Identity, config_sha256, state_sha256
+    from reconad.serialization import CONFIG, recorded_sha256
 
-    files = sorted(p for p in (run / "model").iterdir() if p.is_file()) if (run / "model").is_dir() else []
-    model_sha = hashlib.sha256("".join(_sha256(p) for p in files).encode()).hexdigest()
-    config = config_sha256(det.model_config, {"threshold": det.threshold_})
-    fingerprint = hashlib.sha256(f"{model_sha}:{config}".encode()).hexdigest()
-    return {
-        "produced_by": "reconad watch",
-        "run": str(run),
-        "model": det.model_name,
-        "model_sha256": model_sha,
-        "config_sha256": config,
-        "fingerprint": fingerprint,
-        "engine": "torch",
-        "tiling": None,
-        "source": str(source),
-        "threshold": det.threshold_,
-    }
+    saved = json.loads((run / "model" / CONFIG).read_text())
+    config = config_sha256(saved.get("model_config") or {}, saved.get("detector") or {})
+    weights = recorded_sha256(run / "model") or state_sha256(det.model_.trainable_state_dict())
+    identity = Identity(det.model_name, weights, config, "torch", None, None)
+    return {"produced_by": "reconad watch", "run": str(run), **identity.to_dict(), "source": str(source),
+            "threshold": det.threshold_}  # fmt: skip
 
 
 def _open_out(out: Path, record: dict[str, Any]) -> None:
@@ -141,12 +126,10 @@ def _open_out(out: Path, record: dict[str, Any]) -> None:
 
 
 def _load(run: Path) -> Any:
-    from reconad.detector import Detector
+    from reconad.runs import load_run
 
-    if not (run / "model").exists():
-        raise DataError(f"{run}: no model folder (RUN/model); give a run folder of a trained frame model")
-    det = Detector.load(run / "model")
-    if not hasattr(det.model_, "score_sequence"):
+    det = load_run(run)[0]  # one-line errors for a missing, unfinished or damaged run
+    if not scores_streams(det.model_):
         raise ConfigError(
             f"{run}: model {det.model_name} scores whole clips, not a stream of frames; "
             "`reconad watch` takes a frame model (motion_knn); use `reconad predict` for clips"
@@ -206,7 +189,7 @@ def _score_arrivals(
                 eh.flush()
                 failed += 1
                 continue
-            x = torch.from_numpy(np.array(arrival.frame)).permute(2, 0, 1)[None].float().div_(255.0)
+            x = frames_tensor(arrival.frame[None])
             scores, maps, state = model.score_sequence(x, state)
             score = float(scores[0])
             flag = threshold is not None and score > threshold

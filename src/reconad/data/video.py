@@ -427,7 +427,7 @@ class ClipWindows(Dataset):
         ci, start = self.windows[i]
         clip = self.clips[ci]
         idx = np.minimum(np.arange(start, start + self.length), len(clip) - 1)
-        frames = torch.from_numpy(clip.frames[idx]).permute(0, 3, 1, 2).float().div_(255.0)
+        frames = frames_tensor(clip.frames[idx])
         labels = None if clip.labels is None else torch.from_numpy(clip.labels[idx])
         masks = None if clip.masks is None else torch.from_numpy(clip.masks[idx]).unsqueeze(1).float()
         return ClipItem(frames, clip.name, torch.from_numpy(idx), labels, masks)
@@ -438,6 +438,12 @@ def is_clip_dataset(data: Any) -> bool:
     if isinstance(data, Subset):
         return is_clip_dataset(data.dataset)
     return isinstance(data, ClipWindows)
+
+
+def frames_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 frames (T, H, W, C) -> floats (T, C, H, W) in [0, 1], what the video models take."""
+    frames = frames if frames.flags.writeable else frames.copy()  # decoded images can be read-only
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def windows_of(data: Dataset) -> tuple[ClipWindows, list[int]]:

@@ -99,6 +99,12 @@ class ScoreOutput:
         return iter((self.scores, self.maps))
 
 
+def scores_streams(model: Any) -> bool:
+    """Whether a model (or its class) scores video frame by frame with a state
+    (``score_sequence`` / ``stream``, e.g. motion_knn), rather than whole windows or images."""
+    return callable(getattr(model, "score_sequence", None))
+
+
 class AnomalyModel(nn.Module):
     """Base class of every model; see the module docstring for the contract."""
 

@@ -160,9 +160,10 @@ def model_options(s: VideoSettings, model: str) -> dict[str, Any]:
     (else ``CPU_OPTIONS`` for the 3-D models; a frame model such as motion_knn has its own
     defaults), then the user's options, which win (and are recorded: ``preset_departures``)."""
     from reconad.models import model_entry
+    from reconad.models.base import scores_streams
 
     recipe = s.recipe()
-    frame_model = hasattr(model_entry(model)[0], "video_clip_defaults")
+    frame_model = scores_streams(model_entry(model)[0])
     base = recipe.training if recipe is not None else {} if frame_model else CPU_OPTIONS
     return {**base, **s.options}
 

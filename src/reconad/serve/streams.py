@@ -37,13 +37,14 @@ def is_frame_run(path: str | Path) -> bool:
     """Whether the run's saved model is a frame model that scores streams (read from its
     config.json, without loading the model)."""
     from reconad.models import MODELS, model_entry
+    from reconad.models.base import scores_streams
 
     config = Path(path) / "model" / "config.json"
     try:
         name = json.loads(config.read_text()).get("model")
     except (OSError, ValueError, AttributeError):
         return False
-    return name in MODELS and hasattr(model_entry(name)[0], "score_sequence")
+    return name in MODELS and scores_streams(model_entry(name)[0])
 
 
 @dataclass
@@ -70,11 +71,11 @@ class StreamModel:
 
     def score(self, stream: str, data: bytes) -> dict[str, Any]:
         """Score one encoded frame as the next of ``stream``."""
-        from reconad.data.video import read_frame
+        from reconad.data.video import frames_tensor, read_frame
 
         channels, h, w = self.frame_size
         frame = read_frame(io.BytesIO(data), (h, w), channels, name="the frame")  # DataError: not an image
-        x = torch.from_numpy(np.array(frame)).permute(2, 0, 1)[None].float().div_(255.0)
+        x = frames_tensor(frame[None])
         model, threshold = self.detector.model_, self.detector.threshold_
         with self.lock:
             entry = self.streams.pop(stream, None) or self._new_stream()

@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from reconad.backbones import FeaturePyramid, build_backbone
 from reconad.data.records import Batch, ClipBatch, collate_clips
-from reconad.data.video import windows_of
+from reconad.data.video import frames_tensor, windows_of
 from reconad.engine import progress as bars
 from reconad.engine.step import OptimizerSpec
 from reconad.errors import DataError
@@ -240,4 +240,4 @@ class MotionKNN(AnomalyModel):
 def _clip_tensor(clip: Any, n: int, device: torch.device) -> torch.Tensor:
     """The first ``n`` frames of a ``Clip`` as (n, C, H, W) floats in [0, 1]."""
     frames = np.asarray(clip.frames[:n])
-    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0).to(device)
+    return frames_tensor(frames).to(device)
