@@ -14,6 +14,15 @@ SCHEDULERS = ("none", "cosine", "step")
 PRECISIONS = ("float32", "bfloat16", "auto")
 
 
+def int_list(name: str, value: Any, what: str = "integers") -> list[int]:
+    """``value`` as a list of ints; ConfigError naming the field (``what`` it should list) when
+    it is no list of numbers (e.g. ``--set layers=abc``)."""
+    try:
+        return [int(v) for v in value]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a list of {what}, got {value!r}") from None
+
+
 def check_types(
     obj: Any, integers: tuple[str, ...] = (), numbers: tuple[str, ...] = (), optional: tuple[str, ...] = ()
 ) -> None:

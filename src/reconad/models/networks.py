@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from reconad.engine.config import check_types
+from reconad.engine.config import check_types, int_list
 from reconad.errors import ConfigError
 from reconad.models.base import ModelConfig
 
@@ -57,10 +57,7 @@ class NetConfig(ModelConfig):
     def __post_init__(self) -> None:
         check_types(self, integers=("width", "min_size", "latent_dim"), optional=("latent_dim",))
         if self.input_shape is not None:
-            try:
-                self.input_shape = [int(v) for v in self.input_shape]
-            except (TypeError, ValueError):
-                raise ConfigError(f"input_shape must be a list of integers, got {self.input_shape!r}") from None
+            self.input_shape = int_list("input_shape", self.input_shape)
             if len(self.input_shape) not in (1, 3, 4) or min(self.input_shape) < 1:
                 raise ConfigError(
                     f"input_shape must be [D] (rows), [C, H, W] (images) or [C, T, H, W] (clips), got {self.input_shape}"
@@ -68,10 +65,7 @@ class NetConfig(ModelConfig):
             if len(self.input_shape) >= 3 and min(self.input_shape[-2:]) < 8:
                 raise ConfigError(f"images must be at least 8x8, got {self.input_shape[-2:]}")
         if self.hidden is not None:
-            try:
-                self.hidden = [int(h) for h in self.hidden]
-            except (TypeError, ValueError):
-                raise ConfigError(f"hidden must be a list of integers, got {self.hidden!r}") from None
+            self.hidden = int_list("hidden", self.hidden)
             if any(h < 1 for h in self.hidden):
                 raise ConfigError(f"hidden sizes must be >= 1, got {self.hidden}")
         if self.width < 4:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from reconad.engine.config import int_list
 from reconad.errors import ConfigError
 from reconad.models.gan import NORMS, GANConfig, check_choice, check_weights
 
@@ -49,10 +50,7 @@ class AAEConfig(GANConfig):
         check_choice("score", self.score, SCORES)
         check_choice("norm", self.norm, NORMS)
         if self.disc_hidden is not None:
-            try:
-                self.disc_hidden = [int(h) for h in self.disc_hidden]
-            except (TypeError, ValueError):
-                raise ConfigError(f"disc_hidden must be a list of integers, got {self.disc_hidden!r}") from None
+            self.disc_hidden = int_list("disc_hidden", self.disc_hidden)
             if not self.disc_hidden or min(self.disc_hidden) < 1:
                 raise ConfigError(f"disc_hidden must be one or more sizes >= 1, got {self.disc_hidden}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconad.engine.config import check_types
+from reconad.engine.config import check_types, int_list
 from reconad.errors import ConfigError
 from reconad.models.base import ModelConfig
 
@@ -45,10 +45,7 @@ class MotionKNNConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         check_types(self, integers=("bank_size", "smooth", "bank_seed"), numbers=("motion_weight", "ema"))
-        try:
-            self.offsets = [int(d) for d in self.offsets]
-        except (TypeError, ValueError):
-            raise ConfigError(f"offsets must be a list of frame distances, got {self.offsets!r}") from None
+        self.offsets = int_list("offsets", self.offsets, "frame distances")
         if not self.offsets or min(self.offsets) < 1:
             raise ConfigError(f"offsets must be frame distances >= 1, got {self.offsets}")
         if self.bank_size < 1:
@@ -60,10 +57,7 @@ class MotionKNNConfig(ModelConfig):
         if self.motion_weight < 0:
             raise ConfigError(f"motion_weight must be >= 0, got {self.motion_weight}")
         if self.layers is not None:
-            try:
-                self.layers = [int(x) for x in self.layers]
-            except (TypeError, ValueError):
-                raise ConfigError(f"layers must be a list of stage numbers, got {self.layers!r}") from None
+            self.layers = int_list("layers", self.layers, "stage numbers")
 
     @property
     def history(self) -> int:

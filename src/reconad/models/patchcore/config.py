@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconad.engine.config import check_types
+from reconad.engine.config import check_types, int_list
 from reconad.errors import ConfigError
 from reconad.models.base import ModelConfig
 
@@ -73,7 +73,4 @@ class PatchCoreConfig(ModelConfig):
         if self.blur_sigma < 0:
             raise ConfigError(f"blur_sigma must be >= 0, got {self.blur_sigma}")
         if self.layers is not None:
-            try:
-                self.layers = [int(x) for x in self.layers]
-            except (TypeError, ValueError):
-                raise ConfigError(f"layers must be a list of stage numbers, got {self.layers!r}") from None
+            self.layers = int_list("layers", self.layers, "stage numbers")
