@@ -100,12 +100,6 @@ class StreamModel:
         with self.lock:
             return self.streams.pop(stream, None) is not None
 
-    def describe(self) -> dict[str, Any]:
-        channels, h, w = self.frame_size
-        return {"name": self.name, "model": self.detector.model_name, "run": str(self.run), "kind": "video frames",
-                "frame_size": [h, w], "channels": channels, "threshold": self.detector.threshold_,
-                "streams": len(self.streams)}  # fmt: skip
-
 
 def load_stream_model(run: ServedRun, workers: int, threads: int) -> StreamModel:
     """Load a frame model's run for serving streams; ConfigError with more than one worker."""
