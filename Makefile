@@ -17,7 +17,7 @@ $(VENV)/.stamp-setup: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e ".[dev,serve,openvino,bench,video,hyperspectral]"
+	$(PIP) install --quiet -e ".[dev,serve,openvino,bench,video,hyperspectral,fast]"
 	touch $@
 
 # Real data for the one-class benchmark (never needed by the tests): Fashion-MNIST from

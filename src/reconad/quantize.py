@@ -145,7 +145,16 @@ def quantize_file(float_path: Path, target: Path, inputs: list[np.ndarray]) -> N
                 per_channel=True,
                 activation_type=QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
+                nodes_to_exclude=_distance_nodes(pre),
             )
+
+
+def _distance_nodes(path: Path) -> list[str]:
+    """The ``Gemm`` nodes of a graph: the nearest-neighbour distances (|b|^2 - 2 a.b, whose two
+    terms nearly cancel for a normal vector) stay in float, where 8 bits would lose them."""
+    import onnx
+
+    return [n.name for n in onnx.load(str(path), load_external_data=False).graph.node if n.op_type == "Gemm"]
 
 
 def _test_metrics(pipe: Pipeline, spec: Any, run: Path) -> dict[str, float | None]:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reconad.models.coreset import greedy_coreset
-from reconad.models.feature_maps import locally_aware_patches, pairwise_sq_distances
+from reconad.models.feature_maps import locally_aware_patches, nearest_sq_distances
 
 __all__ = ["NearestTerm", "patch_features", "pooled_features"]
 
@@ -70,10 +70,8 @@ class NearestTerm(nn.Module):
         if self.bank.shape[0] == 0:
             return vectors.new_zeros(vectors.shape[:-1], dtype=torch.float32)
         flat = vectors.reshape(-1, vectors.shape[-1]).float()
-        d = pairwise_sq_distances(flat, self.bank)
-        k = min(self.k, int(self.bank.shape[0]))
-        near = d.topk(k, dim=1, largest=False).values if k > 1 else d.min(dim=1, keepdim=True).values
-        return near.clamp_min(0).sqrt().mean(dim=1).reshape(vectors.shape[:-1])
+        near, _ = nearest_sq_distances(flat, self.bank, min(self.k, int(self.bank.shape[0])))
+        return near.sqrt().mean(dim=1).reshape(vectors.shape[:-1])
 
     @torch.no_grad()
     def fit_stats(self, values: torch.Tensor) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from reconad.models.feature_maps import nearest_sq_distances
+
 
 def frame_cells(encoder: torch.nn.Module, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Frames (N, C, H, W) in [0, 1] -> cells (N, D, h, w), every encoder level averaged onto the
@@ -44,11 +46,9 @@ def flat_cells(x: torch.Tensor) -> torch.Tensor:
 
 def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
     """Euclidean distance of each query row to its nearest bank row, ``chunk`` queries at a
-    time.  |q|^2 does not change which bank row is nearest, so it is added after the minimum:
-    the (chunk x bank) matrix is written once (one ``addmm``) and read once."""
-    bank_sq = (bank * bank).sum(1)
-    parts = [torch.addmm(bank_sq, q, bank.t(), alpha=-2.0).amin(1) + (q * q).sum(1) for q in queries.split(chunk)]
-    return torch.cat(parts).clamp_min(0.0).sqrt()
+    time (``nearest_sq_distances``)."""
+    parts = [nearest_sq_distances(q, bank)[0][:, 0] for q in queries.split(chunk)]
+    return torch.cat(parts).sqrt()
 
 
 def causal_ema(x: torch.Tensor, decay: float, last: float | None = None) -> torch.Tensor:

@@ -41,7 +41,7 @@ from reconad.errors import DataError
 from reconad.models.base import AnomalyModel, ScoreOutput
 from reconad.models.coreset import greedy_coreset
 from reconad.models.encoder_features import FeatureCache, encode_dataset
-from reconad.models.feature_maps import gaussian_blur, gaussian_kernel1d, locally_aware_patches, pairwise_sq_distances
+from reconad.models.feature_maps import gaussian_blur, gaussian_kernel1d, locally_aware_patches, nearest_sq_distances
 from reconad.models.patchcore.config import PatchCoreConfig
 
 #: stage indices at strides 8 and 16 per backbone family (the paper's layer2 + layer3)
@@ -123,8 +123,9 @@ class PatchCore(AnomalyModel):
         feats = self.patch_features(levels)
         b, h, w, dim = feats.shape
         patches = feats.reshape(b * h * w, dim)
-        best, idx = pairwise_sq_distances(patches, self.memory).min(dim=1)
+        best, idx = nearest_sq_distances(patches, self.memory)
         dist = best.sqrt().view(b, h * w)
+        idx = idx[:, 0]
         top = dist.argmax(dim=1)  # the most anomalous patch of each image
         s_star = dist.gather(1, top[:, None])[:, 0]
         k = min(self.config.num_neighbors, int(self.memory.shape[0]))
@@ -132,7 +133,7 @@ class PatchCore(AnomalyModel):
             return s_star, dist.view(b, h, w)
         flat_top = torch.arange(b, device=top.device) * (h * w) + top
         m_star = self.memory.index_select(0, idx.index_select(0, flat_top))  # (B, D)
-        neigh = pairwise_sq_distances(m_star, self.memory).topk(k, dim=1, largest=False).indices  # (B, k)
+        neigh = nearest_sq_distances(m_star, self.memory, k)[1]  # (B, k)
         test = patches.index_select(0, flat_top)  # (B, D)
         d = ((self.memory[neigh] - test[:, None, :]) ** 2).sum(-1).clamp_min(0).sqrt()  # (B, k); d[:, 0] is m*
         weight = 1.0 - torch.softmax(d, dim=1)[:, 0]
