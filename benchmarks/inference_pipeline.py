@@ -6,7 +6,8 @@ engine's own batch time, ``import reconad`` / ``reconad --help``, and a cold pre
 * engine: the run's pipeline (``reconad.inference.open_run``) on the N images already
   decoded and resized, in batches of the pipeline's batch size: the engine alone;
 * predict: the real ``reconad predict RUN DIR --out OUT --engine ENGINE --quiet`` over the
-  same N images as PNG files (decode, resize, score, p-value, ``scores.csv``, the overlay
+  same N images as PNG files (``--rounds``: engine, then predict, that many times; the
+  ratios are the medians over the rounds) (decode, resize, score, p-value, ``scores.csv``, the overlay
   PNGs ``--overlays`` asks for: all, flagged or none), whole command, and marginal (minus a run over 8 images: start-up);
 * ``python -c "import reconad"`` and ``python -m reconad --help``, and a cold predict of
   one image (whether it imported torch), ``repeats`` processes each, median wall time.
@@ -99,7 +100,7 @@ def _engines_only(run: Path, source: list[Path], n: int, engines: list[str]) -> 
 
 
 def _predict(run: Path, files: list[Path], engine: str, tmp: Path, overlays: str = "all") -> dict[str, Any]:
-    folder = tmp / "images"
+    folder = files[0].parent
     small = tmp / "small"
     small.mkdir()
     for f in files[:8]:
@@ -115,6 +116,23 @@ def _predict(run: Path, files: list[Path], engine: str, tmp: Path, overlays: str
         "seconds_marginal": sn - s8,
         "cpu_seconds_whole_command": cn,
         "cpu_seconds_marginal": cn - c8,
+    }
+
+
+def _round(args: argparse.Namespace, source: list[Path], files: list[Path], tmp: Path) -> dict[str, Any]:
+    """The engine alone, then predict, back to back: one round (rounds alternate the two, so
+    a machine whose speed drifts slows both alike)."""
+    tmp.mkdir()
+    engine = _engine_seconds(args.run, source, args.n, args.engine)
+    predict = _predict(args.run, files, args.engine, tmp, args.overlays)
+    scale = args.n / (args.n - 8)
+    return {
+        "engine_alone": engine,
+        "predict": predict,
+        "predict_over_engine": predict["seconds_whole_command"] / engine["seconds"],
+        "marginal_predict_over_engine": predict["seconds_marginal"] * scale / engine["seconds"],
+        "cpu_predict_over_engine": predict["cpu_seconds_whole_command"] / engine["cpu_seconds"],
+        "cpu_marginal_predict_over_engine": predict["cpu_seconds_marginal"] * scale / engine["cpu_seconds"],
     }
 
 
@@ -150,7 +168,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("images", type=Path, help="a folder of PNG images (cycled up to --n)")
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--engine", default="onnx")
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=5, help="processes per start-up figure (median)")
+    ap.add_argument("--rounds", type=int, default=1, help="engine-then-predict rounds (the ratios are medians)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--overlays", default="all", choices=("all", "flagged", "none"), help="predict's --overlays")
     ap.add_argument("--engines-only", default=None, help="comma-separated engines: engine times and parity only")
@@ -182,18 +201,12 @@ def main() -> None:
             files.append(tmp / "images" / f"{i:05d}.png")
             shutil.copyfile(source[i % len(source)], files[-1])
         result: dict[str, Any] = {"n_images": args.n, "image_source": str(args.images), "overlays": args.overlays}
-        result["engine_alone"] = _engine_seconds(args.run, source, args.n, args.engine)
-        result["predict"] = _predict(args.run, files, args.engine, tmp, args.overlays)
-        result["predict_over_engine"] = result["predict"]["seconds_whole_command"] / result["engine_alone"]["seconds"]
-        result["marginal_predict_over_engine"] = (
-            result["predict"]["seconds_marginal"] * args.n / (args.n - 8) / result["engine_alone"]["seconds"]
-        )
-        result["cpu_predict_over_engine"] = (
-            result["predict"]["cpu_seconds_whole_command"] / result["engine_alone"]["cpu_seconds"]
-        )
-        result["cpu_marginal_predict_over_engine"] = (
-            result["predict"]["cpu_seconds_marginal"] * args.n / (args.n - 8) / result["engine_alone"]["cpu_seconds"]
-        )
+        rounds = [_round(args, source, files, tmp / f"round{r}") for r in range(args.rounds)]
+        result["rounds"] = rounds
+        for key in rounds[0]:
+            if key.endswith("over_engine"):
+                result[key] = statistics.median(r[key] for r in rounds)
+        result["engine_alone"], result["predict"] = rounds[-1]["engine_alone"], rounds[-1]["predict"]
         result.update(_startup(args.run, files[0], args.engine, tmp, args.repeats))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "result.json").write_text(json.dumps(result, indent=2))
