@@ -25,7 +25,7 @@ from reconad.detector import Detector
 from reconad.protocols.measure import matmul_gflops
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
     ap.add_argument("options", nargs="?", default="{}", help="Detector options as JSON")
     ap.add_argument("--model", default="hfr")
@@ -33,7 +33,11 @@ def main() -> None:
     ap.add_argument("--image-size", type=int, default=256)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data", type=Path, required=True, help="folder for the generated bricks (made once)")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> None:
+    args = parser().parse_args()
     torch.set_num_threads(args.threads)
     print(f"matmul {matmul_gflops():.1f} GFLOP/s on {args.threads} thread(s)", flush=True)
     if not (args.data / "brick" / "train").exists():
