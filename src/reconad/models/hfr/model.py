@@ -57,11 +57,6 @@ class HFR(AnomalyModel):
     #: labelled anomalies (``fit(images, y)``, masks when given) train the deviation loss
     uses_labels: ClassVar[bool] = True
     presets: ClassVar[dict[str, dict[str, Any]]] = PRESETS
-    #: batches of 8 for 30 epochs: the same decoder FLOPs per epoch in twice the steps reach
-    #: a lower held-out loss on the training images than 16 for 40 (0.091 against 0.094),
-    #: in 0.82x the time, with no texture or tile mean lower by more than 0.002 over three
-    #: seeds (BENCHMARKS §15.8)
-    train_defaults: ClassVar[dict[str, Any]] = {"batch_size": 8, "epochs": 30}
     #: On CPU, scoring runs in micro-batches of at most this many input pixels (one
     #: 256 x 256 image; several smaller ones): the encoder's activations of a whole batch
     #: of 16 at 256 px (~100 MB) fall out of the caches, which made batch 16 slower per
