@@ -6,9 +6,10 @@ engine's own batch time, ``import reconad`` / ``reconad --help``, and a cold pre
 * engine: the run's pipeline (``reconad.inference.open_run``) on the N images already
   decoded and resized, in batches of the pipeline's batch size: the engine alone;
 * predict: the real ``reconad predict RUN DIR --out OUT --engine ENGINE --quiet`` over the
-  same N images as PNG files (``--rounds``: engine, then predict, that many times; the
-  ratios are the medians over the rounds) (decode, resize, score, p-value, ``scores.csv``, the overlay
+  same N images as PNG files (decode, resize, score, p-value, ``scores.csv``, the overlay
   PNGs ``--overlays`` asks for: all, flagged or none), whole command, and marginal (minus a run over 8 images: start-up);
+  ``--rounds`` times the engine and then predict that many times, and the ratios are the
+  medians over the rounds;
 * ``python -c "import reconad"`` and ``python -m reconad --help``, and a cold predict of
   one image (whether it imported torch), ``repeats`` processes each, median wall time.
 

@@ -245,7 +245,7 @@ def _fast_png(data: bytes) -> np.ndarray | None:
         return None
     try:
         arr = pyspng.load(data, format=fmt)
-    except Exception:
+    except Exception:  # pyspng raises bare RuntimeErrors on broken files: Pillow decodes it again and names the fault
         return None
     return arr[..., 0] if data[25] == _GREY_ALPHA else arr
 

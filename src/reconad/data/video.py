@@ -442,8 +442,9 @@ def is_clip_dataset(data: Any) -> bool:
 
 def frames_tensor(frames: np.ndarray) -> torch.Tensor:
     """uint8 frames (T, H, W, C) -> floats (T, C, H, W) in [0, 1], what the video models take."""
-    frames = frames if frames.flags.writeable else frames.copy()  # decoded images can be read-only
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+    # one copy at most: decoded images can be read-only, a slice of a clip strided
+    frames = np.require(frames, requirements=("C_CONTIGUOUS", "WRITEABLE"))
+    return torch.from_numpy(frames).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def windows_of(data: Dataset) -> tuple[ClipWindows, list[int]]:
